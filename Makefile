@@ -1,0 +1,31 @@
+# `make demo` and `make test` do all the set-up on a fresh machine: they create
+# .venv if it is missing and install renyicert (editable, so that its entry
+# points exist) before running anything.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.renyicert-installed
+
+.PHONY: demo test docs bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/renyicert demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W -b html docs docs/_build/html
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/solver.py
+
+clean:
+	rm -rf $(VENV) docs/_build build src/*.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,86 @@
+"""Argument checks shared by the public entry points.
+
+Every error names the bad value and what was expected; checks run where input
+enters the library so the numerical code below can assume valid arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["as_float_array", "check_scale", "check_probabilities", "is_torch"]
+
+
+def is_torch(value: Any) -> bool:
+    """Whether ``value`` is a ``torch.Tensor`` (without importing torch)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def as_float_array(value: Any, name: str) -> NDArray[np.float64]:
+    """``value`` (scalar, sequence, numpy array or torch tensor) as a float64 array."""
+    if is_torch(value):
+        value = value.detach().cpu().double().numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a real number or an array of them, got {value!r}") from error
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.floating)
+        or np.issubdtype(array.dtype, np.integer)
+        or np.issubdtype(array.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} must be real numbers, got dtype {array.dtype} ({value!r})")
+    return array.astype(np.float64, copy=False)
+
+
+def _first_bad(array: NDArray[np.float64], bad: NDArray[np.bool_]) -> float:
+    return float(array[bad].flat[0]) if array.ndim else float(array)
+
+
+def check_scale(scale: Any) -> float:
+    """``scale`` as a float, or ``ValueError`` unless it is finite and > 0."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
+        if is_torch(scale) and scale.numel() == 1:
+            scale = float(scale.item())
+        else:
+            raise TypeError(f"scale must be a real number, got {scale!r}")
+    scale = float(scale)
+    if not math.isfinite(scale) or scale <= 0.0:
+        raise ValueError(f"scale must be finite and > 0, got {scale!r}")
+    return scale
+
+
+def check_probabilities(
+    p1: Any, p2: Any
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Validate and broadcast ``(p1, p2)``.
+
+    Raises ``ValueError`` for NaN, values outside ``[0, 1]`` and ``p1 + p2 > 1``.
+    Where ``p2`` exceeds ``1 - p1`` by rounding only (the float sum is still
+    ``<= 1``), ``p2`` is replaced by ``1 - p1``: that is still a valid upper bound
+    on the runner-up whenever ``p1`` is a valid lower bound on the top class.
+    """
+    a = as_float_array(p1, "p1")
+    b = as_float_array(p2, "p2")
+    try:
+        a, b = np.broadcast_arrays(a, b)
+    except ValueError as error:
+        raise ValueError(
+            f"p1 and p2 must broadcast together, got shapes {np.shape(a)} and {np.shape(b)}"
+        ) from error
+    for name, array in (("p1", a), ("p2", b)):
+        bad = np.isnan(array) | (array < 0.0) | (array > 1.0)
+        if bad.any():
+            raise ValueError(f"{name} must be in [0, 1], got {_first_bad(array, bad)!r}")
+    over = a + b > 1.0
+    if over.any():
+        i = np.flatnonzero(over.ravel())[0]
+        raise ValueError(
+            "p1 + p2 must be <= 1, got "
+            f"p1={float(a.ravel()[i])!r} + p2={float(b.ravel()[i])!r} = {float(a.ravel()[i] + b.ravel()[i])!r}"
+        )
+    return a, np.minimum(b, 1.0 - a)

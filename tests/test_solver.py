@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import renyicert
+from renyicert import certified_radius, get_mechanism, pixeldp_radius, radius_at_order, tight_radius
+
+from .reference import radius as reference_radius
+
+GAUSSIAN = get_mechanism("gaussian", scale=1.0)
+LAPLACE = get_mechanism("laplace", scale=1.0)
+MECHANISMS = [GAUSSIAN, LAPLACE]
+
+# p1 in [0.5, 1 - 1e-12], p2 <= min(p1, 1 - p1): the accuracy domain of the issue.
+p1_values = st.one_of(
+    st.floats(0.5, 1 - 1e-12),
+    st.integers(1, 12).map(lambda k: 1 - 10.0**-k),
+    st.floats(1e-15, 1e-3).map(lambda e: 0.5 + e),
+)
+
+
+@st.composite
+def pairs(draw: st.DrawFn) -> tuple[float, float]:
+    p1 = draw(p1_values)
+    frac = draw(st.one_of(st.floats(0, 1), st.just(1.0), st.floats(1e-300, 1e-3)))
+    p2 = min(frac * min(p1, 1 - p1), 1 - p1)
+    return p1, p2
+
+
+REFERENCE_PAIRS = [
+    (0.5 + 1e-7, 0.5 - 1e-7),
+    (0.30001, 0.3),
+    (0.6, 0.4),
+    (0.6, 0.1),
+    (0.8, 0.2),
+    (0.9, 0.05),
+    (0.99, 0.01),
+    (0.999, 1e-300),
+    (1 - 1e-12, 1 - (1 - 1e-12)),
+    (1 - 1e-12, 1e-20),
+    (0.75, 0.0),
+    (0.5 + 1e-4, 1e-6),
+]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS, ids=lambda m: m.name)
+@pytest.mark.parametrize("p1,p2", REFERENCE_PAIRS)
+def test_radius_matches_50_digit_reference(mechanism: renyicert.Mechanism, p1: float, p2: float) -> None:
+    radius, alpha = certified_radius(mechanism, p1, p2)
+    expected = reference_radius(mechanism.name, p1, p2)
+    assert float(radius) == pytest.approx(expected, rel=1e-9, abs=0)
+    assert float(alpha) >= 1.0
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pair=pairs(), scale=st.floats(0.01, 10.0))
+def test_random_radius_matches_50_digit_reference(pair: tuple[float, float], scale: float) -> None:
+    p1, p2 = pair
+    assume(p1 > p2)
+    for mechanism in (get_mechanism("gaussian", scale=scale), get_mechanism("laplace", scale=scale)):
+        expected = reference_radius(mechanism.name, p1, p2, scale)
+        assert float(certified_radius(mechanism, p1, p2).radius) == pytest.approx(expected, rel=1e-9, abs=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pair=pairs(), bump=st.floats(0, 1))
+def test_radius_non_decreasing_in_p1(pair: tuple[float, float], bump: float) -> None:
+    p1, p2 = pair
+    larger = p1 + bump * (1 - p2 - p1)
+    for mechanism in MECHANISMS:
+        low, high = certified_radius(mechanism, [p1, larger], [p2, p2]).radius
+        assert high >= low * (1 - 1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(pair=pairs(), shrink=st.floats(0, 1))
+def test_radius_non_increasing_in_p2(pair: tuple[float, float], shrink: float) -> None:
+    p1, p2 = pair
+    smaller = p2 * shrink
+    for mechanism in MECHANISMS:
+        at_p2, at_smaller = certified_radius(mechanism, [p1, p1], [p2, smaller]).radius
+        assert at_smaller >= at_p2 * (1 - 1e-10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pair=pairs(), scale=st.floats(1e-3, 1e3), factor=st.floats(1e-2, 1e2))
+def test_radius_scales_linearly_with_noise_scale(pair: tuple[float, float], scale: float, factor: float) -> None:
+    p1, p2 = pair
+    for name in ("gaussian", "laplace"):
+        base = float(certified_radius(get_mechanism(name, scale=scale), p1, p2).radius)
+        scaled = float(certified_radius(get_mechanism(name, scale=scale * factor), p1, p2).radius)
+        assert scaled == pytest.approx(factor * base, rel=1e-10, abs=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(pair=pairs())
+def test_gaussian_renyi_radius_at_most_cohens(pair: tuple[float, float]) -> None:
+    p1, p2 = pair
+    renyi = float(certified_radius(GAUSSIAN, p1, p2).radius)
+    assert renyi <= float(tight_radius(GAUSSIAN, p1, p2)) * (1 + 1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(p1=p1_values)
+def test_laplace_renyi_radius_equals_tengs_when_p2_is_complement(p1: float) -> None:
+    p2 = 1 - p1
+    radius, alpha = certified_radius(LAPLACE, p1, p2)
+    assert float(radius) == pytest.approx(float(tight_radius(LAPLACE, p1, p2)), rel=1e-9, abs=0)
+    assert math.isinf(float(alpha)) or p1 == p2
+
+
+def test_laplace_beats_the_papers_alpha_grid() -> None:
+    rng = np.random.default_rng(0)
+    p1 = 0.5 + 0.5 * rng.random(2000) * (1 - 1e-9)
+    p2 = rng.random(2000) * (1 - p1)
+    ours = certified_radius(LAPLACE, p1, p2).radius
+    grid = np.max([radius_at_order(LAPLACE, p1, p2, a) for a in np.linspace(1.01, 2, 100)], axis=0)
+    assert np.all(ours >= grid)
+
+
+@pytest.mark.parametrize(
+    "p1,p2",
+    [(1 - 1e-15, 1e-300), (1 - 1e-15, 0.0), (1 - 1e-15, 1 - (1 - 1e-15)), (0.5 + 1e-16, 0.5 - 1e-16), (1e-300, 0.0)],
+)
+def test_extreme_inputs_give_finite_nonnegative_radii(p1: float, p2: float) -> None:
+    for mechanism in MECHANISMS:
+        radius, alpha = certified_radius(mechanism, p1, p2)
+        assert np.isfinite(radius) and radius >= 0
+        assert np.isnan(alpha) or alpha >= 1
+
+
+def test_alpha_near_one_and_near_infinity_are_reached() -> None:
+    # p2 = 0: B is flat in alpha, so the Gaussian's best order is the alpha -> 1 limit.
+    radius, alpha = certified_radius(GAUSSIAN, 0.9, 0.0)
+    assert float(alpha) == pytest.approx(1.0, abs=1e-9)
+    assert float(radius) == pytest.approx(math.sqrt(-2 * math.log(0.1)), rel=1e-12)
+    # p2 = 1 - p1: Laplace's best order is alpha = inf (Teng et al.'s bound).
+    assert math.isinf(float(certified_radius(LAPLACE, 0.9, 0.1).alpha))
+
+
+def test_ties_and_reversed_pairs_certify_nothing() -> None:
+    radius, alpha = certified_radius(GAUSSIAN, [0.5, 0.3, 0.2], [0.5, 0.3, 0.3])
+    assert np.all(radius == 0)
+    assert np.all(np.isnan(alpha))
+
+
+def test_p1_equal_one_is_an_infinite_certificate() -> None:
+    for mechanism in MECHANISMS:
+        radius, alpha = certified_radius(mechanism, 1.0, 0.0)
+        assert math.isinf(radius) and math.isinf(alpha)
+
+
+def test_near_ties_are_not_over_certified() -> None:
+    # Naive evaluation of B over-certifies these by up to 12x (DESIGN section 3).
+    for p1, p2 in [(0.5 + 1e-7, 0.5 - 1e-7), (0.30001, 0.3)]:
+        for mechanism in MECHANISMS:
+            expected = reference_radius(mechanism.name, p1, p2)
+            assert float(certified_radius(mechanism, p1, p2).radius) == pytest.approx(expected, rel=1e-9)
+
+
+def test_broadcasting_and_torch_inputs() -> None:
+    p1 = np.array([[0.9], [0.8]])
+    radius, alpha = certified_radius(GAUSSIAN, p1, np.array([0.02, 0.05, 0.1]))
+    assert radius.shape == alpha.shape == (2, 3)
+    tensor = certified_radius(GAUSSIAN, torch.tensor([0.9, 0.8]), 0.1).radius
+    assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float64
+    np.testing.assert_allclose(tensor.numpy(), certified_radius(GAUSSIAN, [0.9, 0.8], 0.1).radius)
+    empty = certified_radius(GAUSSIAN, np.array([]), np.array([]))
+    assert empty.radius.shape == (0,)
+
+
+def test_large_inputs_use_chunks_and_agree_with_small_ones() -> None:
+    rng = np.random.default_rng(3)
+    p1 = 0.5 + 0.5 * rng.random(70_000)
+    p2 = rng.random(70_000) * (1 - p1)
+    whole = certified_radius(LAPLACE, p1, p2).radius
+    part = certified_radius(LAPLACE, p1[-100:], p2[-100:]).radius
+    np.testing.assert_array_equal(whole[-100:], part)
+
+
+@pytest.mark.parametrize(
+    "p1,p2,message",
+    [
+        (1.2, 0.1, "p1 must be in [0, 1], got 1.2"),
+        (float("nan"), 0.1, "p1 must be in [0, 1], got nan"),
+        (0.9, -0.1, "p2 must be in [0, 1], got -0.1"),
+        (0.7, 0.4, "p1 + p2 must be <= 1"),
+        ([0.9, 0.8], [0.1, 0.1, 0.1], "must broadcast"),
+    ],
+)
+def test_bad_probabilities_raise_value_error_naming_the_value(p1, p2, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]").replace("+", r"\+")):
+        certified_radius(GAUSSIAN, p1, p2)
+
+
+def test_non_mechanism_and_non_numeric_inputs_raise_type_error() -> None:
+    with pytest.raises(TypeError, match="renyicert.Mechanism"):
+        certified_radius("gaussian", 0.9, 0.1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="p1 must be"):
+        certified_radius(GAUSSIAN, "high", 0.1)
+
+
+def test_radius_at_order_validates_alpha() -> None:
+    with pytest.raises(ValueError, match="alpha must be > 1, got 1.0"):
+        radius_at_order(GAUSSIAN, 0.9, 0.1, 1.0)
+    with pytest.raises(ValueError, match="max-divergence"):
+        radius_at_order(GAUSSIAN, 0.9, 0.1, math.inf)
+    assert float(radius_at_order(LAPLACE, 0.9, 0.1, math.inf)) == pytest.approx(math.log(5), rel=1e-14)
+
+
+def test_pixeldp_radius() -> None:
+    # sigma = sqrt(2 ln(1.25/delta)) L / eps: with eps capped at 1 the radius is sigma / sqrt(2 ln(1.25/delta)).
+    cap = 1.0 / math.sqrt(2 * math.log(1.25 / 1e-5))
+    assert float(pixeldp_radius(GAUSSIAN, 0.999, 0.001)) == pytest.approx(cap, rel=1e-14)
+    eps = float(pixeldp_radius(GAUSSIAN, 0.6, 0.3)) / cap
+    assert 0.6 == pytest.approx(math.exp(2 * eps) * 0.3 + (1 + math.exp(eps)) * 1e-5, rel=1e-12)
+    assert float(pixeldp_radius(GAUSSIAN, 0.5, 0.5)) == 0.0
+    with pytest.raises(ValueError, match="delta must be in"):
+        pixeldp_radius(GAUSSIAN, 0.9, 0.1, delta=0.0)
+
+
+def test_renyi_bound_beats_pixeldp_for_the_gaussian() -> None:
+    p1 = np.linspace(0.55, 0.9999, 50)
+    assert np.all(certified_radius(GAUSSIAN, p1, 1 - p1).radius > pixeldp_radius(GAUSSIAN, p1, 1 - p1))
