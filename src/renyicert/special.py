@@ -24,7 +24,7 @@ def expm1mx(z: ArrayLike) -> NDArray[np.float64]:
     --------
     >>> from renyicert.special import expm1mx
     >>> float(expm1mx(1e-8))
-    5.0000000166666665e-17
+    5.000000016666667e-17
     """
     z = np.asarray(z, dtype=np.float64)
     small = np.abs(z) < 0.5
