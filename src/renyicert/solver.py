@@ -42,6 +42,8 @@ _U_TOL = 1e-6
 _GOLDEN = 0.3819660112501051
 _CHUNK = 1 << 15
 _ROOT_ITERATIONS = 100
+#: Relative width in log r at which the generic root-find stops (a few ulps).
+_ROOT_TOL = 8e-16
 _NEWTON_ITERATIONS = 100
 
 
@@ -112,7 +114,7 @@ def _invert_divergence(
         take_hi = ~below & (s < hi)
         hi, ghi = np.where(take_hi, s, hi), np.where(take_hi, gs, ghi)
     prev_s, prev_g, cur_s, cur_g = s0, g0, s1, g1
-    active = np.flatnonzero(np.isinf(lo) | np.isinf(hi) | (hi - lo > 1e-13 * np.maximum(1.0, np.abs(lo))))
+    active = np.flatnonzero(np.isinf(lo) | np.isinf(hi) | (hi - lo > _ROOT_TOL * np.maximum(1.0, np.abs(lo))))
     side = np.zeros(idx.size, dtype=np.int8)  # Illinois: which end was kept last time
     for _ in range(_ROOT_ITERATIONS):
         if active.size == 0:
@@ -130,7 +132,7 @@ def _invert_divergence(
         free = cs - np.where(np.isfinite(cg), cg, np.sign(cg) * 10.0) / slope
         # Unbracketed steps move at least a little towards the missing end, so a
         # secant that lands on the root from one side still produces a bracket.
-        nudge = 0.5e-13 * np.maximum(1.0, np.abs(cs))
+        nudge = 0.5 * _ROOT_TOL * np.maximum(1.0, np.abs(cs))
         free = np.where(np.isinf(l), np.minimum(free, cs - nudge), np.maximum(free, cs + nudge))
         step = np.where(bracketed, regula, free)
         bad = ~np.isfinite(step) | (bracketed & ((step <= l) | (step >= h)))
@@ -151,7 +153,7 @@ def _invert_divergence(
         prev_s[active], prev_g[active] = cs, cg
         cur_s[active], cur_g[active] = step, gs
         l, h = lo[active], hi[active]
-        done = (np.isfinite(l) & np.isfinite(h) & (h - l <= 1e-13 * np.maximum(1.0, np.abs(l)))) | (gs == 0.0)
+        done = (np.isfinite(l) & np.isfinite(h) & (h - l <= _ROOT_TOL * np.maximum(1.0, np.abs(l)))) | (gs == 0.0)
         done |= np.isfinite(l) & (l > 745.0)  # r beyond e^745: the divergence never reaches the budget
         active = active[~done]
     if active.size:
