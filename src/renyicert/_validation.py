@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["as_float_array", "check_scale", "check_probabilities", "is_torch"]
+__all__ = ["as_float_array", "check_scale", "check_probabilities", "first_bad", "is_torch"]
 
 
 def is_torch(value: Any) -> bool:
@@ -37,7 +37,8 @@ def as_float_array(value: Any, name: str) -> NDArray[np.float64]:
     return array.astype(np.float64, copy=False)
 
 
-def _first_bad(array: NDArray[np.float64], bad: NDArray[np.bool_]) -> float:
+def first_bad(array: NDArray[np.float64], bad: NDArray[np.bool_]) -> float:
+    """The first element of ``array`` where ``bad`` holds (for error messages)."""
     return float(array[bad].flat[0]) if array.ndim else float(array)
 
 
@@ -75,7 +76,7 @@ def check_probabilities(
     for name, array in (("p1", a), ("p2", b)):
         bad = np.isnan(array) | (array < 0.0) | (array > 1.0)
         if bad.any():
-            raise ValueError(f"{name} must be in [0, 1], got {_first_bad(array, bad)!r}")
+            raise ValueError(f"{name} must be in [0, 1], got {first_bad(array, bad)!r}")
     over = a + b > 1.0
     if over.any():
         i = np.flatnonzero(over.ravel())[0]

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import as_float_array, check_scale, is_torch
+from ._validation import as_float_array, check_scale, first_bad, is_torch
 
 __all__ = ["Mechanism"]
 
@@ -163,10 +163,10 @@ class Mechanism:
         r = as_float_array(distance, "distance")
         bad = np.isnan(a) | (a < 1.0)
         if bad.any():
-            raise ValueError(f"alpha must be in [1, inf], got {float(a[bad].flat[0]) if a.ndim else float(a)!r}")
+            raise ValueError(f"alpha must be in [1, inf], got {first_bad(a, bad)!r}")
         bad = np.isnan(r) | (r < 0.0)
         if bad.any():
-            raise ValueError(f"distance must be >= 0, got {float(r[bad].flat[0]) if r.ndim else float(r)!r}")
+            raise ValueError(f"distance must be >= 0, got {first_bad(r, bad)!r}")
         a, r = np.broadcast_arrays(a, r)
         infinite = np.isinf(a)
         if infinite.any() and not self.has_max_divergence:

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import check_probabilities
+from ._validation import as_float_array, check_probabilities, first_bad
 from .bounds import PairBudget
 from .mechanism import Mechanism, _like
 
@@ -415,14 +415,12 @@ def radius_at_order(mechanism: Mechanism, p1: Any, p2: Any, alpha: Any) -> Any:
     >>> round(float(renyicert.radius_at_order(gaussian, 0.9, 0.1, 2.0)), 6)
     1.010768
     """
-    from ._validation import as_float_array
-
     mechanism = _check_mechanism(mechanism)
     a, b = check_probabilities(p1, p2)
     order = as_float_array(alpha, "alpha")
     bad = np.isnan(order) | (order <= 1.0)
     if bad.any():
-        raise ValueError(f"alpha must be > 1, got {float(order[bad].flat[0]) if order.ndim else float(order)!r}")
+        raise ValueError(f"alpha must be > 1, got {first_bad(order, bad)!r}")
     if np.isinf(order).any() and not mechanism.has_max_divergence:
         raise ValueError(f"alpha = inf needs the max-divergence, which {mechanism.name} does not provide")
     a, b, order = np.broadcast_arrays(a, b, order)
