@@ -71,3 +71,23 @@ def test_console_script_runs_as_a_process() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["renyi"] == pytest.approx(1.6094379124341003, rel=1e-12)
+
+
+def test_check_command_passes_for_a_builtin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "gaussian", "--quick", "--only", "laws", "--only", "closed-form"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "laws" in out and "norm-ball" not in out
+
+
+def test_check_command_exits_nonzero_on_failure(registered_mechanism, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from .bad_mechanisms import QuarterGaussian
+
+    registered_mechanism(QuarterGaussian)
+    assert main(["check", QuarterGaussian.name, "--quick", "--only", "closed-form", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["passed"] is False and data["checks"][0]["verdict"] == "fail"
+
+
+def test_check_command_reports_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "gaussian", "--only", "bogus"]) == 2
+    assert "unknown check" in capsys.readouterr().err

@@ -46,6 +46,14 @@ class Gaussian(renyicert.Mechanism):
         y = distance / self.scale
         return alpha * y * y / 2.0
 
+    def _symbolic_log_density(self, x: Any, scale: Any) -> Any:
+        import sympy
+
+        return -(x**2) / (2 * scale**2) - sympy.log(scale * sympy.sqrt(2 * sympy.pi))
+
+    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
+        return alpha * distance**2 / (2 * scale**2)
+
     def _radius_at(self, alpha: NDArray[np.float64], budget: NDArray[np.float64]) -> NDArray[np.float64]:
         return self.scale * np.sqrt(2.0 * budget / alpha)
 

@@ -54,6 +54,10 @@ class Laplace(renyicert.Mechanism):
         return torch.log1p(-two_abs).mul_(-self.scale).mul_(torch.sign(u))
 
     def _divergence(self, alpha: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # masked branches of np.where
+            return self._divergence_unmasked(alpha, distance)
+
+    def _divergence_unmasked(self, alpha: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
         y = distance / self.scale
         t = alpha - 1.0
         kl = expm1mx(-y)
@@ -67,6 +71,18 @@ class Laplace(renyicert.Mechanism):
         far = y + np.log1p(ts / (2.0 * alpha - 1.0) * np.expm1(-(2.0 * alpha - 1.0) * y)) / ts
         value = np.where(small, near, far)
         return np.where(t > 0.0, value, kl)
+
+    def _symbolic_log_density(self, x: Any, scale: Any) -> Any:
+        import sympy
+
+        return -sympy.Abs(x) / scale - sympy.log(2 * scale)
+
+    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
+        import sympy
+
+        y = distance / scale
+        mix = alpha / (2 * alpha - 1) * sympy.exp((alpha - 1) * y) + (alpha - 1) / (2 * alpha - 1) * sympy.exp(-alpha * y)
+        return sympy.log(mix) / (alpha - 1)
 
     def _divergence_slope(self, alpha: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
         """``dD/dy`` at ``y = distance / b``: ``alpha (1 - e^(-(2alpha-1) y)) / ((2alpha-1)(1 + c expm1(-(2alpha-1) y)))``."""

@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 from .bounds import renyi_budget
+from .checker import CheckReport, CheckResult, Verdict, check
 from .hookspecs import hookimpl
 from .mechanism import Mechanism
 from .registry import (
@@ -35,6 +36,8 @@ from .solver import RadiusResult, certified_radius, pixeldp_radius, radius_at_or
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckReport",
+    "CheckResult",
     "DuplicateMechanismError",
     "Mechanism",
     "MechanismInfo",
@@ -44,6 +47,7 @@ __all__ = [
     "UnknownMechanismError",
     "available_mechanisms",
     "certified_radius",
+    "check",
     "get_mechanism",
     "hookimpl",
     "pixeldp_radius",
@@ -52,4 +56,5 @@ __all__ = [
     "renyi_budget",
     "tight_radius",
     "unregister",
+    "Verdict",
 ]

@@ -16,6 +16,12 @@ checks) is derived.  Optional methods make the solver faster or tighter:
 inverse of the divergence in ``distance``), ``_radius_per_order`` (for
 divergences of the form ``alpha * rho(r)``: ``rho``'s inverse), ``_tight_radius`` (a tight
 certificate for comparison) and ``_pixeldp_radius``.
+
+Two optional methods let :func:`renyicert.check` verify the divergence from
+first principles: ``_symbolic_log_density(x, scale)`` (the log-density of one
+coordinate of product noise, as a sympy expression) and
+``_symbolic_divergence(alpha, distance, scale)`` (the closed form, as a sympy
+expression).
 """
 
 from __future__ import annotations
@@ -232,6 +238,29 @@ class Mechanism:
         self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float
     ) -> NDArray[np.float64]:
         """The PixelDP certificate at ``(p1, p2)``; optional, for comparison."""
+        raise NotImplementedError
+
+    # ------------------------------------------------ symbolic parts (checker)
+    @property
+    def has_density(self) -> bool:
+        """Whether ``_symbolic_log_density`` is provided (the checker derives the divergence from it)."""
+        return type(self)._symbolic_log_density is not Mechanism._symbolic_log_density
+
+    @property
+    def has_symbolic_divergence(self) -> bool:
+        """Whether ``_symbolic_divergence`` is provided (the checker tries to prove it equal to the derived one)."""
+        return type(self)._symbolic_divergence is not Mechanism._symbolic_divergence
+
+    def _symbolic_log_density(self, x: Any, scale: Any) -> Any:
+        """Log-density of **one coordinate** at scale ``scale``, a sympy expression in ``x`` and ``scale``.
+
+        Providing it declares the noise a product of independent coordinates
+        with this density, symmetric about 0; optional.
+        """
+        raise NotImplementedError
+
+    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
+        """The closed form of ``_divergence`` as a sympy expression in ``alpha > 1``, ``distance > 0`` and ``scale``; optional."""
         raise NotImplementedError
 
     def max_divergence(self, distance: Any) -> Any:

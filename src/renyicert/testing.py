@@ -1,0 +1,75 @@
+"""Tools for plugin authors' own test suites: hypothesis strategies and a one-call contract check.
+
+Examples
+--------
+In a plugin's ``tests/test_contract.py``::
+
+    from renyicert.testing import check_mechanism_contract
+    from my_plugin import MyMechanism
+
+    def test_my_mechanism_keeps_the_contract():
+        check_mechanism_contract(MyMechanism, quick=True)
+
+>>> import renyicert
+>>> from renyicert.testing import check_mechanism_contract
+>>> report = check_mechanism_contract("laplace", quick=True, checks=["closed-form"])
+>>> report.passed
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .checker import CheckReport, check
+from .strategies import distances, orders, probability_pairs, shift_vectors
+
+__all__ = [
+    "MechanismContractError",
+    "check_mechanism_contract",
+    "distances",
+    "orders",
+    "probability_pairs",
+    "shift_vectors",
+]
+
+
+class MechanismContractError(AssertionError):
+    """A mechanism failed :func:`check_mechanism_contract`; the message is the whole report."""
+
+    def __init__(self, report: CheckReport) -> None:
+        super().__init__(str(report))
+        self.report = report
+
+
+def check_mechanism_contract(
+    mechanism: Any,
+    *,
+    scale: float = 0.3,
+    quick: bool = True,
+    seed: int = 0,
+    checks: Sequence[str] | None = None,
+    allow_undecided: bool = True,
+) -> CheckReport:
+    """Run :func:`renyicert.check` and raise :class:`MechanismContractError` (an ``AssertionError``) on failure.
+
+    Parameters
+    ----------
+    mechanism
+        A mechanism instance, class or registered name.
+    scale, quick, seed, checks
+        As for :func:`renyicert.check`.
+    allow_undecided
+        With ``False``, a check that could not decide fails the contract too.
+
+    Returns
+    -------
+    CheckReport
+        The report, when the contract holds.
+    """
+    report = check(mechanism, scale=scale, quick=quick, seed=seed, checks=checks)
+    undecided = [r for r in report.results if r.verdict.value == "undecided"]
+    if not report.passed or (undecided and not allow_undecided):
+        raise MechanismContractError(report)
+    return report
