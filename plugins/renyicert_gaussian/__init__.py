@@ -34,6 +34,7 @@ class Gaussian(renyicert.Mechanism):
     """
 
     name = "gaussian"
+    fused_noise = "normal"
     norm = 2
 
     def _sample(self, shape: tuple[int, ...], generator: Any, dtype: Any, device: Any) -> Any:

@@ -42,6 +42,7 @@ class Laplace(renyicert.Mechanism):
     """
 
     name = "laplace"
+    fused_noise = "laplace"
     norm = 1
 
     def _sample(self, shape: tuple[int, ...], generator: Any, dtype: Any, device: Any) -> Any:

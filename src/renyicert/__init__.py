@@ -31,11 +31,14 @@ from .registry import (
     register,
     unregister,
 )
+from .smoothing import ABSTAIN, Certificate, Smoothed
 from .solver import RadiusResult, certified_radius, pixeldp_radius, radius_at_order, tight_radius
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ABSTAIN",
+    "Certificate",
     "CheckReport",
     "CheckResult",
     "DuplicateMechanismError",
@@ -44,6 +47,7 @@ __all__ = [
     "MechanismRegistry",
     "PluginLoadError",
     "RadiusResult",
+    "Smoothed",
     "UnknownMechanismError",
     "available_mechanisms",
     "certified_radius",

@@ -81,6 +81,12 @@ class Mechanism:
     name: ClassVar[str] = ""
     #: The norm the divergence is stated in: 1, 2, ``math.inf``, ...
     norm: ClassVar[float] = 2
+    #: Elementwise noise the fused sampler (:mod:`renyicert.sampling`) can draw:
+    #: ``"normal"`` (``scale * N(0, 1)``), ``"laplace"`` (``Laplace(0, scale)``) or
+    #: ``None``.  A mechanism may instead define ``_transform_uniform(u)``, noise
+    #: from uniforms ``u`` in ``(0, 1]`` in torch ops; with neither, the sampler
+    #: falls back to :meth:`sample`.
+    fused_noise: ClassVar[str | None] = None
 
     def __init__(self, scale: float) -> None:
         self._scale = check_scale(scale)

@@ -25,6 +25,7 @@ class GaussianL1(renyicert.Mechanism):
 
     name = "gaussian-l1"
     norm = 1
+    fused_noise = "normal"  # lets the fused batched sampler draw it: scale * N(0, 1)
 
     # Required: the sampler and the closed-form divergence.
     def _sample(self, shape: tuple[int, ...], generator: Any, dtype: Any, device: Any) -> torch.Tensor:

@@ -1,0 +1,85 @@
+"""Confidence bounds on class probabilities from Monte Carlo counts (scipy.stats, Clopper-Pearson).
+
+``top_two_bounds`` gives the pair ``(p1_lower, p2_upper)`` the certificate
+needs, holding together with probability at least ``1 - alpha``:
+
+``"complement"`` (Cohen et al. 2019)
+    ``p1_lower`` one-sided at level ``alpha``, ``p2_upper = 1 - p1_lower``.
+``"runner-up"``
+    Bonferroni: ``p1_lower`` at ``alpha / 2``, and an upper bound at
+    ``alpha / (2 (K - 1))`` on *every* other class, whose maximum is ``p2_upper``
+    (capped at ``1 - p1_lower``).  The runner-up is whichever class is largest,
+    so all ``K - 1`` need a bound; this is what PixelDP does.  Goodman and
+    Sison-Glaz intervals (statsmodels) are approximate and break at the edges,
+    so they are not offered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["P2_MODES", "clopper_pearson_lower", "clopper_pearson_upper", "top_two_bounds"]
+
+P2_MODES = ("runner-up", "complement")
+
+
+def clopper_pearson_lower(successes: Any, trials: Any, alpha: float) -> NDArray[np.float64]:
+    """One-sided ``1 - alpha`` Clopper-Pearson lower bound (``scipy.stats.beta``); 0 when ``successes == 0``.
+
+    Examples
+    --------
+    >>> from renyicert.confidence import clopper_pearson_lower
+    >>> round(float(clopper_pearson_lower(990, 1000, 0.001)), 5)
+    0.97604
+    """
+    from scipy.stats import beta
+
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bound = beta.ppf(alpha, k, n - k + 1.0)
+    return np.where(k > 0, bound, 0.0)
+
+
+def clopper_pearson_upper(successes: Any, trials: Any, alpha: float) -> NDArray[np.float64]:
+    """One-sided ``1 - alpha`` Clopper-Pearson upper bound (``scipy.stats.beta``); 1 when ``successes == trials``."""
+    from scipy.stats import beta
+
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bound = beta.ppf(1.0 - alpha, k + 1.0, n - k)
+    return np.where(k < n, bound, 1.0)
+
+
+def top_two_bounds(counts: Any, top: Any, alpha: float, p2: str = "runner-up") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(p1_lower, p2_upper)`` for each row of ``counts`` (``(inputs, classes)``) with top class ``top``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from renyicert.confidence import top_two_bounds
+    >>> p1, p2 = top_two_bounds(np.array([[900, 60, 40]]), np.array([0]), 0.001)
+    >>> bool(p1[0] < 0.9 < 0.06 + 0.04 + p1[0]), bool(0.06 < p2[0] < 1 - p1[0])
+    (True, True)
+    """
+    if p2 not in P2_MODES:
+        raise ValueError(f"p2 must be one of {P2_MODES}, got {p2!r}")
+    counts = np.asarray(counts, dtype=np.int64)
+    top = np.asarray(top, dtype=np.int64)
+    n = counts.sum(axis=1)
+    top_count = counts[np.arange(counts.shape[0]), top]
+    if p2 == "complement":
+        p1_lower = clopper_pearson_lower(top_count, n, alpha)
+        return p1_lower, 1.0 - p1_lower
+    classes = counts.shape[1]
+    p1_lower = clopper_pearson_lower(top_count, n, alpha / 2.0)
+    others = counts.copy()
+    others[np.arange(counts.shape[0]), top] = -1
+    # The bound is increasing in the count, so the largest other count gives the largest bound.
+    runner_up = np.max(others, axis=1) if classes > 1 else np.zeros_like(n)
+    p2_upper = clopper_pearson_upper(np.maximum(runner_up, 0), n, alpha / (2.0 * max(classes - 1, 1)))
+    return p1_lower, np.minimum(p2_upper, 1.0 - p1_lower)

@@ -1,0 +1,143 @@
+"""The fused sampler: the same noise on every path, independent of packing, with the right law."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import renyicert
+from renyicert.sampling import FusedSampler, noisy_rows_reference
+
+
+def _rows(inputs: int, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.arange(inputs).repeat_interleave(samples), torch.arange(samples).repeat(inputs)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "laplace"])
+def test_compiled_and_eager_paths_draw_the_same_noise(name: str) -> None:
+    mechanism = renyicert.get_mechanism(name, scale=0.7)
+    x = torch.rand(3, 1, 5, 7)
+    row_input, row_sample = _rows(3, 8)
+    seeds = torch.tensor([5, 6, 2**62 + 3])
+    eager = FusedSampler(mechanism, backend="eager").noisy(x, row_input, row_sample, seeds)
+    compiled = FusedSampler(mechanism, backend="compiled").noisy(x, row_input, row_sample, seeds)
+    assert torch.allclose(eager, compiled, atol=2e-6)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "laplace"])
+def test_noise_does_not_depend_on_packing(name: str) -> None:
+    mechanism = renyicert.get_mechanism(name, scale=0.3)
+    x = torch.rand(4, 10)
+    row_input, row_sample = _rows(4, 6)
+    seeds = torch.tensor([1, 2, 3, 4])
+    sampler = FusedSampler(mechanism, backend="eager")
+    together = sampler.noisy(x, row_input, row_sample, seeds)
+    shuffled = torch.randperm(row_input.shape[0])
+    apart = sampler.noisy(x, row_input[shuffled], row_sample[shuffled], seeds)
+    assert torch.equal(together[shuffled], apart)
+    alone = sampler.noisy(x[2:3], torch.zeros(6, dtype=torch.int64), torch.arange(6), seeds[2:3])
+    assert torch.equal(alone, together[12:18])
+
+
+@pytest.mark.parametrize("name,law", [("gaussian", stats.norm(scale=0.5)), ("laplace", stats.laplace(scale=0.5))])
+def test_fused_noise_has_the_mechanism_law(name: str, law: object) -> None:
+    mechanism = renyicert.get_mechanism(name, scale=0.5)
+    x = torch.zeros(1, 50_001)  # odd size: the last group of four is partial
+    noise = FusedSampler(mechanism, backend="compiled").noisy(x, torch.zeros(4, dtype=torch.int64), torch.arange(4), torch.tensor([99]))
+    values = noise.double().numpy()
+    assert stats.kstest(values.ravel(), law.cdf).pvalue > 1e-4  # type: ignore[attr-defined]
+    lanes = values[:, :50_000].reshape(-1, 4)
+    corr = np.corrcoef(lanes, rowvar=False)[np.triu_indices(4, 1)]
+    assert np.abs(corr).max() < 5 / np.sqrt(lanes.shape[0])  # the four lanes of one Philox call are independent
+    assert np.isfinite(values).all()
+
+
+def test_mechanism_without_elementwise_noise_is_rejected_by_the_fused_sampler() -> None:
+    from .bad_mechanisms import NoDensityGaussian
+
+    class Plain(NoDensityGaussian):
+        fused_noise = None
+
+    with pytest.raises(ValueError, match="no elementwise noise"):
+        FusedSampler(Plain(1.0))
+    with pytest.raises(ValueError, match="backend must be"):
+        FusedSampler(renyicert.get_mechanism("gaussian", scale=1.0), backend="cuda")
+
+
+TRITON_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["TRITON_INTERPRET"] = "1"   # before triton is imported
+    import torch, triton, triton.language as tl
+    import renyicert
+    from renyicert.philox import randint4x
+    from renyicert.sampling import FusedSampler
+
+    @triton.jit
+    def bits(out_ptr, seed, start, n, BLOCK: tl.constexpr):
+        i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        a, b, c, d = tl.randint4x(seed, i.to(tl.int64) + start)
+        m = i < n
+        tl.store(out_ptr + 4 * i, a.to(tl.int64) & 0xFFFFFFFF, mask=m)
+        tl.store(out_ptr + 4 * i + 1, b.to(tl.int64) & 0xFFFFFFFF, mask=m)
+        tl.store(out_ptr + 4 * i + 2, c.to(tl.int64) & 0xFFFFFFFF, mask=m)
+        tl.store(out_ptr + 4 * i + 3, d.to(tl.int64) & 0xFFFFFFFF, mask=m)
+
+    n, seed, start = 777, 2**40 + 12345, 2**32 - 100   # offsets cross 2**32
+    out = torch.zeros(4 * n, dtype=torch.int64)
+    bits[(triton.cdiv(n, 128),)](out, seed, start, n, BLOCK=128)
+    ours = torch.stack(randint4x(torch.tensor(seed), torch.arange(n) + start), 1).reshape(-1)
+    assert torch.equal(ours, out), "torch Philox differs from tl.randint4x"
+    compiled = torch.compile(lambda s, o: torch.stack(randint4x(s, o), 1).reshape(-1))
+    assert torch.equal(compiled(torch.tensor(seed), torch.arange(n) + start), out), "compiled Philox differs"
+
+    for name in ("gaussian", "laplace"):
+        mechanism = renyicert.get_mechanism(name, scale=0.5)
+        x = torch.rand(3, 2, 3, 7)   # 42 elements: a partial last group of four
+        row_input = torch.tensor([0, 2, 1, 2, 0])
+        row_sample = torch.tensor([0, 9, 3, 2**33, 1])
+        seeds = torch.tensor([3, 4, 2**50])
+        triton_out = FusedSampler(mechanism, backend="triton").noisy(x, row_input, row_sample, seeds)
+        eager_out = FusedSampler(mechanism, backend="eager").noisy(x, row_input, row_sample, seeds)
+        assert torch.allclose(triton_out, eager_out, atol=2e-6), (name, (triton_out - eager_out).abs().max())
+        assert torch.equal(triton_out[1] - x[2], FusedSampler(mechanism, backend="triton").noisy(x[2:], torch.tensor([0]), torch.tensor([9]), seeds[2:])[0] - x[2])
+    print("ok")
+    """
+)
+
+
+def test_triton_kernel_under_the_interpreter_matches_the_torch_sampler() -> None:
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    result = subprocess.run([sys.executable, "-c", TRITON_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("name", ["gaussian", "laplace"])
+def test_triton_on_cuda_matches_the_cpu_sampler(name: str) -> None:
+    mechanism = renyicert.get_mechanism(name, scale=0.5)
+    x = torch.rand(2, 3, 8, 8)
+    row_input, row_sample = _rows(2, 16)
+    seeds = torch.tensor([10, 11])
+    cpu = FusedSampler(mechanism, backend="eager").noisy(x, row_input, row_sample, seeds)
+    gpu = FusedSampler(mechanism).noisy(x.cuda(), row_input.cuda(), row_sample.cuda(), seeds.cuda())
+    assert torch.allclose(cpu, gpu.cpu(), atol=1e-5)
+
+
+def test_reference_matches_the_documented_counter_layout() -> None:
+    from renyicert.philox import randint4x
+
+    x = torch.zeros(1, 9)  # 3 groups of four
+    out = noisy_rows_reference(x, torch.tensor([0]), torch.tensor([2]), torch.tensor([77]), "laplace", 1.0)
+    bits = randint4x(torch.tensor(77), torch.tensor(2 * 3 + 1))  # element 5 = group 1, lane 1 of sample 2
+    a = int(bits[1])
+    magnitude = -np.log((np.float32(a >> 1) + np.float32(0.5)) * np.float32(2.0**-31))
+    assert float(out[0, 5]) == pytest.approx(-magnitude if a & 1 else magnitude, rel=1e-6)

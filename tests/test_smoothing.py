@@ -1,0 +1,176 @@
+"""The smoothing wrapper: sound on models with known probabilities, reproducible, strict about input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+import renyicert
+from renyicert import ABSTAIN, Smoothed
+
+
+def threshold_model() -> torch.nn.Module:
+    """Logits (x0, -x0): class 0 exactly when the first coordinate is positive."""
+    model = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+    return model
+
+
+@pytest.mark.parametrize(
+    "name,p_true",
+    [
+        ("gaussian", lambda x0, s: norm.cdf(x0 / s)),
+        ("laplace", lambda x0, s: 1.0 - 0.5 * math.exp(-x0 / s)),
+    ],
+)
+def test_certificates_are_sound_on_a_model_with_known_probabilities(name: str, p_true) -> None:  # type: ignore[no-untyped-def]
+    scale, x0, alpha, runs = 0.5, 0.4, 0.05, 300
+    p1 = p_true(x0, scale)
+    smoothed = Smoothed(threshold_model(), name, num_classes=2, scale=scale, input_shape=(2,), backend="eager", progress=False)
+    xs = torch.tensor([[x0, 0.0]]).repeat(runs, 1)
+    certificates = smoothed.certify(xs, n0=20, n=300, alpha=alpha, seed=1)
+    lower = np.array([c.p1_lower for c in certificates])
+    misses = int((lower > p1).sum())
+    # Each run covers with probability >= 1 - alpha: more than 2x the expected misses is a broken bound.
+    assert misses <= 2 * alpha * runs, misses
+    truth = float(renyicert.certified_radius(smoothed.mechanism, p1, 1 - p1).radius)
+    for c in certificates:
+        if c.p1_lower <= p1 and c.p2_upper >= 1 - p1:
+            assert c.radius <= truth * (1 + 1e-12)
+    assert all(c.label in (0, ABSTAIN) for c in certificates)
+    assert np.mean([c.radius for c in certificates]) > 0.2 * truth
+
+
+def test_batch_certification_equals_one_by_one_with_seed_plus_index() -> None:
+    smoothed = Smoothed(threshold_model(), "laplace", num_classes=2, scale=0.3, backend="eager", progress=False, batch_size=37)
+    xs = torch.tensor([[0.5, 0.0], [-0.2, 1.0], [0.05, 0.0]])
+    together = smoothed.certify(xs, n0=50, n=500, seed=11)
+    for i in range(3):
+        alone = smoothed.certify(xs[i], n0=50, n=500, seed=11 + i, batch_size=64)
+        assert (alone.counts, alone.label, alone.radius) == (together[i].counts, together[i].label, together[i].radius)
+
+
+def test_same_seed_same_certificate_and_generator_reproducible() -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=0.5, backend="eager", progress=False)
+    x = torch.tensor([0.3, 0.0])
+    a, b = smoothed.certify(x, n=400, seed=3), smoothed.certify(x, n=400, seed=3)
+    assert (a.counts, a.radius, a.p1_lower) == (b.counts, b.radius, b.p1_lower)
+    c = smoothed.certify(x, n=400, generator=torch.Generator().manual_seed(9))
+    d = smoothed.certify(x, n=400, generator=torch.Generator().manual_seed(9))
+    assert c.counts == d.counts
+    assert smoothed.certify(x, n=400, seed=4).counts != a.counts
+
+
+def test_abstains_on_the_decision_boundary() -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=0.5, backend="eager", progress=False)
+    x = torch.tensor([0.0, 0.0])
+    cert = smoothed.certify(x, n=1000, seed=0)
+    assert cert.label == ABSTAIN and cert.abstained and cert.radius == 0.0
+    assert smoothed.predict(x, n=1000, seed=0) == ABSTAIN
+    assert smoothed.predict(torch.tensor([2.0, 0.0]), n=200, seed=0) == 0
+
+
+def test_runner_up_bound_beats_the_complement_with_many_classes() -> None:
+    model = torch.nn.Linear(3, 4, bias=False)
+    with torch.no_grad():  # class 0 wins at x = (1, 0, 0); the rest share what is left
+        model.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [0, -1, -1]]))
+    smoothed = Smoothed(model, "gaussian", num_classes=4, scale=1.0, backend="eager", progress=False)
+    x = torch.tensor([2.0, 0.0, 0.0])
+    runner_up = smoothed.certify(x, n=5000, seed=0, p2="runner-up")
+    complement = smoothed.certify(x, n=5000, seed=0, p2="complement")
+    assert runner_up.counts == complement.counts
+    assert runner_up.radius > complement.radius > 0
+    tight = smoothed.certify(x, n=5000, seed=0, p2="complement", bound="tight")
+    assert tight.radius >= complement.radius and math.isnan(tight.order)
+
+
+def test_model_mode_is_eval_inside_and_restored_after() -> None:
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = threshold_model()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((self.training, torch.is_inference_mode_enabled()))
+            return self.inner(x)
+
+    model = Recorder().train()
+    Smoothed(model, "gaussian", num_classes=2, scale=0.5, backend="eager", progress=False).certify(torch.tensor([1.0, 0.0]), n0=10, n=10, seed=0)
+    assert model.training
+    assert seen and all(mode == (False, True) for mode in seen)
+
+
+def test_fallback_sampler_for_mechanisms_without_elementwise_noise() -> None:
+    from .bad_mechanisms import NoDensityGaussian
+
+    class Plain(NoDensityGaussian):
+        name = "plain-gaussian"
+        fused_noise = None
+
+    smoothed = Smoothed(threshold_model(), Plain(0.5), num_classes=2, progress=False)
+    a = smoothed.certify(torch.tensor([1.0, 0.0]), n=300, seed=5)
+    assert a.label == 0 and a.counts == smoothed.certify(torch.tensor([1.0, 0.0]), n=300, seed=5).counts
+
+
+def test_compile_falls_back_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no compiler here")
+
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=0.5, input_shape=(2,), compile=True, backend="eager", progress=False)
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(RuntimeWarning, match="compiling the model failed"):
+        cert = smoothed.certify(torch.tensor([1.0, 0.0]), n=200, seed=0)
+    reference = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=0.5, backend="eager", progress=False)
+    assert cert.counts == reference.certify(torch.tensor([1.0, 0.0]), n=200, seed=0).counts
+
+
+class _WrongOutput(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(x.shape[0], 3)
+
+
+class _NaNOutput(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.full((x.shape[0], 2), float("nan"))
+
+
+@pytest.mark.parametrize(
+    "make,call,error,match",
+    [
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5, input_shape=(2,)), lambda s: s.certify(torch.zeros(3)), ValueError, r"x has shape \(3,\); expected one input of shape \(2,\)"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.tensor([float("nan"), 0.0])), ValueError, "NaN or inf"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.tensor([1, 0])), TypeError, "floating-point"),
+        (lambda: Smoothed(_WrongOutput(), "gaussian", 2, scale=0.5, input_shape=(2,)), lambda s: s.certify(torch.zeros(2), n=10), ValueError, r"expected \(\d+, 2\)"),
+        (lambda: Smoothed(_NaNOutput(), "gaussian", 2, scale=0.5, input_shape=(2,)), lambda s: s.certify(torch.zeros(2), n=10), ValueError, "non-finite logits"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), n0=0), ValueError, "n0 must be a positive integer, got 0"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), n=-5), ValueError, "n must be a positive integer, got -5"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), batch_size=0), ValueError, "batch_size must be a positive integer, got 0"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), alpha=1.5), ValueError, r"alpha must be in \(0, 1\), got 1.5"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.predict(torch.zeros(2), n=10, alpha=0.0), ValueError, r"alpha must be in \(0, 1\), got 0.0"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), bound="cohen"), ValueError, "bound must be"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), p2="max"), ValueError, "p2 must be one of"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), seed=-1), ValueError, "seed must be a non-negative integer, got -1"),
+        (lambda: Smoothed(threshold_model().to("meta"), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2)), ValueError, "model is on meta but x is on cpu"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(make, call, error, match) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error, match=match):
+        call(make())
+
+
+def test_bad_construction_gets_a_clear_error() -> None:
+    with pytest.raises(renyicert.UnknownMechanismError, match="no-such"):
+        Smoothed(threshold_model(), "no-such", 2, scale=0.5)
+    with pytest.raises(ValueError, match="give scale="):
+        Smoothed(threshold_model(), "gaussian", 2)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        Smoothed(lambda x: x, "gaussian", 2, scale=0.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
+        Smoothed(threshold_model(), "gaussian", 0, scale=0.5)
