@@ -141,3 +141,18 @@ def test_reference_matches_the_documented_counter_layout() -> None:
     a = int(bits[1])
     magnitude = -np.log((np.float32(a >> 1) + np.float32(0.5)) * np.float32(2.0**-31))
     assert float(out[0, 5]) == pytest.approx(-magnitude if a & 1 else magnitude, rel=1e-6)
+
+
+def test_compiled_sampler_reuses_its_graph_across_scales_without_falling_back() -> None:
+    import warnings
+
+    x = torch.rand(2, 5)
+    rows = torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1])
+    seeds = torch.tensor([3, 4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback to the eager sampler warns
+        for scale in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.1):
+            mechanism = renyicert.get_mechanism("gaussian", scale=scale)
+            compiled = FusedSampler(mechanism, backend="compiled").noisy(x, *rows, seeds)
+            eager = FusedSampler(mechanism, backend="eager").noisy(x, *rows, seeds)
+            assert torch.allclose(compiled, eager, atol=2e-6), scale

@@ -103,13 +103,13 @@ def _write_rows(out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any, k
 
 # ------------------------------------------------------------------ Triton (CUDA)
 _TRITON_KERNELS: dict[str, Any] = {}
-_TRITON_LOCK = threading.Lock()
+_BUILD_LOCK = threading.Lock()
 
 
 def _triton_kernel() -> Any:
     """The Triton kernel, built on first use (after ``TRITON_INTERPRET`` is read), one per interpreter setting."""
     key = os.environ.get("TRITON_INTERPRET", "0")
-    with _TRITON_LOCK:
+    with _BUILD_LOCK:
         if key in _TRITON_KERNELS:
             return _TRITON_KERNELS[key]
         import triton
@@ -253,22 +253,30 @@ class FusedSampler:
         return out
 
     def _compiled_function(self, out: Any, x: Any) -> Any:
+        """The compiled writer for this (shape, dtype, device), or ``None`` when compilation is unavailable.
+
+        All samplers share one code object, so dynamo caches their graphs together:
+        the scale is passed as a tensor (not a guarded constant, so a new scale
+        reuses the graph) and our calls may recompile up to :data:`_RECOMPILE_LIMIT`
+        times (one per shape), without changing torch's global setting.
+        """
         key = (tuple(out.shape), tuple(x.shape), out.dtype, x.dtype, out.device.type)
         if key in self._compiled:
             return self._compiled[key]
         import torch
 
-        kind, scale, transform = self.kind, float(self.mechanism.scale), self._transform
+        kind, transform = self.kind, self._transform
+        scale = torch.tensor(float(self.mechanism.scale), dtype=torch.float32, device=out.device)
+        compiled_rows = _compiled_writer(kind, transform)
 
         def write_rows(o: Any, xs: Any, ri: Any, rs: Any, sd: Any) -> None:
-            _write_rows(o, xs, ri, rs, sd, kind, scale, transform)
+            with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
+                compiled_rows(o, xs, ri, rs, sd, scale)
 
         try:
-            compiled = torch.compile(write_rows, dynamic=False, fullgraph=True)
             probe = torch.empty_like(out)
-            n = out.shape[0]
-            zeros = torch.zeros(n, dtype=torch.int64, device=out.device)
-            compiled(probe, x, zeros, zeros, torch.zeros(x.shape[0], dtype=torch.int64, device=out.device))
+            zeros = torch.zeros(out.shape[0], dtype=torch.int64, device=out.device)
+            write_rows(probe, x, zeros, zeros, torch.zeros(x.shape[0], dtype=torch.int64, device=out.device))
         except Exception as error:  # no C++ compiler, unsupported platform, ...
             if not FusedSampler._warned_fallback:
                 warnings.warn(
@@ -278,9 +286,29 @@ class FusedSampler:
                     stacklevel=3,
                 )
                 FusedSampler._warned_fallback = True
-            compiled = None
-        self._compiled[key] = compiled
-        return compiled
+            self._compiled[key] = None
+            return None
+        self._compiled[key] = write_rows
+        return write_rows
+
+
+#: Recompilations allowed for the sampler's one code object (each new buffer shape is one).
+_RECOMPILE_LIMIT = 64
+_COMPILED_WRITERS: dict[tuple[str, Any], Any] = {}
+
+
+def _compiled_writer(kind: str, transform: Callable[[Any], Any] | None) -> Any:
+    """``torch.compile`` of the row writer for one noise kind (and transform), built once per process."""
+    key = (kind, transform)
+    with _BUILD_LOCK:
+        if key not in _COMPILED_WRITERS:
+            import torch
+
+            def write_rows(o: Any, xs: Any, ri: Any, rs: Any, sd: Any, scale: Any) -> None:
+                _write_rows(o, xs, ri, rs, sd, kind, scale, transform)
+
+            _COMPILED_WRITERS[key] = torch.compile(write_rows, dynamic=False, fullgraph=True)
+        return _COMPILED_WRITERS[key]
 
 
 def philox_seeds(seed: int, count: int) -> list[int]:
