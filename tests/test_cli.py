@@ -52,13 +52,13 @@ def test_errors_go_to_stderr_with_exit_code_2(argv: list[str], message: str, cap
 
 
 def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--help"], ["radius", "--help"], ["mechanisms", "--help"], ["demo", "--help"]):
+    for argv in (["--help"], ["radius", "--help"], ["mechanisms", "--help"], ["table", "--help"], ["demo", "--help"], ["train", "--help"], ["certify", "--help"], ["attack", "--help"], ["report", "--help"]):
         assert main(argv) == 0
         assert "usage:" in capsys.readouterr().out
 
 
-def test_demo_prints_the_radius_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+def test_table_prints_the_radius_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["table"]) == 0
     out = capsys.readouterr().out
     assert "gaussian (l2), scale 0.25" in out and "laplace (l1), scale 0.5" in out
     assert "pixeldp" in out and "tight" in out

@@ -1,8 +1,11 @@
 """The ``renyicert`` command line.
 
 ``renyicert mechanisms`` lists the discovered plugins; ``renyicert radius``
-computes certified radii; ``renyicert demo`` prints a table of radii for the
-built-in mechanisms under every bound.  Errors go to stderr with exit code 2.
+computes certified radii; ``renyicert table`` prints a table of radii for the
+built-in mechanisms under every bound; ``renyicert check`` verifies a plugin.
+The workflow commands (``train``, ``certify``, ``attack``, ``report`` and
+``demo``, the main job) live in :mod:`renyicert.workflow_cli`.  Errors go to
+stderr with exit code 2.
 """
 
 from __future__ import annotations
@@ -136,7 +139,7 @@ def _cmd_radius(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_table(args: argparse.Namespace) -> int:
     p1_values = [0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999]
     mechanisms = [("gaussian", 0.25), ("gaussian", 0.5), ("laplace", 0.25), ("laplace", 0.5)]
     rows = radius_table(mechanisms, p1_values, delta=args.delta)
@@ -189,9 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--json", action="store_true", help="print the report as one JSON object")
     chk.set_defaults(func=_cmd_check)
 
-    demo = sub.add_parser("demo", help="print a table of certified radii for the built-in mechanisms", description="The main job on the embedded default: a table of certified radii for both built-in mechanisms under every bound.")
-    demo.add_argument("--delta", type=float, default=1e-5, help="delta of the PixelDP bound (default: 1e-5)")
-    demo.set_defaults(func=_cmd_demo)
+    table = sub.add_parser("table", help="print a table of certified radii for the built-in mechanisms", description="A table of certified radii for both built-in mechanisms under every bound, with p2 = 1 - p1.")
+    table.add_argument("--delta", type=float, default=1e-5, help="delta of the PixelDP bound (default: 1e-5)")
+    table.set_defaults(func=_cmd_table)
+
+    from .workflow_cli import add_workflow_commands
+
+    add_workflow_commands(sub)
     return parser
 
 
@@ -206,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(stop.code, file=sys.stderr)
             return 2
         return int(stop.code or 0)
-    except (ValueError, TypeError, ImportError) as error:
+    except (ValueError, TypeError, ImportError, OSError) as error:
         print(f"renyicert: error: {error}", file=sys.stderr)
         return 2
 

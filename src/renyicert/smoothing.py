@@ -84,6 +84,10 @@ def _check_alpha(alpha: Any) -> float:
     return float(alpha)
 
 
+def _next_power_of_two(value: int) -> int:
+    return 1 << max(int(value) - 1, 0).bit_length()
+
+
 class Smoothed:
     """The smoothed classifier ``g(x) = argmax_c P(f(x + noise) = c)`` of a torch model.
 
@@ -222,25 +226,33 @@ class Smoothed:
     def _build_compiled_model(self) -> Any:
         import torch
 
+        eager = self.model
         try:
             model = copy.deepcopy(self.model).eval()
             channels_last = self.input_shape is not None and len(self.input_shape) == 3
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
-            compiled = torch.compile(model)
+            # Static shapes: one compilation per batch shape (the sampler keeps the shape fixed).
+            compiled = torch.compile(model, dynamic=False)
+        except Exception as error:
+            return self._compile_failed(error)
 
-            def run(batch: Any) -> Any:
+        def run(batch: Any) -> Any:
+            if not self._compile:
+                return eager(batch)
+            try:
                 with torch._inductor.config.patch(freezing=True):
                     return compiled(batch.contiguous(memory_format=torch.channels_last) if channels_last else batch)
+            except Exception as error:  # compilation happens on the first call of each shape
+                return self._compile_failed(error)(batch)
 
-            probe = torch.zeros((2, *self.input_shape), device=self._device() or "cpu")
-            with torch.inference_mode():
-                run(probe)
-            return run
-        except Exception as error:
-            warnings.warn(f"renyicert: compiling the model failed ({type(error).__name__}: {error}); using the eager model", RuntimeWarning, stacklevel=3)
-            self._compile = False
-            return self.model
+        return run
+
+    def _compile_failed(self, error: Exception) -> Any:
+        warnings.warn(f"renyicert: compiling the model failed ({type(error).__name__}: {error}); using the eager model", RuntimeWarning, stacklevel=4)
+        self._compile = False
+        self._compiled_model = None
+        return self.model
 
     # --------------------------------------------------------------- counting
     def _seeds(self, count: int, seed: int | None, generator: Any) -> Any:
@@ -267,7 +279,13 @@ class Smoothed:
         row_sample_all = torch.arange(samples, device=device).repeat(inputs) + first_sample
         seeds = seeds.to(device)
         counts = torch.zeros(inputs * self.num_classes, dtype=torch.int64, device=device)
-        rows = min(batch_size, total)
+        # Few distinct shapes, so few compilations of the sampler (and of a compiled model):
+        # the buffer's rows and the inputs are padded to powers of two; padding is never counted.
+        rows = min(batch_size, _next_power_of_two(total))
+        padded = _next_power_of_two(inputs)
+        if padded > inputs:
+            x = torch.cat([x, x[:1].expand(padded - inputs, *x.shape[1:])])
+            seeds = torch.cat([seeds, seeds[:1].expand(padded - inputs)])
         buffer = torch.empty((rows, *x.shape[1:]), dtype=x.dtype, device=device)
         runner = self._runner()
         for start in range(0, total, rows):
@@ -320,13 +338,10 @@ class Smoothed:
         """
         from scipy.stats import binomtest
 
-        n = _check_positive_int(n, "n")
         alpha = _check_alpha(alpha)
-        batch_size = self.batch_size if batch_size is None else _check_positive_int(batch_size, "batch_size")
-        batch, single = self._as_batch(x)
-        seeds = self._seeds(batch.shape[0], seed, generator)
-        with self._evaluation(), self._progress_bar(batch.shape[0] * n, "predict") as bar:
-            counts = self._counts(batch, n, 0, seeds, batch_size, bar)
+        counts = self.class_counts(x, n, batch_size=batch_size, seed=seed, generator=generator)
+        single = counts.ndim == 1
+        counts = counts.reshape(-1, self.num_classes)
         labels = []
         for row in counts:
             order = np.argsort(row, kind="stable")[::-1]
@@ -334,6 +349,30 @@ class Smoothed:
             significant = binomtest(top, top + second, 0.5).pvalue <= alpha if top + second > 0 else False
             labels.append(int(order[0]) if significant else ABSTAIN)
         return labels[0] if single else labels
+
+    def class_counts(
+        self, x: Any, n: int, *, batch_size: int | None = None, seed: int | None = None, generator: Any = None
+    ) -> Any:
+        """How often the model picks each class over ``n`` noisy copies: ``(num_classes,)`` for one input, ``(B, num_classes)`` for a batch.
+
+        The majority vote ``class_counts(x, n).argmax(-1)`` is the Monte Carlo
+        estimate of the smoothed prediction without abstention.  Copies are drawn
+        as in :meth:`predict` (the same seed gives the same counts).
+
+        Examples
+        --------
+        >>> import torch, renyicert
+        >>> smoothed = renyicert.Smoothed(torch.nn.Linear(2, 3), "laplace", num_classes=3, scale=0.5, progress=False)
+        >>> smoothed.class_counts(torch.zeros(4, 2), n=100, seed=0).sum(axis=1).tolist()
+        [100, 100, 100, 100]
+        """
+        n = _check_positive_int(n, "n")
+        batch_size = self.batch_size if batch_size is None else _check_positive_int(batch_size, "batch_size")
+        batch, single = self._as_batch(x)
+        seeds = self._seeds(batch.shape[0], seed, generator)
+        with self._evaluation(), self._progress_bar(batch.shape[0] * n, "count") as bar:
+            counts = self._counts(batch, n, 0, seeds, batch_size, bar)
+        return counts[0] if single else counts
 
     def certify(
         self,

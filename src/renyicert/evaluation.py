@@ -1,0 +1,240 @@
+"""Certify a whole dataset, and certified accuracy as a function of the radius (tables and plots).
+
+:func:`certify_dataset` writes one record per input as it is produced (JSONL,
+flushed and fsynced; see :mod:`renyicert.records`) and, with ``resume=True``,
+skips the inputs already recorded.  Every bound is computed from the *same*
+counts and the same ``(p1_lower, p2_upper)``, so the curves compare bounds,
+not Monte Carlo luck.  A record holds:
+
+``index``, ``label``, ``prediction`` (``-1`` = abstain), ``correct``,
+``radius_renyi``, ``radius_tight``, ``radius_pixeldp`` (``null`` where the
+mechanism has no such bound), ``p1_lower``, ``p2_upper``, ``alpha`` (the
+Rényi order attaining ``radius_renyi``), ``counts``, ``n0``, ``n``, ``seconds``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .data import LabelledData, as_labelled_data
+from .records import RecordWriter, read_records
+from .smoothing import Smoothed
+
+__all__ = ["BOUNDS", "certified_accuracy", "certify_dataset", "plot_certified_accuracy", "radius_grid", "write_csv"]
+
+BOUNDS = ("renyi", "tight", "pixeldp")
+BOUND_LABELS = {"renyi": "Rényi (Li et al. 2019)", "tight": "tight (Cohen 2019 / Teng 2020)", "pixeldp": "PixelDP (Lecuyer 2019)"}
+
+
+def _bound_radii(smoothed: Smoothed, p1: NDArray[np.float64], p2: NDArray[np.float64], certified: NDArray[np.bool_]) -> dict[str, Any]:
+    from .solver import pixeldp_radius, tight_radius
+
+    mechanism = smoothed.mechanism
+    p1c, p2c = np.where(certified, p1, 1.0), np.where(certified, p2, 0.0)
+    radii: dict[str, Any] = {"tight": None, "pixeldp": None}
+    if mechanism.has_tight_radius:
+        radii["tight"] = np.where(certified, np.asarray(tight_radius(mechanism, p1c, p2c), dtype=np.float64), 0.0)
+    if mechanism.has_pixeldp_radius:
+        radii["pixeldp"] = np.where(certified, np.asarray(pixeldp_radius(mechanism, p1c, p2c), dtype=np.float64), 0.0)
+    return radii
+
+
+def certify_dataset(
+    smoothed: Smoothed,
+    data: LabelledData | Any,
+    path: str | Path | None = None,
+    *,
+    n0: int = 100,
+    n: int = 10_000,
+    alpha: float = 0.001,
+    seed: int = 0,
+    inputs_per_call: int = 32,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Certify every input of ``data``; input ``i`` is certified with seed ``seed + i``.
+
+    Parameters
+    ----------
+    smoothed
+        The smoothed classifier.
+    data
+        :class:`~renyicert.data.LabelledData` (or a Dataset / ``(x, y)`` pair).
+    path
+        JSONL file the records are appended to as they are produced (``None``: keep them in memory only).
+    inputs_per_call
+        Inputs certified together (their noisy copies are packed into the same model batches).
+    resume
+        Keep the records already in ``path`` (cutting off a torn last line) and certify only the rest.
+
+    Returns
+    -------
+    list of dict
+        All records, ordered by index.
+
+    Examples
+    --------
+    >>> import torch, renyicert
+    >>> from renyicert.data import load_digits
+    >>> from renyicert.evaluation import certify_dataset
+    >>> from renyicert.models import DigitsMLP
+    >>> _, test = load_digits()
+    >>> smoothed = renyicert.Smoothed(DigitsMLP(), "gaussian", 10, scale=0.25, progress=False)
+    >>> records = certify_dataset(smoothed, test.subset(3), n0=20, n=200, progress=False)
+    >>> [r["index"] for r in records], sorted(records[0])[:4]
+    ([0, 1, 2], ['alpha', 'correct', 'counts', 'index'])
+    """
+    from tqdm.auto import tqdm
+
+    data = as_labelled_data(data)
+    if data.num_classes != smoothed.num_classes:
+        raise ValueError(f"the data has {data.num_classes} classes but the smoothed model scores {smoothed.num_classes}")
+    if isinstance(inputs_per_call, bool) or not isinstance(inputs_per_call, int) or inputs_per_call <= 0:
+        raise ValueError(f"inputs_per_call must be a positive integer, got {inputs_per_call!r}")
+    done: dict[int, dict[str, Any]] = {}
+    if path is not None and resume:
+        found = read_records(path, repair=True)
+        if found.torn_line:
+            import warnings
+
+            warnings.warn(f"renyicert: {path}: cut off a torn last line left by an interrupted run", RuntimeWarning, stacklevel=2)
+        done = {int(r["index"]): r for r in found.records}
+    elif path is not None and Path(path).exists() and Path(path).stat().st_size > 0:
+        raise ValueError(f"{str(path)!r} already holds records; pass resume=True (CLI: --resume) to continue it, or choose a new file")
+    todo = [i for i in range(len(data)) if i not in done]
+    writer = RecordWriter(path) if path is not None else None
+    device = next((p.device for p in smoothed.model.parameters()), None)
+    try:
+        with tqdm(total=len(todo), desc="certify dataset", unit="input", disable=None if progress is None else not progress, leave=False) as bar:
+            start = 0
+            while start < len(todo):
+                # A run of consecutive indices, so that seed + i is input i's seed.
+                stop = start + 1
+                while stop < len(todo) and stop - start < inputs_per_call and todo[stop] == todo[stop - 1] + 1:
+                    stop += 1
+                first = todo[start]
+                x = data.x[first : first + (stop - start)]
+                if device is not None:
+                    x = x.to(device)
+                certificates = smoothed.certify(x, n0=n0, n=n, alpha=alpha, seed=seed + first)
+                p1 = np.array([c.p1_lower for c in certificates])
+                p2 = np.array([c.p2_upper for c in certificates])
+                certified = np.array([not c.abstained for c in certificates])
+                extra = _bound_radii(smoothed, p1, p2, certified)
+                for offset, cert in enumerate(certificates):
+                    index = first + offset
+                    label = int(data.y[index])
+                    record = {
+                        "index": index,
+                        "label": label,
+                        "prediction": cert.label,
+                        "correct": cert.label == label,
+                        "radius_renyi": cert.radius,
+                        "radius_tight": None if extra["tight"] is None else float(extra["tight"][offset]),
+                        "radius_pixeldp": None if extra["pixeldp"] is None else float(extra["pixeldp"][offset]),
+                        "p1_lower": cert.p1_lower,
+                        "p2_upper": cert.p2_upper,
+                        "alpha": None if math.isnan(cert.order) else cert.order,
+                        "counts": list(cert.counts),
+                        "n0": n0,
+                        "n": n,
+                        "seconds": cert.seconds,
+                    }
+                    done[index] = record
+                    if writer is not None:
+                        writer.write(record)
+                bar.update(stop - start)
+                start = stop
+    finally:
+        if writer is not None:
+            writer.close()
+    return [done[i] for i in sorted(done)]
+
+
+def certified_accuracy(records: Sequence[dict[str, Any]], radii: Sequence[float] | NDArray[np.float64], bound: str = "renyi") -> NDArray[np.float64]:
+    """Fraction of records predicted correctly *and* certified at radius ``>= r``, for each ``r`` in ``radii``.
+
+    At ``r = 0`` this is the smoothed classifier's clean accuracy (abstentions count as wrong).
+
+    Examples
+    --------
+    >>> from renyicert.evaluation import certified_accuracy
+    >>> records = [{"correct": True, "radius_renyi": 0.5}, {"correct": True, "radius_renyi": 0.1}, {"correct": False, "radius_renyi": 0.0}]
+    >>> certified_accuracy(records, [0.0, 0.2, 1.0]).round(3).tolist()
+    [0.667, 0.333, 0.0]
+    """
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
+    radii = np.asarray(radii, dtype=np.float64)
+    if not records:
+        return np.zeros_like(radii)
+    key = f"radius_{bound}"
+    if any(r.get(key) is None for r in records):
+        raise ValueError(f"the records have no {bound!r} radius (the mechanism offers no such bound)")
+    correct = np.array([bool(r["correct"]) for r in records])  # an abstention is never correct
+    radius = np.array([float(r[key]) for r in records])
+    return (correct[None, :] & (radius[None, :] >= radii[:, None])).mean(axis=1)
+
+
+def radius_grid(records: Sequence[dict[str, Any]], points: int = 9, bound: str = "renyi") -> NDArray[np.float64]:
+    """``points`` evenly spaced radii from 0 to the largest certified radius of ``bound`` (rounded to 3 digits)."""
+    largest = max((float(r[f"radius_{bound}"] or 0.0) for r in records if r["correct"]), default=0.0)
+    return np.unique(np.round(np.linspace(0.0, largest, points), 3))
+
+
+def plot_certified_accuracy(
+    curves: dict[str, tuple[Any, Any]],
+    path: str | Path,
+    *,
+    title: str,
+    norm: str,
+    empirical: dict[str, tuple[Any, Any]] | None = None,
+) -> Path:
+    """Plot certified accuracy against radius, one line per entry of ``curves`` (``label -> (radii, accuracies)``), to a PNG.
+
+    ``empirical`` adds dashed lines with markers (``label -> (eps, robust accuracy)``),
+    the ``i``-th in the colour of the ``i``-th curve.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.0, 4.5), dpi=120)
+    for i, (label, (radii, accuracy)) in enumerate(curves.items()):
+        axes.step(radii, accuracy, where="post", label=label, linewidth=1.8, color=f"C{i}")
+    for i, (label, (eps, accuracy)) in enumerate((empirical or {}).items()):  # the i-th empirical line pairs with the i-th curve
+        axes.plot(eps, accuracy, linestyle="--", marker="o", markersize=4, label=label, color=f"C{i}")
+    axes.set_xlabel(f"radius ({norm} norm, in input units: pixels scaled to [0, 1])")
+    axes.set_ylabel("accuracy on the test set")
+    axes.set_ylim(0.0, 1.02)
+    axes.set_xlim(left=0.0)
+    axes.grid(True, alpha=0.3)
+    axes.set_title(title)
+    axes.legend(fontsize=8, loc="lower left")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def write_csv(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write records as CSV (``counts`` joined with spaces)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["index", "label", "prediction", "correct", *(f"radius_{b}" for b in BOUNDS), "p1_lower", "p2_upper", "alpha", "counts", "n0", "n", "seconds"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            writer.writerow(dict(record, counts=" ".join(str(c) for c in record["counts"])))
+    return path
