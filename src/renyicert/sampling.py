@@ -237,11 +237,8 @@ class FusedSampler:
                 KIND=0 if self.kind == "normal" else 1, BLOCK=block,
             )  # fmt: skip
             return
-        if path == "compiled":
-            function = self._compiled_function(flat_out, flat_x)
-            if function is not None:
-                function(flat_out, flat_x, row_input, row_sample, seeds)
-                return
+        if path == "compiled" and self._write_compiled(flat_out, flat_x, row_input, row_sample, seeds):
+            return
         _write_rows(flat_out, flat_x, row_input, row_sample, seeds, self.kind, float(self.mechanism.scale), self._transform)
 
     def noisy(self, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> Any:
@@ -252,48 +249,58 @@ class FusedSampler:
         self.write(out, x, row_input, row_sample, seeds)
         return out
 
-    def _compiled_function(self, out: Any, x: Any) -> Any:
-        """The compiled writer for this (shape, dtype, device), or ``None`` when compilation is unavailable.
+    def _write_compiled(self, out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> bool:
+        """Write with the compiled writer for these arguments' shapes; ``False`` when it is unavailable (then the caller writes eagerly).
 
-        All samplers share one code object, so dynamo caches their graphs together:
-        the scale is passed as a tensor (not a guarded constant, so a new scale
-        reuses the graph) and our calls may recompile up to :data:`_RECOMPILE_LIMIT`
-        times (one per shape), without changing torch's global setting.
+        All samplers share one code object, so dynamo caches their graphs together.
+        The scale is passed as a tensor (not a guarded constant), so a new scale reuses
+        the graph. The first call for a new key compiles, with up to
+        :data:`_RECOMPILE_LIMIT` recompilations allowed for it. Torch's global setting
+        is left alone, and later calls with the same key hit the cache. The key holds
+        what dynamo guards on: shapes, dtypes, the device and which tensors are
+        inference tensors.
         """
-        key = (tuple(out.shape), tuple(x.shape), out.dtype, x.dtype, out.device.type)
-        if key in self._compiled:
-            return self._compiled[key]
         import torch
 
-        kind, transform = self.kind, self._transform
-        scale = torch.tensor(float(self.mechanism.scale), dtype=torch.float32, device=out.device)
-        compiled_rows = _compiled_writer(kind, transform)
-
-        def write_rows(o: Any, xs: Any, ri: Any, rs: Any, sd: Any) -> None:
-            with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
-                compiled_rows(o, xs, ri, rs, sd, scale)
-
+        arguments = (out, x, row_input, row_sample, seeds)
+        key = (tuple(out.shape), tuple(x.shape), out.dtype, x.dtype, out.device.type, tuple(t.is_inference() for t in arguments))
+        function = self._compiled.get(key, _NOT_COMPILED)
+        if function is None:
+            return False
         try:
-            probe = torch.empty_like(out)
-            zeros = torch.zeros(out.shape[0], dtype=torch.int64, device=out.device)
-            write_rows(probe, x, zeros, zeros, torch.zeros(x.shape[0], dtype=torch.int64, device=out.device))
-        except Exception as error:  # no C++ compiler, unsupported platform, ...
-            if not FusedSampler._warned_fallback:
-                warnings.warn(
-                    f"renyicert: torch.compile of the fused sampler failed ({type(error).__name__}: {error}); "
-                    "using the eager sampler (same noise, slower)",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                FusedSampler._warned_fallback = True
-            self._compiled[key] = None
-            return None
-        self._compiled[key] = write_rows
-        return write_rows
+            if function is _NOT_COMPILED:
+                scale = torch.tensor(float(self.mechanism.scale), dtype=torch.float32, device=out.device)
+                compiled_rows = _compiled_writer(self.kind, self._transform)
+
+                def function(o: Any, xs: Any, ri: Any, rs: Any, sd: Any) -> None:
+                    compiled_rows(o, xs, ri, rs, sd, scale)
+
+                with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT, accumulated_recompile_limit=4 * _RECOMPILE_LIMIT):
+                    function(*arguments)
+                self._compiled[key] = function
+            else:
+                function(*arguments)
+        except Exception as error:  # no C++ compiler, unsupported platform, a recompilation that failed, ...
+            self._compile_failed(error, key)
+            return False
+        return True
+
+    def _compile_failed(self, error: Exception, key: tuple[Any, ...]) -> None:
+        """Use the eager path for ``key`` from now on, and say so once per process."""
+        if not FusedSampler._warned_fallback:
+            warnings.warn(
+                f"renyicert: torch.compile of the fused sampler failed ({type(error).__name__}: {error}); "
+                "using the eager sampler (same noise, slower)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            FusedSampler._warned_fallback = True
+        self._compiled[key] = None
 
 
+_NOT_COMPILED = object()
 #: Recompilations allowed for the sampler's one code object (each new buffer shape is one).
-_RECOMPILE_LIMIT = 64
+_RECOMPILE_LIMIT = 256
 _COMPILED_WRITERS: dict[tuple[str, Any], Any] = {}
 
 
