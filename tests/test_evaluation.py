@@ -35,7 +35,9 @@ def test_records_match_certifying_each_input_alone(smoothed: renyicert.Smoothed,
             assert r["radius_pixeldp"] == pytest.approx(float(renyicert.pixeldp_radius(smoothed.mechanism, p1, p2)))
     with pytest.raises(ValueError, match="already holds records"):
         certify_dataset(smoothed, data, tmp_path / "r.jsonl", progress=False)
-    again = certify_dataset(smoothed, test.subset(7), tmp_path / "r.jsonl", n0=20, n=300, seed=7, resume=True, progress=False)
+    with pytest.raises(ValueError, match="it was made with n = 300, this run has n = 400"):
+        certify_dataset(smoothed, test.subset(7), tmp_path / "r.jsonl", n0=20, n=400, seed=7, inputs_per_call=2, resume=True, progress=False)
+    again = certify_dataset(smoothed, test.subset(7), tmp_path / "r.jsonl", n0=20, n=300, seed=7, inputs_per_call=2, resume=True, progress=False)
     assert [r["index"] for r in again] == list(range(7)) and again[:5] == records
     csv = write_csv(again, tmp_path / "r.csv").read_text().splitlines()
     assert len(csv) == 8 and csv[0].startswith("index,label,prediction,correct,radius_renyi")

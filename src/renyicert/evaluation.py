@@ -61,6 +61,11 @@ def certify_dataset(
 ) -> list[dict[str, Any]]:
     """Certify every input of ``data``; input ``i`` is certified with seed ``seed + i``.
 
+    Runs unchanged under ``torchrun``: with an initialised ``torch.distributed``
+    process group, the inputs are shared out by chunks among the ranks and the
+    records merged by rank 0 (see :mod:`renyicert.distributed`); the records do
+    not depend on the number of ranks.
+
     Parameters
     ----------
     smoothed
@@ -69,10 +74,12 @@ def certify_dataset(
         :class:`~renyicert.data.LabelledData` (or a Dataset / ``(x, y)`` pair).
     path
         JSONL file the records are appended to as they are produced (``None``: keep them in memory only).
+        Its settings (mechanism, scale, n0, n, alpha, seed, chunk size, model checksum) are kept beside it.
     inputs_per_call
-        Inputs certified together (their noisy copies are packed into the same model batches).
+        Inputs certified together (a chunk: their noisy copies share the model batches).
     resume
-        Keep the records already in ``path`` (cutting off a torn last line) and certify only the rest.
+        Keep the records already in ``path`` (cutting off a torn last line) and certify only the rest;
+        refused if ``path`` was made with other settings.
 
     Returns
     -------
@@ -93,43 +100,56 @@ def certify_dataset(
     """
     from tqdm.auto import tqdm
 
+    from . import distributed
+    from .models import model_sha256
+
     data = as_labelled_data(data)
     if data.num_classes != smoothed.num_classes:
         raise ValueError(f"the data has {data.num_classes} classes but the smoothed model scores {smoothed.num_classes}")
     if isinstance(inputs_per_call, bool) or not isinstance(inputs_per_call, int) or inputs_per_call <= 0:
         raise ValueError(f"inputs_per_call must be a positive integer, got {inputs_per_call!r}")
+    rank, world = distributed.rank_and_world()
     done: dict[int, dict[str, Any]] = {}
-    if path is not None and resume:
-        found = read_records(path, repair=True)
-        if found.torn_line:
-            import warnings
+    if path is not None:
+        path = Path(path)
+        settings = {
+            "mechanism": smoothed.mechanism.name or type(smoothed.mechanism).__name__, "scale": smoothed.mechanism.scale,
+            "n0": n0, "n": n, "alpha": alpha, "seed": seed, "inputs_per_call": inputs_per_call, "num_classes": smoothed.num_classes,
+            "model_sha256": model_sha256(smoothed.model),
+        }  # fmt: skip
+        distributed.check_settings(path, settings, resume)  # every rank checks: all raise together
+        if rank == 0:
+            before = {p: p.stat().st_size for p in [path, *distributed.part_paths(path)] if p.exists()}
+            done = distributed.recorded(path, repair=True)
+            if any(p.stat().st_size != size for p, size in before.items()):
+                import warnings
 
-            warnings.warn(f"renyicert: {path}: cut off a torn last line left by an interrupted run", RuntimeWarning, stacklevel=2)
-        done = {int(r["index"]): r for r in found.records}
-    elif path is not None and Path(path).exists() and Path(path).stat().st_size > 0:
-        raise ValueError(f"{str(path)!r} already holds records; pass resume=True (CLI: --resume) to continue it, or choose a new file")
-    todo = [i for i in range(len(data)) if i not in done]
-    writer = RecordWriter(path) if path is not None else None
+                warnings.warn(f"renyicert: {path}: cut off a torn last line left by an interrupted run", RuntimeWarning, stacklevel=2)
+            distributed.write_settings(path, settings)
+        distributed.barrier()
+        if rank != 0:
+            done = distributed.recorded(path, repair=False)
+    chunks = [c for k, c in enumerate(distributed.chunk_indices(len(data), inputs_per_call)) if k % world == rank and any(i not in done for i in c)]
+    writer = None
+    if path is not None:
+        writer = RecordWriter(path if world == 1 else path.with_name(f"{path.name}.part{rank}"))
     device = next((p.device for p in smoothed.model.parameters()), None)
     try:
-        with tqdm(total=len(todo), desc="certify dataset", unit="input", disable=None if progress is None else not progress, leave=False) as bar:
-            start = 0
-            while start < len(todo):
-                # A run of consecutive indices, so that seed + i is input i's seed.
-                stop = start + 1
-                while stop < len(todo) and stop - start < inputs_per_call and todo[stop] == todo[stop - 1] + 1:
-                    stop += 1
-                first = todo[start]
-                x = data.x[first : first + (stop - start)]
+        todo = sum(len(c) for c in chunks)
+        with tqdm(total=todo, desc=f"certify dataset{f' (rank {rank})' if world > 1 else ''}", unit="input", disable=None if progress is None else not progress, leave=False) as bar:
+            for chunk in chunks:
+                x = data.x[chunk.start : chunk.stop]
                 if device is not None:
                     x = x.to(device)
-                certificates = smoothed.certify(x, n0=n0, n=n, alpha=alpha, seed=seed + first)
+                certificates = smoothed.certify(x, n0=n0, n=n, alpha=alpha, seed=seed + chunk.start)
                 p1 = np.array([c.p1_lower for c in certificates])
                 p2 = np.array([c.p2_upper for c in certificates])
                 certified = np.array([not c.abstained for c in certificates])
                 extra = _bound_radii(smoothed, p1, p2, certified)
                 for offset, cert in enumerate(certificates):
-                    index = first + offset
+                    index = chunk.start + offset
+                    if index in done:  # the rest of a chunk an interrupted run left half-written
+                        continue
                     label = int(data.y[index])
                     record = {
                         "index": index,
@@ -150,12 +170,17 @@ def certify_dataset(
                     done[index] = record
                     if writer is not None:
                         writer.write(record)
-                bar.update(stop - start)
-                start = stop
+                bar.update(len(chunk))
     finally:
         if writer is not None:
             writer.close()
-    return [done[i] for i in sorted(done)]
+    if path is None:
+        return [done[i] for i in sorted(done)]
+    distributed.barrier()
+    if rank == 0:
+        distributed.merge_parts(path)
+    distributed.barrier()
+    return read_records(path).records
 
 
 def certified_accuracy(records: Sequence[dict[str, Any]], radii: Sequence[float] | NDArray[np.float64], bound: str = "renyi") -> NDArray[np.float64]:

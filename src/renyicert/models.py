@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DigitsCNN", "DigitsMLP", "build_model", "file_sha256", "load_checkpoint", "save_checkpoint"]
+__all__ = ["DigitsCNN", "DigitsMLP", "build_model", "file_sha256", "load_checkpoint", "model_sha256", "save_checkpoint"]
 
 
 def _torch_nn() -> Any:
@@ -141,6 +141,30 @@ def file_sha256(path: str | Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def model_sha256(model: Any) -> str:
+    """SHA-256 of a model's state dict (names, dtypes, shapes and values, in order): what a certificate was computed for.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from renyicert.models import model_sha256
+    >>> model = torch.nn.Linear(2, 2)
+    >>> before = model_sha256(model)
+    >>> with torch.no_grad():
+    ...     _ = model.bias.add_(1.0)
+    >>> model_sha256(model) == before
+    False
+    """
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{value.dtype}:{tuple(value.shape)}".encode())
+        digest.update(value.view(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
     return digest.hexdigest()
 
 

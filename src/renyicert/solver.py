@@ -452,9 +452,23 @@ def tight_radius(mechanism: Mechanism, p1: Any, p2: Any) -> Any:
     mechanism = _check_mechanism(mechanism)
     if not mechanism.has_tight_radius:
         raise ValueError(f"mechanism {mechanism.name!r} provides no tight certificate")
-    a, b = check_probabilities(p1, p2)
-    radius = np.where(a > b, mechanism._tight_radius(a, b), 0.0)
+    a, b = _comparison_probabilities(p1, p2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        radius = np.where(a > b, mechanism._tight_radius(a, b), 0.0)
     return _like(radius, p1, p2)
+
+
+def _comparison_probabilities(p1: Any, p2: Any) -> tuple[Any, Any]:
+    """Validated ``(p1, p2)`` for the comparison bounds, with ``p2 = 0 < 1 - p1`` read as the smallest positive double.
+
+    Cohen's and PixelDP's formulas take ``log p2`` or ``PhiInv(p2)``, so
+    ``p2 = 0`` with ``p1 < 1`` would give an infinite radius: the limit the
+    formula approaches, but no radius to report for ``p1 < 1``.  A larger
+    ``p2`` is still a valid upper bound on the runner-up, so the radius stays
+    sound, and finite.
+    """
+    a, b = check_probabilities(p1, p2)
+    return a, np.where((b <= 0.0) & (a < 1.0), np.nextafter(0.0, 1.0), b)
 
 
 def pixeldp_radius(mechanism: Mechanism, p1: Any, p2: Any, delta: float = 1e-5) -> Any:
@@ -478,6 +492,7 @@ def pixeldp_radius(mechanism: Mechanism, p1: Any, p2: Any, delta: float = 1e-5) 
     delta = float(delta)
     if not 0.0 < delta < 1.0:
         raise ValueError(f"delta must be in (0, 1), got {delta!r}")
-    a, b = check_probabilities(p1, p2)
-    radius = np.where(a > b, mechanism._pixeldp_radius(a, b, delta), 0.0)
+    a, b = _comparison_probabilities(p1, p2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        radius = np.where(a > b, mechanism._pixeldp_radius(a, b, delta), 0.0)
     return _like(radius, p1, p2)

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .cli import _float_list
+
 __all__ = ["add_workflow_commands"]
 
 
@@ -29,16 +31,6 @@ def _split(args: argparse.Namespace, part: str) -> Any:
     if args.data == "digits":
         return load_digits()[0 if part == "train" else 1]
     return load_data(args.data, num_classes=getattr(args, "num_classes", None))
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from error
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one number, got {text!r}")
-    return values
 
 
 def _smoothed(args: argparse.Namespace, data: Any) -> tuple[Any, Any, dict[str, Any]]:
@@ -56,7 +48,7 @@ def _smoothed(args: argparse.Namespace, data: Any) -> tuple[Any, Any, dict[str, 
     if mechanism_name is None or scale is None:
         raise ValueError("give --mechanism and --scale (the checkpoint was trained without noise)")
     mechanism = get_mechanism(mechanism_name, scale=scale)
-    smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, progress=_progress(args))
+    smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=_progress(args))
     return smoothed, model, config
 
 
@@ -84,9 +76,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_certify(args: argparse.Namespace) -> int:
     from .evaluation import BOUNDS, certified_accuracy, certify_dataset, radius_grid, write_csv
 
+    from . import distributed
+
+    if distributed.init_from_environment():
+        import atexit
+
+        import torch.distributed as dist
+
+        atexit.register(dist.destroy_process_group)
+    rank, world = distributed.rank_and_world()
     data = _split(args, "test").subset(args.limit)
     smoothed, _, _ = _smoothed(args, data)
-    records = certify_dataset(smoothed, data, args.records, n0=args.n0, n=args.n, alpha=args.alpha, seed=args.seed, resume=args.resume, progress=_progress(args))
+    if world > 1 and not args.records:
+        raise ValueError("a distributed run needs --records (each rank writes a part of it)")
+    records = certify_dataset(
+        smoothed, data, args.records, n0=args.n0, n=args.n, alpha=args.alpha, seed=args.seed, inputs_per_call=args.inputs_per_call,
+        resume=args.resume, progress=_progress(args),
+    )  # fmt: skip
+    if rank != 0:
+        return 0
     if args.csv:
         write_csv(records, args.csv)
     grid = radius_grid(records, 6)
@@ -170,6 +178,7 @@ def _smoothing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, help="noise scale (default: the checkpoint's)")
     parser.add_argument("--limit", type=int, help="only the first LIMIT inputs")
     parser.add_argument("--batch-size", type=int, default=4096, help="noisy copies per model call (default: 4096)")
+    parser.add_argument("--sampler", choices=["auto", "triton", "compiled", "eager"], default="auto", help="noise sampler path (default: auto; all draw the same noise)")
 
 
 def add_workflow_commands(sub: Any) -> None:
@@ -189,21 +198,27 @@ def add_workflow_commands(sub: Any) -> None:
     tr.add_argument("--out", default="model.pt", help="checkpoint path, .pt (default: model.pt)")
     tr.set_defaults(func=_cmd_train)
 
-    ce = sub.add_parser("certify", help="certify a dataset", description="Certify every input of a dataset; records go to a JSONL file as they are produced.")
+    ce = sub.add_parser(
+        "certify",
+        help="certify a dataset",
+        description="Certify every input of a dataset; records go to a JSONL file as they are produced. "
+        "Runs unchanged under torchrun (gloo on CPU, nccl on CUDA): each rank certifies its chunks and rank 0 merges the records.",
+    )
     _common(ce)
     _smoothing_options(ce)
     ce.add_argument("--n0", type=int, default=100, help="selection samples (default: 100)")
-    ce.add_argument("--n", type=int, default=10_000, help="estimation samples (default: 10000)")
+    ce.add_argument("--n", "--samples", dest="n", type=int, default=10_000, help="estimation samples (default: 10000); under torchrun write --samples, as torchrun reads --n as its own option")
     ce.add_argument("--alpha", type=float, default=0.001, help="failure probability (default: 0.001)")
     ce.add_argument("--records", help="JSONL file for the records")
     ce.add_argument("--csv", help="also write the records as CSV")
-    ce.add_argument("--resume", action="store_true", help="continue an interrupted --records file")
+    ce.add_argument("--resume", action="store_true", help="continue an interrupted --records file (refused if its settings differ)")
+    ce.add_argument("--inputs-per-call", type=int, default=32, help="inputs certified together, a chunk (default: 32)")
     ce.set_defaults(func=_cmd_certify)
 
     at = sub.add_parser("attack", help="attack a smoothed model", description="Empirical robust accuracy of the smoothed classifier under PGD, transfer and boundary attacks.")
     _common(at)
     _smoothing_options(at)
-    at.add_argument("--eps", type=_floats, required=True, help="attack radii in the mechanism's norm, comma-separated")
+    at.add_argument("--eps", type=_float_list, required=True, help="attack radii in the mechanism's norm, comma-separated")
     at.add_argument("--attacks", help="comma-separated subset of pgd,pgd-strong,transfer,boundary (default: all that apply)")
     at.add_argument("--undefended", help="checkpoint of an undefended model, for the transfer attack")
     at.add_argument("--vote-samples", type=int, default=1000, help="noise draws judging each adversarial example (default: 1000)")
