@@ -70,7 +70,8 @@ def test_one_and_two_ranks_give_identical_records(checkpoint: Path, tmp_path: Pa
     assert not list(tmp_path.glob("two.jsonl.part*"))  # merged and removed
 
 
-def test_sigkill_of_one_rank_then_resume_gives_the_uninterrupted_records(checkpoint: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("victim", ["first", "last"])
+def test_sigkill_of_one_rank_then_resume_gives_the_uninterrupted_records(checkpoint: Path, tmp_path: Path, victim: str) -> None:
     reference, crashed = tmp_path / "reference.jsonl", tmp_path / "crashed.jsonl"
     assert main(_certify_argv(checkpoint, reference, limit=60, samples=2000)) == 0
     process = _torchrun(_certify_argv(checkpoint, crashed, limit=60, samples=2000))
@@ -80,9 +81,9 @@ def test_sigkill_of_one_rank_then_resume_gives_the_uninterrupted_records(checkpo
         if sum(p.read_text().count("\n") for p in parts) >= 6:
             break
         time.sleep(0.05)
-    workers = [c for agent in _children(process.pid) for c in [agent, *_children(agent)] if "renyicert" in Path(f"/proc/{c}/cmdline").read_text()]
-    assert workers, "no rank process found"
-    os.kill(workers[-1], signal.SIGKILL)
+    workers = sorted(c for agent in _children(process.pid) for c in [agent, *_children(agent)] if "renyicert" in Path(f"/proc/{c}/cmdline").read_text())
+    assert len(workers) == 2, f"expected two rank processes, found {workers}"
+    os.kill(workers[0] if victim == "first" else workers[-1], signal.SIGKILL)
     process.communicate(timeout=120)
     assert process.returncode != 0  # the job failed as a whole
     left = sum(len(read_records(p).records) for p in tmp_path.glob("crashed.jsonl.part*"))
