@@ -78,12 +78,10 @@ class SmoothedSoftClassifier(_nn().Module):  # type: ignore[misc]
         return torch.log(probabilities.clamp_min(1e-12))
 
 
-class SmoothedVoteClassifier(_nn().Module):
+class SmoothedVoteClassifier(_nn().Module):  # type: ignore[misc]
     """Vote shares of the hard smoothed classifier over ``samples`` *fixed* noise draws (deterministic, for decision-based attacks)."""
 
     def __init__(self, model: Any, mechanism: Mechanism, input_shape: tuple[int, ...], samples: int = 64, seed: int = 0) -> None:
-        import torch
-
         super().__init__()
         self.model, self.samples = model, int(samples)
         self.register_buffer("noise", mechanism.sample((self.samples, *input_shape), seed=seed))

@@ -20,13 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .evaluation import BOUNDS, certified_accuracy, certify_dataset, plot_certified_accuracy, write_csv
+from .evaluation import BOUNDS, certified_accuracy, certify_dataset, write_csv
 
 __all__ = ["DemoSettings", "run_demo"]
-
-
 
 
 @dataclass(frozen=True)

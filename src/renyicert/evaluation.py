@@ -208,10 +208,25 @@ def certified_accuracy(records: Sequence[dict[str, Any]], radii: Sequence[float]
     return (correct[None, :] & (radius[None, :] >= radii[:, None])).mean(axis=1)
 
 
-def radius_grid(records: Sequence[dict[str, Any]], points: int = 9, bound: str = "renyi") -> NDArray[np.float64]:
-    """``points`` evenly spaced radii from 0 to the largest certified radius of ``bound`` (rounded to 3 digits)."""
+def radius_grid(records: Sequence[dict[str, Any]], points: int = 6, bound: str = "renyi") -> list[float]:
+    """``points`` radii ``0, h, 2h, ...``, the columns of a table: the step ``h`` is rounded down to a multiple of
+    half a power of ten, so the last point is at most the largest radius certified correctly under ``bound``.
+
+    Examples
+    --------
+    >>> from renyicert.evaluation import radius_grid
+    >>> radius_grid([{"correct": True, "radius_renyi": 0.93}, {"correct": False, "radius_renyi": 2.0}])
+    [0.0, 0.15, 0.3, 0.45, 0.6, 0.75]
+    """
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ValueError(f"points must be an integer >= 2, got {points!r}")
     largest = max((float(r[f"radius_{bound}"] or 0.0) for r in records if r["correct"]), default=0.0)
-    return np.unique(np.round(np.linspace(0.0, largest, points), 3))
+    if not largest > 0:
+        return [0.0]
+    step = largest / (points - 1)
+    magnitude = 10 ** np.floor(np.log10(step))
+    step = float(np.floor(step / magnitude * 2) / 2 * magnitude) or float(magnitude)
+    return [round(i * step, 6) for i in range(points)]
 
 
 def plot_certified_accuracy(

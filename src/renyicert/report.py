@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import BOUND_LABELS, BOUNDS, certified_accuracy, plot_certified_accuracy
+from .evaluation import BOUND_LABELS, BOUNDS, certified_accuracy, plot_certified_accuracy, radius_grid
 
 __all__ = ["main_table", "write_report"]
 
@@ -22,14 +22,8 @@ NORM_NAMES = {1.0: "l1", 2.0: "l2"}
 
 
 def _grid(entries: list[dict[str, Any]], points: int = 6) -> list[float]:
-    """Radii from 0 to the largest certified Rényi radius among ``entries``, rounded for a table."""
-    largest = max((float(r["radius_renyi"]) for e in entries for r in e["_records"] if r["correct"]), default=0.0)
-    if largest <= 0:
-        return [0.0]
-    step = largest / (points - 1)
-    magnitude = 10 ** np.floor(np.log10(step))
-    step = float(np.floor(step / magnitude * 2) / 2 * magnitude) or float(magnitude)
-    return [round(i * step, 6) for i in range(points)]
+    """The table's radii for one noise: :func:`~renyicert.evaluation.radius_grid` over all its methods' records."""
+    return radius_grid([r for e in entries for r in e["_records"]], points)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -123,7 +123,6 @@ def _invert_divergence(
         l, h, gl, gh = lo[active], hi[active], glo[active], ghi[active]
         bracketed = np.isfinite(l) & np.isfinite(h)
         with np.errstate(divide="ignore", invalid="ignore"):
-            secant = cs - cg * (cs - ps) / (cg - pg)
             regula = h - gh * (h - l) / (gh - gl)
         # Unbracketed: secant with its slope kept in [1/2, 4]; bracketed: Illinois regula falsi.
         with np.errstate(divide="ignore", invalid="ignore"):

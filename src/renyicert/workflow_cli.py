@@ -30,7 +30,7 @@ def _split(args: argparse.Namespace, part: str) -> Any:
 
     if args.data == "digits":
         return load_digits()[0 if part == "train" else 1]
-    return load_data(args.data, num_classes=getattr(args, "num_classes", None))
+    return load_data(args.data)
 
 
 def _smoothed(args: argparse.Namespace, data: Any) -> tuple[Any, Any, dict[str, Any]]:
@@ -97,7 +97,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         return 0
     if args.csv:
         write_csv(records, args.csv)
-    grid = radius_grid(records, 6)
+    grid = radius_grid(records)
     bounds = [b for b in BOUNDS if records and records[0][f"radius_{b}"] is not None]
     print(f"certified accuracy of {len(records)} inputs ({smoothed.mechanism.name}, scale {smoothed.mechanism.scale:g}, n = {args.n}, alpha = {args.alpha:g})")
     print(f"{'bound':<10}" + "".join(f"{f'r={r:g}':>10}" for r in grid))
@@ -128,7 +128,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .evaluation import BOUNDS, certified_accuracy, plot_certified_accuracy
+    from .evaluation import BOUNDS, certified_accuracy, plot_certified_accuracy, radius_grid
     from .records import read_records
 
     curves = {}
@@ -138,15 +138,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if not found.records:
             raise ValueError(f"{path!r} holds no records")
         runs.append((Path(path).stem, found.records))
-    largest = max(float(r["radius_renyi"]) for _, records in runs for r in records if r["correct"]) if runs else 0.0
-    grid = np.round(np.linspace(0.0, largest, 6), 3) if largest > 0 else np.array([0.0])
+    grid = radius_grid([r for _, records in runs for r in records])
+    largest = max(grid[-1] * 1.25, 1e-9)
     print(f"{'records':<28}{'bound':<9}" + "".join(f"{f'r={r:g}':>9}" for r in grid))
     for name, records in runs:
         for bound in BOUNDS:
             if records[0].get(f"radius_{bound}") is None or (bound != "renyi" and not args.all_bounds):
                 continue
             print(f"{name:<28}{bound:<9}" + "".join(f"{a:>9.1%}" for a in certified_accuracy(records, grid, bound)))
-            radii = np.linspace(0.0, max(largest, 1e-9) * 1.2, 400)
+            radii = np.linspace(0.0, largest, 400)
             curves[f"{name} ({bound})"] = (radii, certified_accuracy(records, radii, bound))
     if args.plot:
         plot_certified_accuracy(curves, args.plot, title=args.title, norm=args.norm)
