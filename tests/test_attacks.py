@@ -84,3 +84,44 @@ def test_bad_attack_arguments_get_clear_errors() -> None:
         empirical_robustness(smoothed, test.subset(2), [0.1], attacks=["transfer"])
     with pytest.raises(ValueError, match="eps must be finite and >= 0"):
         empirical_robustness(smoothed, test.subset(2), [-1.0], attacks=["pgd"])
+
+
+def test_l1_projection_is_the_closest_point_of_the_ball() -> None:
+    from renyicert.attacks import project_l1_ball
+
+    torch.manual_seed(0)
+    delta = torch.randn(200, 30) * torch.rand(200, 1) * 0.5
+    eps = 2.0
+    projected = project_l1_ball(delta, eps)
+    norms = projected.abs().sum(1)
+    assert (norms <= eps * (1 + 1e-5)).all()
+    outside = delta.abs().sum(1) > eps
+    assert torch.allclose(norms[outside], torch.full_like(norms[outside], eps), rtol=1e-5)
+    assert torch.equal(projected[~outside], delta[~outside])
+    # Optimality: soft thresholding at the tau found by bisection.
+    low, high = torch.zeros(int(outside.sum())), delta[outside].abs().max(1).values
+    for _ in range(60):
+        tau = (low + high) / 2
+        too_big = (delta[outside].abs() - tau[:, None]).clamp_min(0).sum(1) > eps
+        low, high = torch.where(too_big, tau, low), torch.where(too_big, high, tau)
+    reference = torch.sign(delta[outside]) * (delta[outside].abs() - high[:, None]).clamp_min(0)
+    assert torch.allclose(projected[outside], reference, atol=1e-5)
+
+
+def test_sparse_l1_pgd_stays_in_the_ball_and_the_box_and_beats_dense_steps() -> None:
+    from renyicert.attacks import sparse_l1_pgd
+
+    train_data, test = load_digits()
+    torch.manual_seed(0)
+    model = DigitsMLP()
+    from renyicert.training import train
+
+    train(model, train_data, method="standard", epochs=8, progress=False)
+    x, y = test.x[:40], test.y[:40]
+    adversarial = sparse_l1_pgd(model, x, y, 2.0, steps=30, restarts=1)
+    assert ((adversarial - x).abs().flatten(1).sum(1) <= 2.0 * (1 + 1e-5)).all()
+    assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
+    with torch.no_grad():
+        clean = (model(x).argmax(1) == y).float().mean()
+        attacked = (model(adversarial).argmax(1) == y).float().mean()
+    assert attacked < clean - 0.2, (clean, attacked)  # l1 = 2 (a few pixels) breaks an undefended MLP often

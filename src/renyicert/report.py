@@ -153,8 +153,9 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         "## Notes",
         "",
         "- The attacks give an upper bound on robust accuracy, the certificates a lower bound; the truth lies between.",
-        "- The l1 PGD (adversarial-robustness-toolbox, `norm=1`) takes l1-normalised dense steps, which are weak in l1: "
-        "part of the gap between certified and empirical accuracy under Laplace noise is the attack's.",
+        "- In l1, `pgd` is adversarial-robustness-toolbox's PGD, whose steps are dense (the gradient over its l1 norm) and weak in l1; "
+        "`pgd-strong` is our sparse-step l1 PGD (SLIDE, Tramèr & Boneh 2019), which moves the top 3% of coordinates per step. "
+        "The gap between certified and empirical accuracy under Laplace noise is still partly the attacks'.",
         "- The boundary attack minimises the l2 distance; under Laplace noise its examples are judged by their l1 distance.",
         "- PixelDP's Gaussian certificate cannot exceed sigma / sqrt(2 ln(1.25 / delta)) (eps <= 1, delta = 1e-5): about 0.2 sigma.",
         f"- Time: training {stage.get('train', 0):.0f} s, certification {stage.get('certify', 0):.0f} s, attacks {stage.get('attack', 0):.0f} s.",
