@@ -174,3 +174,11 @@ def test_bad_construction_gets_a_clear_error() -> None:
         Smoothed(lambda x: x, "gaussian", 2, scale=0.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_classes must be a positive integer, got 0"):
         Smoothed(threshold_model(), "gaussian", 0, scale=0.5)
+
+
+def test_batch_rows_are_rounded_to_few_sizes_with_little_padding() -> None:
+    from renyicert.smoothing import _round_rows
+
+    sizes = [_round_rows(v) for v in range(1, 70_000)]
+    assert all(v <= s <= 1.125 * v for v, s in zip(range(1, 70_000), sizes))
+    assert len({s for s in sizes if 4096 <= s < 8192}) <= 8  # few shapes per octave: few compilations

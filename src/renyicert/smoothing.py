@@ -88,6 +88,12 @@ def _next_power_of_two(value: int) -> int:
     return 1 << max(int(value) - 1, 0).bit_length()
 
 
+def _round_rows(value: int) -> int:
+    """``value`` rounded up to a multiple of an eighth of the power of two below it: 8 sizes per octave, at most 12.5% padding."""
+    step = max((1 << (int(value).bit_length() - 1)) // 8, 1)
+    return -(-int(value) // step) * step
+
+
 class Smoothed:
     """The smoothed classifier ``g(x) = argmax_c P(f(x + noise) = c)`` of a torch model.
 
@@ -279,9 +285,9 @@ class Smoothed:
         row_sample_all = torch.arange(samples, device=device).repeat(inputs) + first_sample
         seeds = seeds.to(device)
         counts = torch.zeros(inputs * self.num_classes, dtype=torch.int64, device=device)
-        # Few distinct shapes, so few compilations of the sampler (and of a compiled model):
-        # the buffer's rows and the inputs are padded to powers of two; padding is never counted.
-        rows = min(batch_size, _next_power_of_two(total))
+        # Few distinct shapes, so few compilations of the sampler (and of a compiled model): the buffer's
+        # rows are rounded up (at most 12.5% more) and the inputs padded to a power of two; padding is never counted.
+        rows = min(batch_size, _round_rows(total))
         padded = _next_power_of_two(inputs)
         if padded > inputs:
             x = torch.cat([x, x[:1].expand(padded - inputs, *x.shape[1:])])
