@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["as_float_array", "check_scale", "check_probabilities", "first_bad", "is_torch"]
+__all__ = ["as_float_array", "check_positive_int", "check_scale", "check_probabilities", "first_bad", "is_torch"]
 
 
 def is_torch(value: Any) -> bool:
@@ -40,6 +40,13 @@ def as_float_array(value: Any, name: str) -> NDArray[np.float64]:
 def first_bad(array: NDArray[np.float64], bad: NDArray[np.bool_]) -> float:
     """The first element of ``array`` where ``bad`` holds (for error messages)."""
     return float(array[bad].flat[0]) if array.ndim else float(array)
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` as an ``int``, or ``ValueError`` naming ``name`` unless it is an integer > 0 (``True`` is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def check_scale(scale: Any) -> float:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._validation import check_positive_int
+
 __all__ = ["DIGITS_SHAPE", "LabelledData", "as_labelled_data", "load_data", "load_digits"]
 
 #: Shape of one digits image.
@@ -65,8 +67,7 @@ class LabelledData:
         """The first ``count`` examples (all of them for ``None``)."""
         if count is None:
             return self
-        if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
-            raise ValueError(f"count must be a positive integer, got {count!r}")
+        count = check_positive_int(count, "count")
         return LabelledData(self.x[:count], self.y[:count], self.num_classes)
 
 

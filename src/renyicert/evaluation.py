@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._validation import check_positive_int
 from .data import LabelledData, as_labelled_data
 from .records import RecordWriter, read_records
 from .smoothing import Smoothed
@@ -106,8 +107,7 @@ def certify_dataset(
     data = as_labelled_data(data)
     if data.num_classes != smoothed.num_classes:
         raise ValueError(f"the data has {data.num_classes} classes but the smoothed model scores {smoothed.num_classes}")
-    if isinstance(inputs_per_call, bool) or not isinstance(inputs_per_call, int) or inputs_per_call <= 0:
-        raise ValueError(f"inputs_per_call must be a positive integer, got {inputs_per_call!r}")
+    inputs_per_call = check_positive_int(inputs_per_call, "inputs_per_call")
     rank, world = distributed.rank_and_world()
     done: dict[int, dict[str, Any]] = {}
     if path is not None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_positive_int
 from .confidence import P2_MODES, top_two_bounds
 from .mechanism import Mechanism
 from .sampling import FusedSampler, fused_noise_kind
@@ -70,12 +71,6 @@ class Certificate:
     def abstained(self) -> bool:
         """Whether the smoothed classifier abstained."""
         return self.label == ABSTAIN
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _check_alpha(alpha: Any) -> float:
@@ -162,9 +157,9 @@ class Smoothed:
             raise ValueError(f"scale={scale!r} disagrees with the mechanism's scale {mechanism.scale!r}")
         self.model = model
         self.mechanism = mechanism
-        self.num_classes = _check_positive_int(num_classes, "num_classes")
+        self.num_classes = check_positive_int(num_classes, "num_classes")
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
-        self.batch_size = _check_positive_int(batch_size, "batch_size")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
         self.progress = progress
         self._sampler = FusedSampler(mechanism, backend) if fused_noise_kind(mechanism) is not None else None
         self._compile = bool(compile)
@@ -372,8 +367,8 @@ class Smoothed:
         >>> smoothed.class_counts(torch.zeros(4, 2), n=100, seed=0).sum(axis=1).tolist()
         [100, 100, 100, 100]
         """
-        n = _check_positive_int(n, "n")
-        batch_size = self.batch_size if batch_size is None else _check_positive_int(batch_size, "batch_size")
+        n = check_positive_int(n, "n")
+        batch_size = self.batch_size if batch_size is None else check_positive_int(batch_size, "batch_size")
         batch, single = self._as_batch(x)
         seeds = self._seeds(batch.shape[0], seed, generator)
         with self._evaluation(), self._progress_bar(batch.shape[0] * n, "count") as bar:
@@ -418,10 +413,10 @@ class Smoothed:
         """
         from .solver import certified_radius, tight_radius
 
-        n0 = _check_positive_int(n0, "n0")
-        n = _check_positive_int(n, "n")
+        n0 = check_positive_int(n0, "n0")
+        n = check_positive_int(n, "n")
         alpha = _check_alpha(alpha)
-        batch_size = self.batch_size if batch_size is None else _check_positive_int(batch_size, "batch_size")
+        batch_size = self.batch_size if batch_size is None else check_positive_int(batch_size, "batch_size")
         if bound not in ("renyi", "tight"):
             raise ValueError(f"bound must be 'renyi' or 'tight', got {bound!r}")
         if bound == "tight" and not self.mechanism.has_tight_radius:

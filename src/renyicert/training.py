@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._validation import check_positive_int
 from .data import LabelledData, as_labelled_data
 from .mechanism import Mechanism
 
@@ -141,9 +142,7 @@ def train(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method != "standard" and not isinstance(mechanism, Mechanism):
         raise ValueError(f"method {method!r} needs a Mechanism for its noise, got {mechanism!r}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if not (isinstance(gamma, (int, float)) and gamma >= 0):
