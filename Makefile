@@ -26,6 +26,9 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/solver.py
+	$(BIN)/python benchmarks/sampler.py
+	$(BIN)/python benchmarks/certify.py
+	$(BIN)/python benchmarks/scaling.py
 
 clean:
 	rm -rf $(VENV) docs/_build build src/*.egg-info .pytest_cache .hypothesis
