@@ -117,3 +117,6 @@ def test_resume_with_other_settings_is_refused_naming_the_setting(checkpoint: Pa
     assert "made with scale = 0.25, this run has scale = 0.5" in capsys.readouterr().err
     assert main(_certify_argv(checkpoint, records, limit=3)) == 2
     assert "already holds records" in capsys.readouterr().err
+    records.unlink()  # records removed, settings file left behind: a fresh run with other settings is fine
+    assert main(_certify_argv(checkpoint, records, limit=3, samples=500)) == 0
+    assert json.loads(records.with_name("r.jsonl.settings.json").read_text())["n"] == 500

@@ -83,8 +83,10 @@ def settings_path(path: Path) -> Path:
 def check_settings(path: Path, settings: dict[str, Any], resume: bool) -> None:
     """Refuse a fresh run into existing records, or a resume with other settings (naming the first that differs)."""
     existing = path.exists() and path.stat().st_size > 0 or bool(part_paths(path))
-    if existing and not resume:
-        raise ValueError(f"{str(path)!r} already holds records; pass resume=True (CLI: --resume) to continue it, or choose a new file")
+    if not resume:
+        if existing:
+            raise ValueError(f"{str(path)!r} already holds records; pass resume=True (CLI: --resume) to continue it, or choose a new file")
+        return  # a fresh run: a settings file left without records is simply replaced
     stored = settings_path(path)
     if not stored.exists():
         if existing:
