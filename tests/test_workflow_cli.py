@@ -45,3 +45,11 @@ def test_user_data_and_model_paths(tmp_path: Path, capsys: pytest.CaptureFixture
     (tmp_path / "junk.pt").write_bytes(b"junk")
     assert main(["certify", "--checkpoint", str(tmp_path / "junk.pt"), "--quiet"]) == 2
     assert "has no junk.json beside it" in capsys.readouterr().err
+
+
+def test_a_zero_scale_is_an_error_not_the_checkpoints_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "m.pt"
+    assert main(["train", "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["certify", "--checkpoint", str(model), "--scale", "0", "--limit", "2", "--n", "50", "--quiet"]) == 2
+    assert "scale must be finite and > 0, got 0.0" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def _split(args: argparse.Namespace, part: str) -> Any:
     return load_data(args.data)
 
 
-def _smoothed(args: argparse.Namespace, data: Any) -> tuple[Any, Any, dict[str, Any]]:
+def _smoothed(args: argparse.Namespace, data: Any) -> Any:
     from .models import load_checkpoint
     from .registry import get_mechanism
     from .smoothing import Smoothed
@@ -43,13 +43,14 @@ def _smoothed(args: argparse.Namespace, data: Any) -> tuple[Any, Any, dict[str, 
         raise ValueError(f"the checkpoint's model takes inputs of shape {tuple(config['input_shape'])}, the data has {data.input_shape}")
     if int(config["num_classes"]) != data.num_classes:
         raise ValueError(f"the checkpoint's model scores {config['num_classes']} classes, the data has {data.num_classes}")
-    mechanism_name = args.mechanism or (config.get("mechanism") or {}).get("name")
-    scale = args.scale or (config.get("mechanism") or {}).get("scale")
+    trained_with = config.get("mechanism") or {}
+    mechanism_name = args.mechanism if args.mechanism is not None else trained_with.get("name")
+    scale = args.scale if args.scale is not None else trained_with.get("scale")
     if mechanism_name is None or scale is None:
         raise ValueError("give --mechanism and --scale (the checkpoint was trained without noise)")
     mechanism = get_mechanism(mechanism_name, scale=scale)
     smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=_progress(args))
-    return smoothed, model, config
+    return smoothed
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -86,7 +87,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         atexit.register(dist.destroy_process_group)
     rank, world = distributed.rank_and_world()
     data = _split(args, "test").subset(args.limit)
-    smoothed, _, _ = _smoothed(args, data)
+    smoothed = _smoothed(args, data)
     if world > 1 and not args.records:
         raise ValueError("a distributed run needs --records (each rank writes a part of it)")
     records = certify_dataset(
@@ -113,7 +114,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from .models import load_checkpoint
 
     data = _split(args, "test").subset(args.limit)
-    smoothed, _, _ = _smoothed(args, data)
+    smoothed = _smoothed(args, data)
     attacks = args.attacks.split(",") if args.attacks else [a for a in ATTACKS if a != "transfer" or args.undefended]
     undefended = load_checkpoint(args.undefended)[0] if args.undefended else None
     result = empirical_robustness(smoothed, data, args.eps, attacks=attacks, undefended=undefended, vote_samples=args.vote_samples, seed=args.seed, progress=_progress(args))
