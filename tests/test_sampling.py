@@ -32,6 +32,57 @@ def test_compiled_and_eager_paths_draw_the_same_noise(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["gaussian", "laplace"])
+@pytest.mark.parametrize("numel", [1, 5, 64, 3071, 2 * 1024 + 3])
+def test_native_and_eager_paths_draw_the_same_noise(name: str, numel: int) -> None:
+    """The C++ kernel: partial groups of four, several tiles, offsets past 2**32 and 64-bit seeds."""
+    mechanism = renyicert.get_mechanism(name, scale=0.7)
+    generator = torch.Generator().manual_seed(numel)
+    x = torch.rand(3, numel, generator=generator)
+    row_input = torch.randint(0, 3, (40,), generator=generator)
+    row_sample = torch.randint(0, 2**40, (40,), generator=generator)
+    seeds = torch.tensor([5, 2**40 + 6, 2**62 + 3])
+    eager = FusedSampler(mechanism, backend="eager").noisy(x, row_input, row_sample, seeds)
+    native = FusedSampler(mechanism, backend="native").noisy(x, row_input, row_sample, seeds)
+    assert torch.allclose(eager, native, atol=2e-6)
+
+
+def test_auto_backend_uses_the_native_kernel_for_float32_on_the_cpu_only() -> None:
+    gaussian = FusedSampler(renyicert.get_mechanism("gaussian", scale=0.5))
+    x32, x64 = torch.rand(2, 6), torch.rand(2, 6, dtype=torch.float64)
+    assert gaussian._path(torch.empty(3, 6), x32) == "native"
+    assert gaussian._path(torch.empty(3, 6, dtype=torch.float64), x64) == "compiled"
+    with pytest.raises(ValueError, match="native path writes float32 normal or Laplace noise.*float64"):
+        FusedSampler(gaussian.mechanism, backend="native").noisy(x64, torch.tensor([0]), torch.tensor([0]), torch.tensor([1]))
+
+
+def test_without_a_compiler_the_sampler_falls_back_and_says_so(tmp_path: object) -> None:
+    """No C++ compiler: the native build and torch.compile both fail, each warns once, and the eager path draws the same noise."""
+    script = textwrap.dedent(
+        """
+        import warnings, torch, renyicert
+        from renyicert.sampling import FusedSampler
+        mechanism = renyicert.get_mechanism("laplace", scale=0.5)
+        x, rows, seeds = torch.rand(2, 9), (torch.tensor([0, 1, 1]), torch.tensor([0, 0, 7])), torch.tensor([3, 4])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = FusedSampler(mechanism).noisy(x, *rows, seeds)
+            again = FusedSampler(mechanism).noisy(x, *rows, seeds)
+        expected = FusedSampler(mechanism, backend="eager").noisy(x, *rows, seeds)
+        assert torch.equal(out, again) and torch.allclose(out, expected, atol=2e-6)
+        messages = [str(w.message) for w in caught if "renyicert:" in str(w.message)]
+        print("|".join(messages))
+        """
+    )
+    environment = {**os.environ, "CXX": "/nonexistent/c++", "CC": "/nonexistent/cc", "TORCH_EXTENSIONS_DIR": str(tmp_path) + "/ext"}
+    environment["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path) + "/inductor"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    messages = result.stdout.strip().split("|")
+    assert sum("could not build the native CPU sampler" in m for m in messages) == 1, messages
+    assert sum("torch.compile of the fused sampler failed" in m for m in messages) == 1, messages
+
+
+@pytest.mark.parametrize("name", ["gaussian", "laplace"])
 def test_noise_does_not_depend_on_packing(name: str) -> None:
     mechanism = renyicert.get_mechanism(name, scale=0.3)
     x = torch.rand(4, 10)

@@ -5,9 +5,9 @@ Row ``j`` of the output is input ``row_input[j]`` plus noise number
 element ``e`` of sample ``s`` of an input with seed ``k`` is a pure function of
 ``(k, s * G + e // 4, e % 4)`` with ``G = ceil(numel / 4)``, so it does not
 depend on how rows are packed into batches, on the batch size, or on the
-device: a Triton kernel on CUDA, a ``torch.compile``-d loop on the CPU and the
-eager torch fallback all draw the same numbers (up to float32 rounding of
-``log``/``cos``).
+device: a Triton kernel on CUDA, a C++ kernel on the CPU
+(:mod:`renyicert.native`), a ``torch.compile``-d loop and the eager torch
+fallback all draw the same numbers (up to float32 rounding of ``log``/``cos``).
 
 Noise kinds (a mechanism's ``fused_noise`` attribute):
 
@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from .native import noisy_rows_kernel
 from .philox import randint4x
 
 __all__ = ["FusedSampler", "fused_noise_kind", "noisy_rows_reference", "philox_seeds"]
@@ -181,8 +182,10 @@ class FusedSampler:
     mechanism
         The noise; its ``fused_noise`` kind (or ``_transform_uniform``) decides the draw.
     backend
-        ``"auto"`` (Triton on CUDA, ``torch.compile`` on CPU, eager if compilation
-        fails), or one of ``"triton"``, ``"compiled"``, ``"eager"``.
+        ``"auto"``: Triton on CUDA; on the CPU the C++ kernel for float32 normal and
+        Laplace noise, else ``torch.compile``, else eager, each step taken (and
+        said once) when the one before cannot be built. Or one of ``"triton"``,
+        ``"native"``, ``"compiled"``, ``"eager"``.
 
     Examples
     --------
@@ -200,8 +203,8 @@ class FusedSampler:
     _warned_fallback = False
 
     def __init__(self, mechanism: Any, backend: str = "auto") -> None:
-        if backend not in ("auto", "triton", "compiled", "eager"):
-            raise ValueError(f"backend must be 'auto', 'triton', 'compiled' or 'eager', got {backend!r}")
+        if backend not in ("auto", "triton", "native", "compiled", "eager"):
+            raise ValueError(f"backend must be 'auto', 'triton', 'native', 'compiled' or 'eager', got {backend!r}")
         self.mechanism = mechanism
         self.kind = fused_noise_kind(mechanism)
         if self.kind is None:
@@ -210,19 +213,29 @@ class FusedSampler:
         self._compiled: dict[tuple[Any, ...], Any] = {}
         self._transform = getattr(mechanism, "_transform_uniform", None) if self.kind == "uniform" else None
 
-    def _path(self, device: Any) -> str:
+    def _path(self, out: Any, x: Any) -> str:
         if self.backend != "auto":
             return self.backend
-        if device.type == "cuda" and self.kind != "uniform" and _triton_available():
+        if out.device.type == "cuda" and self.kind != "uniform" and _triton_available():
             return "triton"
+        if out.device.type == "cpu" and self._native_fits(out, x) and noisy_rows_kernel() is not None:
+            return "native"
         return "compiled"
+
+    def _native_fits(self, out: Any, x: Any) -> bool:
+        import torch
+
+        return self.kind in ("normal", "laplace") and out.dtype == torch.float32 and x.dtype == torch.float32
 
     def write(self, out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> None:
         """Fill ``out`` (``(rows, *input_shape)``) with ``x[row_input] + noise``; ``x`` is ``(inputs, *input_shape)``."""
         rows = out.shape[0]
         flat_out = out.view(rows, -1)
         flat_x = x.reshape(x.shape[0], -1)
-        path = self._path(out.device)
+        path = self._path(out, x)
+        if path == "native":
+            self._write_native(flat_out, flat_x, row_input, row_sample, seeds)
+            return
         if path == "triton":
             if self.kind == "uniform":
                 raise ValueError("the Triton path supports the 'normal' and 'laplace' kinds only")
@@ -240,6 +253,14 @@ class FusedSampler:
         if path == "compiled" and self._write_compiled(flat_out, flat_x, row_input, row_sample, seeds):
             return
         _write_rows(flat_out, flat_x, row_input, row_sample, seeds, self.kind, float(self.mechanism.scale), self._transform)
+
+    def _write_native(self, out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> None:
+        if out.device.type != "cpu" or not self._native_fits(out, x):
+            raise ValueError(f"the native path writes float32 normal or Laplace noise on the CPU, got {self.kind!r} noise in {out.dtype} on {out.device}")
+        kernel = noisy_rows_kernel()
+        if kernel is None:
+            raise RuntimeError("the native CPU sampler could not be built (see the warning above); use backend='auto' or 'compiled'")
+        kernel(out, x.contiguous(), row_input.contiguous(), row_sample.contiguous(), seeds.contiguous(), float(self.mechanism.scale), 0 if self.kind == "normal" else 1)
 
     def noisy(self, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> Any:
         """``x[row_input] + noise`` as a new tensor (the same numbers :meth:`write` writes)."""

@@ -1,0 +1,94 @@
+"""The fused sampler's C++ kernel for the CPU, built on first use with ``torch.utils.cpp_extension``.
+
+The kernel (``_native/noisy_rows.cpp``) draws the same Philox-4x32-10 integers as
+:mod:`renyicert.philox` and Triton's ``tl.randint4x``. It forms the 32x32-bit
+products as widening ``uint32`` multiplies, which vectorise far better than the
+``int64`` multiplies of the ``torch.compile`` path. It takes ``log``, ``cos`` and
+``sin`` from ATen's SLEEF-backed ``at::vec::Vectorized<float>`` and shares rows
+out over torch's intra-op threads.
+
+Building needs a C++ compiler and ninja (the same as ``torch.compile`` on the
+CPU) and takes a few seconds, once per machine: torch caches the library under
+``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), keyed by a hash
+of the source, the compiler flags and the torch version, and serialises
+concurrent builds with a file lock, so that several ranks starting together
+build it once. When the build fails, :func:`noisy_rows_kernel` returns ``None``
+and the sampler says so once and uses its compiled path instead. Set
+``RENYICERT_NATIVE=0`` to skip the kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+__all__ = ["native_build_flags", "noisy_rows_kernel"]
+
+_SOURCE = Path(__file__).with_name("_native") / "noisy_rows.cpp"
+_LOCK = threading.Lock()
+_KERNEL: list[Any] = []  # [] until the first call, then [op] or [None]
+
+
+def native_build_flags() -> list[str]:
+    """Compiler flags: optimisation, OpenMP (torch's threads) and the SIMD level torch's inductor picks for this CPU.
+
+    Examples
+    --------
+    >>> from renyicert.native import native_build_flags
+    >>> "-O3" in native_build_flags()
+    True
+    """
+    flags = ["-O3", "-ffp-contract=off", "-fopenmp"]
+    try:
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+        isa = pick_vec_isa()
+        if isa:
+            flags += [f"-D{macro}" for macro in isa.build_macro()] + isa.build_arch_flags().split()
+    except Exception:  # an older or newer torch without this helper: build the portable (scalar) Vectorized
+        pass
+    return flags
+
+
+def noisy_rows_kernel() -> Any:
+    """``torch.ops.renyicert_native.noisy_rows``, built and loaded on the first call; ``None`` when unavailable.
+
+    The op writes ``out[j] = x[row_input[j]] + scale * noise`` for float32
+    ``(rows, numel)`` ``out`` and ``(inputs, numel)`` ``x``, ``kind`` 0 for
+    normal and 1 for Laplace noise (see :mod:`renyicert.sampling`).
+    """
+    with _LOCK:
+        if not _KERNEL:
+            _KERNEL.append(_build())
+        return _KERNEL[0]
+
+
+def _build() -> Any:
+    if os.environ.get("RENYICERT_NATIVE", "1") == "0":
+        return None
+    try:
+        import torch
+        from torch.utils.cpp_extension import load
+
+        flags = native_build_flags()
+        digest = hashlib.sha256("\0".join([_SOURCE.read_text(), *flags, torch.__version__]).encode()).hexdigest()[:12]
+        load(
+            name=f"renyicert_native_{digest}",
+            sources=[str(_SOURCE)],
+            extra_cflags=flags,
+            extra_ldflags=["-fopenmp"],
+            is_python_module=False,
+            verbose=False,
+        )
+        return torch.ops.renyicert_native.noisy_rows
+    except Exception as error:  # no compiler or ninja, an unsupported platform, a read-only cache, ...
+        warnings.warn(
+            f"renyicert: could not build the native CPU sampler ({type(error).__name__}: {error}); using the torch.compile sampler (same noise, slower)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
