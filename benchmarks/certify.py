@@ -5,13 +5,18 @@ Models (random weights; speed does not depend on training):
 * cnn: a small MNIST CNN (two conv layers, two linear) on 1x28x28.
 
 For each model it times, over the same inputs and the same n0 + n samples each:
-* ours:        renyicert.Smoothed(...).certify(batch of inputs) (fused sampler, packed batches);
-* ours+compile: the same with Smoothed(..., compile=True) (channels_last + torch.compile, freezing);
-* cohen:       a faithful re-implementation of locuslab/smoothing core.py's certify loop
-               (x.repeat + randn_like * sigma per batch, per input, numpy bincount, Clopper-Pearson);
-* forward:     the model's bare forward passes over the same number of rows (the limit).
+* ours:         renyicert.Smoothed(..., batch_size=1000).certify(batch of inputs): fused sampler, packed batches;
+* ours+share:   the same with share_noise=True (one noise draw per sample, shared by the inputs of the call);
+* ours+auto:    batch_size="auto" (the model as given, at the batch size it runs fastest per copy);
+* ours+auto+share: both;
+* ours+compile: Smoothed(..., compile=True) at batch 1000 (channels_last + torch.compile, freezing);
+* cohen:        a faithful re-implementation of locuslab/smoothing core.py's certify loop at batch 1000
+                (x.repeat + randn_like * sigma per batch, per input, numpy bincount, Clopper-Pearson);
+* forward:      the model's bare forward passes over the same number of rows at batch 1000, and at the
+                size "auto" chose (the limits: certification cannot be faster than the model).
 
-Prints a table and one JSON line.  Usage: python benchmarks/certify.py [--n 10000] [--inputs 4]
+Overheads are ours over the bare forward passes at the same batch size. Prints a table and one JSON line.
+Usage: python benchmarks/certify.py [--n 10000] [--inputs 4] [--models mlp,cnn]
 """
 
 from __future__ import annotations
@@ -76,6 +81,27 @@ def best_of(function, repeats: int) -> float:
     return best
 
 
+def forward_seconds(model: torch.nn.Module, shape: tuple[int, ...], rows: int, batch_size: int, repeats: int) -> float:
+    """Best time of the bare forward passes over `rows` rows in batches of `batch_size`."""
+    buffer = torch.rand(batch_size, *shape)
+
+    def forward_only() -> None:
+        with torch.inference_mode():
+            for _ in range(math.ceil(rows / batch_size)):
+                model(buffer)
+
+    return best_of(forward_only, repeats)
+
+
+VARIANTS = {
+    "ours": ({}, {}),
+    "ours+share": ({}, {"share_noise": True}),
+    "ours+auto": ({"batch_size": "auto"}, {}),
+    "ours+auto+share": ({"batch_size": "auto"}, {"share_noise": True}),
+    "ours+compile": ({"compile": True}, {}),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
@@ -83,44 +109,45 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--models", default="mlp,cnn")
     args = parser.parse_args()
     torch.manual_seed(0)
     sigma = 0.25
     results = []
     for name, make, shape in (("mlp", mlp, (64,)), ("cnn", cnn, (1, 28, 28))):
+        if name not in args.models.split(","):
+            continue
         model = make().eval()
         xs = torch.rand(args.inputs, *shape)
         rows = args.inputs * (args.n0 + args.n)
-        smoothed = renyicert.Smoothed(model, "gaussian", 10, scale=sigma, input_shape=shape, batch_size=args.batch_size, progress=False)
-        smoothed.certify(xs[:1], n0=args.n0, n=args.batch_size, seed=0)  # compile the sampler once
-        timings = {"ours": best_of(lambda: smoothed.certify(xs, n0=args.n0, n=args.n, seed=0), args.repeats)}
-        compiled = renyicert.Smoothed(model, "gaussian", 10, scale=sigma, input_shape=shape, batch_size=args.batch_size, progress=False, compile=True)
-        start = time.perf_counter()
-        compiled.certify(xs[:1], n0=args.n0, n=args.batch_size, seed=0)
-        compile_s = time.perf_counter() - start
-        timings["ours+compile"] = best_of(lambda: compiled.certify(xs, n0=args.n0, n=args.n, seed=0), args.repeats)
+        timings, setup, tuned = {}, {}, args.batch_size
+        for variant, (options, call) in VARIANTS.items():
+            options = {"batch_size": args.batch_size, **options}
+            smoothed = renyicert.Smoothed(model, "gaussian", 10, scale=sigma, input_shape=shape, progress=False, **options)
+            start = time.perf_counter()
+            smoothed.certify(xs, n0=args.n0, n=args.batch_size, seed=0, **call)  # build kernels, tune, compile
+            setup[variant] = time.perf_counter() - start
+            timings[variant] = best_of(lambda: smoothed.certify(xs, n0=args.n0, n=args.n, seed=0, **call), args.repeats)
+            if smoothed.tuned_batch_sizes:
+                tuned = next(iter(smoothed.tuned_batch_sizes.values()))
         timings["cohen"] = best_of(lambda: [cohen_certify(model, x, args.n0, args.n, 0.001, args.batch_size, sigma) for x in xs], args.repeats)
-        buffer = torch.rand(args.batch_size, *shape)
-
-        def forward_only() -> None:
-            with torch.inference_mode():
-                for _ in range(math.ceil(rows / args.batch_size)):
-                    model(buffer)
-
-        timings["forward"] = best_of(forward_only, args.repeats)
-        row = {"model": name, "inputs": args.inputs, "n": args.n, "n0": args.n0, "batch_size": args.batch_size, "compile_s": round(compile_s, 1)}
+        timings["forward"] = forward_seconds(model, shape, rows, args.batch_size, args.repeats)
+        timings["forward@auto"] = forward_seconds(model, shape, rows, tuned, args.repeats)
+        row = {"model": name, "inputs": args.inputs, "n": args.n, "n0": args.n0, "batch_size": args.batch_size, "auto_batch_size": tuned}
+        row.update({f"setup_{k}_s": round(v, 2) for k, v in setup.items()})
         row.update({f"{k}_inputs_per_s": round(args.inputs / v, 3) for k, v in timings.items()})
-        row["ours/cohen"] = round(timings["cohen"] / timings["ours"], 2)
-        row["ours+compile/cohen"] = round(timings["cohen"] / timings["ours+compile"], 2)
-        row["ours_overhead_over_forward"] = round(timings["ours"] / timings["forward"] - 1.0, 3)
+        for variant in VARIANTS:
+            row[f"{variant}/cohen"] = round(timings["cohen"] / timings[variant], 2)
+            limit = timings["forward@auto"] if "auto" in variant else timings["forward"]
+            row[f"{variant}_overhead"] = round(timings[variant] / limit - 1.0, 3)
         results.append(row)
-    print(f"{'model':<6}{'ours':>9}{'ours+cmp':>10}{'cohen':>9}{'forward':>9}  inputs/s   ratios")
+    print(f"{'model':<6}{'variant':<17}{'inputs/s':>10}{'vs cohen':>10}{'overhead over forward':>24}")
     for r in results:
-        print(
-            f"{r['model']:<6}{r['ours_inputs_per_s']:>9}{r['ours+compile_inputs_per_s']:>10}{r['cohen_inputs_per_s']:>9}{r['forward_inputs_per_s']:>9}"
-            f"  ours/cohen {r['ours/cohen']}x, ours+compile/cohen {r['ours+compile/cohen']}x, "
-            f"overhead over forward {r['ours_overhead_over_forward']:+.1%} (compile {r['compile_s']} s)"
-        )
+        for variant in (*VARIANTS, "cohen", "forward", "forward@auto"):
+            ratio = f"{r[f'{variant}/cohen']}x" if f"{variant}/cohen" in r else ""
+            overhead = f"{r[f'{variant}_overhead']:+.1%}" if f"{variant}_overhead" in r else ""
+            label = f"forward@{r['auto_batch_size']}" if variant == "forward@auto" else variant
+            print(f"{r['model']:<6}{label:<17}{r[f'{variant}_inputs_per_s']:>10}{ratio:>10}{overhead:>24}")
     print(json.dumps({"benchmark": "certify", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
 
 

@@ -151,8 +151,11 @@ class _NaNOutput(torch.nn.Module):
         (lambda: Smoothed(_NaNOutput(), "gaussian", 2, scale=0.5, input_shape=(2,)), lambda s: s.certify(torch.zeros(2), n=10), ValueError, "non-finite logits"),
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), n0=0), ValueError, "n0 must be a positive integer, got 0"),
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), n=-5), ValueError, "n must be a positive integer, got -5"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), batch_size=0), ValueError, "batch_size must be a positive integer, got 0"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), batch_size=0), ValueError, "batch_size must be a positive integer or 'auto', got 0"),
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), alpha=1.5), ValueError, r"alpha must be in \(0, 1\), got 1.5"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), batch_size="big"), ValueError, "batch_size must be a positive integer or 'auto', got 'big'"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5, batch_size=2.5), lambda s: None, ValueError, "batch_size must be a positive integer or 'auto', got 2.5"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), share_noise="yes"), TypeError, "share_noise must be True or False, got 'yes'"),
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.predict(torch.zeros(2), n=10, alpha=0.0), ValueError, r"alpha must be in \(0, 1\), got 0.0"),
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), bound="cohen"), ValueError, "bound must be"),
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), p2="max"), ValueError, "p2 must be one of"),
@@ -182,3 +185,63 @@ def test_batch_rows_are_rounded_to_few_sizes_with_little_padding() -> None:
     sizes = [_round_rows(v) for v in range(1, 70_000)]
     assert all(v <= s <= 1.125 * v for v, s in zip(range(1, 70_000), sizes))
     assert len({s for s in sizes if 4096 <= s < 8192}) <= 8  # few shapes per octave: few compilations
+
+
+def test_shared_noise_gives_each_input_its_certificate_alone_with_the_base_seed() -> None:
+    """share_noise: input i gets the draws it would get alone with `seed`; native and eager samplers agree."""
+    xs = torch.tensor([[0.5, 0.0], [-0.2, 1.0], [0.05, 0.0], [0.3, -1.0], [0.0, 0.2]])
+    for backend in ("auto", "eager"):
+        smoothed = Smoothed(threshold_model(), "laplace", num_classes=2, scale=0.3, backend=backend, progress=False, batch_size=37)
+        together = smoothed.certify(xs, n0=50, n=500, seed=11, share_noise=True)
+        for i in range(len(xs)):
+            alone = smoothed.certify(xs[i], n0=50, n=500, seed=11, batch_size=64)
+            assert (alone.counts, alone.label, alone.radius) == (together[i].counts, together[i].label, together[i].radius)
+        counts = smoothed.class_counts(xs, 300, seed=5, share_noise=True)
+        assert counts.tolist() == [smoothed.class_counts(x, 300, seed=5).tolist() for x in xs]
+    assert smoothed.predict(xs, 300, seed=5, share_noise=True) == [smoothed.predict(x, 300, seed=5) for x in xs]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_native_vote_counting_matches_torch_argmax_with_ties_and_non_finite_logits(dtype: torch.dtype) -> None:
+    from renyicert.native import native_ops
+    from renyicert.smoothing import _count_votes
+
+    ops = native_ops()
+    assert ops is not None, "the native kernels should build on this machine"
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 3, (200, 7), generator=generator).to(dtype)  # many ties: the first largest wins
+    row_input = torch.randint(0, 5, (200,), generator=generator)
+    native, reference = torch.zeros(35, dtype=torch.int64), torch.zeros(35, dtype=torch.int64)
+    assert _count_votes(logits, row_input, 150, native, ops) and _count_votes(logits, row_input, 150, reference, None)
+    assert torch.equal(native, reference) and int(native.sum()) == 150
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        poisoned = logits.clone()
+        poisoned[149, 3] = bad
+        before = native.clone()
+        assert not _count_votes(poisoned, row_input, 150, native, ops) and torch.equal(native, before)
+        assert not _count_votes(poisoned, row_input, 150, reference, None)
+        assert _count_votes(poisoned, row_input, 149, native, ops)  # the bad row is padding: not looked at
+
+
+class _SlowAbove64(torch.nn.Module):
+    """A fixed 2 ms per call, plus 50 us per row beyond 64 rows: cheapest per row at exactly 64."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        time.sleep(0.002 + (50e-6 * x.shape[0] if x.shape[0] > 64 else 0.0))
+        return torch.stack([x[:, 0], -x[:, 0]], dim=1)
+
+
+def test_auto_batch_size_picks_the_fastest_size_per_copy_and_counts_as_that_size() -> None:
+    from renyicert.smoothing import AUTO_BATCH_SIZES
+
+    smoothed = Smoothed(_SlowAbove64(), "gaussian", 2, scale=0.5, input_shape=(2,), batch_size="auto", progress=False)
+    x = torch.tensor([[0.2, 0.0], [-0.1, 0.0]])
+    counts = smoothed.class_counts(x, 300, seed=1)
+    assert list(smoothed.tuned_batch_sizes.values()) == [64] and 64 in AUTO_BATCH_SIZES
+    assert counts.tolist() == smoothed.class_counts(x, 300, seed=1, batch_size=64).tolist()
+    assert counts.tolist() == smoothed.class_counts(x, 300, seed=1, batch_size=1000).tolist()
+    fast = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, input_shape=(2,), progress=False)
+    fast.certify(x, n0=10, n=100, seed=0, batch_size="auto")
+    assert set(fast.tuned_batch_sizes.values()) <= set(AUTO_BATCH_SIZES) and len(fast.tuned_batch_sizes) == 1

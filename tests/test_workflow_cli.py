@@ -53,3 +53,14 @@ def test_a_zero_scale_is_an_error_not_the_checkpoints_scale(tmp_path: Path, caps
     capsys.readouterr()
     assert main(["certify", "--checkpoint", str(model), "--scale", "0", "--limit", "2", "--n", "50", "--quiet"]) == 2
     assert "scale must be finite and > 0, got 0.0" in capsys.readouterr().err
+
+
+def test_batch_size_auto_or_a_positive_integer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "m.pt"
+    assert main(["train", "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    records = tmp_path / "r.jsonl"
+    assert main(["certify", "--checkpoint", str(model), "--batch-size", "auto", "--limit", "2", "--n", "50", "--records", str(records), "--quiet"]) == 0
+    assert len(records.read_text().splitlines()) == 2
+    capsys.readouterr()
+    assert main(["certify", "--checkpoint", str(model), "--batch-size", "many", "--quiet"]) == 2
+    assert "must be a positive integer or 'auto', got 'many'" in capsys.readouterr().err

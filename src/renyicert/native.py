@@ -1,20 +1,22 @@
-"""The fused sampler's C++ kernel for the CPU, built on first use with ``torch.utils.cpp_extension``.
+"""C++ kernels for the CPU (the fused sampler and vote counting), built on first use with ``torch.utils.cpp_extension``.
 
 The kernel (``_native/noisy_rows.cpp``) draws the same Philox-4x32-10 integers as
 :mod:`renyicert.philox` and Triton's ``tl.randint4x``. It forms the 32x32-bit
 products as widening ``uint32`` multiplies, which vectorise far better than the
 ``int64`` multiplies of the ``torch.compile`` path. It takes ``log``, ``cos`` and
 ``sin`` from ATen's SLEEF-backed ``at::vec::Vectorized<float>`` and shares rows
-out over torch's intra-op threads.
+out over torch's intra-op threads. Rows that draw the same noise (inputs sharing
+one draw) compute it once. ``count_votes`` does a model batch's ``isfinite``
+check, ``argmax`` and ``index_add_`` in one pass over the logits.
 
 Building needs a C++ compiler and ninja (the same as ``torch.compile`` on the
 CPU) and takes a few seconds, once per machine: torch caches the library under
 ``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), keyed by a hash
 of the source, the compiler flags and the torch version, and serialises
 concurrent builds with a file lock, so that several ranks starting together
-build it once. When the build fails, :func:`noisy_rows_kernel` returns ``None``
-and the sampler says so once and uses its compiled path instead. Set
-``RENYICERT_NATIVE=0`` to skip the kernel.
+build it once. When the build fails, :func:`native_ops` returns ``None``, a
+warning says so once, and the callers use torch ops instead (the sampler its
+``torch.compile`` path). Set ``RENYICERT_NATIVE=0`` to skip the kernels.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["native_build_flags", "noisy_rows_kernel"]
+__all__ = ["native_build_flags", "native_ops"]
 
 _SOURCE = Path(__file__).with_name("_native") / "noisy_rows.cpp"
 _LOCK = threading.Lock()
@@ -54,12 +56,16 @@ def native_build_flags() -> list[str]:
     return flags
 
 
-def noisy_rows_kernel() -> Any:
-    """``torch.ops.renyicert_native.noisy_rows``, built and loaded on the first call; ``None`` when unavailable.
+def native_ops() -> Any:
+    """The ``torch.ops.renyicert_native`` namespace, built and loaded on the first call; ``None`` when unavailable.
 
-    The op writes ``out[j] = x[row_input[j]] + scale * noise`` for float32
-    ``(rows, numel)`` ``out`` and ``(inputs, numel)`` ``x``, ``kind`` 0 for
-    normal and 1 for Laplace noise (see :mod:`renyicert.sampling`).
+    ``noisy_rows(out, x, row_input, row_sample, seeds, scale, kind)`` writes
+    ``out[j] = x[row_input[j]] + scale * noise`` for float32 ``(rows, numel)``
+    ``out`` and ``(inputs, numel)`` ``x``, ``kind`` 0 for normal and 1 for
+    Laplace noise (see :mod:`renyicert.sampling`).
+    ``count_votes(logits, row_input, counts, valid)`` adds one vote per row
+    ``r < valid`` to ``counts[row_input[r] * classes + argmax(logits[r])]`` and
+    returns ``False`` (counting nothing) if any of those logits is not finite.
     """
     with _LOCK:
         if not _KERNEL:
@@ -84,10 +90,10 @@ def _build() -> Any:
             is_python_module=False,
             verbose=False,
         )
-        return torch.ops.renyicert_native.noisy_rows
+        return torch.ops.renyicert_native
     except Exception as error:  # no compiler or ninja, an unsupported platform, a read-only cache, ...
         warnings.warn(
-            f"renyicert: could not build the native CPU sampler ({type(error).__name__}: {error}); using the torch.compile sampler (same noise, slower)",
+            f"renyicert: could not build the native CPU kernels ({type(error).__name__}: {error}); using torch ops and the torch.compile sampler (the same noise and counts, slower)",
             RuntimeWarning,
             stacklevel=3,
         )

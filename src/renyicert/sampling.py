@@ -31,7 +31,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .native import noisy_rows_kernel
+from .native import native_ops
 from .philox import randint4x
 
 __all__ = ["FusedSampler", "fused_noise_kind", "noisy_rows_reference", "philox_seeds"]
@@ -218,7 +218,7 @@ class FusedSampler:
             return self.backend
         if out.device.type == "cuda" and self.kind != "uniform" and _triton_available():
             return "triton"
-        if out.device.type == "cpu" and self._native_fits(out, x) and noisy_rows_kernel() is not None:
+        if out.device.type == "cpu" and self._native_fits(out, x) and native_ops() is not None:
             return "native"
         return "compiled"
 
@@ -257,10 +257,10 @@ class FusedSampler:
     def _write_native(self, out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> None:
         if out.device.type != "cpu" or not self._native_fits(out, x):
             raise ValueError(f"the native path writes float32 normal or Laplace noise on the CPU, got {self.kind!r} noise in {out.dtype} on {out.device}")
-        kernel = noisy_rows_kernel()
-        if kernel is None:
-            raise RuntimeError("the native CPU sampler could not be built (see the warning above); use backend='auto' or 'compiled'")
-        kernel(out, x.contiguous(), row_input.contiguous(), row_sample.contiguous(), seeds.contiguous(), float(self.mechanism.scale), 0 if self.kind == "normal" else 1)
+        ops = native_ops()
+        if ops is None:
+            raise RuntimeError("the native CPU kernels could not be built (see the warning above); use backend='auto' or 'compiled'")
+        ops.noisy_rows(out, x.contiguous(), row_input.contiguous(), row_sample.contiguous(), seeds.contiguous(), float(self.mechanism.scale), 0 if self.kind == "normal" else 1)
 
     def noisy(self, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> Any:
         """``x[row_input] + noise`` as a new tensor (the same numbers :meth:`write` writes)."""

@@ -173,13 +173,26 @@ def _common(parser: argparse.ArgumentParser, data_default: str = "digits") -> No
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _batch_size(text: str) -> int | str:
+    """``--batch-size``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}")
+    return value
+
+
 def _smoothing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a model saved by 'renyicert train' (FILE.pt beside FILE.json)")
     parser.add_argument("--mechanism", help="noise (default: the one the checkpoint was trained with)")
     parser.add_argument("--scale", type=float, help="noise scale (default: the checkpoint's)")
     parser.add_argument("--limit", type=int, help="only the first LIMIT inputs")
-    parser.add_argument("--batch-size", type=int, default=4096, help="noisy copies per model call (default: 4096)")
-    parser.add_argument("--sampler", choices=["auto", "triton", "compiled", "eager"], default="auto", help="noise sampler path (default: auto; all draw the same noise)")
+    parser.add_argument("--batch-size", type=_batch_size, default=4096, help="noisy copies per model call, or 'auto' to time the model and pick (default: 4096)")
+    parser.add_argument("--sampler", choices=["auto", "triton", "native", "compiled", "eager"], default="auto", help="noise sampler path (default: auto; all draw the same noise)")
 
 
 def add_workflow_commands(sub: Any) -> None:

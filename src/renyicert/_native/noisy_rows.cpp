@@ -1,4 +1,5 @@
-// The fused sampler's CPU kernel: out[j] = x[row_input[j]] + scale * noise, Philox-4x32-10.
+// The CPU kernels of renyicert.native: the fused sampler, out[j] = x[row_input[j]] + scale * noise
+// with Philox-4x32-10, and the majority-vote count of a model batch.
 //
 // The integers are those of Triton's tl.randint4x (and of renyicert.philox):
 // counter (offset low, offset high, 0, 0), key (seed low, seed high), with
@@ -15,7 +16,10 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 #include <immintrin.h>
@@ -194,21 +198,40 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
   }
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(numel, 1));
 
+  // Rows that continue one counter stream are drawn as one: a run is a maximal sequence of rows with
+  // one key whose samples are s0, s0 + 1, ... (each sample on one row, or on several consecutive rows that
+  // share the draw: noise shared across inputs). When numel is a multiple of the SIMD width (and so of 4),
+  // sample s0 + k is elements [k numel, (k + 1) numel) of the stream, so short rows (an MLP's 64 inputs)
+  // do not pay a tile's set-up each; otherwise a run holds one sample and its rows, written row by row.
+  const bool streams = numel % Vec::size() == 0;
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     alignas(64) uint32_t bits[4][kTile];
     alignas(64) float first[4 * kTile];   // normal: u of each pair; laplace: u of each lane
     alignas(64) float second[4 * kTile];  // normal: the angle of each pair; laplace: the sign of each lane
-    alignas(64) float partial[4 * Vec::size()];
-    const Vec scale_vec(scale);
+    alignas(64) float noise_tile[4 * kTile];
     constexpr int64_t width = Vec::size();
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t source = input_of[row];
-      const uint64_t seed = static_cast<uint64_t>(seed_of[source]);
-      const uint64_t first_offset = static_cast<uint64_t>(sample_of[row]) * static_cast<uint64_t>(groups);
-      const float* x_row = x_data + source * numel;
-      float* out_row = out_data + row * numel;
-      for (int64_t g0 = 0; g0 < groups; g0 += kTile) {
-        const int64_t count = std::min(kTile, groups - g0);
+    const Vec scale_vec(scale);
+    std::vector<int64_t> sample_rows;  // the first row of each sample of the run, and the run's end
+    for (int64_t row = begin; row < end;) {
+      const uint64_t seed = static_cast<uint64_t>(seed_of[input_of[row]]);
+      const int64_t first_sample = sample_of[row];
+      sample_rows.clear();
+      int64_t next = row;
+      while (next < end && static_cast<uint64_t>(seed_of[input_of[next]]) == seed &&
+             sample_of[next] == first_sample + static_cast<int64_t>(sample_rows.size()) &&
+             (streams || sample_rows.empty())) {
+        sample_rows.push_back(next);
+        const int64_t sample = sample_of[next];
+        while (next < end && sample_of[next] == sample && static_cast<uint64_t>(seed_of[input_of[next]]) == seed) {
+          ++next;
+        }
+      }
+      sample_rows.push_back(next);
+      const int64_t samples = static_cast<int64_t>(sample_rows.size()) - 1;
+      const int64_t stream_groups = samples * groups;
+      const uint64_t first_offset = static_cast<uint64_t>(first_sample) * static_cast<uint64_t>(groups);
+      for (int64_t g0 = 0; g0 < stream_groups; g0 += kTile) {
+        const int64_t count = std::min(kTile, stream_groups - g0);
         const int64_t padded = (count + width - 1) / width * width;
         philox_tile(first_offset + static_cast<uint64_t>(g0), padded, static_cast<uint32_t>(seed),
                     static_cast<uint32_t>(seed >> 32), bits[0], bits[1], bits[2], bits[3]);
@@ -234,36 +257,122 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
             }
           }
         }
-        for (int64_t g = 0; g < count; g += width) {
+        // The tile's noise, element by element (element 4 g + lane is lane `lane` of counter g).
+        for (int64_t g = 0; g < padded; g += width) {
           const NoiseLanes noise = kind == 0 ? normal_lanes(first, second, g) : laplace_lanes(first, second, g);
           Vec elements[4];
           interleave_lanes(noise, elements);
-          const int64_t e0 = 4 * (g0 + g);
-          if (e0 + 4 * width <= numel) {
-            for (int part = 0; part < 4; ++part) {
-              const int64_t e = e0 + part * width;
-              (Vec::loadu(x_row + e) + elements[part] * scale_vec).store(out_row + e);
+          for (int part = 0; part < 4; ++part) {
+            elements[part].store(noise_tile + 4 * g + part * width);
+          }
+        }
+        const int64_t e0 = 4 * g0;  // the tile's first element in the stream
+        if (streams) {
+          const int64_t length = std::min(4 * count, samples * numel - e0);
+          for (int64_t e = 0; e < length; e += width) {
+            const int64_t k = (e0 + e) / numel;
+            const int64_t within = (e0 + e) - k * numel;
+            const Vec noise = Vec::loadu(noise_tile + e) * scale_vec;
+            for (int64_t r = sample_rows[k]; r < sample_rows[k + 1]; ++r) {
+              (Vec::loadu(x_data + input_of[r] * numel + within) + noise).store(out_data + r * numel + within);
             }
-          } else {
-            for (int part = 0; part < 4; ++part) {
-              elements[part].store(partial + part * width);
-            }
-            for (int64_t e = e0; e < numel; ++e) {
-              out_row[e] = x_row[e] + partial[e - e0] * scale;
+          }
+        } else {
+          const int64_t length = std::min(4 * count, numel - e0);
+          for (int64_t r = sample_rows[0]; r < sample_rows[1]; ++r) {
+            const float* xs = x_data + input_of[r] * numel + e0;
+            float* os = out_data + r * numel + e0;
+            for (int64_t e = 0; e < length; ++e) {
+              os[e] = xs[e] + noise_tile[e] * scale;
             }
           }
         }
       }
+      row = next;
     }
   });
+}
+
+// Majority-vote counting for one model batch: counts[row_input[r] * C + argmax(logits[r])] += 1 for the
+// first `valid` rows (argmax = the first largest logit, as torch.argmax). Returns false, counting nothing,
+// when a logit among those rows is NaN or infinite.
+template <typename scalar_t>
+bool count_votes_typed(const at::Tensor& logits, const int64_t* input_of, int64_t* counts, int64_t valid) {
+  const int64_t classes = logits.size(1);
+  const scalar_t* data = logits.data_ptr<scalar_t>();
+  // Not finite = all exponent bits set; an integer test on the bits, which the compiler vectorises.
+  using bits_t = std::conditional_t<sizeof(scalar_t) == 4, uint32_t, uint64_t>;
+  constexpr bits_t exponent = sizeof(scalar_t) == 4 ? bits_t(0x7F800000u) : bits_t(0x7FF0000000000000ull);
+  const bits_t* raw = reinterpret_cast<const bits_t*>(data);
+  bits_t non_finite = 0;
+  for (int64_t i = 0; i < valid * classes; ++i) {
+    non_finite |= static_cast<bits_t>((raw[i] & exponent) == exponent);
+  }
+  if (non_finite) {
+    return false;
+  }
+  // Eight rows at a time: eight independent compare-and-select chains instead of one (branch-free:
+  // a strictly larger logit moves the vote, so ties go to the first class).
+  constexpr int64_t kRows = 8;
+  int64_t r0 = 0;
+  for (; r0 + kRows <= valid; r0 += kRows) {
+    scalar_t largest[kRows];
+    int64_t best[kRows];
+    for (int64_t j = 0; j < kRows; ++j) {
+      largest[j] = data[(r0 + j) * classes];
+      best[j] = 0;
+    }
+    for (int64_t c = 1; c < classes; ++c) {
+      for (int64_t j = 0; j < kRows; ++j) {
+        const scalar_t value = data[(r0 + j) * classes + c];
+        const bool larger = value > largest[j];
+        largest[j] = larger ? value : largest[j];
+        best[j] = larger ? c : best[j];
+      }
+    }
+    for (int64_t j = 0; j < kRows; ++j) {
+      counts[input_of[r0 + j] * classes + best[j]] += 1;
+    }
+  }
+  for (int64_t r = r0; r < valid; ++r) {
+    const scalar_t* row = data + r * classes;
+    int64_t best = 0;
+    scalar_t largest = row[0];
+    for (int64_t c = 1; c < classes; ++c) {
+      const bool larger = row[c] > largest;
+      largest = larger ? row[c] : largest;
+      best = larger ? c : best;
+    }
+    counts[input_of[r] * classes + best] += 1;
+  }
+  return true;
+}
+
+bool count_votes(const at::Tensor& logits, const at::Tensor& row_input, at::Tensor counts, int64_t valid) {
+  TORCH_CHECK(logits.device().is_cpu() && logits.dim() == 2 && logits.is_contiguous(), "count_votes: contiguous (rows, classes) CPU logits");
+  TORCH_CHECK(row_input.scalar_type() == at::kLong && row_input.is_contiguous() && counts.scalar_type() == at::kLong &&
+                  counts.is_contiguous(), "count_votes: int64 row_input and counts");
+  TORCH_CHECK(valid >= 0 && valid <= logits.size(0) && valid <= row_input.numel(), "count_votes: valid out of range");
+  const int64_t* input_of = row_input.data_ptr<int64_t>();
+  const int64_t slots = counts.numel();
+  for (int64_t r = 0; r < valid; ++r) {
+    TORCH_CHECK(input_of[r] >= 0 && (input_of[r] + 1) * logits.size(1) <= slots, "count_votes: row_input out of range");
+  }
+  if (logits.scalar_type() == at::kFloat) {
+    return count_votes_typed<float>(logits, input_of, counts.data_ptr<int64_t>(), valid);
+  }
+  TORCH_CHECK(logits.scalar_type() == at::kDouble, "count_votes: float32 or float64 logits");
+  return count_votes_typed<double>(logits, input_of, counts.data_ptr<int64_t>(), valid);
 }
 
 }  // namespace
 
 TORCH_LIBRARY(renyicert_native, m) {
   m.def("noisy_rows(Tensor(a!) out, Tensor x, Tensor row_input, Tensor row_sample, Tensor seeds, float scale, int kind) -> ()");
+  m.def("count_votes(Tensor logits, Tensor row_input, Tensor(a!) counts, int valid) -> bool");
 }
 
 TORCH_LIBRARY_IMPL(renyicert_native, CPU, m) {
   m.impl("noisy_rows", &noisy_rows);
+  m.impl("count_votes", &count_votes);
 }
