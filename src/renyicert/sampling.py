@@ -25,6 +25,7 @@ A mechanism with none of these falls back to its own ``sample()``.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import warnings
@@ -230,8 +231,9 @@ class FusedSampler:
     def write(self, out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> None:
         """Fill ``out`` (``(rows, *input_shape)``) with ``x[row_input] + noise``; ``x`` is ``(inputs, *input_shape)``."""
         rows = out.shape[0]
-        flat_out = out.view(rows, -1)
-        flat_x = x.reshape(x.shape[0], -1)
+        numel = math.prod(x.shape[1:])
+        flat_out = out.view(rows, numel)
+        flat_x = x.reshape(x.shape[0], numel)
         path = self._path(out, x)
         if path == "native":
             self._write_native(flat_out, flat_x, row_input, row_sample, seeds)

@@ -193,8 +193,9 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
   const int64_t* input_of = row_input.data_ptr<int64_t>();
   const int64_t* sample_of = row_sample.data_ptr<int64_t>();
   const int64_t* seed_of = seeds.data_ptr<int64_t>();
+  const int64_t keys = seeds.numel();
   for (int64_t j = 0; j < rows; ++j) {
-    TORCH_CHECK(input_of[j] >= 0 && input_of[j] < inputs, "noisy_rows: row_input out of range");
+    TORCH_CHECK(input_of[j] >= 0 && input_of[j] < inputs && input_of[j] < keys, "noisy_rows: row_input out of range (of x or of seeds)");
   }
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(numel, 1));
 
