@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["as_float_array", "check_positive_int", "check_scale", "check_probabilities", "first_bad", "is_torch"]
+__all__ = ["as_float_array", "check_batch_size", "check_flag", "check_positive_int", "check_scale", "check_probabilities", "first_bad", "is_torch"]
 
 
 def is_torch(value: Any) -> bool:
@@ -47,6 +47,23 @@ def check_positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_batch_size(value: Any) -> int | str:
+    """``value`` as a positive ``int``, or ``"auto"``; else ``ValueError`` naming it."""
+    if isinstance(value, str) and value == "auto":
+        return value
+    try:
+        return check_positive_int(value, "batch_size")
+    except ValueError:
+        raise ValueError(f"batch_size must be a positive integer or 'auto', got {value!r}") from None
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` as a ``bool``, or ``TypeError`` naming ``name`` unless it is ``True`` or ``False``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_scale(scale: Any) -> float:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import check_batch_size, check_flag, check_positive_int
 from .confidence import P2_MODES, top_two_bounds
 from .mechanism import Mechanism
 from .native import native_ops
@@ -79,22 +79,6 @@ def _check_alpha(alpha: Any) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0.0 < float(alpha) < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     return float(alpha)
-
-
-def _check_batch_size(value: Any) -> int | str:
-    if isinstance(value, str):
-        if value != "auto":
-            raise ValueError(f"batch_size must be a positive integer or 'auto', got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"batch_size must be a positive integer or 'auto', got {value!r}")
-    return int(value)
-
-
-def _check_flag(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 #: The batch sizes ``batch_size="auto"`` tries, smallest first.
@@ -214,7 +198,7 @@ class Smoothed:
         self.mechanism = mechanism
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
-        self.batch_size = _check_batch_size(batch_size)
+        self.batch_size = check_batch_size(batch_size)
         #: The sizes ``batch_size="auto"`` chose, by (input shape, dtype, device).
         self.tuned_batch_sizes: dict[tuple[Any, ...], int] = {}
         self.progress = progress
@@ -508,8 +492,8 @@ class Smoothed:
         [100, 100, 100, 100]
         """
         n = check_positive_int(n, "n")
-        requested = self.batch_size if batch_size is None else _check_batch_size(batch_size)
-        share_noise = _check_flag(share_noise, "share_noise")
+        requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        share_noise = check_flag(share_noise, "share_noise")
         batch, single = self._as_batch(x)
         seeds = self._seeds(batch.shape[0], seed, generator, share_noise)
         with self._evaluation(), self._progress_bar(batch.shape[0] * n, "count") as bar:
@@ -570,8 +554,8 @@ class Smoothed:
         n0 = check_positive_int(n0, "n0")
         n = check_positive_int(n, "n")
         alpha = _check_alpha(alpha)
-        requested = self.batch_size if batch_size is None else _check_batch_size(batch_size)
-        share_noise = _check_flag(share_noise, "share_noise")
+        requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        share_noise = check_flag(share_noise, "share_noise")
         if bound not in ("renyi", "tight"):
             raise ValueError(f"bound must be 'renyi' or 'tight', got {bound!r}")
         if bound == "tight" and not self.mechanism.has_tight_radius:

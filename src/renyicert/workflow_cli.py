@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_batch_size
 from .cli import _float_list
 
 __all__ = ["add_workflow_commands"]
@@ -175,15 +176,10 @@ def _common(parser: argparse.ArgumentParser, data_default: str = "digits") -> No
 
 def _batch_size(text: str) -> int | str:
     """``--batch-size``: a positive integer or ``auto``."""
-    if text == "auto":
-        return text
     try:
-        value = int(text)
+        return check_batch_size(text if text == "auto" else int(text))
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}") from None
 
 
 def _smoothing_options(parser: argparse.ArgumentParser) -> None:
