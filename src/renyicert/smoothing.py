@@ -137,7 +137,7 @@ class Smoothed:
     batch_size
         Noisy copies per model call (default 1000), or ``"auto"``: on the first
         call for an input shape, time a batch's work (drawing noisy copies, the
-        model, counting votes) at each size of :data:`AUTO_BATCH_SIZES` (stopping
+        model, counting votes) at each size of :data:`~renyicert.smoothing.AUTO_BATCH_SIZES` (stopping
         once two in a row are slower per copy, and skipping buffers over 256 MiB),
         and keep the fastest per copy, the larger of two within 2%. A small
         CNN on the CPU can run twice as fast per copy at 64 as at 1000 (caches).
