@@ -66,6 +66,16 @@ def native_ops() -> Any:
     ``count_votes(logits, row_input, counts, valid)`` adds one vote per row
     ``r < valid`` to ``counts[row_input[r] * classes + argmax(logits[r])]`` and
     returns ``False`` (counting nothing) if any of those logits is not finite.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from renyicert.native import native_ops
+    >>> ops = native_ops()
+    >>> counts = torch.zeros(2 * 3, dtype=torch.int64)
+    >>> logits = torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.5, 0.0]])
+    >>> ops is None or (bool(ops.count_votes(logits, torch.tensor([0, 1]), counts, 2)) and counts.tolist() == [0, 1, 0, 1, 0, 0])
+    True
     """
     with _LOCK:
         if not _KERNEL:
