@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ import torch
 from scipy import stats
 
 import renyicert
+from renyicert.native import native_ops
 from renyicert.sampling import FusedSampler, noisy_rows_reference
 
 
@@ -66,6 +69,50 @@ def test_native_counter_streams_and_shared_draws_match_the_reference(name: str, 
     if order.startswith("shared"):
         noise = native - x[row_input]
         assert torch.allclose(noise[row_input == 0], noise[row_input == 2], atol=2e-6)
+
+
+_PORTABLE_NATIVE_CHECK = textwrap.dedent(
+    """
+    import sys, torch, renyicert, renyicert.native as native
+    native.native_build_flags = lambda: sys.argv[1:]
+    ops = native.native_ops()
+    assert ops is not None
+    from renyicert.sampling import FusedSampler
+    g = torch.Generator().manual_seed(0)
+    for name in ("gaussian", "laplace"):
+        mechanism = renyicert.get_mechanism(name, scale=0.7)
+        for numel in (5, 64, 1040):
+            x = torch.rand(3, numel, generator=g)
+            cases = [(torch.randint(0, 3, (40,), generator=g), torch.randint(0, 2**40, (40,), generator=g), torch.tensor([5, 2**40 + 6, 2**62 + 3])),
+                     (torch.arange(3).repeat(40), (torch.arange(40) + 2**32 - 3).repeat_interleave(3), torch.tensor([7, 7, 7]))]
+            for row_input, row_sample, seeds in cases:
+                eager = FusedSampler(mechanism, backend="eager").noisy(x, row_input, row_sample, seeds)
+                assert torch.allclose(eager, FusedSampler(mechanism, backend="native").noisy(x, row_input, row_sample, seeds), atol=2e-6)
+    for classes, dtype in ((1, torch.float32), (10, torch.float32), (37, torch.float32), (10, torch.float64)):
+        logits = torch.randint(-2, 3, (1003, classes), generator=g).to(dtype)  # many ties: the first class wins
+        row_input = torch.randint(0, 4, (1003,), generator=g)
+        counts, expected = torch.zeros(4 * classes, dtype=torch.int64), torch.zeros(4 * classes, dtype=torch.int64)
+        assert ops.count_votes(logits, row_input, counts, 1001)
+        expected.index_add_(0, row_input[:1001] * classes + logits[:1001].argmax(1), torch.ones(1001, dtype=torch.int64))
+        assert torch.equal(counts, expected), classes
+    print("ok")
+    """
+)
+
+
+def test_native_kernels_at_avx2_and_without_simd_match_the_reference() -> None:
+    """The AVX2 and the portable (no SIMD) builds of the C++ kernels, each in its own process, against the eager sampler and torch's argmax."""
+    if native_ops() is None:
+        pytest.skip("no C++ compiler: the native kernels cannot be built")
+    base = ["-O3", "-ffp-contract=off", "-fopenmp"]
+    builds = {"avx2": [*base, "-DCPU_CAPABILITY_AVX2", "-mavx2", "-mfma"], "portable": base}
+    cpuinfo = Path("/proc/cpuinfo")
+    if platform.machine().lower() not in ("x86_64", "amd64") or (cpuinfo.exists() and "avx2" not in cpuinfo.read_text()):
+        del builds["avx2"]
+    processes = {name: subprocess.Popen([sys.executable, "-c", _PORTABLE_NATIVE_CHECK, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name, flags in builds.items()}
+    for name, process in processes.items():
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0 and out.strip() == "ok", (name, err[-3000:])
 
 
 def test_auto_backend_uses_the_native_kernel_for_float32_on_the_cpu_only() -> None:

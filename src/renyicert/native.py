@@ -1,13 +1,17 @@
 """C++ kernels for the CPU (the fused sampler and vote counting), built on first use with ``torch.utils.cpp_extension``.
 
 The kernel (``_native/noisy_rows.cpp``) draws the same Philox-4x32-10 integers as
-:mod:`renyicert.philox` and Triton's ``tl.randint4x``. It forms the 32x32-bit
-products as widening ``uint32`` multiplies, which vectorise far better than the
-``int64`` multiplies of the ``torch.compile`` path. It takes ``log``, ``cos`` and
-``sin`` from ATen's SLEEF-backed ``at::vec::Vectorized<float>`` and shares rows
-out over torch's intra-op threads. Rows that draw the same noise (inputs sharing
-one draw) compute it once. ``count_votes`` does a model batch's ``isfinite``
-check, ``argmax`` and ``index_add_`` in one pass over the logits.
+:mod:`renyicert.philox` and Triton's ``tl.randint4x``. With AVX-512 or AVX2 it
+keeps each counter word in a 64-bit lane, so that one ``vpmuludq`` gives a
+round's whole 32x32-bit product (the ``torch.compile`` path and GCC's own
+vectorisation use the slow 64-bit ``vpmullq``), runs four independent vectors at
+once, and turns the words into noise straight from the registers. ``log`` comes
+from ATen's SLEEF-backed ``at::vec::Vectorized<float>``, ``sin`` and ``cos`` from
+one SLEEF ``sincos``. Without those instruction sets a scalar loop computes the
+same numbers. Rows are shared out over torch's intra-op threads, and rows that
+draw the same noise (inputs sharing one draw) compute it once. ``count_votes``
+does a model batch's ``isfinite`` check, ``argmax`` (a SIMD vector of rows at a
+time for float32) and ``index_add_`` in one pass over the logits.
 
 Building needs a C++ compiler and ninja (the same as ``torch.compile`` on the
 CPU) and takes a few seconds, once per machine: torch caches the library under

@@ -3,11 +3,14 @@
 //
 // The integers are those of Triton's tl.randint4x (and of renyicert.philox):
 // counter (offset low, offset high, 0, 0), key (seed low, seed high), with
-// offset = row_sample * groups + group and groups = ceil(numel / 4). The 32x32
-// products are vpmuludq on the even and odd 32-bit lanes (AVX-512 or AVX2
-// intrinsics; a scalar loop elsewhere), where the torch-compiled path and GCC's
-// own vectorisation use the slow 64-bit vpmullq. log, cos and sin come from
-// ATen's Vectorized<float> (SLEEF, 1 ulp). Rows are shared out over torch's
+// offset = row_sample * groups + group and groups = ceil(numel / 4). With AVX-512
+// or AVX2, Philox runs on 64-bit lanes (vpmuludq gives a round's whole 32x32
+// product, where the torch-compiled path and GCC's own vectorisation use the slow
+// 64-bit vpmullq), four independent vectors at a time, and the words go straight
+// from registers into the noise transform: no pass over memory in between. log
+// comes from ATen's Vectorized<float> (SLEEF, 1 ulp), sin and cos from one SLEEF
+// sincos (3.5 ulp, as ATen's own Vectorized cos and sin). Elsewhere a scalar loop
+// computes the same numbers with <cmath>. Rows are shared out over torch's
 // intra-op thread pool (at::parallel_for, hence -fopenmp).
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -23,6 +26,8 @@
 
 #if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
 #include <immintrin.h>
+#include <sleef.h>
+#define RENYICERT_SIMD_PHILOX 1
 #endif
 
 namespace {
@@ -31,144 +36,203 @@ constexpr uint32_t kRoundA = 0xD2511F53u;
 constexpr uint32_t kRoundB = 0xCD9E8D57u;
 constexpr uint32_t kKeyA = 0x9E3779B9u;
 constexpr uint32_t kKeyB = 0xBB67AE85u;
+constexpr int kRounds = 10;
 constexpr int64_t kTile = 256;  // Philox counters per tile: 1024 noise values
 constexpr float kTwoPowM32 = 2.3283064365386963e-10f;
 constexpr float kTwoPowM31 = 4.656612873077393e-10f;
 constexpr float kTwoPiTwoPowM32 = static_cast<float>(6.283185307179586 * 2.3283064365386963e-10);
+constexpr int64_t kNormal = 0;
+constexpr int64_t kLaplace = 1;
 
 using Vec = at::vec::Vectorized<float>;
 
-// SIMD helpers for Philox on 16 (AVX-512) or 8 (AVX2) counters at a time.
-#if defined(CPU_CAPABILITY_AVX512)
-using Bits = __m512i;
-inline Bits load_bits(const uint32_t* p) { return _mm512_loadu_si512(p); }
-inline void store_bits(uint32_t* p, Bits v) { _mm512_storeu_si512(p, v); }
-inline Bits broadcast(uint32_t v) { return _mm512_set1_epi32(static_cast<int>(v)); }
-inline Bits xor3(Bits a, Bits b, Bits c) { return _mm512_xor_si512(_mm512_xor_si512(a, b), c); }
-// The high and low words of a * m, lane by lane: vpmuludq on the even and the odd lanes.
-inline void mul_hi_lo(Bits a, Bits m, Bits& hi, Bits& lo) {
-  const Bits even = _mm512_mul_epu32(a, m);
-  const Bits odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-}
-constexpr int64_t kBitsWidth = 16;
-#define RENYICERT_SIMD_PHILOX 1
-#elif defined(CPU_CAPABILITY_AVX2)
-using Bits = __m256i;
-inline Bits load_bits(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-inline void store_bits(uint32_t* p, Bits v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
-inline Bits broadcast(uint32_t v) { return _mm256_set1_epi32(static_cast<int>(v)); }
-inline Bits xor3(Bits a, Bits b, Bits c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
-inline void mul_hi_lo(Bits a, Bits m, Bits& hi, Bits& lo) {
-  const Bits even = _mm256_mul_epu32(a, m);
-  const Bits odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
-  lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-  hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-}
-constexpr int64_t kBitsWidth = 8;
-#define RENYICERT_SIMD_PHILOX 1
-#endif
-
-// Philox-4x32-10 for counters first_offset .. first_offset + count - 1 (count a multiple of Vec::size()).
-inline void philox_tile(uint64_t first_offset, int64_t count, uint32_t key0, uint32_t key1,
-                        uint32_t* __restrict r0, uint32_t* __restrict r1, uint32_t* __restrict r2,
-                        uint32_t* __restrict r3) {
-  for (int64_t g = 0; g < count; ++g) {
-    const uint64_t offset = first_offset + static_cast<uint64_t>(g);
-    r0[g] = static_cast<uint32_t>(offset);
-    r1[g] = static_cast<uint32_t>(offset >> 32);
-  }
 #if defined(RENYICERT_SIMD_PHILOX)
-  static_assert(kTile % kBitsWidth == 0 && Vec::size() % kBitsWidth == 0, "tiles hold whole SIMD vectors");
-  const Bits round_a = broadcast(kRoundA);
-  const Bits round_b = broadcast(kRoundB);
-  for (int64_t g = 0; g < count; g += kBitsWidth) {
-    Bits c0 = load_bits(r0 + g);
-    Bits c1 = load_bits(r1 + g);
-    Bits c2 = broadcast(0);
-    Bits c3 = broadcast(0);
-    uint32_t k0 = key0;
-    uint32_t k1 = key1;
-    for (int round = 0; round < 10; ++round) {
-      Bits hi_a, lo_a, hi_b, lo_b;
-      mul_hi_lo(c0, round_a, hi_a, lo_a);
-      mul_hi_lo(c2, round_b, hi_b, lo_b);
-      c0 = xor3(hi_b, c1, broadcast(k0));
-      c1 = lo_b;
-      c2 = xor3(hi_a, c3, broadcast(k1));
-      c3 = lo_a;
-      k0 += kKeyA;
-      k1 += kKeyB;
-    }
-    store_bits(r0 + g, c0);
-    store_bits(r1 + g, c1);
-    store_bits(r2 + g, c2);
-    store_bits(r3 + g, c3);
-  }
-#else
-  for (int64_t g = 0; g < count; ++g) {
-    uint32_t c0 = r0[g];
-    uint32_t c1 = r1[g];
-    uint32_t c2 = 0;
-    uint32_t c3 = 0;
-    uint32_t k0 = key0;
-    uint32_t k1 = key1;
-    for (int round = 0; round < 10; ++round) {
-      const uint64_t product_a = static_cast<uint64_t>(c0) * kRoundA;
-      const uint64_t product_b = static_cast<uint64_t>(c2) * kRoundB;
-      c0 = static_cast<uint32_t>(product_b >> 32) ^ c1 ^ k0;
-      c1 = static_cast<uint32_t>(product_b);
-      c2 = static_cast<uint32_t>(product_a >> 32) ^ c3 ^ k1;
-      c3 = static_cast<uint32_t>(product_a);
-      k0 += kKeyA;
-      k1 += kKeyB;
-    }
-    r0[g] = c0;
-    r1[g] = c1;
-    r2[g] = c2;
-    r3[g] = c3;
-  }
-#endif
+// A 64-bit lane holds one counter's 32-bit word in its low half: vpmuludq then gives a round's whole
+// product (low word in the low half, high word in the high half), so a round is two multiplies, two
+// shifts and two three-way XORs, with no blends. The high halves collect garbage that the multiplies
+// and the final narrowing ignore. `Words` holds Vec::size() 32-bit words: two `Wide`s narrowed.
+#if defined(CPU_CAPABILITY_AVX512)
+using Wide = __m512i;
+using Words = __m512i;
+constexpr int64_t kWideLanes = 8;
+inline Wide wide_broadcast(uint64_t v) { return _mm512_set1_epi64(static_cast<long long>(v)); }
+inline Wide wide_iota() { return _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0); }
+inline Wide wide_add(Wide a, Wide b) { return _mm512_add_epi64(a, b); }
+inline Wide wide_mul32(Wide a, Wide m) { return _mm512_mul_epu32(a, m); }
+inline Wide wide_high32(Wide a) { return _mm512_srli_epi64(a, 32); }
+inline Wide wide_xor3(Wide a, Wide b, Wide c) { return _mm512_ternarylogic_epi64(a, b, c, 0x96); }
+inline Words narrow(Wide low, Wide high) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(low)), _mm512_cvtepi64_epi32(high), 1);
 }
+inline Vec words_to_float(Words w) { return Vec(_mm512_cvtepu32_ps(w)); }  // correctly rounded
+inline Words words_shift_right_1(Words w) { return _mm512_srli_epi32(w, 1); }
+// The float sign bit where the word's low bit is clear.
+inline Vec sign_where_low_bit_clear(Words w) {
+  return Vec(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_andnot_si512(w, _mm512_set1_epi32(1)), 31)));
+}
+inline void sin_cos(const Vec& theta, Vec& sine, Vec& cosine) {
+  const Sleef___m512_2 both = Sleef_sincosf16_u35(theta);
+  sine = Vec(both.x);
+  cosine = Vec(both.y);
+}
+#else  // AVX2
+using Wide = __m256i;
+using Words = __m256i;
+constexpr int64_t kWideLanes = 4;
+inline Wide wide_broadcast(uint64_t v) { return _mm256_set1_epi64x(static_cast<long long>(v)); }
+inline Wide wide_iota() { return _mm256_set_epi64x(3, 2, 1, 0); }
+inline Wide wide_add(Wide a, Wide b) { return _mm256_add_epi64(a, b); }
+inline Wide wide_mul32(Wide a, Wide m) { return _mm256_mul_epu32(a, m); }
+inline Wide wide_high32(Wide a) { return _mm256_srli_epi64(a, 32); }
+inline Wide wide_xor3(Wide a, Wide b, Wide c) { return _mm256_xor_si256(_mm256_xor_si256(a, b), c); }
+inline Words narrow(Wide low, Wide high) {
+  const __m256i even = _mm256_set_epi32(7, 5, 3, 1, 6, 4, 2, 0);  // the low halves into the low 128 bits
+  return _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(low, even), _mm256_permutevar8x32_epi32(high, even), 0x20);
+}
+// AVX2 converts signed words only: the high and low 16 bits are exact floats, and their sum rounds once.
+inline Vec words_to_float(Words w) {
+  const __m256 high = _mm256_cvtepi32_ps(_mm256_srli_epi32(w, 16));
+  const __m256 low = _mm256_cvtepi32_ps(_mm256_and_si256(w, _mm256_set1_epi32(0xFFFF)));
+  return Vec(_mm256_add_ps(_mm256_mul_ps(high, _mm256_set1_ps(65536.0f)), low));
+}
+inline Words words_shift_right_1(Words w) { return _mm256_srli_epi32(w, 1); }
+inline Vec sign_where_low_bit_clear(Words w) {
+  return Vec(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_andnot_si256(w, _mm256_set1_epi32(1)), 31)));
+}
+inline void sin_cos(const Vec& theta, Vec& sine, Vec& cosine) {
+  const Sleef___m256_2 both = Sleef_sincosf8_u35(theta);
+  sine = Vec(both.x);
+  cosine = Vec(both.y);
+}
+#endif
+static_assert(Vec::size() == 2 * kWideLanes, "two Wides narrow into one Vec of words");
 
-// The four noise vectors of counters g .. g + Vec::size() - 1 of a tile, lane by lane.
-struct NoiseLanes {
-  Vec lane[4];
+// Independent counter vectors in flight at once: a round's multiply-shift-XOR chain is ~7 cycles long,
+// so one vector alone would leave the multiplier idle most of the time.
+constexpr int64_t kChains = 4;
+constexpr int64_t kBlock = kChains * kWideLanes;  // counters drawn at a time
+
+struct RoundKeys {
+  Wide key0[kRounds];
+  Wide key1[kRounds];
+  RoundKeys(uint32_t k0, uint32_t k1) {
+    for (int round = 0; round < kRounds; ++round) {
+      key0[round] = wide_broadcast(static_cast<uint32_t>(k0 + static_cast<uint32_t>(round) * kKeyA));
+      key1[round] = wide_broadcast(static_cast<uint32_t>(k1 + static_cast<uint32_t>(round) * kKeyB));
+    }
+  }
 };
 
-// Box-Muller on (bits 0, bits 1) and (bits 2, bits 3): radius from the first of a pair, angle from the second.
-inline NoiseLanes normal_lanes(const float* __restrict u, const float* __restrict angle, int64_t g) {
-  NoiseLanes noise;
-  const Vec minus_two(-2.0f);
-  for (int pair = 0; pair < 2; ++pair) {
-    const Vec radius = (minus_two * Vec::loadu(u + pair * kTile + g).log()).sqrt();
-    const Vec theta = Vec::loadu(angle + pair * kTile + g);
-    noise.lane[2 * pair] = radius * theta.cos();
-    noise.lane[2 * pair + 1] = radius * theta.sin();
-  }
-  return noise;
-}
-
-// Each lane: magnitude -log(u) from the high 31 bits, negated when the low bit is set (sign = -1 or +1 below).
-inline NoiseLanes laplace_lanes(const float* __restrict u, const float* __restrict sign, int64_t g) {
-  NoiseLanes noise;
-  for (int lane = 0; lane < 4; ++lane) {
-    noise.lane[lane] = Vec::loadu(u + lane * kTile + g).log() * Vec::loadu(sign + lane * kTile + g);
-  }
-  return noise;
-}
-
-// Element 4 g + lane is lane `lane` of counter g: interleave four lane vectors into four element vectors.
-inline void interleave_lanes(const NoiseLanes& noise, Vec* elements) {
-  const auto lanes_02 = at::vec::interleave2(noise.lane[0], noise.lane[2]);
-  const auto lanes_13 = at::vec::interleave2(noise.lane[1], noise.lane[3]);
+// Element 4 g + lane is lane `lane` of counter g: four lane vectors into four element vectors.
+inline void store_interleaved(const Vec (&lane)[4], float* out) {
+  const auto lanes_02 = at::vec::interleave2(lane[0], lane[2]);
+  const auto lanes_13 = at::vec::interleave2(lane[1], lane[3]);
   const auto low = at::vec::interleave2(lanes_02.first, lanes_13.first);
   const auto high = at::vec::interleave2(lanes_02.second, lanes_13.second);
-  elements[0] = low.first;
-  elements[1] = low.second;
-  elements[2] = high.first;
-  elements[3] = high.second;
+  low.first.store(out);
+  low.second.store(out + Vec::size());
+  high.first.store(out + 2 * Vec::size());
+  high.second.store(out + 3 * Vec::size());
+}
+
+// The noise of counters first_offset .. first_offset + kBlock - 1: 4 kBlock floats into `out`.
+inline void noise_block(uint64_t first_offset, const RoundKeys& keys, int64_t kind, float* __restrict out) {
+  const Wide round_a = wide_broadcast(kRoundA);
+  const Wide round_b = wide_broadcast(kRoundB);
+  const Wide iota = wide_iota();
+  Wide c0[kChains], c1[kChains], c2[kChains], c3[kChains];  // fully unrolled below: kept in registers
+#pragma GCC unroll 8
+  for (int64_t chain = 0; chain < kChains; ++chain) {
+    const Wide offset = wide_add(wide_broadcast(first_offset + static_cast<uint64_t>(chain * kWideLanes)), iota);
+    c0[chain] = offset;  // the multiply reads the low word only
+    c1[chain] = wide_high32(offset);
+    c2[chain] = wide_broadcast(0);
+    c3[chain] = wide_broadcast(0);
+  }
+#pragma GCC unroll 10
+  for (int round = 0; round < kRounds; ++round) {
+#pragma GCC unroll 8
+    for (int64_t chain = 0; chain < kChains; ++chain) {
+      const Wide product_a = wide_mul32(c0[chain], round_a);
+      const Wide product_b = wide_mul32(c2[chain], round_b);
+      c0[chain] = wide_xor3(wide_high32(product_b), c1[chain], keys.key0[round]);
+      c1[chain] = product_b;
+      c2[chain] = wide_xor3(wide_high32(product_a), c3[chain], keys.key1[round]);
+      c3[chain] = product_a;
+    }
+  }
+  for (int64_t half = 0; half < kChains / 2; ++half) {
+    const Words words[4] = {narrow(c0[2 * half], c0[2 * half + 1]), narrow(c1[2 * half], c1[2 * half + 1]),
+                            narrow(c2[2 * half], c2[2 * half + 1]), narrow(c3[2 * half], c3[2 * half + 1])};
+    Vec lane[4];
+    if (kind == kNormal) {  // Box-Muller on (words 0, 1) and (words 2, 3): radius from the first, angle from the second
+      for (int pair = 0; pair < 2; ++pair) {
+        const Vec u = (words_to_float(words[2 * pair]) + Vec(0.5f)) * Vec(kTwoPowM32);
+        const Vec radius = (Vec(-2.0f) * u.log()).sqrt();
+        Vec sine, cosine;
+        sin_cos(words_to_float(words[2 * pair + 1]) * Vec(kTwoPiTwoPowM32), sine, cosine);
+        lane[2 * pair] = radius * cosine;
+        lane[2 * pair + 1] = radius * sine;
+      }
+    } else {  // magnitude -log(u) from the high 31 bits, negative when the low bit is set
+      for (int i = 0; i < 4; ++i) {
+        const Vec u = (words_to_float(words_shift_right_1(words[i])) + Vec(0.5f)) * Vec(kTwoPowM31);
+        lane[i] = u.log() ^ sign_where_low_bit_clear(words[i]);
+      }
+    }
+    store_interleaved(lane, out + 4 * half * Vec::size());
+  }
+}
+#else  // no SIMD: one counter at a time, the same arithmetic in <cmath>
+constexpr int64_t kBlock = 1;
+
+struct RoundKeys {
+  uint32_t key0;
+  uint32_t key1;
+  RoundKeys(uint32_t k0, uint32_t k1) : key0(k0), key1(k1) {}
+};
+
+inline void noise_block(uint64_t offset, const RoundKeys& keys, int64_t kind, float* __restrict out) {
+  uint32_t c0 = static_cast<uint32_t>(offset);
+  uint32_t c1 = static_cast<uint32_t>(offset >> 32);
+  uint32_t c2 = 0;
+  uint32_t c3 = 0;
+  uint32_t k0 = keys.key0;
+  uint32_t k1 = keys.key1;
+  for (int round = 0; round < kRounds; ++round) {
+    const uint64_t product_a = static_cast<uint64_t>(c0) * kRoundA;
+    const uint64_t product_b = static_cast<uint64_t>(c2) * kRoundB;
+    c0 = static_cast<uint32_t>(product_b >> 32) ^ c1 ^ k0;
+    c1 = static_cast<uint32_t>(product_b);
+    c2 = static_cast<uint32_t>(product_a >> 32) ^ c3 ^ k1;
+    c3 = static_cast<uint32_t>(product_a);
+    k0 += kKeyA;
+    k1 += kKeyB;
+  }
+  const uint32_t words[4] = {c0, c1, c2, c3};
+  if (kind == kNormal) {
+    for (int pair = 0; pair < 2; ++pair) {
+      const float radius = std::sqrt(-2.0f * std::log((static_cast<float>(words[2 * pair]) + 0.5f) * kTwoPowM32));
+      const float theta = static_cast<float>(words[2 * pair + 1]) * kTwoPiTwoPowM32;
+      out[2 * pair] = radius * std::cos(theta);
+      out[2 * pair + 1] = radius * std::sin(theta);
+    }
+  } else {
+    for (int i = 0; i < 4; ++i) {
+      const float log_u = std::log((static_cast<float>(words[i] >> 1) + 0.5f) * kTwoPowM31);
+      out[i] = (words[i] & 1u) ? log_u : -log_u;
+    }
+  }
+}
+#endif
+static_assert(kTile % kBlock == 0, "a tile holds whole blocks");
+
+// out[e] = x[e] + noise[e] * scale (vectorised by the compiler; no FMA, as the other paths round).
+inline void add_scaled_noise(float* __restrict out, const float* __restrict x, const float* __restrict noise,
+                             int64_t length, float scale) {
+  for (int64_t e = 0; e < length; ++e) {
+    out[e] = x[e] + noise[e] * scale;
+  }
 }
 
 void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input, const at::Tensor& row_sample,
@@ -201,17 +265,12 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
 
   // Rows that continue one counter stream are drawn as one: a run is a maximal sequence of rows with
   // one key whose samples are s0, s0 + 1, ... (each sample on one row, or on several consecutive rows that
-  // share the draw: noise shared across inputs). When numel is a multiple of the SIMD width (and so of 4),
-  // sample s0 + k is elements [k numel, (k + 1) numel) of the stream, so short rows (an MLP's 64 inputs)
-  // do not pay a tile's set-up each; otherwise a run holds one sample and its rows, written row by row.
-  const bool streams = numel % Vec::size() == 0;
+  // share the draw: noise shared across inputs). Sample s0 + k is elements [k stride, k stride + numel)
+  // of the run's stream (stride = 4 groups; the last stride - numel values of a sample are not used), so
+  // short rows (an MLP's 64 inputs) do not pay a tile's set-up each.
+  const int64_t stride = 4 * groups;
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    alignas(64) uint32_t bits[4][kTile];
-    alignas(64) float first[4 * kTile];   // normal: u of each pair; laplace: u of each lane
-    alignas(64) float second[4 * kTile];  // normal: the angle of each pair; laplace: the sign of each lane
     alignas(64) float noise_tile[4 * kTile];
-    constexpr int64_t width = Vec::size();
-    const Vec scale_vec(scale);
     std::vector<int64_t> sample_rows;  // the first row of each sample of the run, and the run's end
     for (int64_t row = begin; row < end;) {
       const uint64_t seed = static_cast<uint64_t>(seed_of[input_of[row]]);
@@ -219,8 +278,7 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
       sample_rows.clear();
       int64_t next = row;
       while (next < end && static_cast<uint64_t>(seed_of[input_of[next]]) == seed &&
-             sample_of[next] == first_sample + static_cast<int64_t>(sample_rows.size()) &&
-             (streams || sample_rows.empty())) {
+             sample_of[next] == first_sample + static_cast<int64_t>(sample_rows.size())) {
         sample_rows.push_back(next);
         const int64_t sample = sample_of[next];
         while (next < end && sample_of[next] == sample && static_cast<uint64_t>(seed_of[input_of[next]]) == seed) {
@@ -228,64 +286,25 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
         }
       }
       sample_rows.push_back(next);
-      const int64_t samples = static_cast<int64_t>(sample_rows.size()) - 1;
-      const int64_t stream_groups = samples * groups;
+      const int64_t stream_groups = (static_cast<int64_t>(sample_rows.size()) - 1) * groups;
       const uint64_t first_offset = static_cast<uint64_t>(first_sample) * static_cast<uint64_t>(groups);
+      const RoundKeys keys(static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
       for (int64_t g0 = 0; g0 < stream_groups; g0 += kTile) {
         const int64_t count = std::min(kTile, stream_groups - g0);
-        const int64_t padded = (count + width - 1) / width * width;
-        philox_tile(first_offset + static_cast<uint64_t>(g0), padded, static_cast<uint32_t>(seed),
-                    static_cast<uint32_t>(seed >> 32), bits[0], bits[1], bits[2], bits[3]);
-        if (kind == 0) {
-          for (int pair = 0; pair < 2; ++pair) {
-            const uint32_t* a = bits[2 * pair];
-            const uint32_t* b = bits[2 * pair + 1];
-            float* u = first + pair * kTile;
-            float* angle = second + pair * kTile;
-            for (int64_t g = 0; g < padded; ++g) {
-              u[g] = (static_cast<float>(a[g]) + 0.5f) * kTwoPowM32;
-              angle[g] = static_cast<float>(b[g]) * kTwoPiTwoPowM32;
-            }
-          }
-        } else {
-          for (int lane = 0; lane < 4; ++lane) {
-            const uint32_t* a = bits[lane];
-            float* u = first + lane * kTile;
-            float* sign = second + lane * kTile;
-            for (int64_t g = 0; g < padded; ++g) {
-              u[g] = (static_cast<float>(a[g] >> 1) + 0.5f) * kTwoPowM31;
-              sign[g] = (a[g] & 1u) ? 1.0f : -1.0f;
-            }
-          }
+        for (int64_t g = 0; g < count; g += kBlock) {  // element 4 g + lane is lane `lane` of counter g
+          noise_block(first_offset + static_cast<uint64_t>(g0 + g), keys, kind, noise_tile + 4 * g);
         }
-        // The tile's noise, element by element (element 4 g + lane is lane `lane` of counter g).
-        for (int64_t g = 0; g < padded; g += width) {
-          const NoiseLanes noise = kind == 0 ? normal_lanes(first, second, g) : laplace_lanes(first, second, g);
-          Vec elements[4];
-          interleave_lanes(noise, elements);
-          for (int part = 0; part < 4; ++part) {
-            elements[part].store(noise_tile + 4 * g + part * width);
-          }
-        }
-        const int64_t e0 = 4 * g0;  // the tile's first element in the stream
-        if (streams) {
-          const int64_t length = std::min(4 * count, samples * numel - e0);
-          for (int64_t e = 0; e < length; e += width) {
-            const int64_t k = (e0 + e) / numel;
-            const int64_t within = (e0 + e) - k * numel;
-            const Vec noise = Vec::loadu(noise_tile + e) * scale_vec;
-            for (int64_t r = sample_rows[k]; r < sample_rows[k + 1]; ++r) {
-              (Vec::loadu(x_data + input_of[r] * numel + within) + noise).store(out_data + r * numel + within);
-            }
-          }
-        } else {
-          const int64_t length = std::min(4 * count, numel - e0);
-          for (int64_t r = sample_rows[0]; r < sample_rows[1]; ++r) {
-            const float* xs = x_data + input_of[r] * numel + e0;
-            float* os = out_data + r * numel + e0;
-            for (int64_t e = 0; e < length; ++e) {
-              os[e] = xs[e] + noise_tile[e] * scale;
-            }
+        // The tile holds stream elements [tile_begin, tile_end): add them to the rows of each sample they cover.
+        const int64_t tile_begin = 4 * g0;
+        const int64_t tile_end = 4 * (g0 + count);
+        int64_t k = tile_begin / stride;
+        for (int64_t sample_begin = k * stride; sample_begin < tile_end; sample_begin += stride, ++k) {
+          const int64_t from = std::max(tile_begin, sample_begin);
+          const int64_t to = std::min(tile_end, sample_begin + numel);
+          for (int64_t r = sample_rows[k]; from < to && r < sample_rows[k + 1]; ++r) {
+            const int64_t within = from - sample_begin;
+            add_scaled_noise(out_data + r * numel + within, x_data + input_of[r] * numel + within,
+                             noise_tile + (from - tile_begin), to - from, scale);
           }
         }
       }
@@ -293,6 +312,50 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
     }
   });
 }
+
+#if defined(RENYICERT_SIMD_PHILOX)
+// Votes of float32 rows, a SIMD vector of rows at a time: one gather per class, a strictly larger logit
+// moves the vote (ties go to the first class). Returns how many rows it counted (whole vectors only).
+inline int64_t count_votes_simd(const float* data, int64_t classes, const int64_t* input_of, int64_t* counts, int64_t valid) {
+  constexpr int64_t width = Vec::size();
+  if (classes > (int64_t{1} << 24)) {
+    return 0;  // beyond 32-bit gather offsets and float-exact class numbers: leave it to the scalar loop
+  }
+  alignas(64) int32_t vote[width];
+  int64_t r0 = 0;
+  for (; r0 + width <= valid; r0 += width) {
+    const float* block = data + r0 * classes;
+#if defined(CPU_CAPABILITY_AVX512)
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(static_cast<int>(classes)));
+    __m512 largest = _mm512_i32gather_ps(offsets, block, 4);
+    __m512i best = _mm512_setzero_si512();
+    for (int64_t c = 1; c < classes; ++c) {
+      const __m512 value = _mm512_i32gather_ps(offsets, block + c, 4);
+      const __mmask16 larger = _mm512_cmp_ps_mask(value, largest, _CMP_GT_OQ);
+      largest = _mm512_mask_mov_ps(largest, larger, value);
+      best = _mm512_mask_mov_epi32(best, larger, _mm512_set1_epi32(static_cast<int>(c)));
+    }
+    _mm512_store_si512(vote, best);
+#else
+    const __m256i offsets = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(static_cast<int>(classes)));
+    __m256 largest = _mm256_i32gather_ps(block, offsets, 4);
+    __m256 best = _mm256_setzero_ps();  // class numbers as floats (exact below 2^24)
+    for (int64_t c = 1; c < classes; ++c) {
+      const __m256 value = _mm256_i32gather_ps(block + c, offsets, 4);
+      const __m256 larger = _mm256_cmp_ps(value, largest, _CMP_GT_OQ);
+      largest = _mm256_blendv_ps(largest, value, larger);
+      best = _mm256_blendv_ps(best, _mm256_set1_ps(static_cast<float>(c)), larger);
+    }
+    _mm256_store_si256(reinterpret_cast<__m256i*>(vote), _mm256_cvtps_epi32(best));
+#endif
+    for (int64_t j = 0; j < width; ++j) {
+      counts[input_of[r0 + j] * classes + vote[j]] += 1;
+    }
+  }
+  return r0;
+}
+#endif
 
 // Majority-vote counting for one model batch: counts[row_input[r] * C + argmax(logits[r])] += 1 for the
 // first `valid` rows (argmax = the first largest logit, as torch.argmax). Returns false, counting nothing,
@@ -312,10 +375,15 @@ bool count_votes_typed(const at::Tensor& logits, const int64_t* input_of, int64_
   if (non_finite) {
     return false;
   }
+  int64_t r0 = 0;
+#if defined(RENYICERT_SIMD_PHILOX)
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    r0 = count_votes_simd(data, classes, input_of, counts, valid);
+  }
+#endif
   // Eight rows at a time: eight independent compare-and-select chains instead of one (branch-free:
   // a strictly larger logit moves the vote, so ties go to the first class).
   constexpr int64_t kRows = 8;
-  int64_t r0 = 0;
   for (; r0 + kRows <= valid; r0 += kRows) {
     scalar_t largest[kRows];
     int64_t best[kRows];
@@ -355,10 +423,12 @@ bool count_votes(const at::Tensor& logits, const at::Tensor& row_input, at::Tens
                   counts.is_contiguous(), "count_votes: int64 row_input and counts");
   TORCH_CHECK(valid >= 0 && valid <= logits.size(0) && valid <= row_input.numel(), "count_votes: valid out of range");
   const int64_t* input_of = row_input.data_ptr<int64_t>();
-  const int64_t slots = counts.numel();
+  const int64_t inputs = counts.numel() / std::max<int64_t>(logits.size(1), 1);  // counts holds (inputs, classes)
+  bool in_range = true;
   for (int64_t r = 0; r < valid; ++r) {
-    TORCH_CHECK(input_of[r] >= 0 && (input_of[r] + 1) * logits.size(1) <= slots, "count_votes: row_input out of range");
+    in_range &= input_of[r] >= 0 && input_of[r] < inputs;
   }
+  TORCH_CHECK(in_range, "count_votes: row_input out of range");
   if (logits.scalar_type() == at::kFloat) {
     return count_votes_typed<float>(logits, input_of, counts.data_ptr<int64_t>(), valid);
   }
