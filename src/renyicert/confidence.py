@@ -26,6 +26,21 @@ __all__ = ["P2_MODES", "clopper_pearson_lower", "clopper_pearson_upper", "top_tw
 P2_MODES = ("runner-up", "complement")
 
 
+def _clopper_pearson(successes: Any, trials: Any, alpha: Any, upper: Any) -> NDArray[np.float64]:
+    """One-sided ``1 - alpha`` Clopper-Pearson bounds, lower or upper per element, from one ``scipy.stats.beta.ppf`` call.
+
+    The lower bound is 0 when ``successes == 0`` and the upper bound 1 when ``successes == trials``.
+    """
+    from scipy.stats import beta
+
+    k = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    upper = np.asarray(upper, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        bound = beta.ppf(np.where(upper, 1.0 - alpha, alpha), np.where(upper, k + 1.0, k), np.where(upper, n - k, n - k + 1.0))
+    return np.where(upper, np.where(k < n, bound, 1.0), np.where(k > 0, bound, 0.0))
+
+
 def clopper_pearson_lower(successes: Any, trials: Any, alpha: float) -> NDArray[np.float64]:
     """One-sided ``1 - alpha`` Clopper-Pearson lower bound (``scipy.stats.beta``); 0 when ``successes == 0``.
 
@@ -35,24 +50,19 @@ def clopper_pearson_lower(successes: Any, trials: Any, alpha: float) -> NDArray[
     >>> round(float(clopper_pearson_lower(990, 1000, 0.001)), 5)
     0.97604
     """
-    from scipy.stats import beta
-
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        bound = beta.ppf(alpha, k, n - k + 1.0)
-    return np.where(k > 0, bound, 0.0)
+    return _clopper_pearson(successes, trials, alpha, False)
 
 
 def clopper_pearson_upper(successes: Any, trials: Any, alpha: float) -> NDArray[np.float64]:
-    """One-sided ``1 - alpha`` Clopper-Pearson upper bound (``scipy.stats.beta``); 1 when ``successes == trials``."""
-    from scipy.stats import beta
+    """One-sided ``1 - alpha`` Clopper-Pearson upper bound (``scipy.stats.beta``); 1 when ``successes == trials``.
 
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(trials, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        bound = beta.ppf(1.0 - alpha, k + 1.0, n - k)
-    return np.where(k < n, bound, 1.0)
+    Examples
+    --------
+    >>> from renyicert.confidence import clopper_pearson_upper
+    >>> round(float(clopper_pearson_upper(10, 1000, 0.001)), 5)
+    0.02396
+    """
+    return _clopper_pearson(successes, trials, alpha, True)
 
 
 def top_two_bounds(counts: Any, top: Any, alpha: float, p2: str = "runner-up") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -76,10 +86,12 @@ def top_two_bounds(counts: Any, top: Any, alpha: float, p2: str = "runner-up") -
         p1_lower = clopper_pearson_lower(top_count, n, alpha)
         return p1_lower, 1.0 - p1_lower
     classes = counts.shape[1]
-    p1_lower = clopper_pearson_lower(top_count, n, alpha / 2.0)
     others = counts.copy()
     others[np.arange(counts.shape[0]), top] = -1
     # The bound is increasing in the count, so the largest other count gives the largest bound.
     runner_up = np.max(others, axis=1) if classes > 1 else np.zeros_like(n)
-    p2_upper = clopper_pearson_upper(np.maximum(runner_up, 0), n, alpha / (2.0 * max(classes - 1, 1)))
+    rows = counts.shape[0]
+    levels = np.repeat([alpha / 2.0, alpha / (2.0 * max(classes - 1, 1))], rows)
+    bounds = _clopper_pearson(np.concatenate([top_count, np.maximum(runner_up, 0)]), np.concatenate([n, n]), levels, np.repeat([False, True], rows))
+    p1_lower, p2_upper = bounds[:rows], bounds[rows:]
     return p1_lower, np.minimum(p2_upper, 1.0 - p1_lower)

@@ -230,39 +230,47 @@ class FusedSampler:
 
     def write(self, out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> None:
         """Fill ``out`` (``(rows, *input_shape)``) with ``x[row_input] + noise``; ``x`` is ``(inputs, *input_shape)``."""
+        self.bind(out, x, seeds)(row_input.contiguous(), row_sample.contiguous())
+
+    def bind(self, out: Any, x: Any, seeds: Any) -> Callable[[Any, Any], None]:
+        """A writer into one buffer from fixed inputs and keys: ``writer(row_input, row_sample)`` does what :meth:`write` does.
+
+        The path, the flat views and the checks are settled once, so a loop over
+        many batches into the same buffer pays only for the draw. ``row_input`` and
+        ``row_sample`` must be contiguous int64 tensors, one entry per row of ``out``.
+        """
         rows = out.shape[0]
         numel = math.prod(x.shape[1:])
         flat_out = out.view(rows, numel)
-        flat_x = x.reshape(x.shape[0], numel)
+        flat_x = x.reshape(x.shape[0], numel).contiguous()
+        seeds = seeds.contiguous()
+        scale = float(self.mechanism.scale)
         path = self._path(out, x)
+        kind = 0 if self.kind == "normal" else 1
         if path == "native":
-            self._write_native(flat_out, flat_x, row_input, row_sample, seeds)
-            return
+            if out.device.type != "cpu" or not self._native_fits(out, x):
+                raise ValueError(f"the native path writes float32 normal or Laplace noise on the CPU, got {self.kind!r} noise in {out.dtype} on {out.device}")
+            ops = native_ops()
+            if ops is None:
+                raise RuntimeError("the native CPU kernels could not be built (see the warning above); use backend='auto' or 'compiled'")
+            noisy_rows = ops.noisy_rows
+            return lambda row_input, row_sample: noisy_rows(flat_out, flat_x, row_input, row_sample, seeds, scale, kind)
         if path == "triton":
             if self.kind == "uniform":
                 raise ValueError("the Triton path supports the 'normal' and 'laplace' kinds only")
             import triton
 
-            numel = flat_x.shape[1]
             groups = (numel + 3) // 4
             block = min(256, triton.next_power_of_2(groups))
-            kernel = _triton_kernel()
-            kernel[(rows, triton.cdiv(groups, block))](
-                flat_x, flat_out, row_input, row_sample, seeds, numel, groups, float(self.mechanism.scale),
-                KIND=0 if self.kind == "normal" else 1, BLOCK=block,
-            )  # fmt: skip
-            return
-        if path == "compiled" and self._write_compiled(flat_out, flat_x, row_input, row_sample, seeds):
-            return
-        _write_rows(flat_out, flat_x, row_input, row_sample, seeds, self.kind, float(self.mechanism.scale), self._transform)
+            kernel = _triton_kernel()[(rows, triton.cdiv(groups, block))]
+            return lambda row_input, row_sample: kernel(flat_x, flat_out, row_input, row_sample, seeds, numel, groups, scale, KIND=kind, BLOCK=block)
 
-    def _write_native(self, out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> None:
-        if out.device.type != "cpu" or not self._native_fits(out, x):
-            raise ValueError(f"the native path writes float32 normal or Laplace noise on the CPU, got {self.kind!r} noise in {out.dtype} on {out.device}")
-        ops = native_ops()
-        if ops is None:
-            raise RuntimeError("the native CPU kernels could not be built (see the warning above); use backend='auto' or 'compiled'")
-        ops.noisy_rows(out, x.contiguous(), row_input.contiguous(), row_sample.contiguous(), seeds.contiguous(), float(self.mechanism.scale), 0 if self.kind == "normal" else 1)
+        def write_torch(row_input: Any, row_sample: Any) -> None:
+            if path == "compiled" and self._write_compiled(flat_out, flat_x, row_input, row_sample, seeds):
+                return
+            _write_rows(flat_out, flat_x, row_input, row_sample, seeds, self.kind, scale, self._transform)
+
+        return write_torch
 
     def noisy(self, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> Any:
         """``x[row_input] + noise`` as a new tensor (the same numbers :meth:`write` writes)."""

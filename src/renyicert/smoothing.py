@@ -330,8 +330,10 @@ class Smoothed:
             row_input = torch.zeros(rows, dtype=torch.int64, device=device)
             row_sample = torch.arange(rows, device=device)
 
+            fill = self._batch_writer(buffer, x[:1], seeds)
+
             def step() -> None:
-                self._fill(buffer, x[:1], row_input, row_sample, seeds, 0)
+                fill(row_input, row_sample, 0)
                 logits = self.model(buffer)
                 if logits.dim() == 2 and logits.shape == (rows, self.num_classes):  # else counting will say so
                     _count_votes(logits, row_input, rows, votes, ops)
@@ -397,8 +399,10 @@ class Smoothed:
             x = torch.cat([x, x[:1].expand(padded - inputs, *x.shape[1:])])
             seeds = torch.cat([seeds, seeds[:1].expand(padded - inputs)])
         buffer = torch.empty((rows, *x.shape[1:]), dtype=x.dtype, device=device)
+        fill = self._batch_writer(buffer, x, seeds)
         runner = self._runner()
         ops = native_ops() if device.type == "cpu" else None
+        expected_shape = (rows, self.num_classes)
         for start in range(0, total, rows):
             stop = min(start + rows, total)
             valid = stop - start
@@ -408,28 +412,34 @@ class Smoothed:
                 pad = rows - valid
                 row_input = torch.cat([row_input, row_input[:1].expand(pad)])
                 row_sample = torch.cat([row_sample, row_sample[:1].expand(pad)])
-            self._fill(buffer, x, row_input, row_sample, seeds, start)
+            fill(row_input, row_sample, start)
             logits = runner(buffer)
-            if not (logits.dim() == 2 and logits.shape == (rows, self.num_classes)):
-                raise ValueError(f"model output has shape {tuple(logits.shape)}; expected ({rows}, {self.num_classes}) = (batch, num_classes)")
+            if not isinstance(logits, torch.Tensor) or logits.shape != expected_shape:
+                shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+                raise ValueError(f"model output has shape {shape}; expected {expected_shape} = (batch, num_classes)")
             if not _count_votes(logits, row_input, valid, counts, ops):
                 raise ValueError("model returned non-finite logits (NaN or inf) on noisy inputs")
             if bar is not None:
                 bar.update(valid)
         return counts.view(inputs, self.num_classes).cpu().numpy()
 
-    def _fill(self, buffer: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any, start: int) -> None:
+    def _batch_writer(self, buffer: Any, x: Any, seeds: Any) -> Any:
+        """``fill(row_input, row_sample, start)``: write the noisy copies of a batch (rows ``start...`` of a phase) into ``buffer``."""
         import torch
 
         if self._sampler is not None:
-            self._sampler.write(buffer, x, row_input, row_sample, seeds)
-            return
-        # No elementwise noise: the mechanism's own sampler, seeded by the batch's first row.
-        generator = torch.Generator(device=buffer.device)
-        generator.manual_seed(int(seeds[row_input[0]].item() * 1_000_003 + start) % 2**63)
-        noise = self.mechanism.sample(tuple(buffer.shape), generator=generator, dtype=buffer.dtype, device=buffer.device)
-        torch.index_select(x, 0, row_input, out=buffer)
-        buffer.add_(noise)
+            write = self._sampler.bind(buffer, x, seeds)
+            return lambda row_input, row_sample, start: write(row_input, row_sample)
+
+        def fill_with_own_sampler(row_input: Any, row_sample: Any, start: int) -> None:
+            # No elementwise noise: the mechanism's own sampler, seeded by the batch's first row.
+            generator = torch.Generator(device=buffer.device)
+            generator.manual_seed(int(seeds[row_input[0]].item() * 1_000_003 + start) % 2**63)
+            noise = self.mechanism.sample(tuple(buffer.shape), generator=generator, dtype=buffer.dtype, device=buffer.device)
+            torch.index_select(x, 0, row_input, out=buffer)
+            buffer.add_(noise)
+
+        return fill_with_own_sampler
 
     def _progress_bar(self, total: int, description: str) -> Any:
         from tqdm.auto import tqdm
