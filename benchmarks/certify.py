@@ -16,7 +16,8 @@ For each model it times, over the same inputs and the same n0 + n samples each:
                 size "auto" chose (the limits: certification cannot be faster than the model).
 
 Overheads are ours over the bare forward passes at the same batch size. Prints a table and one JSON line.
-Usage: python benchmarks/certify.py [--n 10000] [--inputs 4] [--models mlp,cnn]
+Every variant runs once per round, in turn, for --rounds rounds, and its best round counts.
+Usage: python benchmarks/certify.py [--n 10000] [--inputs 4] [--rounds N] [--models mlp,cnn]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from scipy.stats import beta
 
 import renyicert
+from timing import interleaved_best
 
 
 def mlp() -> torch.nn.Module:
@@ -72,17 +74,8 @@ def cohen_certify(model: torch.nn.Module, x: torch.Tensor, n0: int, n: int, alph
     return top, sigma * norm.ppf(p_lower)
 
 
-def best_of(function, repeats: int) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def forward_seconds(model: torch.nn.Module, shape: tuple[int, ...], rows: int, batch_size: int, repeats: int) -> float:
-    """Best time of the bare forward passes over `rows` rows in batches of `batch_size`."""
+def forward_passes(model: torch.nn.Module, shape: tuple[int, ...], rows: int, batch_size: int):
+    """The bare forward passes over `rows` rows in batches of `batch_size` (a callable to time)."""
     buffer = torch.rand(batch_size, *shape)
 
     def forward_only() -> None:
@@ -90,9 +83,10 @@ def forward_seconds(model: torch.nn.Module, shape: tuple[int, ...], rows: int, b
             for _ in range(math.ceil(rows / batch_size)):
                 model(buffer)
 
-    return best_of(forward_only, repeats)
+    return forward_only
 
 
+DEFAULT_ROUNDS = {"mlp": 20, "cnn": 3}
 VARIANTS = {
     "ours": ({}, {}),
     "ours+share": ({}, {"share_noise": True}),
@@ -108,7 +102,7 @@ def main() -> None:
     parser.add_argument("--n0", type=int, default=100)
     parser.add_argument("--inputs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default: 20 for the MLP, 3 for the CNN); each variant's best round counts")
     parser.add_argument("--models", default="mlp,cnn")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -120,20 +114,22 @@ def main() -> None:
         model = make().eval()
         xs = torch.rand(args.inputs, *shape)
         rows = args.inputs * (args.n0 + args.n)
-        timings, setup, tuned = {}, {}, args.batch_size
+        functions, setup, tuned = {}, {}, args.batch_size
         for variant, (options, call) in VARIANTS.items():
             options = {"batch_size": args.batch_size, **options}
             smoothed = renyicert.Smoothed(model, "gaussian", 10, scale=sigma, input_shape=shape, progress=False, **options)
             start = time.perf_counter()
             smoothed.certify(xs, n0=args.n0, n=args.batch_size, seed=0, **call)  # build kernels, tune, compile
             setup[variant] = time.perf_counter() - start
-            timings[variant] = best_of(lambda: smoothed.certify(xs, n0=args.n0, n=args.n, seed=0, **call), args.repeats)
+            functions[variant] = lambda smoothed=smoothed, call=call: smoothed.certify(xs, n0=args.n0, n=args.n, seed=0, **call)
             if smoothed.tuned_batch_sizes:
                 tuned = next(iter(smoothed.tuned_batch_sizes.values()))
-        timings["cohen"] = best_of(lambda: [cohen_certify(model, x, args.n0, args.n, 0.001, args.batch_size, sigma) for x in xs], args.repeats)
-        timings["forward"] = forward_seconds(model, shape, rows, args.batch_size, args.repeats)
-        timings["forward@auto"] = forward_seconds(model, shape, rows, tuned, args.repeats)
-        row = {"model": name, "inputs": args.inputs, "n": args.n, "n0": args.n0, "batch_size": args.batch_size, "auto_batch_size": tuned}
+        functions["cohen"] = lambda: [cohen_certify(model, x, args.n0, args.n, 0.001, args.batch_size, sigma) for x in xs]
+        functions["forward"] = forward_passes(model, shape, rows, args.batch_size)
+        functions["forward@auto"] = forward_passes(model, shape, rows, tuned)
+        rounds = args.rounds or DEFAULT_ROUNDS[name]
+        timings = interleaved_best(functions, rounds)
+        row = {"model": name, "inputs": args.inputs, "n": args.n, "n0": args.n0, "batch_size": args.batch_size, "auto_batch_size": tuned, "rounds": rounds}
         row.update({f"setup_{k}_s": round(v, 2) for k, v in setup.items()})
         row.update({f"{k}_inputs_per_s": round(args.inputs / v, 3) for k, v in timings.items()})
         for variant in VARIANTS:

@@ -9,7 +9,8 @@ For each shape (rows, *input_shape) it times, writing x + noise for `rows` copie
 * eager-rng:   `out.normal_(0, s).add_(x)` / `out.uniform_()` Laplace (torch's own RNG, in place);
 * fill:        `out.fill_(1.0)` of the same buffer (the memory-bandwidth limit).
 
-Prints a table and one JSON line.  Ratios compare with the baseline of the same kind.
+Every variant runs once per round, in turn, and its best round counts. Prints a table and one
+JSON line. Ratios compare with the baseline of the same kind.
 Usage: python benchmarks/sampler.py [--device cpu|cuda] [--repeats N]
 """
 
@@ -22,27 +23,14 @@ import time
 import torch
 
 import renyicert
+from timing import interleaved_best
 from renyicert.sampling import FusedSampler
-
-
-def _time(function, repeats: int, device: str) -> float:
-    function()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=20, help="interleaved rounds; each variant's best round counts")
     args = parser.parse_args()
     device = args.device
     results = []
@@ -54,28 +42,31 @@ def main() -> None:
         row_input = torch.zeros(rows, dtype=torch.int64, device=device)
         row_sample = torch.arange(rows, dtype=torch.int64, device=device)
         seeds = torch.tensor([1234], dtype=torch.int64, device=device)
-        timings = {}
+        synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        functions, first_call = {}, {}
+        row_sample_next = row_sample + rows
         for name in ("gaussian", "laplace"):
             mechanism = renyicert.get_mechanism(name, scale=0.5)
             sampler = FusedSampler(mechanism)
             start = time.perf_counter()
-            sampler.write(out, x, row_input, row_sample, seeds)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            compile_s = time.perf_counter() - start
-            row_sample_next = row_sample + rows
-            timings[f"ours-{name}"] = _time(lambda: sampler.write(out, x, row_input, row_sample_next, seeds), args.repeats, device)
-            timings[f"compile-{name}"] = compile_s
+            sampler.write(out, x, row_input, row_sample, seeds)  # builds the kernel (once per machine) or compiles
+            synchronize()
+            first_call[name] = time.perf_counter() - start
+            functions[f"ours-{name}"] = lambda sampler=sampler: sampler.write(out, x, row_input, row_sample_next, seeds)
             if device == "cpu":
                 compiled = FusedSampler(mechanism, backend="compiled")
                 compiled.write(out, x, row_input, row_sample, seeds)
-                timings[f"torchcompile-{name}"] = _time(lambda: compiled.write(out, x, row_input, row_sample_next, seeds), args.repeats, device)
+                functions[f"torchcompile-{name}"] = lambda compiled=compiled: compiled.write(out, x, row_input, row_sample_next, seeds)
         xs = x[0]
-        timings["cohen-gaussian"] = _time(lambda: xs.repeat((rows, 1, 1, 1)) + torch.randn_like(xs.repeat((rows, 1, 1, 1))) * 0.5, args.repeats, device)
+        functions["cohen-gaussian"] = lambda: xs.repeat((rows, 1, 1, 1)) + torch.randn_like(xs.repeat((rows, 1, 1, 1))) * 0.5
         laplace = torch.distributions.Laplace(torch.tensor(0.0, device=device), torch.tensor(0.5, device=device))
-        timings["dist-laplace"] = _time(lambda: laplace.sample(shape) + x, args.repeats, device)
-        timings["eager-rng-gaussian"] = _time(lambda: out.normal_(0.0, 0.5).add_(x), args.repeats, device)
-        timings["fill"] = _time(lambda: out.fill_(1.0), args.repeats, device)
+        functions["dist-laplace"] = lambda: laplace.sample(shape) + x
+        functions["eager-rng-gaussian"] = lambda: out.normal_(0.0, 0.5).add_(x)
+        functions["fill"] = lambda: out.fill_(1.0)
+        for function in functions.values():  # warm-up: allocations, kernel selection
+            function()
+        timings = interleaved_best(functions, args.repeats, synchronize)
+        timings.update({f"compile-{name}": seconds for name, seconds in first_call.items()})
         row = {"shape": list(shape), "device": device, "elements": elements}
         for key, seconds in timings.items():
             if key.startswith("compile"):
