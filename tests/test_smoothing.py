@@ -119,6 +119,25 @@ def test_fallback_sampler_for_mechanisms_without_elementwise_noise() -> None:
     assert a.label == 0 and a.counts == smoothed.certify(torch.tensor([1.0, 0.0]), n=300, seed=5).counts
 
 
+def test_own_sampler_draws_fresh_noise_for_the_estimation_phase() -> None:
+    """Selection and estimation must be independent: no batch of either may start from the other's seed."""
+    from .bad_mechanisms import NoDensityGaussian
+
+    seeds_used = []
+
+    class Recorded(NoDensityGaussian):
+        name = "recorded-gaussian"
+        fused_noise = None
+
+        def sample(self, shape, *, generator=None, dtype=None, device=None):  # type: ignore[no-untyped-def]
+            seeds_used.append(generator.initial_seed())
+            return super().sample(shape, generator=generator, dtype=dtype, device=device)
+
+    smoothed = Smoothed(threshold_model(), Recorded(0.5), num_classes=2, progress=False, batch_size=64)
+    smoothed.certify(torch.tensor([[1.0, 0.0], [0.5, 0.0]]), n0=30, n=300, seed=5)
+    assert len(seeds_used) == 1 + 10 and len(set(seeds_used)) == len(seeds_used)  # 60 selection rows, then 600 estimation rows
+
+
 def test_compile_falls_back_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("no compiler here")
@@ -214,6 +233,9 @@ def test_native_vote_counting_matches_torch_argmax_with_ties_and_non_finite_logi
     native, reference = torch.zeros(35, dtype=torch.int64), torch.zeros(35, dtype=torch.int64)
     assert _count_votes(logits, row_input, 150, native, ops) and _count_votes(logits, row_input, 150, reference, None)
     assert torch.equal(native, reference) and int(native.sum()) == 150
+    column_major = logits.t().contiguous().t()  # the same logits, not contiguous: the kernel makes them so
+    again = torch.zeros(35, dtype=torch.int64)
+    assert _count_votes(column_major, row_input, 150, again, ops) and torch.equal(again, reference)
     for bad in (float("nan"), float("inf"), -float("inf")):
         poisoned = logits.clone()
         poisoned[149, 3] = bad
@@ -245,3 +267,13 @@ def test_auto_batch_size_picks_the_fastest_size_per_copy_and_counts_as_that_size
     fast = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, input_shape=(2,), progress=False)
     fast.certify(x, n0=10, n=100, seed=0, batch_size="auto")
     assert set(fast.tuned_batch_sizes.values()) <= set(AUTO_BATCH_SIZES) and len(fast.tuned_batch_sizes) == 1
+
+
+def test_progress_bar_over_samples_only_when_asked_or_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    x = torch.tensor([1.0, 0.0])
+    Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=True).certify(x, n0=10, n=2000, seed=0, batch_size=500)
+    shown = capsys.readouterr().err
+    assert "certify" in shown and "2.01k" in shown  # a bar over the n0 + n samples
+    for progress in (None, False):  # stderr is captured here, not a terminal
+        Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=progress).certify(x, n0=10, n=2000, seed=0, batch_size=500)
+        assert capsys.readouterr().err == ""

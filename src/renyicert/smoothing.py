@@ -88,6 +88,8 @@ AUTO_BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _AUTO_BUFFER_BYTES = 256 * 2**20
 #: ``batch_size="auto"``: sizes this close in time per copy tie, and the larger wins.
 _AUTO_TIE = 0.02
+#: Mixes an input's key with a batch's first sample number into the seed of a mechanism's own sampler.
+_OWN_SAMPLER_MIX = 0x9E3779B97F4A7C15
 
 
 def _next_power_of_two(value: int) -> int:
@@ -103,8 +105,8 @@ def _count_votes(logits: Any, row_input: Any, valid: int, counts: Any, ops: Any)
     """
     import torch
 
-    if ops is not None and logits.device.type == "cpu" and logits.dtype in (torch.float32, torch.float64):
-        return bool(ops.count_votes(logits.contiguous(), row_input.contiguous(), counts, valid))
+    if ops is not None and logits.dtype in (torch.float32, torch.float64) and logits.device.type == "cpu":
+        return ops.count_votes(logits, row_input, counts, valid)  # it makes them contiguous where they are not
     scores = logits[:valid]
     if not torch.isfinite(scores).all():
         return False
@@ -334,7 +336,7 @@ class Smoothed:
             fill = self._batch_writer(buffer, x[:1], seeds)
 
             def step() -> None:
-                fill(row_input, row_sample, 0)
+                fill(row_input, row_sample)
                 logits = self.model(buffer)
                 if logits.dim() == 2 and logits.shape == (rows, self.num_classes):  # else counting will say so
                     _count_votes(logits, row_input, rows, votes, ops)
@@ -404,16 +406,13 @@ class Smoothed:
         runner = self._runner()
         ops = native_ops() if device.type == "cpu" else None
         expected_shape = (rows, self.num_classes)
-        for start in range(0, total, rows):
-            stop = min(start + rows, total)
-            valid = stop - start
-            row_input = row_input_all[start:stop]
-            row_sample = row_sample_all[start:stop]
+        for row_input, row_sample in zip(row_input_all.split(rows), row_sample_all.split(rows)):
+            valid = row_input.shape[0]
             if valid < rows:  # keep one buffer shape (one compilation); the padding rows are not counted
                 pad = rows - valid
                 row_input = torch.cat([row_input, row_input[:1].expand(pad)])
                 row_sample = torch.cat([row_sample, row_sample[:1].expand(pad)])
-            fill(row_input, row_sample, start)
+            fill(row_input, row_sample)
             logits = runner(buffer)
             if not isinstance(logits, torch.Tensor) or logits.shape != expected_shape:
                 shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -425,17 +424,18 @@ class Smoothed:
         return counts.view(inputs, self.num_classes).cpu().numpy()
 
     def _batch_writer(self, buffer: Any, x: Any, seeds: Any) -> Any:
-        """``fill(row_input, row_sample, start)``: write the noisy copies of a batch (rows ``start...`` of a phase) into ``buffer``."""
+        """``fill(row_input, row_sample)``: write a batch's noisy copies (input ``row_input[j]``, sample ``row_sample[j]``) into ``buffer``."""
         import torch
 
         if self._sampler is not None:
-            write = self._sampler.bind(buffer, x, seeds)
-            return lambda row_input, row_sample, start: write(row_input, row_sample)
+            return self._sampler.bind(buffer, x, seeds)
 
-        def fill_with_own_sampler(row_input: Any, row_sample: Any, start: int) -> None:
-            # No elementwise noise: the mechanism's own sampler, seeded by the batch's first row.
+        def fill_with_own_sampler(row_input: Any, row_sample: Any) -> None:
+            # No elementwise noise: the mechanism's own sampler, seeded by the batch's first row (its input's
+            # key and its sample number, so that no two batches of a certification, selection or estimation,
+            # start from one seed).
             generator = torch.Generator(device=buffer.device)
-            generator.manual_seed(int(seeds[row_input[0]].item() * 1_000_003 + start) % 2**63)
+            generator.manual_seed((int(seeds[row_input[0]]) * _OWN_SAMPLER_MIX + int(row_sample[0])) % 2**63)
             noise = self.mechanism.sample(tuple(buffer.shape), generator=generator, dtype=buffer.dtype, device=buffer.device)
             torch.index_select(x, 0, row_input, out=buffer)
             buffer.add_(noise)

@@ -417,10 +417,12 @@ bool count_votes_typed(const at::Tensor& logits, const int64_t* input_of, int64_
   return true;
 }
 
-bool count_votes(const at::Tensor& logits, const at::Tensor& row_input, at::Tensor counts, int64_t valid) {
-  TORCH_CHECK(logits.device().is_cpu() && logits.dim() == 2 && logits.is_contiguous(), "count_votes: contiguous (rows, classes) CPU logits");
-  TORCH_CHECK(row_input.scalar_type() == at::kLong && row_input.is_contiguous() && counts.scalar_type() == at::kLong &&
-                  counts.is_contiguous(), "count_votes: int64 row_input and counts");
+bool count_votes(const at::Tensor& logits_in, const at::Tensor& row_input_in, at::Tensor counts, int64_t valid) {
+  TORCH_CHECK(logits_in.device().is_cpu() && logits_in.dim() == 2, "count_votes: (rows, classes) CPU logits");
+  TORCH_CHECK(row_input_in.scalar_type() == at::kLong && counts.scalar_type() == at::kLong && counts.is_contiguous(),
+              "count_votes: int64 row_input and contiguous int64 counts");
+  const at::Tensor logits = logits_in.contiguous();  // no copy when they already are (a model's logits usually)
+  const at::Tensor row_input = row_input_in.contiguous();
   TORCH_CHECK(valid >= 0 && valid <= logits.size(0) && valid <= row_input.numel(), "count_votes: valid out of range");
   const int64_t* input_of = row_input.data_ptr<int64_t>();
   const int64_t inputs = counts.numel() / std::max<int64_t>(logits.size(1), 1);  // counts holds (inputs, classes)
