@@ -166,11 +166,14 @@ def test_noise_does_not_depend_on_packing(name: str) -> None:
     assert torch.equal(alone, together[12:18])
 
 
+@pytest.mark.parametrize("backend", ["compiled", "native"])
 @pytest.mark.parametrize("name,law", [("gaussian", stats.norm(scale=0.5)), ("laplace", stats.laplace(scale=0.5))])
-def test_fused_noise_has_the_mechanism_law(name: str, law: object) -> None:
+def test_fused_noise_has_the_mechanism_law(name: str, law: object, backend: str) -> None:
+    if backend == "native" and native_ops() is None:
+        pytest.skip("no C++ compiler: the native kernels cannot be built")
     mechanism = renyicert.get_mechanism(name, scale=0.5)
     x = torch.zeros(1, 50_001)  # odd size: the last group of four is partial
-    noise = FusedSampler(mechanism, backend="compiled").noisy(x, torch.zeros(4, dtype=torch.int64), torch.arange(4), torch.tensor([99]))
+    noise = FusedSampler(mechanism, backend=backend).noisy(x, torch.zeros(4, dtype=torch.int64), torch.arange(4), torch.tensor([99]))
     values = noise.double().numpy()
     assert stats.kstest(values.ravel(), law.cdf).pvalue > 1e-4  # type: ignore[attr-defined]
     lanes = values[:, :50_000].reshape(-1, 4)
@@ -196,6 +199,7 @@ TRITON_SCRIPT = textwrap.dedent(
     import os, sys
     os.environ["TRITON_INTERPRET"] = "1"   # before triton is imported
     import torch, triton, triton.language as tl
+    from scipy import stats
     import renyicert
     from renyicert.philox import randint4x
     from renyicert.sampling import FusedSampler
@@ -228,6 +232,10 @@ TRITON_SCRIPT = textwrap.dedent(
         eager_out = FusedSampler(mechanism, backend="eager").noisy(x, row_input, row_sample, seeds)
         assert torch.allclose(triton_out, eager_out, atol=2e-6), (name, (triton_out - eager_out).abs().max())
         assert torch.equal(triton_out[1] - x[2], FusedSampler(mechanism, backend="triton").noisy(x[2:], torch.tensor([0]), torch.tensor([9]), seeds[2:])[0] - x[2])
+        # The law of the kernel's own output: 2 rows x 20,001 noise values (a partial last group).
+        noise = FusedSampler(mechanism, backend="triton").noisy(torch.zeros(1, 20_001), torch.tensor([0, 0]), torch.tensor([0, 1]), torch.tensor([5]))
+        law = stats.norm(scale=0.5) if name == "gaussian" else stats.laplace(scale=0.5)
+        assert stats.kstest(noise.double().numpy().ravel(), law.cdf).pvalue > 1e-4, name
     print("ok")
     """
 )
