@@ -39,8 +39,21 @@ _LOCK = threading.Lock()
 _KERNEL: list[Any] = []  # [] until the first call, then [op] or [None]
 
 
+#: Compiler flags per ATen CPU capability: the instruction sets ATen builds its own kernels of that level with.
+_CAPABILITY_FLAGS = {
+    "AVX512": ["-DCPU_CAPABILITY_AVX512", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"],
+    "AVX2": ["-DCPU_CAPABILITY_AVX2", "-mavx2", "-mfma", "-mf16c"],
+}
+
+
 def native_build_flags() -> list[str]:
-    """Compiler flags: optimisation, OpenMP (torch's threads) and the SIMD level torch's inductor picks for this CPU.
+    """Compiler flags: optimisation, OpenMP (torch's threads) and the SIMD level ATen runs at on this CPU.
+
+    The level is ``torch.backends.cpu.get_cpu_capability()``: ``AVX512`` or
+    ``AVX2`` build the SIMD kernels, anything else the portable ones. ATen's own
+    ``ATEN_CPU_CAPABILITY`` variable (``avx2``, ``default``) lowers it, for this
+    kernel as for torch's. Reading it is instant, where asking inductor's
+    ``pick_vec_isa`` compiles probe programs (seconds, every process).
 
     Examples
     --------
@@ -50,14 +63,12 @@ def native_build_flags() -> list[str]:
     """
     flags = ["-O3", "-ffp-contract=off", "-fopenmp"]
     try:
-        from torch._inductor.cpu_vec_isa import pick_vec_isa
+        import torch
 
-        isa = pick_vec_isa()
-        if isa:
-            flags += [f"-D{macro}" for macro in isa.build_macro()] + isa.build_arch_flags().split()
-    except Exception:  # an older or newer torch without this helper: build the portable (scalar) Vectorized
-        pass
-    return flags
+        capability = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # a torch without the query: build the portable kernels
+        capability = "DEFAULT"
+    return flags + _CAPABILITY_FLAGS.get(capability, [])
 
 
 def native_ops() -> Any:
