@@ -12,10 +12,10 @@ For each model it times, over the same inputs and the same n0 + n samples each:
 * ours+compile: Smoothed(..., compile=True) at batch 1000 (channels_last + torch.compile, freezing);
 * cohen:        a faithful re-implementation of locuslab/smoothing core.py's certify loop at batch 1000
                 (x.repeat + randn_like * sigma per batch, per input, numpy bincount, Clopper-Pearson);
-* forward:      the model's bare forward passes over the same number of rows at batch 1000, and at the
+* forward@B:    the model's bare forward passes over the same number of rows at batch B: 1000, and each
                 size "auto" chose (the limits: certification cannot be faster than the model).
 
-Overheads are ours over the bare forward passes at the same batch size. Prints a table and one JSON line.
+Overheads are each variant's time over the bare forward passes at its own batch size. Prints a table and one JSON line.
 Every variant runs once per round, in turn, for --rounds rounds, and its best round counts.
 Inputs per call: 32 for the MLP (certify_dataset's default chunk, so the per-call costs weigh as they do
 on a data set), 4 for the CNN (its run is long enough). Both can be set with --inputs.
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--n0", type=int, default=100)
     parser.add_argument("--inputs", type=int, default=None, help="inputs per certify call (default: 32 for the MLP, as certify_dataset's chunks; 4 for the CNN, for time)")
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default: 20 for the MLP, 3 for the CNN); each variant's best round counts")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default: 10 for the MLP, 3 for the CNN); each variant's best round counts")
     parser.add_argument("--models", default="mlp,cnn")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -118,7 +118,7 @@ def main() -> None:
         inputs = args.inputs or DEFAULT_INPUTS[name]
         xs = torch.rand(inputs, *shape)
         rows = inputs * (args.n0 + args.n)
-        functions, setup, tuned = {}, {}, args.batch_size
+        functions, setup, sizes = {}, {}, {}
         for variant, (options, call) in VARIANTS.items():
             options = {"batch_size": args.batch_size, **options}
             smoothed = renyicert.Smoothed(model, "gaussian", 10, scale=sigma, input_shape=shape, progress=False, **options)
@@ -126,29 +126,28 @@ def main() -> None:
             smoothed.certify(xs, n0=args.n0, n=args.batch_size, seed=0, **call)  # build kernels, tune, compile
             setup[variant] = time.perf_counter() - start
             functions[variant] = lambda smoothed=smoothed, call=call: smoothed.certify(xs, n0=args.n0, n=args.n, seed=0, **call)
-            if smoothed.tuned_batch_sizes:
-                tuned = next(iter(smoothed.tuned_batch_sizes.values()))
+            sizes[variant] = next(iter(smoothed.tuned_batch_sizes.values()), args.batch_size)
         functions["cohen"] = lambda: [cohen_certify(model, x, args.n0, args.n, 0.001, args.batch_size, sigma) for x in xs]
-        functions["forward"] = forward_passes(model, shape, rows, args.batch_size)
-        functions["forward@auto"] = forward_passes(model, shape, rows, tuned)
+        for size in sorted(set(sizes.values())):  # each variant's limit: the bare model at its batch size
+            functions[f"forward@{size}"] = forward_passes(model, shape, rows, size)
         rounds = args.rounds or DEFAULT_ROUNDS[name]
         timings = interleaved_best(functions, rounds)
-        row = {"model": name, "inputs": inputs, "n": args.n, "n0": args.n0, "batch_size": args.batch_size, "auto_batch_size": tuned, "rounds": rounds}
+        row = {"model": name, "inputs": inputs, "n": args.n, "n0": args.n0, "rounds": rounds, "batch_size": sizes}
         row.update({f"setup_{k}_s": round(v, 2) for k, v in setup.items()})
         row.update({f"{k}_inputs_per_s": round(inputs / v, 3) for k, v in timings.items()})
         for variant in VARIANTS:
             row[f"{variant}/cohen"] = round(timings["cohen"] / timings[variant], 2)
-            limit = timings["forward@auto"] if "auto" in variant else timings["forward"]
-            row[f"{variant}_overhead"] = round(timings[variant] / limit - 1.0, 3)
+            row[f"{variant}_overhead"] = round(timings[variant] / timings[f"forward@{sizes[variant]}"] - 1.0, 3)
         results.append(row)
     per_call = ", ".join(f"{r['model']} {r['inputs']}" for r in results)
-    print(f"{'model':<6}{'variant':<17}{'inputs/s':>10}{'vs cohen':>10}{'overhead over forward':>24}   (inputs per call: {per_call})")
+    print(f"{'model':<6}{'variant':<17}{'batch':>6}{'inputs/s':>10}{'vs cohen':>10}{'overhead over forward':>24}   (inputs per call: {per_call})")
     for r in results:
-        for variant in (*VARIANTS, "cohen", "forward", "forward@auto"):
-            ratio = f"{r[f'{variant}/cohen']}x" if f"{variant}/cohen" in r else ""
-            overhead = f"{r[f'{variant}_overhead']:+.1%}" if f"{variant}_overhead" in r else ""
-            label = f"forward@{r['auto_batch_size']}" if variant == "forward@auto" else variant
-            print(f"{r['model']:<6}{label:<17}{r[f'{variant}_inputs_per_s']:>10}{ratio:>10}{overhead:>24}")
+        labels = [*VARIANTS, "cohen", *sorted((k.removesuffix("_inputs_per_s") for k in r if k.startswith("forward@")), key=lambda k: int(k[8:]))]
+        for label in labels:
+            ratio = f"{r[f'{label}/cohen']}x" if f"{label}/cohen" in r else ""
+            overhead = f"{r[f'{label}_overhead']:+.1%}" if f"{label}_overhead" in r else ""
+            batch = r["batch_size"].get(label, "")
+            print(f"{r['model']:<6}{label:<17}{batch:>6}{r[f'{label}_inputs_per_s']:>10}{ratio:>10}{overhead:>24}")
     print(json.dumps({"benchmark": "certify", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
 
 

@@ -88,6 +88,11 @@ AUTO_BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 _AUTO_BUFFER_BYTES = 256 * 2**20
 #: ``batch_size="auto"``: sizes this close in time per copy tie, and the larger wins.
 _AUTO_TIE = 0.02
+#: ``batch_size="auto"``: passes over the sizes (each size's fastest step counts), the least time a size is
+#: timed for in one pass, and the step time beyond which no larger size is tried.
+_AUTO_PASSES = 3
+_AUTO_WINDOW = 0.02
+_AUTO_LONG_STEP = 0.25
 #: Mixes an input's key with a batch's first sample number into the seed of a mechanism's own sampler.
 _OWN_SAMPLER_MIX = 0x9E3779B97F4A7C15
 
@@ -141,9 +146,10 @@ class Smoothed:
         Noisy copies per model call (default 1000), or ``"auto"``: on the first
         call for an input shape, time a batch's work (drawing noisy copies, the
         model, counting votes) at each size of :data:`~renyicert.smoothing.AUTO_BATCH_SIZES` (stopping
-        once two in a row are slower per copy, and skipping buffers over 256 MiB),
-        and keep the fastest per copy, the larger of two within 2%. A small
-        CNN on the CPU can run twice as fast per copy at 64 as at 1000 (caches).
+        once two in a row are slower per copy, a step takes over 0.25 s, or a
+        buffer would pass 256 MiB), time the sizes tried twice more, and keep
+        the fastest per copy, the largest of those within 2%. A small CNN on the
+        CPU can run twice as fast per copy at 64 as at 1000 (caches).
         The noise does not depend on the batch size, but the model's float
         rounding may, so a copy whose logits tie to within rounding could vote
         differently under another size: give an int for bit-exact reproducibility.
@@ -313,9 +319,14 @@ class Smoothed:
         """The size in :data:`AUTO_BATCH_SIZES` with the least time per noisy copy of ``x[0]``.
 
         A timed step is what :meth:`_counts` does per batch: draw the copies, run
-        the model (the eager one), count the votes. A size within
-        :data:`_AUTO_TIE` of the fastest so far ties with it, and the larger wins
-        (fewer calls); trying stops after two sizes in a row are slower.
+        the model (the eager one), count the votes; a size's time is its fastest
+        step. The first pass goes up from the smallest size and stops after two
+        sizes in a row slower than the best so far, a step over
+        :data:`_AUTO_LONG_STEP` seconds or a buffer over :data:`_AUTO_BUFFER_BYTES`.
+        Further passes time every size tried again (:data:`_AUTO_PASSES` in all),
+        so that a moment's slowdown of a shared machine during one pass cannot
+        decide. A size within :data:`_AUTO_TIE` of the fastest ties with it, and
+        the largest such wins (fewer calls).
         """
         import torch
 
@@ -325,14 +336,13 @@ class Smoothed:
         seeds = torch.zeros(1, dtype=torch.int64, device=device)
         votes = torch.zeros(self.num_classes, dtype=torch.int64, device=device)
         ops = native_ops() if device.type == "cpu" else None
-        best_rows, best_cost, slower = AUTO_BATCH_SIZES[0], math.inf, 0
-        for rows in AUTO_BATCH_SIZES:
-            if rows > AUTO_BATCH_SIZES[0] and rows * row_bytes > _AUTO_BUFFER_BYTES:
-                break
+        costs: dict[int, float] = {}  # seconds per copy, the best seen
+
+        def measure(rows: int) -> float:
+            """Time steps of ``rows`` copies (at least two, and for at least :data:`_AUTO_WINDOW` s); the fastest step's seconds."""
             buffer = torch.empty((rows, *x.shape[1:]), dtype=x.dtype, device=device)
             row_input = torch.zeros(rows, dtype=torch.int64, device=device)
             row_sample = torch.arange(rows, device=device)
-
             fill = self._batch_writer(buffer, x[:1], seeds)
 
             def step() -> None:
@@ -343,22 +353,34 @@ class Smoothed:
 
             step()  # warm-up: allocations, kernel selection
             synchronize()
-            calls, start = 0, time.perf_counter()
-            while calls < 2 or time.perf_counter() - start < 0.02:
+            fastest, calls, start = math.inf, 0, time.perf_counter()
+            while calls < 2 or time.perf_counter() - start < _AUTO_WINDOW:
+                begin = time.perf_counter()
                 step()
                 synchronize()
+                fastest = min(fastest, time.perf_counter() - begin)
                 calls += 1
-            elapsed = time.perf_counter() - start
-            cost = elapsed / (calls * rows)
-            if cost <= best_cost * (1.0 + _AUTO_TIE):
-                best_rows, best_cost, slower = rows, min(cost, best_cost), 0
+            costs[rows] = min(costs.get(rows, math.inf), fastest / rows)
+            return fastest
+
+        leader, slower = math.inf, 0
+        for rows in AUTO_BATCH_SIZES:
+            if rows > AUTO_BATCH_SIZES[0] and rows * row_bytes > _AUTO_BUFFER_BYTES:
+                break
+            seconds = measure(rows)
+            if costs[rows] <= leader * (1.0 + _AUTO_TIE):
+                leader, slower = min(leader, costs[rows]), 0
             else:
                 slower += 1
                 if slower == 2:
                     break
-            if elapsed / calls > 0.5:  # larger sizes would take long to try
+            if seconds > _AUTO_LONG_STEP:  # larger sizes would take long to try
                 break
-        return best_rows
+        for _ in range(_AUTO_PASSES - 1):
+            for rows in list(costs):
+                measure(rows)
+        fastest = min(costs.values())
+        return max(rows for rows, cost in costs.items() if cost <= fastest * (1.0 + _AUTO_TIE))
 
     # --------------------------------------------------------------- counting
     def _seeds(self, count: int, seed: int | None, generator: Any, share_noise: bool = False) -> Any:
