@@ -235,6 +235,15 @@ inline void add_scaled_noise(float* __restrict out, const float* __restrict x, c
   }
 }
 
+// Whether every one of the first `rows` entries of input_of is in [0, limit) (one pass, no branch per row).
+inline bool rows_in_range(const int64_t* input_of, int64_t rows, int64_t limit) {
+  bool in_range = true;
+  for (int64_t r = 0; r < rows; ++r) {
+    in_range &= input_of[r] >= 0 && input_of[r] < limit;
+  }
+  return in_range;
+}
+
 void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input, const at::Tensor& row_sample,
                 const at::Tensor& seeds, double scale_value, int64_t kind) {
   TORCH_CHECK(out.device().is_cpu() && x.device().is_cpu(), "noisy_rows: CPU tensors only");
@@ -245,7 +254,7 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
   TORCH_CHECK(out.is_contiguous() && x.is_contiguous() && row_input.is_contiguous() && row_sample.is_contiguous() &&
                   seeds.is_contiguous(), "noisy_rows: contiguous tensors only");
   TORCH_CHECK(row_input.numel() == out.size(0) && row_sample.numel() == out.size(0), "noisy_rows: one row_input and row_sample per row");
-  TORCH_CHECK(kind == 0 || kind == 1, "noisy_rows: kind 0 (normal) or 1 (laplace)");
+  TORCH_CHECK(kind == kNormal || kind == kLaplace, "noisy_rows: kind 0 (normal) or 1 (laplace)");
 
   const int64_t rows = out.size(0);
   const int64_t numel = out.size(1);
@@ -257,10 +266,8 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
   const int64_t* input_of = row_input.data_ptr<int64_t>();
   const int64_t* sample_of = row_sample.data_ptr<int64_t>();
   const int64_t* seed_of = seeds.data_ptr<int64_t>();
-  const int64_t keys = seeds.numel();
-  for (int64_t j = 0; j < rows; ++j) {
-    TORCH_CHECK(input_of[j] >= 0 && input_of[j] < inputs && input_of[j] < keys, "noisy_rows: row_input out of range (of x or of seeds)");
-  }
+  const int64_t key_count = seeds.numel();
+  TORCH_CHECK(rows_in_range(input_of, rows, std::min(inputs, key_count)), "noisy_rows: row_input out of range (of x or of seeds)");
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(numel, 1));
 
   // Rows that continue one counter stream are drawn as one: a run is a maximal sequence of rows with
@@ -426,11 +433,7 @@ bool count_votes(const at::Tensor& logits_in, const at::Tensor& row_input_in, at
   TORCH_CHECK(valid >= 0 && valid <= logits.size(0) && valid <= row_input.numel(), "count_votes: valid out of range");
   const int64_t* input_of = row_input.data_ptr<int64_t>();
   const int64_t inputs = counts.numel() / std::max<int64_t>(logits.size(1), 1);  // counts holds (inputs, classes)
-  bool in_range = true;
-  for (int64_t r = 0; r < valid; ++r) {
-    in_range &= input_of[r] >= 0 && input_of[r] < inputs;
-  }
-  TORCH_CHECK(in_range, "count_votes: row_input out of range");
+  TORCH_CHECK(rows_in_range(input_of, valid, inputs), "count_votes: row_input out of range");
   if (logits.scalar_type() == at::kFloat) {
     return count_votes_typed<float>(logits, input_of, counts.data_ptr<int64_t>(), valid);
   }
