@@ -220,31 +220,6 @@ def test_shared_noise_gives_each_input_its_certificate_alone_with_the_base_seed(
     assert smoothed.predict(xs, 300, seed=5, share_noise=True) == [smoothed.predict(x, 300, seed=5) for x in xs]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_native_vote_counting_matches_torch_argmax_with_ties_and_non_finite_logits(dtype: torch.dtype) -> None:
-    from renyicert.native import native_ops
-    from renyicert.smoothing import _count_votes
-
-    ops = native_ops()
-    assert ops is not None, "the native kernels should build on this machine"
-    generator = torch.Generator().manual_seed(0)
-    logits = torch.randint(0, 3, (200, 7), generator=generator).to(dtype)  # many ties: the first largest wins
-    row_input = torch.randint(0, 5, (200,), generator=generator)
-    native, reference = torch.zeros(35, dtype=torch.int64), torch.zeros(35, dtype=torch.int64)
-    assert _count_votes(logits, row_input, 150, native, ops) and _count_votes(logits, row_input, 150, reference, None)
-    assert torch.equal(native, reference) and int(native.sum()) == 150
-    column_major = logits.t().contiguous().t()  # the same logits, not contiguous: the kernel makes them so
-    again = torch.zeros(35, dtype=torch.int64)
-    assert _count_votes(column_major, row_input, 150, again, ops) and torch.equal(again, reference)
-    for bad in (float("nan"), float("inf"), -float("inf")):
-        poisoned = logits.clone()
-        poisoned[149, 3] = bad
-        before = native.clone()
-        assert not _count_votes(poisoned, row_input, 150, native, ops) and torch.equal(native, before)
-        assert not _count_votes(poisoned, row_input, 150, reference, None)
-        assert _count_votes(poisoned, row_input, 149, native, ops)  # the bad row is padding: not looked at
-
-
 class _SlowAbove64(torch.nn.Module):
     """A fixed 2 ms per call, plus 50 us per row beyond 64 rows: cheapest per row at exactly 64."""
 

@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .native import native_ops
+from .native import native_count_then_fill, native_ops
 from .philox import randint4x
 
 __all__ = ["FusedSampler", "fused_noise_kind", "noisy_rows_reference", "philox_seeds"]
@@ -271,6 +271,22 @@ class FusedSampler:
             _write_rows(flat_out, flat_x, row_input, row_sample, seeds, self.kind, scale, self._transform)
 
         return write_torch
+
+    def native_step(self, out: Any, x: Any, seeds: Any, row_input: Any, row_sample: Any, counts: Any, classes: int) -> Any:
+        """A :class:`renyicert.batches.NativeBatchStep` for a phase's batches into ``out``, or ``None`` unless this sampler takes the native path there.
+
+        ``row_input``/``row_sample`` hold the phase's rows in whole batches of
+        ``out``'s size; the step's votes go to ``counts`` (``voters * classes``).
+        """
+        from .batches import NativeBatchStep
+
+        if self._path(out, x) != "native" or out.device.type != "cpu" or not self._native_fits(out, x):
+            return None
+        function = native_count_then_fill()
+        if function is None:
+            return None
+        kind = 0 if self.kind == "normal" else 1
+        return NativeBatchStep(function, out, x, seeds, row_input, row_sample, counts, classes, float(self.mechanism.scale), kind)
 
     def noisy(self, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> Any:
         """``x[row_input] + noise`` as a new tensor (the same numbers :meth:`write` writes)."""

@@ -29,6 +29,7 @@ import numpy as np
 from ._validation import check_batch_size, check_flag, check_positive_int
 from .confidence import P2_MODES, top_two_bounds
 from .mechanism import Mechanism
+from .batches import count_phase_votes, count_votes
 from .native import native_ops
 from .sampling import FusedSampler, fused_noise_kind
 
@@ -99,25 +100,6 @@ _OWN_SAMPLER_MIX = 0x9E3779B97F4A7C15
 
 def _next_power_of_two(value: int) -> int:
     return 1 << max(int(value) - 1, 0).bit_length()
-
-
-def _count_votes(logits: Any, row_input: Any, valid: int, counts: Any, ops: Any) -> bool:
-    """Add each of the first ``valid`` rows' vote (argmax) to ``counts[input * classes + class]``; ``False`` if a logit is not finite.
-
-    One pass in C++ (``ops.count_votes``) for float32/float64 logits on the CPU
-    when the native kernels are built; torch's ``isfinite``, ``argmax`` (the
-    first largest logit) and ``index_add_`` otherwise. Both count the same votes.
-    """
-    import torch
-
-    if ops is not None and logits.dtype in (torch.float32, torch.float64) and logits.device.type == "cpu":
-        return ops.count_votes(logits, row_input, counts, valid)  # it makes them contiguous where they are not
-    scores = logits[:valid]
-    if not torch.isfinite(scores).all():
-        return False
-    predictions = scores.argmax(dim=1)
-    counts.index_add_(0, row_input[:valid] * logits.shape[1] + predictions, torch.ones_like(predictions))
-    return True
 
 
 def _round_rows(value: int) -> int:
@@ -349,7 +331,7 @@ class Smoothed:
                 fill(row_input, row_sample)
                 logits = self.model(buffer)
                 if logits.dim() == 2 and logits.shape == (rows, self.num_classes):  # else counting will say so
-                    _count_votes(logits, row_input, rows, votes, ops)
+                    count_votes(logits, row_input, rows, votes, ops)
 
             step()  # warm-up: allocations, kernel selection
             synchronize()
@@ -423,26 +405,16 @@ class Smoothed:
         if padded > inputs:
             x = torch.cat([x, x[:1].expand(padded - inputs, *x.shape[1:])])
             seeds = torch.cat([seeds, seeds[:1].expand(padded - inputs)])
+        tail = -total % rows  # the last batch's padding rows (its first row again): drawn, for one buffer shape, never counted
+        if tail:
+            last = total - total % rows
+            row_input_all = torch.cat([row_input_all, row_input_all[last : last + 1].expand(tail)])
+            row_sample_all = torch.cat([row_sample_all, row_sample_all[last : last + 1].expand(tail)])
         buffer = torch.empty((rows, *x.shape[1:]), dtype=x.dtype, device=device)
-        fill = self._batch_writer(buffer, x, seeds)
-        runner = self._runner()
+        native_step = self._sampler.native_step(buffer, x, seeds, row_input_all, row_sample_all, counts, self.num_classes) if self._sampler is not None else None
+        fill = None if native_step is not None else self._batch_writer(buffer, x, seeds)
         ops = native_ops() if device.type == "cpu" else None
-        expected_shape = (rows, self.num_classes)
-        for row_input, row_sample in zip(row_input_all.split(rows), row_sample_all.split(rows)):
-            valid = row_input.shape[0]
-            if valid < rows:  # keep one buffer shape (one compilation); the padding rows are not counted
-                pad = rows - valid
-                row_input = torch.cat([row_input, row_input[:1].expand(pad)])
-                row_sample = torch.cat([row_sample, row_sample[:1].expand(pad)])
-            fill(row_input, row_sample)
-            logits = runner(buffer)
-            if not isinstance(logits, torch.Tensor) or logits.shape != expected_shape:
-                shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-                raise ValueError(f"model output has shape {shape}; expected {expected_shape} = (batch, num_classes)")
-            if not _count_votes(logits, row_input, valid, counts, ops):
-                raise ValueError("model returned non-finite logits (NaN or inf) on noisy inputs")
-            if bar is not None:
-                bar.update(valid)
+        count_phase_votes(self._runner(), buffer, row_input_all, row_sample_all, total, counts, self.num_classes, fill, native_step, ops, bar)
         return counts.view(inputs, self.num_classes).cpu().numpy()
 
     def _batch_writer(self, buffer: Any, x: Any, seeds: Any) -> Any:

@@ -244,30 +244,11 @@ inline bool rows_in_range(const int64_t* input_of, int64_t rows, int64_t limit) 
   return in_range;
 }
 
-void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input, const at::Tensor& row_sample,
-                const at::Tensor& seeds, double scale_value, int64_t kind) {
-  TORCH_CHECK(out.device().is_cpu() && x.device().is_cpu(), "noisy_rows: CPU tensors only");
-  TORCH_CHECK(out.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat, "noisy_rows: float32 only");
-  TORCH_CHECK(row_input.scalar_type() == at::kLong && row_sample.scalar_type() == at::kLong &&
-                  seeds.scalar_type() == at::kLong, "noisy_rows: int64 row_input, row_sample and seeds");
-  TORCH_CHECK(out.dim() == 2 && x.dim() == 2 && out.size(1) == x.size(1), "noisy_rows: out (rows, numel), x (inputs, numel)");
-  TORCH_CHECK(out.is_contiguous() && x.is_contiguous() && row_input.is_contiguous() && row_sample.is_contiguous() &&
-                  seeds.is_contiguous(), "noisy_rows: contiguous tensors only");
-  TORCH_CHECK(row_input.numel() == out.size(0) && row_sample.numel() == out.size(0), "noisy_rows: one row_input and row_sample per row");
-  TORCH_CHECK(kind == kNormal || kind == kLaplace, "noisy_rows: kind 0 (normal) or 1 (laplace)");
-
-  const int64_t rows = out.size(0);
-  const int64_t numel = out.size(1);
+// The sampler's core: out[j] = x[row_input[j]] + scale * noise for rows j < rows, on validated pointers
+// (row_input in range of x and of seeds; `kind` kNormal or kLaplace).
+void write_noisy_rows(float* out_data, const float* x_data, const int64_t* input_of, const int64_t* sample_of,
+                      const int64_t* seed_of, int64_t rows, int64_t numel, float scale, int64_t kind) {
   const int64_t groups = (numel + 3) / 4;
-  const int64_t inputs = x.size(0);
-  const float scale = static_cast<float>(scale_value);
-  float* out_data = out.data_ptr<float>();
-  const float* x_data = x.data_ptr<float>();
-  const int64_t* input_of = row_input.data_ptr<int64_t>();
-  const int64_t* sample_of = row_sample.data_ptr<int64_t>();
-  const int64_t* seed_of = seeds.data_ptr<int64_t>();
-  const int64_t key_count = seeds.numel();
-  TORCH_CHECK(rows_in_range(input_of, rows, std::min(inputs, key_count)), "noisy_rows: row_input out of range (of x or of seeds)");
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(numel, 1));
 
   // Rows that continue one counter stream are drawn as one: a run is a maximal sequence of rows with
@@ -320,6 +301,32 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
   });
 }
 
+void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input, const at::Tensor& row_sample,
+                const at::Tensor& seeds, double scale_value, int64_t kind) {
+  TORCH_CHECK(out.device().is_cpu() && x.device().is_cpu(), "noisy_rows: CPU tensors only");
+  TORCH_CHECK(out.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat, "noisy_rows: float32 only");
+  TORCH_CHECK(row_input.scalar_type() == at::kLong && row_sample.scalar_type() == at::kLong &&
+                  seeds.scalar_type() == at::kLong, "noisy_rows: int64 row_input, row_sample and seeds");
+  TORCH_CHECK(out.dim() == 2 && x.dim() == 2 && out.size(1) == x.size(1), "noisy_rows: out (rows, numel), x (inputs, numel)");
+  TORCH_CHECK(out.is_contiguous() && x.is_contiguous() && row_input.is_contiguous() && row_sample.is_contiguous() &&
+                  seeds.is_contiguous(), "noisy_rows: contiguous tensors only");
+  TORCH_CHECK(row_input.numel() == out.size(0) && row_sample.numel() == out.size(0), "noisy_rows: one row_input and row_sample per row");
+  TORCH_CHECK(kind == kNormal || kind == kLaplace, "noisy_rows: kind 0 (normal) or 1 (laplace)");
+
+  const int64_t rows = out.size(0);
+  const int64_t numel = out.size(1);
+  const int64_t inputs = x.size(0);
+  const float scale = static_cast<float>(scale_value);
+  float* out_data = out.data_ptr<float>();
+  const float* x_data = x.data_ptr<float>();
+  const int64_t* input_of = row_input.data_ptr<int64_t>();
+  const int64_t* sample_of = row_sample.data_ptr<int64_t>();
+  const int64_t* seed_of = seeds.data_ptr<int64_t>();
+  const int64_t key_count = seeds.numel();
+  TORCH_CHECK(rows_in_range(input_of, rows, std::min(inputs, key_count)), "noisy_rows: row_input out of range (of x or of seeds)");
+  write_noisy_rows(out_data, x_data, input_of, sample_of, seed_of, rows, numel, scale, kind);
+}
+
 #if defined(RENYICERT_SIMD_PHILOX)
 // Votes of float32 rows, a SIMD vector of rows at a time: one gather per class, a strictly larger logit
 // moves the vote (ties go to the first class). Returns how many rows it counted (whole vectors only).
@@ -368,9 +375,7 @@ inline int64_t count_votes_simd(const float* data, int64_t classes, const int64_
 // first `valid` rows (argmax = the first largest logit, as torch.argmax). Returns false, counting nothing,
 // when a logit among those rows is NaN or infinite.
 template <typename scalar_t>
-bool count_votes_typed(const at::Tensor& logits, const int64_t* input_of, int64_t* counts, int64_t valid) {
-  const int64_t classes = logits.size(1);
-  const scalar_t* data = logits.data_ptr<scalar_t>();
+bool count_votes_typed(const scalar_t* data, int64_t classes, const int64_t* input_of, int64_t* counts, int64_t valid) {
   // Not finite = all exponent bits set; an integer test on the bits, which the compiler vectorises.
   using bits_t = std::conditional_t<sizeof(scalar_t) == 4, uint32_t, uint64_t>;
   constexpr bits_t exponent = sizeof(scalar_t) == 4 ? bits_t(0x7F800000u) : bits_t(0x7FF0000000000000ull);
@@ -435,13 +440,69 @@ bool count_votes(const at::Tensor& logits_in, const at::Tensor& row_input_in, at
   const int64_t inputs = counts.numel() / std::max<int64_t>(logits.size(1), 1);  // counts holds (inputs, classes)
   TORCH_CHECK(rows_in_range(input_of, valid, inputs), "count_votes: row_input out of range");
   if (logits.scalar_type() == at::kFloat) {
-    return count_votes_typed<float>(logits, input_of, counts.data_ptr<int64_t>(), valid);
+    return count_votes_typed<float>(logits.data_ptr<float>(), logits.size(1), input_of, counts.data_ptr<int64_t>(), valid);
   }
   TORCH_CHECK(logits.scalar_type() == at::kDouble, "count_votes: float32 or float64 logits");
-  return count_votes_typed<double>(logits, input_of, counts.data_ptr<int64_t>(), valid);
+  return count_votes_typed<double>(logits.data_ptr<double>(), logits.size(1), input_of, counts.data_ptr<int64_t>(), valid);
 }
 
 }  // namespace
+
+// The certification batch loop's entry point, called through ctypes (renyicert.batches): one call per model
+// batch counts that batch's votes and writes the next batch's noisy copies. A torch.ops call costs ~2 us and,
+// right after a model's forward pass has evicted the dispatcher's state from the caches, ~10 us more: one
+// plain C call per batch instead of two op calls saves about 1.5% of a small MLP's forward time.
+//
+// The plan holds the phase's buffers, which the Python side validates once (dtypes, shapes, contiguity) and
+// keeps alive; each call checks what varies per batch: the offsets and the rows' inputs.
+struct RenyicertBatchPlan {
+  float* out;                 // (rows, numel): the model's batch
+  const float* x;             // (inputs, numel)
+  const int64_t* row_input;   // (total_rows,): the input of each row of the phase, padded to whole batches
+  const int64_t* row_sample;  // (total_rows,): its sample number
+  const int64_t* seeds;       // (key_count,): the inputs' keys
+  int64_t* counts;            // (voters, classes)
+  int64_t total_rows;
+  int64_t rows;
+  int64_t numel;
+  int64_t inputs;
+  int64_t key_count;
+  int64_t voters;
+  int64_t classes;
+  int64_t kind;
+  double scale;
+};
+
+// Counts the votes (float32 logits, (rows, classes), contiguous) of the first `valid` rows of the batch that
+// starts at row `counted` of the phase, unless logits is null; then writes the batch that starts at row
+// `next`, unless next < 0. Returns 0 when done, 1 when a counted logit is not finite (then nothing is counted
+// or written), 2 when an offset, `valid` or a row's input is out of range, 3 on an internal error.
+extern "C" __attribute__((visibility("default"))) int renyicert_count_then_fill(const RenyicertBatchPlan* plan, const float* logits,
+                                                                              int64_t counted, int64_t valid, int64_t next) {
+  try {
+    const int64_t inputs = std::min(plan->inputs, plan->key_count);
+    if (logits != nullptr) {
+      if (counted < 0 || counted + plan->rows > plan->total_rows || valid < 0 || valid > plan->rows ||
+          !rows_in_range(plan->row_input + counted, valid, plan->voters)) {
+        return 2;
+      }
+      if (!count_votes_typed<float>(logits, plan->classes, plan->row_input + counted, plan->counts, valid)) {
+        return 1;
+      }
+    }
+    if (next >= 0) {
+      if (next + plan->rows > plan->total_rows || !rows_in_range(plan->row_input + next, plan->rows, inputs) ||
+          (plan->kind != kNormal && plan->kind != kLaplace)) {
+        return 2;
+      }
+      write_noisy_rows(plan->out, plan->x, plan->row_input + next, plan->row_sample + next, plan->seeds, plan->rows,
+                       plan->numel, static_cast<float>(plan->scale), plan->kind);
+    }
+    return 0;
+  } catch (...) {
+    return 3;
+  }
+}
 
 TORCH_LIBRARY(renyicert_native, m) {
   m.def("noisy_rows(Tensor(a!) out, Tensor x, Tensor row_input, Tensor row_sample, Tensor seeds, float scale, int kind) -> ()");
