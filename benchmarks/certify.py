@@ -15,8 +15,14 @@ For each model it times, over the same inputs and the same n0 + n samples each:
 * forward@B:    the model's bare forward passes over the same number of rows at batch B: 1000, and each
                 size "auto" chose (the limits: certification cannot be faster than the model).
 
-Overheads are each variant's time over the bare forward passes at its own batch size. Prints a table and one JSON line.
-Every variant runs once per round, in turn, for --rounds rounds, and its best round counts.
+Two overheads per variant:
+* "vs forward": its best round over the bare forward passes' best round at its batch size, minus one. Both
+  are best-of-rounds on a shared machine, so this ratio moves by several percent from run to run;
+* "in run": everything outside the model's forward calls over the time inside them, within each certify
+  call (a timing wrapper around the model sums its calls; the wrapper's own cost counts as outside), the
+  median over rounds. Machine drift cancels, as both sides are timed in the same call. Not for compile=True,
+  whose wrapper would be compiled too.
+Prints a table and one JSON line. Every variant runs once per round, in turn, for --rounds rounds, and its best round counts.
 Inputs per call: 32 for the MLP (certify_dataset's default chunk, so the per-call costs weigh as they do
 on a data set), 4 for the CNN (its run is long enough). Both can be set with --inputs.
 Usage: python benchmarks/certify.py [--n 10000] [--inputs N] [--rounds N] [--models mlp,cnn]
@@ -27,14 +33,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import time
 
 import numpy as np
 import torch
 from scipy.stats import beta
+from timing import interleaved_best
 
 import renyicert
-from timing import interleaved_best
 
 
 def mlp() -> torch.nn.Module:
@@ -74,6 +81,21 @@ def cohen_certify(model: torch.nn.Module, x: torch.Tensor, n0: int, n: int, alph
     from scipy.stats import norm
 
     return top, sigma * norm.ppf(p_lower)
+
+
+class ForwardTimer(torch.nn.Module):
+    """The model, with the wall time of its forward calls summed in ``seconds``."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.seconds = 0.0
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        logits = self.model(batch)
+        self.seconds += time.perf_counter() - start
+        return logits
 
 
 def forward_passes(model: torch.nn.Module, shape: tuple[int, ...], rows: int, batch_size: int):
@@ -118,14 +140,25 @@ def main() -> None:
         inputs = args.inputs or DEFAULT_INPUTS[name]
         xs = torch.rand(inputs, *shape)
         rows = inputs * (args.n0 + args.n)
-        functions, setup, sizes = {}, {}, {}
+        functions, setup, sizes, outside = {}, {}, {}, {}
         for variant, (options, call) in VARIANTS.items():
             options = {"batch_size": args.batch_size, **options}
-            smoothed = renyicert.Smoothed(model, "gaussian", 10, scale=sigma, input_shape=shape, progress=False, **options)
+            timer = None if options.get("compile") else ForwardTimer(model).eval()
+            smoothed = renyicert.Smoothed(timer or model, "gaussian", 10, scale=sigma, input_shape=shape, progress=False, **options)
             start = time.perf_counter()
             smoothed.certify(xs, n0=args.n0, n=args.batch_size, seed=0, **call)  # build kernels, tune, compile
             setup[variant] = time.perf_counter() - start
-            functions[variant] = lambda smoothed=smoothed, call=call: smoothed.certify(xs, n0=args.n0, n=args.n, seed=0, **call)
+            outside[variant] = []
+
+            def certify(smoothed=smoothed, call=call, timer=timer, shares=outside[variant]) -> None:
+                if timer is not None:
+                    timer.seconds = 0.0
+                start = time.perf_counter()
+                smoothed.certify(xs, n0=args.n0, n=args.n, seed=0, **call)
+                if timer is not None:
+                    shares.append((time.perf_counter() - start - timer.seconds) / timer.seconds)
+
+            functions[variant] = certify
             sizes[variant] = next(iter(smoothed.tuned_batch_sizes.values()), args.batch_size)
         functions["cohen"] = lambda: [cohen_certify(model, x, args.n0, args.n, 0.001, args.batch_size, sigma) for x in xs]
         for size in sorted(set(sizes.values())):  # each variant's limit: the bare model at its batch size
@@ -138,16 +171,19 @@ def main() -> None:
         for variant in VARIANTS:
             row[f"{variant}/cohen"] = round(timings["cohen"] / timings[variant], 2)
             row[f"{variant}_overhead"] = round(timings[variant] / timings[f"forward@{sizes[variant]}"] - 1.0, 3)
+            if outside[variant]:
+                row[f"{variant}_overhead_in_run"] = round(statistics.median(outside[variant]), 3)
         results.append(row)
     per_call = ", ".join(f"{r['model']} {r['inputs']}" for r in results)
-    print(f"{'model':<6}{'variant':<17}{'batch':>6}{'inputs/s':>10}{'vs cohen':>10}{'overhead over forward':>24}   (inputs per call: {per_call})")
+    print(f"{'model':<6}{'variant':<17}{'batch':>6}{'inputs/s':>10}{'vs cohen':>10}{'overhead vs forward':>21}{'in run':>9}   (inputs per call: {per_call})")
     for r in results:
         labels = [*VARIANTS, "cohen", *sorted((k.removesuffix("_inputs_per_s") for k in r if k.startswith("forward@")), key=lambda k: int(k[8:]))]
         for label in labels:
             ratio = f"{r[f'{label}/cohen']}x" if f"{label}/cohen" in r else ""
             overhead = f"{r[f'{label}_overhead']:+.1%}" if f"{label}_overhead" in r else ""
+            in_run = f"{r[f'{label}_overhead_in_run']:+.1%}" if f"{label}_overhead_in_run" in r else ""
             batch = r["batch_size"].get(label, "")
-            print(f"{r['model']:<6}{label:<17}{batch:>6}{r[f'{label}_inputs_per_s']:>10}{ratio:>10}{overhead:>24}")
+            print(f"{r['model']:<6}{label:<17}{batch:>6}{r[f'{label}_inputs_per_s']:>10}{ratio:>10}{overhead:>21}{in_run:>9}")
     print(json.dumps({"benchmark": "certify", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
 
 
