@@ -138,6 +138,9 @@ def test_without_a_compiler_the_sampler_falls_back_and_says_so(tmp_path: object)
             again = FusedSampler(mechanism).noisy(x, *rows, seeds)
         expected = FusedSampler(mechanism, backend="eager").noisy(x, *rows, seeds)
         assert torch.equal(out, again) and torch.allclose(out, expected, atol=2e-6)
+        model = torch.nn.Linear(9, 3)  # certification runs its generic batch loop, with torch counting the votes
+        certificates = [renyicert.Smoothed(model, mechanism, 3, backend=b, progress=False).certify(x, n0=10, n=60, seed=1) for b in ("auto", "eager")]
+        assert [c.counts for c in certificates[0]] == [c.counts for c in certificates[1]] and sum(certificates[0][0].counts) == 60
         messages = [str(w.message) for w in caught if "renyicert:" in str(w.message)]
         print("|".join(messages))
         """

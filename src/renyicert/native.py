@@ -37,7 +37,7 @@ __all__ = ["BatchPlan", "native_build_flags", "native_count_then_fill", "native_
 
 _SOURCE = Path(__file__).with_name("_native") / "noisy_rows.cpp"
 _LOCK = threading.Lock()
-_KERNEL: list[Any] = []  # [] until the first call, then [(torch.ops namespace, library path)] or [(None, None)]
+_KERNEL: list[Any] = []  # [] until the first call, then [(torch.ops namespace, C entry point or None)] or [(None, None)]
 
 
 class BatchPlan(ctypes.Structure):
@@ -129,23 +129,24 @@ def native_count_then_fill() -> Any:
     MLP's forward time. :class:`renyicert.batches.NativeBatchStep` is its one caller,
     and checks the tensors behind the pointers.
     """
-    path = _loaded()[1]
-    if path is None:
-        return None
-    function = ctypes.CDLL(path).renyicert_count_then_fill  # the library torch already loaded: the same handle
-    function.argtypes = [ctypes.POINTER(BatchPlan), ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
-    function.restype = ctypes.c_int
-    return function
+    return _loaded()[1]
 
 
-def _loaded() -> tuple[Any, str | None]:
+def _loaded() -> tuple[Any, Any]:
     with _LOCK:
         if not _KERNEL:
             _KERNEL.append(_build())
         return _KERNEL[0]
 
 
-def _build() -> tuple[Any, str | None]:
+def _c_entry_point(path: str) -> Any:
+    function = ctypes.CDLL(path).renyicert_count_then_fill  # the library torch has loaded: the same handle
+    function.argtypes = [ctypes.POINTER(BatchPlan), ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64]
+    function.restype = ctypes.c_int
+    return function
+
+
+def _build() -> tuple[Any, Any]:
     if os.environ.get("RENYICERT_NATIVE", "1") == "0":
         return None, None
     try:
@@ -164,7 +165,7 @@ def _build() -> tuple[Any, str | None]:
             verbose=False,
         )
         path = next((path for path in torch.ops.loaded_libraries if Path(path).name == f"{name}.so"), None)
-        return torch.ops.renyicert_native, path
+        return torch.ops.renyicert_native, None if path is None else _c_entry_point(path)
     except Exception as error:  # no compiler or ninja, an unsupported platform, a read-only cache, ...
         warnings.warn(
             f"renyicert: could not build the native CPU kernels ({type(error).__name__}: {error}); using torch ops and the torch.compile sampler (the same noise and counts, slower)",

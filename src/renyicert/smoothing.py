@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_batch_size, check_flag, check_positive_int
+from .batches import count_phase_votes, count_votes
 from .confidence import P2_MODES, top_two_bounds
 from .mechanism import Mechanism
-from .batches import count_phase_votes, count_votes
 from .native import native_ops
 from .sampling import FusedSampler, fused_noise_kind
 
