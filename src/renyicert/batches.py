@@ -24,8 +24,9 @@ from .native import BatchPlan
 
 __all__ = ["NativeBatchStep", "count_phase_votes", "count_votes"]
 
-#: The return codes of ``renyicert_count_then_fill``.
-_DONE, _NOT_FINITE, _OUT_OF_RANGE = 0, 1, 2
+#: The return codes of ``renyicert_count_then_fill``, and what the others mean.
+_DONE, _NOT_FINITE = 0, 1
+_FAILURES = {2: "an offset, valid or a row's input out of range", 3: "an internal error"}
 _NON_FINITE_MESSAGE = "model returned non-finite logits (NaN or inf) on noisy inputs"
 
 
@@ -101,7 +102,8 @@ class NativeBatchStep:
         if kind not in (0, 1):
             raise ValueError(f"kind must be 0 (normal) or 1 (laplace), got {kind!r}")
         self._function = function
-        self._tensors = (out, x, seeds, row_input, row_sample, counts)  # kept alive with their pointers
+        self._tensors = (out, x, seeds, row_sample)  # kept alive with their pointers, as are the two below
+        self._row_input, self._counts = row_input, counts
         self.rows = rows
         self._plan = BatchPlan(
             out.data_ptr(), x.data_ptr(), row_input.data_ptr(), row_sample.data_ptr(), seeds.data_ptr(), counts.data_ptr(),
@@ -115,15 +117,15 @@ class NativeBatchStep:
 
         if logits is not None and (logits.dtype != torch.float32 or not logits.is_contiguous() or logits.device.type != "cpu"):
             # Other logits: torch counts them (from the C-contiguous rows), the C call only writes.
-            row_input = self._tensors[3]
-            if not count_votes(logits, row_input[counted : counted + self.rows], valid, self._tensors[5], None):
+            if not count_votes(logits, self._row_input[counted : counted + self.rows], valid, self._counts, None):
                 raise ValueError(_NON_FINITE_MESSAGE)
             logits = None
         status = self._function(self._plan_pointer, None if logits is None else logits.data_ptr(), counted, valid, next_row)
         if status == _NOT_FINITE:
             raise ValueError(_NON_FINITE_MESSAGE)
         if status != _DONE:
-            raise RuntimeError(f"renyicert_count_then_fill failed with status {status} (counted={counted}, valid={valid}, next={next_row})")
+            reason = _FAILURES.get(status, "an unknown status")
+            raise RuntimeError(f"renyicert_count_then_fill failed with status {status}, {reason} (counted={counted}, valid={valid}, next={next_row})")
 
 
 def count_phase_votes(
