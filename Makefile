@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/renyicert demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 

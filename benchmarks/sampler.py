@@ -2,7 +2,7 @@
 
 For each shape (rows, *input_shape) it times, writing x + noise for `rows` copies of one input:
 
-* ours:        renyicert.sampling.FusedSampler's default path (the C++ kernel on CPU, Triton on CUDA), into a preallocated buffer;
+* ours:        renyicert._engine.sampler.FusedSampler's default path (the C++ kernel on CPU, Triton on CUDA), into a preallocated buffer;
 * compiled:    (CPU) the same sampler's torch.compile path, which the C++ kernel must beat to be the default;
 * cohen:       locuslab/smoothing's `x.repeat(rows, 1, 1, 1) + torch.randn_like(batch) * sigma`;
 * dist-laplace: `torch.distributions.Laplace(0, b).sample(shape) + x`;
@@ -24,7 +24,7 @@ import torch
 
 import renyicert
 from timing import interleaved_best
-from renyicert.sampling import FusedSampler
+from renyicert._engine.sampler import FusedSampler
 
 
 def main() -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from renyicert.models import DigitsMLP, save_checkpoint
-from renyicert.records import RecordWriter
+from renyicert.workflow.models import DigitsMLP, save_checkpoint
+from renyicert.workflow.records import RecordWriter
 
 
 def run(ranks: int, checkpoint: Path, records: Path, inputs: int, samples: int) -> float:
@@ -39,7 +39,7 @@ def run(ranks: int, checkpoint: Path, records: Path, inputs: int, samples: int) 
 
 def append_cost(folder: Path, fsync: bool, count: int = 2000) -> float:
     record = {"index": 0, "label": 3, "prediction": 3, "correct": True, "radius_renyi": 0.41, "radius_tight": 0.5, "radius_pixeldp": 0.01,
-              "p1_lower": 0.99, "p2_upper": 0.003, "alpha": 1.4, "counts": [0] * 9 + [10000], "n0": 100, "n": 10000, "seconds": 0.1}  # fmt: skip
+              "p1_lower": 0.99, "p2_upper": 0.003, "order": 1.4, "counts": [0] * 9 + [10000], "n0": 100, "n": 10000, "seconds": 0.1}  # fmt: skip
     path = folder / f"append-{fsync}.jsonl"
     with RecordWriter(path, fsync=fsync) as writer:
         start = time.perf_counter()

@@ -30,39 +30,39 @@ class _OnlyTheFormula:
 
 
 class SeedLinearLaplace(_OnlyTheFormula, Laplace):
-    """The seed text's l1 formula ``||d||_1 * D_1D(alpha, 1)``: linear in the distance, below the truth for r > b."""
+    """The seed text's l1 formula ``||d||_1 * D_1D(order, 1)``: linear in the distance, below the truth for r > b."""
 
     name = "bad-seed-linear-laplace"
 
-    def _divergence(self, alpha: Any, distance: Any) -> Any:
-        return (distance / self.scale) * Laplace(1.0)._divergence(alpha, np.ones_like(distance))
+    def _divergence(self, order: Any, distance: Any) -> Any:
+        return (distance / self.scale) * Laplace(1.0)._divergence(order, np.ones_like(distance))
 
-    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
-        return (distance / scale) * Laplace._symbolic_divergence(self, alpha, 1, 1)
+    def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
+        return (distance / scale) * Laplace._symbolic_divergence(self, order, 1, 1)
 
 
 class QuarterGaussian(_OnlyTheFormula, Gaussian):
-    """``alpha r^2 / (4 sigma^2)``: half the true divergence (unsound)."""
+    """``order r^2 / (4 sigma^2)``: half the true divergence (unsound)."""
 
     name = "bad-quarter-gaussian"
 
-    def _divergence(self, alpha: Any, distance: Any) -> Any:
-        return alpha * distance**2 / (4 * self.scale**2)
+    def _divergence(self, order: Any, distance: Any) -> Any:
+        return order * distance**2 / (4 * self.scale**2)
 
-    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
-        return alpha * distance**2 / (4 * scale**2)
+    def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
+        return order * distance**2 / (4 * scale**2)
 
 
 class DoubledGaussian(_OnlyTheFormula, Gaussian):
-    """``alpha r^2 / sigma^2``: twice the true divergence (sound, not tight)."""
+    """``order r^2 / sigma^2``: twice the true divergence (sound, not tight)."""
 
     name = "bad-doubled-gaussian"
 
-    def _divergence(self, alpha: Any, distance: Any) -> Any:
-        return alpha * distance**2 / self.scale**2
+    def _divergence(self, order: Any, distance: Any) -> Any:
+        return order * distance**2 / self.scale**2
 
-    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
-        return alpha * distance**2 / scale**2
+    def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
+        return order * distance**2 / scale**2
 
 
 class VarianceGaussian(Gaussian):
@@ -84,15 +84,15 @@ class StdLaplace(Laplace):
 
 
 class DecreasingInAlphaGaussian(_OnlyTheFormula, Gaussian):
-    """``r^2 / (2 alpha sigma^2)``: decreases in alpha (and is below the truth)."""
+    """``r^2 / (2 order sigma^2)``: decreases in order (and is below the truth)."""
 
     name = "bad-decreasing-gaussian"
 
-    def _divergence(self, alpha: Any, distance: Any) -> Any:
-        return distance**2 / (2 * alpha * self.scale**2)
+    def _divergence(self, order: Any, distance: Any) -> Any:
+        return distance**2 / (2 * order * self.scale**2)
 
-    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
-        return distance**2 / (2 * alpha * scale**2)
+    def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
+        return distance**2 / (2 * order * scale**2)
 
 
 class NoDensityGaussian(Gaussian):

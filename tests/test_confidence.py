@@ -26,5 +26,5 @@ def test_runner_up_mode_bounds_every_other_class() -> None:
 
 
 def test_bad_mode_is_rejected() -> None:
-    with pytest.raises(ValueError, match="p2 must be one of"):
+    with pytest.raises(ValueError, match="p2_mode must be one of"):
         top_two_bounds(np.array([[1, 2]]), np.array([1]), 0.01, "max")

@@ -79,11 +79,11 @@ def smoothed() -> renyicert.Smoothed:
     alpha=st.floats(1e-12, 0.999),
     batch_size=st.one_of(st.none(), st.integers(1, 70)),
     bound=st.sampled_from(["renyi", "tight"]),
-    p2=st.sampled_from(["runner-up", "complement"]),
+    p2_mode=st.sampled_from(["runner-up", "complement"]),
     seed=st.one_of(st.none(), st.integers(0, 2**62)),
     x=hnp.arrays(np.float32, st.sampled_from([(4,), (2, 4), (1, 4)]), elements=st.floats(-3, 3, width=32)),
     # At most one field replaced by something hostile, so that most examples still reach the model.
-    bad_field=st.sampled_from([None, None, None, "n0", "n", "alpha", "batch_size", "bound", "p2", "seed", "x"]),
+    bad_field=st.sampled_from([None, None, None, "n0", "n", "alpha", "batch_size", "bound", "p2_mode", "seed", "x"]),
     bad_value=st.one_of(anything, st.sampled_from([float("nan"), (0, 4), (3,), (2, 2, 2)])),
 )
 def test_certify_arguments(smoothed: renyicert.Smoothed, bad_field: str | None, bad_value: object, **arguments: object) -> None:
@@ -131,8 +131,8 @@ def test_cli_never_shows_a_traceback(argv: list[str], capsys: pytest.CaptureFixt
 @FUZZ
 @given(content=st.binary(max_size=200), suffix=st.sampled_from([".npz", ".pt", ".json"]))
 def test_malformed_data_and_checkpoint_files(tmp_path_factory: pytest.TempPathFactory, content: bytes, suffix: str) -> None:
-    from renyicert.data import load_data
-    from renyicert.models import load_checkpoint
+    from renyicert.workflow.data import load_data
+    from renyicert.workflow.models import load_checkpoint
 
     folder = tmp_path_factory.mktemp("files")
     path = folder / f"file{suffix}"

@@ -19,8 +19,8 @@ class Minimal(Mechanism):
     def _sample(self, shape, generator, dtype, device):  # type: ignore[no-untyped-def]
         return self.scale * torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
-    def _divergence(self, alpha, distance):  # type: ignore[no-untyped-def]
-        return alpha * distance**2 / (2 * self.scale**2)
+    def _divergence(self, order, distance):  # type: ignore[no-untyped-def]
+        return order * distance**2 / (2 * self.scale**2)
 
 
 @pytest.mark.parametrize("scale", [0.0, -1.0, math.inf, math.nan])
@@ -79,7 +79,7 @@ def test_divergence_validates_and_preserves_the_array_type() -> None:
     out = mechanism.divergence(torch.tensor([2.0, 3.0]), 1.0)
     assert isinstance(out, torch.Tensor)
     torch.testing.assert_close(out, torch.tensor([1.0, 1.5], dtype=torch.float64))
-    with pytest.raises(ValueError, match="alpha must be in \\[1, inf\\], got 0.5"):
+    with pytest.raises(ValueError, match="order must be in \\[1, inf\\], got 0.5"):
         mechanism.divergence(0.5, 1.0)
     with pytest.raises(ValueError, match="distance must be >= 0, got -1.0"):
         mechanism.divergence(2.0, -1.0)

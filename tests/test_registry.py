@@ -42,8 +42,8 @@ THIRD_PARTY = """
             import torch
             return self.scale * torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
-        def _divergence(self, alpha, distance):
-            return alpha * self.dimension * distance**2 / (2 * self.scale**2)
+        def _divergence(self, order, distance):
+            return order * self.dimension * distance**2 / (2 * self.scale**2)
 
     @renyicert.hookimpl
     def renyicert_register_mechanisms(registry):

@@ -81,11 +81,11 @@ def test_runner_up_bound_beats_the_complement_with_many_classes() -> None:
         model.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [0, -1, -1]]))
     smoothed = Smoothed(model, "gaussian", num_classes=4, scale=1.0, backend="eager", progress=False)
     x = torch.tensor([2.0, 0.0, 0.0])
-    runner_up = smoothed.certify(x, n=5000, seed=0, p2="runner-up")
-    complement = smoothed.certify(x, n=5000, seed=0, p2="complement")
+    runner_up = smoothed.certify(x, n=5000, seed=0, p2_mode="runner-up")
+    complement = smoothed.certify(x, n=5000, seed=0, p2_mode="complement")
     assert runner_up.counts == complement.counts
     assert runner_up.radius > complement.radius > 0
-    tight = smoothed.certify(x, n=5000, seed=0, p2="complement", bound="tight")
+    tight = smoothed.certify(x, n=5000, seed=0, p2_mode="complement", bound="tight")
     assert tight.radius >= complement.radius and math.isnan(tight.order)
 
 
@@ -177,7 +177,7 @@ class _NaNOutput(torch.nn.Module):
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), share_noise="yes"), TypeError, "share_noise must be True or False, got 'yes'"),
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.predict(torch.zeros(2), n=10, alpha=0.0), ValueError, r"alpha must be in \(0, 1\), got 0.0"),
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), bound="cohen"), ValueError, "bound must be"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), p2="max"), ValueError, "p2 must be one of"),
+        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), p2_mode="max"), ValueError, "p2_mode must be one of"),
         (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), seed=-1), ValueError, "seed must be a non-negative integer, got -1"),
         (lambda: Smoothed(threshold_model().to("meta"), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2)), ValueError, "model is on meta but x is on cpu"),
     ],
@@ -199,9 +199,9 @@ def test_bad_construction_gets_a_clear_error() -> None:
 
 
 def test_batch_rows_are_rounded_to_few_sizes_with_little_padding() -> None:
-    from renyicert.smoothing import _round_rows
+    from renyicert._engine.engine import round_rows
 
-    sizes = [_round_rows(v) for v in range(1, 70_000)]
+    sizes = [round_rows(v) for v in range(1, 70_000)]
     assert all(v <= s <= 1.125 * v for v, s in zip(range(1, 70_000), sizes))
     assert len({s for s in sizes if 4096 <= s < 8192}) <= 8  # few shapes per octave: few compilations
 
@@ -252,3 +252,35 @@ def test_progress_bar_over_samples_only_when_asked_or_on_a_terminal(capsys: pyte
     for progress in (None, False):  # stderr is captured here, not a terminal
         Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=progress).certify(x, n0=10, n=2000, seed=0, batch_size=500)
         assert capsys.readouterr().err == ""
+
+
+def _certify_from_counts(monkeypatch: pytest.MonkeyPatch, selection: list[int], estimation: list[int], **options: object) -> renyicert.Certificate:
+    """Certify with the engine's counts replaced by ``selection`` (n0 phase) and ``estimation`` (n phase)."""
+    smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
+
+    def counts(x: object, keys: object, phases: list[int], **_: object) -> list[np.ndarray]:
+        assert phases == [sum(selection), sum(estimation)]
+        return [np.array([selection]), np.array([estimation])]
+
+    monkeypatch.setattr(smoothed._engine, "count_votes", counts)
+    return smoothed.certify(torch.zeros(2), n0=sum(selection), n=sum(estimation), **options)  # type: ignore[arg-type]
+
+
+def test_certify_selects_the_class_from_the_selection_counts_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Selection says class 1; the estimation counts favour class 0. Taking the top class from the estimation
+    # counts (the selection-bias error) would certify class 0; the algorithm bounds class 1 and abstains.
+    cert = _certify_from_counts(monkeypatch, [10, 90], [900, 100])
+    assert cert.label == ABSTAIN and cert.radius == 0.0
+    assert cert.p1_lower < 0.12 < 0.88 < cert.p2_upper  # p1 is class 1's share of the estimation counts
+    agreeing = _certify_from_counts(monkeypatch, [90, 10], [900, 100])
+    assert agreeing.label == 0 and agreeing.radius > 0.0
+
+
+def test_certify_abstains_when_the_bounds_touch(monkeypatch: pytest.MonkeyPatch) -> None:
+    # p1_lower == p2_upper separates nothing: abstain (a ">=" would certify a tie).
+    monkeypatch.setattr(renyicert.smoothing, "top_two_bounds", lambda counts, top, alpha, mode: (np.array([0.4]), np.array([0.4])))
+    cert = _certify_from_counts(monkeypatch, [90, 10], [900, 100])
+    assert cert.label == ABSTAIN and cert.radius == 0.0 and math.isnan(cert.order)
+    monkeypatch.setattr(renyicert.smoothing, "top_two_bounds", lambda counts, top, alpha, mode: (np.array([0.4 + 1e-12]), np.array([0.4])))
+    separated = _certify_from_counts(monkeypatch, [90, 10], [900, 100])
+    assert separated.label == 0 and separated.radius > 0.0

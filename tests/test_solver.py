@@ -141,7 +141,7 @@ def test_alpha_near_one_and_near_infinity_are_reached() -> None:
     assert float(alpha) == pytest.approx(1.0, abs=1e-9)
     assert float(radius) == pytest.approx(math.sqrt(-2 * math.log(0.1)), rel=1e-12)
     # p2 = 1 - p1: Laplace's best order is alpha = inf (Teng et al.'s bound).
-    assert math.isinf(float(certified_radius(LAPLACE, 0.9, 0.1).alpha))
+    assert math.isinf(float(certified_radius(LAPLACE, 0.9, 0.1).order))
 
 
 def test_ties_and_reversed_pairs_certify_nothing() -> None:
@@ -206,8 +206,8 @@ def test_non_mechanism_and_non_numeric_inputs_raise_type_error() -> None:
         certified_radius(GAUSSIAN, "high", 0.1)
 
 
-def test_radius_at_order_validates_alpha() -> None:
-    with pytest.raises(ValueError, match="alpha must be > 1, got 1.0"):
+def test_radius_at_order_validates_the_order() -> None:
+    with pytest.raises(ValueError, match="order must be > 1, got 1.0"):
         radius_at_order(GAUSSIAN, 0.9, 0.1, 1.0)
     with pytest.raises(ValueError, match="max-divergence"):
         radius_at_order(GAUSSIAN, 0.9, 0.1, math.inf)
@@ -228,3 +228,15 @@ def test_pixeldp_radius() -> None:
 def test_renyi_bound_beats_pixeldp_for_the_gaussian() -> None:
     p1 = np.linspace(0.55, 0.9999, 50)
     assert np.all(certified_radius(GAUSSIAN, p1, 1 - p1).radius > pixeldp_radius(GAUSSIAN, p1, 1 - p1))
+
+
+@pytest.mark.parametrize("mechanism", [GAUSSIAN, LAPLACE], ids=["gaussian", "laplace"])
+def test_closed_form_inverse_is_the_largest_safe_distance(mechanism: renyicert.Mechanism) -> None:
+    # _radius_at must invert the divergence: D(order, r) <= budget at its r, and D > budget just beyond it.
+    # (A closed form 1% too large, or 1e-6 too small, fails here, whichever path the solver takes.)
+    order = np.repeat([1.0 + 1e-6, 1.01, 1.5, 2.0, 10.0, 1e4], 6)
+    budget = np.tile([1e-9, 1e-4, 0.01, 0.5, 3.0, 40.0], 6)
+    r = mechanism._eval_radius_at(order, budget)
+    assert np.all(mechanism._eval_divergence(order, r) <= budget * (1 + 1e-12))
+    assert np.all(mechanism._eval_divergence(order, r * (1 + 1e-8)) > budget)
+    np.testing.assert_allclose(radius_at_order(mechanism, 0.9, 0.05, 2.0), mechanism._eval_radius_at(np.array(2.0), renyicert.renyi_budget(0.9, 0.05, 2.0)), rtol=1e-15)

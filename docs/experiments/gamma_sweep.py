@@ -1,4 +1,4 @@
-"""The evidence behind renyicert.training.DEFAULT_GAMMA: stability training's gamma swept on digits.
+"""The evidence behind renyicert.workflow.training.DEFAULT_GAMMA: stability training's gamma swept on digits.
 
 For each Gaussian sigma and each gamma, trains the digits MLP with stability
 training (30 epochs, seed 0), certifies the 360 test images (n0 = 100,
@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 import renyicert
-from renyicert.data import load_digits
-from renyicert.evaluation import certified_accuracy, certify_dataset
-from renyicert.models import DigitsMLP
-from renyicert.training import train
+from renyicert.workflow.data import load_digits
+from renyicert.workflow.evaluation import certified_accuracy, certify_dataset
+from renyicert.workflow.models import DigitsMLP
+from renyicert.workflow.training import train
 
 
 def main() -> None:

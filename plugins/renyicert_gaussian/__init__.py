@@ -22,7 +22,7 @@ class Gaussian(renyicert.Mechanism):
     """Isotropic Gaussian noise ``N(0, sigma^2 I)``, ``scale = sigma``, certifying in l2.
 
     The Rényi divergence between ``N(x, sigma^2 I)`` and ``N(x', sigma^2 I)`` with
-    ``||x - x'||_2 = r`` is ``alpha r^2 / (2 sigma^2)`` for every shift direction
+    ``||x - x'||_2 = r`` is ``order r^2 / (2 sigma^2)`` for every shift direction
     (Gil, Alajaji & Linder 2013; Mironov 2017, Prop. 7).
 
     Examples
@@ -43,20 +43,20 @@ class Gaussian(renyicert.Mechanism):
         out = torch.empty(shape, dtype=dtype, device=device)
         return out.normal_(0.0, self.scale, generator=generator)
 
-    def _divergence(self, alpha: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _divergence(self, order: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
         y = distance / self.scale
-        return alpha * y * y / 2.0
+        return order * y * y / 2.0
 
     def _symbolic_log_density(self, x: Any, scale: Any) -> Any:
         import sympy
 
         return -(x**2) / (2 * scale**2) - sympy.log(scale * sympy.sqrt(2 * sympy.pi))
 
-    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
-        return alpha * distance**2 / (2 * scale**2)
+    def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
+        return order * distance**2 / (2 * scale**2)
 
-    def _radius_at(self, alpha: NDArray[np.float64], budget: NDArray[np.float64]) -> NDArray[np.float64]:
-        return self.scale * np.sqrt(2.0 * budget / alpha)
+    def _radius_at(self, order: NDArray[np.float64], budget: NDArray[np.float64]) -> NDArray[np.float64]:
+        return self.scale * np.sqrt(2.0 * budget / order)
 
     def _radius_per_order(self, rate: NDArray[np.float64]) -> NDArray[np.float64]:
         return self.scale * np.sqrt(2.0 * rate)

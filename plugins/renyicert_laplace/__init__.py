@@ -22,13 +22,13 @@ class Laplace(renyicert.Mechanism):
 
     In one dimension, for a shift ``d`` and ``y = d / b`` (Mironov 2017, Prop. 6)::
 
-        D(alpha, y) = log( alpha/(2alpha-1) e^((alpha-1) y) + (alpha-1)/(2alpha-1) e^(-alpha y) ) / (alpha-1).
+        D(order, y) = log( order/(2order-1) e^((order-1) y) + (order-1)/(2order-1) e^(-order y) ) / (order-1).
 
     For product noise the divergence of a shift vector is the sum over its
     coordinates.  The 1-D divergence is convex in ``|d_i|`` and 0 at 0, hence
     superadditive, so over ``||d||_1 = r`` the worst case puts all of ``r`` on
-    one coordinate: ``D_l1(alpha, r) = D(alpha, r / b)``.  (The linear formula
-    ``||d||_1 D(alpha, 1)`` of the seed text is *below* this for ``r > b`` and
+    one coordinate: ``D_l1(order, r) = D(order, r / b)``.  (The linear formula
+    ``||d||_1 D(order, 1)`` of the seed text is *below* this for ``r > b`` and
     over-certifies.)  Limits: ``D(1, y) = y + e^(-y) - 1`` and ``D(inf, y) = y``.
 
     Examples
@@ -54,22 +54,22 @@ class Laplace(renyicert.Mechanism):
         two_abs = (2.0 * u.abs()).clamp_max_(1.0 - torch.finfo(dtype).eps)
         return torch.log1p(-two_abs).mul_(-self.scale).mul_(torch.sign(u))
 
-    def _divergence(self, alpha: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _divergence(self, order: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # masked branches of np.where
-            return self._divergence_unmasked(alpha, distance)
+            return self._divergence_unmasked(order, distance)
 
-    def _divergence_unmasked(self, alpha: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _divergence_unmasked(self, order: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
         y = distance / self.scale
-        t = alpha - 1.0
+        t = order - 1.0
         kl = expm1mx(-y)
         ts = np.where(t > 0.0, t, 1.0)
-        # Small (alpha - 1) y: log1p of [alpha R((alpha-1)y) + (alpha-1) R(-alpha y)] / (2alpha-1),
+        # Small (order - 1) y: log1p of [order R((order-1)y) + (order-1) R(-order y)] / (2order-1),
         # R(z) = e^z - 1 - z >= 0, which removes the first-order cancellation.
         small = ts * y < 1.0
         yn = np.where(small, y, 0.0)
-        near = np.log1p((alpha * expm1mx(ts * yn) + ts * expm1mx(-alpha * yn)) / (2.0 * alpha - 1.0)) / ts
-        # Otherwise: y + log1p((alpha-1)/(2alpha-1) expm1(-(2alpha-1) y)) / (alpha-1).
-        far = y + np.log1p(ts / (2.0 * alpha - 1.0) * np.expm1(-(2.0 * alpha - 1.0) * y)) / ts
+        near = np.log1p((order * expm1mx(ts * yn) + ts * expm1mx(-order * yn)) / (2.0 * order - 1.0)) / ts
+        # Otherwise: y + log1p((order-1)/(2order-1) expm1(-(2order-1) y)) / (order-1).
+        far = y + np.log1p(ts / (2.0 * order - 1.0) * np.expm1(-(2.0 * order - 1.0) * y)) / ts
         value = np.where(small, near, far)
         return np.where(t > 0.0, value, kl)
 
@@ -78,33 +78,33 @@ class Laplace(renyicert.Mechanism):
 
         return -sympy.Abs(x) / scale - sympy.log(2 * scale)
 
-    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
+    def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
         import sympy
 
         y = distance / scale
-        mix = alpha / (2 * alpha - 1) * sympy.exp((alpha - 1) * y) + (alpha - 1) / (2 * alpha - 1) * sympy.exp(-alpha * y)
-        return sympy.log(mix) / (alpha - 1)
+        mix = order / (2 * order - 1) * sympy.exp((order - 1) * y) + (order - 1) / (2 * order - 1) * sympy.exp(-order * y)
+        return sympy.log(mix) / (order - 1)
 
-    def _divergence_slope(self, alpha: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``dD/dy`` at ``y = distance / b``: ``alpha (1 - e^(-(2alpha-1) y)) / ((2alpha-1)(1 + c expm1(-(2alpha-1) y)))``."""
-        k = 2.0 * alpha - 1.0
+    def _divergence_slope(self, order: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``dD/dy`` at ``y = distance / b``: ``order (1 - e^(-(2order-1) y)) / ((2order-1)(1 + c expm1(-(2order-1) y)))``."""
+        k = 2.0 * order - 1.0
         e = np.expm1(-k * y)
-        return alpha * (-e) / (k * (1.0 + (alpha - 1.0) / k * e))
+        return order * (-e) / (k * (1.0 + (order - 1.0) / k * e))
 
-    def _radius_at(self, alpha: NDArray[np.float64], budget: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Invert ``D(alpha, y) = budget`` by Newton's method in ``y``.
+    def _radius_at(self, order: NDArray[np.float64], budget: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Invert ``D(order, y) = budget`` by Newton's method in ``y``.
 
         ``D`` is convex and increasing in ``y`` with ``D <= y`` (the max-divergence)
-        and ``D <= alpha y^2 / 2`` (pure ``y``-DP implies ``y^2/2``-zCDP, Bun &
-        Steinke 2016), so ``max(budget, sqrt(2 budget / alpha))`` is below the root:
+        and ``D <= order y^2 / 2`` (pure ``y``-DP implies ``y^2/2``-zCDP, Bun &
+        Steinke 2016), so ``max(budget, sqrt(2 budget / order))`` is below the root:
         the first Newton step lands above it and the rest descend monotonically.
         """
-        y = np.maximum(budget, np.sqrt(2.0 * budget / alpha))
+        y = np.maximum(budget, np.sqrt(2.0 * budget / order))
         active = np.flatnonzero((budget > 0.0) & np.isfinite(budget))
         for _ in range(100):
             if active.size == 0:
                 break
-            a, ya, ba = alpha[active], y[active], budget[active]
+            a, ya, ba = order[active], y[active], budget[active]
             step = (self._divergence(a, self.scale * ya) - ba) / self._divergence_slope(a, ya)
             y_new = ya - step
             y[active] = y_new

@@ -1,8 +1,8 @@
-"""The Rényi-divergence budget ``B(alpha)`` of Li et al. (2019), evaluated stably.
+"""The Rényi-divergence budget ``B(order)`` of Li et al. (2019), evaluated stably.
 
 If the top-two class probabilities of the smoothed classifier at ``x`` are
 ``p1 >= p2``, its prediction cannot change at ``x'`` as long as, for some
-order ``alpha > 1``,
+order ``order > 1``,
 
 .. math::
 
@@ -10,9 +10,9 @@ order ``alpha > 1``,
     = -\\log\\bigl(1 - p_1 - p_2 + 2 M_{1-\\alpha}(p_1, p_2)\\bigr),
 
 where :math:`M_s(p_1, p_2) = ((p_1^s + p_2^s)/2)^{1/s}` is the power mean of
-order ``s = 1 - alpha < 0`` (Li, Chen, Wang & Carin, NeurIPS 2019, Lemma 1).
+order ``s = 1 - order < 0`` (Li, Chen, Wang & Carin, NeurIPS 2019, Lemma 1).
 
-Evaluated naively this overflows for large ``alpha`` (``p ** (1 - alpha)``)
+Evaluated naively this overflows for large ``order`` (``p ** (1 - order)``)
 and cancels catastrophically twice: in ``1 - p1 - p2 + 2M`` when
 ``p2 = 1 - p1`` and in ``p1 + p2 - 2M`` near ties.  Here everything is
 computed from
@@ -22,7 +22,7 @@ computed from
     L(t) = \\log \\frac{M_{-t}(p_1, p_2)}{m}
          = \\tfrac12 \\log(1 - \\delta^2) - \\frac{\\log\\cosh(t\\,\\operatorname{atanh}\\delta)}{t},
 
-with ``t = alpha - 1``, ``m = (p1 + p2) / 2`` and ``delta = (p1 - p2) / (p1 + p2)``:
+with ``t = order - 1``, ``m = (p1 + p2) / 2`` and ``delta = (p1 - p2) / (p1 + p2)``:
 two non-positive terms, so no cancellation.  Then
 ``B = -log1p((p1 + p2) * expm1(L))`` when the argument of the logarithm is at
 least 1/2 (near ties) and ``B = -log(q + (p1 + p2) e^L)`` with
@@ -58,10 +58,10 @@ def _logcosh(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 class PairBudget:
-    """``B(alpha)`` for fixed arrays ``(p1, p2)``, with the parts that do not depend on ``alpha`` precomputed.
+    """``B(order)`` for fixed arrays ``(p1, p2)``, with the parts that do not depend on ``order`` precomputed.
 
     The solver evaluates ``B`` at many orders for the same pairs; only
-    ``log cosh(t atanh(delta)) / t`` changes with ``t = alpha - 1``.
+    ``log cosh(t atanh(delta)) / t`` changes with ``t = order - 1``.
     Inputs must be valid (``1 >= p1 >= p2 >= 0``, ``p1 + p2 <= 1``, ``p1 > 0``).
     """
 
@@ -83,7 +83,7 @@ class PairBudget:
         self.q = np.maximum((1.0 - p1) - p2, 0.0)
 
     def log_ratio(self, t: NDArray[np.float64], sel: Any = slice(None)) -> NDArray[np.float64]:
-        """``L = log(M_{-t}(p1, p2) / m)`` at ``t = alpha - 1`` for the pairs ``sel``; exact at ``t = 0, inf``."""
+        """``L = log(M_{-t}(p1, p2) / m)`` at ``t = order - 1`` for the pairs ``sel``; exact at ``t = 0, inf``."""
         d = self.atanh_delta[sel]
         finite_t = np.isfinite(t)
         positive_t = t > 0
@@ -101,7 +101,7 @@ class PairBudget:
     def with_derivatives(
         self, t: NDArray[np.float64], sel: Any = slice(None)
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-        """``B`` and its first two derivatives in ``t = alpha - 1``, for finite ``t >= 0``.
+        """``B`` and its first two derivatives in ``t = order - 1``, for finite ``t >= 0``.
 
         With ``x = t d`` (``d = atanh(delta)``), ``Lambda = log cosh(x) / t`` has
         ``Lambda' = (x tanh x - log cosh x) / t^2`` and
@@ -135,9 +135,9 @@ class PairBudget:
         dw_w = dw / w
         return budget, -dw_w, -ddw / w + dw_w * dw_w
 
-    def __call__(self, alpha: NDArray[np.float64], sel: Any = slice(None)) -> NDArray[np.float64]:
-        """``B(alpha)`` for the pairs ``sel`` (``alpha`` broadcast against them)."""
-        log_ratio = self.log_ratio(alpha - 1.0, sel)
+    def __call__(self, order: NDArray[np.float64], sel: Any = slice(None)) -> NDArray[np.float64]:
+        """``B(order)`` for the pairs ``sel`` (``order`` broadcast against them)."""
+        log_ratio = self.log_ratio(order - 1.0, sel)
         total = self.total[sel]
         # Near ties: 1 - p1 - p2 + 2M = 1 + (p1 + p2) * expm1(L), close to 1.
         x = total * np.expm1(log_ratio)
@@ -148,12 +148,12 @@ class PairBudget:
         return np.where(x > -0.5, near, far)
 
 
-def renyi_budget(p1: ArrayLike, p2: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
-    """The largest Rényi divergence of order ``alpha`` that keeps the top class.
+def renyi_budget(p1: ArrayLike, p2: ArrayLike, order: ArrayLike) -> NDArray[np.float64]:
+    """The largest Rényi divergence of order ``order`` that keeps the top class.
 
-    Computes ``B(alpha) = -log(1 - p1 - p2 + 2 M_{1-alpha}(p1, p2))`` (Li et al.
-    2019, Lemma 1) stably in float64 for ``alpha`` in ``[1, inf]``; ``alpha = 1``
-    and ``alpha = inf`` are the limits.  Inputs broadcast; they are assumed valid
+    Computes ``B(order) = -log(1 - p1 - p2 + 2 M_{1-order}(p1, p2))`` (Li et al.
+    2019, Lemma 1) stably in float64 for ``order`` in ``[1, inf]``; ``order = 1``
+    and ``order = inf`` are the limits.  Inputs broadcast; they are assumed valid
     (``1 >= p1 >= p2 >= 0``, ``p1 + p2 <= 1``, ``p1 > 0``) because the public
     entry points validate them.
 
@@ -161,13 +161,13 @@ def renyi_budget(p1: ArrayLike, p2: ArrayLike, alpha: ArrayLike) -> NDArray[np.f
     ----------
     p1, p2
         Probability of the top class and (an upper bound on) the runner-up.
-    alpha
-        Rényi order(s), ``alpha >= 1``.
+    order
+        Rényi order(s), ``order >= 1``.
 
     Returns
     -------
     numpy.ndarray
-        ``B(alpha) >= 0``; ``inf`` only when ``p1 = 1``.
+        ``B(order) >= 0``; ``inf`` only when ``p1 = 1``.
 
     Examples
     --------
@@ -177,9 +177,9 @@ def renyi_budget(p1: ArrayLike, p2: ArrayLike, alpha: ArrayLike) -> NDArray[np.f
     >>> float(renyi_budget(0.5 + 1e-7, 0.5 - 1e-7, 2.0))  # near tie: no cancellation
     3.9999999980096793e-14
     """
-    p1, p2, alpha = np.broadcast_arrays(
+    p1, p2, order = np.broadcast_arrays(
         np.asarray(p1, dtype=np.float64),
         np.asarray(p2, dtype=np.float64),
-        np.asarray(alpha, dtype=np.float64),
+        np.asarray(order, dtype=np.float64),
     )
-    return PairBudget(p1.ravel(), p2.ravel())(alpha.ravel()).reshape(p1.shape)
+    return PairBudget(p1.ravel(), p2.ravel())(order.ravel()).reshape(p1.shape)

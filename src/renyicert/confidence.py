@@ -1,7 +1,8 @@
 """Confidence bounds on class probabilities from Monte Carlo counts (scipy.stats, Clopper-Pearson).
 
 ``top_two_bounds`` gives the pair ``(p1_lower, p2_upper)`` the certificate
-needs, holding together with probability at least ``1 - alpha``:
+needs, holding together with probability at least ``1 - alpha``, in one of two
+``p2_mode`` values:
 
 ``"complement"`` (Cohen et al. 2019)
     ``p1_lower`` one-sided at level ``alpha``, ``p2_upper = 1 - p1_lower``.
@@ -65,7 +66,7 @@ def clopper_pearson_upper(successes: Any, trials: Any, alpha: float) -> NDArray[
     return _clopper_pearson(successes, trials, alpha, True)
 
 
-def top_two_bounds(counts: Any, top: Any, alpha: float, p2: str = "runner-up") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def top_two_bounds(counts: Any, top: Any, alpha: float, p2_mode: str = "runner-up") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(p1_lower, p2_upper)`` for each row of ``counts`` (``(inputs, classes)``) with top class ``top``.
 
     Examples
@@ -76,13 +77,13 @@ def top_two_bounds(counts: Any, top: Any, alpha: float, p2: str = "runner-up") -
     >>> bool(p1[0] < 0.9 < 0.06 + 0.04 + p1[0]), bool(0.06 < p2[0] < 1 - p1[0])
     (True, True)
     """
-    if p2 not in P2_MODES:
-        raise ValueError(f"p2 must be one of {P2_MODES}, got {p2!r}")
+    if p2_mode not in P2_MODES:
+        raise ValueError(f"p2_mode must be one of {P2_MODES}, got {p2_mode!r}")
     counts = np.asarray(counts, dtype=np.int64)
     top = np.asarray(top, dtype=np.int64)
     n = counts.sum(axis=1)
     top_count = counts[np.arange(counts.shape[0]), top]
-    if p2 == "complement":
+    if p2_mode == "complement":
         p1_lower = clopper_pearson_lower(top_count, n, alpha)
         return p1_lower, 1.0 - p1_lower
     classes = counts.shape[1]

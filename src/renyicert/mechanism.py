@@ -5,23 +5,31 @@ in the manner of ``scipy.stats.rv_continuous``:
 
 * ``_sample(shape, generator, dtype, device)``: zero-mean noise at ``self.scale``
   as a ``torch.Tensor`` drawn from ``generator``;
-* ``_divergence(alpha, distance)``: the Rényi divergence of order ``alpha``
+* ``_divergence(order, distance)``: the Rényi divergence of order ``order``
   between the noise centred at ``x`` and at ``x'`` with ``||x - x'|| = distance``
-  in the mechanism's norm, vectorised over float64 numpy arrays.  It must be an
+  in the mechanism's norm, vectorised over float64 numpy arrays (``order`` in
+  ``[1, inf)``: ``1`` is the Kullback-Leibler limit).  It must be an
   **upper bound over every shift of that norm**, not only along one axis.
 
 Everything else (validation, torch/numpy conversion, the certified radius, the
 checks) is derived.  Optional methods make the solver faster or tighter:
-``_max_divergence`` (the ``alpha -> inf`` limit), ``_radius_at`` (a closed-form
+``_max_divergence`` (the ``order -> inf`` limit), ``_radius_at`` (a closed-form
 inverse of the divergence in ``distance``), ``_radius_per_order`` (for
-divergences of the form ``alpha * rho(r)``: ``rho``'s inverse), ``_tight_radius`` (a tight
+divergences of the form ``order * rho(r)``: ``rho``'s inverse), ``_tight_radius`` (a tight
 certificate for comparison) and ``_pixeldp_radius``.
 
 Two optional methods let :func:`renyicert.check` verify the divergence from
 first principles: ``_symbolic_log_density(x, scale)`` (the log-density of one
 coordinate of product noise, as a sympy expression) and
-``_symbolic_divergence(alpha, distance, scale)`` (the closed form, as a sympy
+``_symbolic_divergence(order, distance, scale)`` (the closed form, as a sympy
 expression).
+
+Those private methods are the plugin's *hooks*.  renyicert itself never calls a
+hook directly: the solver and the checker go through the base class's
+package-internal entries ``_eval_divergence``, ``_eval_radius_at``,
+``_eval_radius_per_order``, ``_eval_tight_radius`` and ``_eval_pixeldp_radius``
+(float64 arrays in, float64 arrays of the broadcast shape out, checked), which a
+plugin must not override.
 """
 
 from __future__ import annotations
@@ -32,19 +40,10 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from ._validation import as_float_array, check_scale, first_bad, is_torch
+from ._torch import like_inputs
+from ._validation import as_float_array, check_scale, first_bad
 
 __all__ = ["Mechanism"]
-
-
-def _like(result: NDArray[np.float64], *inputs: Any) -> Any:
-    """Return ``result`` as a torch tensor (float64, on the first tensor's device) if any input was one."""
-    for value in inputs:
-        if is_torch(value):
-            import torch
-
-            return torch.as_tensor(result, dtype=torch.float64, device=value.device)
-    return result
 
 
 class Mechanism:
@@ -68,8 +67,8 @@ class Mechanism:
     ...     norm = 2
     ...     def _sample(self, shape, generator, dtype, device):
     ...         return self.scale * torch.randn(shape, generator=generator, dtype=dtype, device=device)
-    ...     def _divergence(self, alpha, distance):
-    ...         return alpha * distance**2 / (2 * self.scale**2)
+    ...     def _divergence(self, order, distance):
+    ...         return order * distance**2 / (2 * self.scale**2)
     >>> mechanism = Gaussian(scale=0.5)
     >>> float(mechanism.divergence(2.0, 1.0))
     4.0
@@ -81,7 +80,7 @@ class Mechanism:
     name: ClassVar[str] = ""
     #: The norm the divergence is stated in: 1, 2, ``math.inf``, ...
     norm: ClassVar[float] = 2
-    #: Elementwise noise the fused sampler (:mod:`renyicert.sampling`) can draw:
+    #: Elementwise noise the fused sampler (:mod:`renyicert._engine.sampler`) can draw:
     #: ``"normal"`` (``scale * N(0, 1)``), ``"laplace"`` (``Laplace(0, scale)``) or
     #: ``None``.  A mechanism may instead define ``_transform_uniform(u)``, noise
     #: from uniforms ``u`` in ``(0, 1]`` in torch ops; with neither, the sampler
@@ -95,6 +94,11 @@ class Mechanism:
     def scale(self) -> float:
         """The noise scale given at construction."""
         return self._scale
+
+    @property
+    def label(self) -> str:
+        """The registry name, or the class name of an unnamed mechanism (for messages and records)."""
+        return self.name or type(self).__name__
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scale={self._scale!r})"
@@ -155,13 +159,13 @@ class Mechanism:
         raise NotImplementedError(f"{type(self).__name__} must implement _sample(shape, generator, dtype, device)")
 
     # ---------------------------------------------------------------- divergence
-    def divergence(self, alpha: Any, distance: Any) -> Any:
-        """Rényi divergence of order ``alpha`` between copies ``distance`` apart.
+    def divergence(self, order: Any, distance: Any) -> Any:
+        """Rényi divergence of order ``order`` between copies ``distance`` apart.
 
         Parameters
         ----------
-        alpha
-            Order(s) in ``[1, inf]``; ``1`` is the Kullback-Leibler limit and
+        order
+            Rényi order(s) in ``[1, inf]``; ``1`` is the Kullback-Leibler limit and
             ``inf`` the max-divergence (only when the mechanism provides it).
         distance
             Distance(s) ``>= 0`` between the two means, in :attr:`norm`.
@@ -171,33 +175,74 @@ class Mechanism:
         numpy.ndarray or torch.Tensor
             Broadcast over the inputs; a float64 tensor if either input was a tensor.
         """
-        a = as_float_array(alpha, "alpha")
+        a = as_float_array(order, "order")
         r = as_float_array(distance, "distance")
         bad = np.isnan(a) | (a < 1.0)
         if bad.any():
-            raise ValueError(f"alpha must be in [1, inf], got {first_bad(a, bad)!r}")
+            raise ValueError(f"order must be in [1, inf], got {first_bad(a, bad)!r}")
         bad = np.isnan(r) | (r < 0.0)
         if bad.any():
             raise ValueError(f"distance must be >= 0, got {first_bad(r, bad)!r}")
-        a, r = np.broadcast_arrays(a, r)
-        infinite = np.isinf(a)
-        if infinite.any() and not self.has_max_divergence:
-            raise ValueError(f"alpha = inf needs the max-divergence, which {self.name or type(self).__name__} does not provide")
-        out = np.empty(a.shape)
+        if np.isinf(a).any() and not self.has_max_divergence:
+            raise ValueError(f"order = inf needs the max-divergence, which {self.label} does not provide")
+        return like_inputs(self._eval_divergence(a, r), order, distance)
+
+    # ------------------------------------------- package-internal entries (final)
+    def _eval_divergence(self, order: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``D(order, distance)`` on valid float64 arrays, broadcast: the finite orders through ``_divergence``, ``inf`` through ``_max_divergence``."""
+        order, distance = np.broadcast_arrays(np.asarray(order, dtype=np.float64), np.asarray(distance, dtype=np.float64))
+        infinite = np.isinf(order)
+        if not infinite.any():
+            return self._call_hook("_divergence", order, distance)
+        out = np.empty(order.shape)
         finite = ~infinite
         if finite.any():
-            out[finite] = self._divergence(a[finite], r[finite])
-        if infinite.any():
-            out[infinite] = self._max_divergence(r[infinite])
-        return _like(out, alpha, distance)
+            out[finite] = self._call_hook("_divergence", order[finite], distance[finite])
+        out[infinite] = self._call_hook("_max_divergence", distance[infinite])
+        return out
 
-    def _divergence(self, alpha: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
-        raise NotImplementedError(f"{type(self).__name__} must implement _divergence(alpha, distance)")
+    def _eval_radius_at(self, order: NDArray[np.float64], budget: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The closed-form inverse ``_radius_at`` at finite orders (see :attr:`has_closed_form_inverse`)."""
+        return self._call_hook("_radius_at", order, budget)
+
+    def _eval_radius_per_order(self, rate: NDArray[np.float64]) -> NDArray[np.float64]:
+        """``rho^-1(rate)`` for ``D(order, r) = order * rho(r)`` (see :attr:`has_linear_order`)."""
+        return self._call_hook("_radius_per_order", rate)
+
+    def _eval_tight_radius(self, p1: NDArray[np.float64], p2: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The tight certificate at valid ``(p1, p2)`` (see :attr:`has_tight_radius`)."""
+        return self._call_hook("_tight_radius", p1, p2)
+
+    def _eval_pixeldp_radius(self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float) -> NDArray[np.float64]:
+        """The PixelDP certificate at valid ``(p1, p2)`` (see :attr:`has_pixeldp_radius`)."""
+        return self._call_hook("_pixeldp_radius", p1, p2, extra=(delta,))
+
+    def _call_hook(self, hook: str, *arrays: Any, extra: tuple[Any, ...] = ()) -> NDArray[np.float64]:
+        """Call the plugin's ``hook`` on the arrays broadcast and flattened to 1-D float64; its result in their shape, checked."""
+        broadcast = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
+        shape = broadcast[0].shape
+        flat = [np.ascontiguousarray(a).reshape(-1) for a in broadcast]
+        return self._hook_output(hook, getattr(self, hook)(*flat, *extra), (flat[0].size,)).reshape(shape)
+
+    def _hook_output(self, hook: str, value: Any, shape: tuple[int, ...]) -> NDArray[np.float64]:
+        """A hook's result as float64 of ``shape``; a ``TypeError`` naming the plugin and the hook otherwise (never a silent broadcast)."""
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{self.label}.{hook} returned {type(value).__name__}, expected float64 numbers of shape {shape}") from error
+        if array.shape != shape:
+            if array.size == 1:  # one number for every element: broadcast, as numpy would
+                return np.full(shape, float(array.reshape(())))
+            raise TypeError(f"{self.label}.{hook} returned shape {array.shape}, expected {shape}")
+        return array
+
+    def _divergence(self, order: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
+        raise NotImplementedError(f"{type(self).__name__} must implement _divergence(order, distance)")
 
     # ----------------------------------------------------------- optional parts
     @property
     def has_max_divergence(self) -> bool:
-        """Whether the ``alpha -> inf`` limit (``_max_divergence``) is provided."""
+        """Whether the ``order -> inf`` limit (``_max_divergence``) is provided."""
         return type(self)._max_divergence is not Mechanism._max_divergence
 
     @property
@@ -207,10 +252,10 @@ class Mechanism:
 
     @property
     def has_linear_order(self) -> bool:
-        """Whether ``D(alpha, r) = alpha * rho(r)`` with ``rho^-1`` given as ``_radius_per_order``.
+        """Whether ``D(order, r) = order * rho(r)`` with ``rho^-1`` given as ``_radius_per_order``.
 
         The Gaussian has this form (``rho(r) = r^2 / (2 sigma^2)``); the solver then
-        maximises ``B(alpha) / alpha`` directly with Newton's method.
+        maximises ``B(order) / order`` directly with Newton's method.
         """
         return type(self)._radius_per_order is not Mechanism._radius_per_order
 
@@ -225,15 +270,15 @@ class Mechanism:
         return type(self)._pixeldp_radius is not Mechanism._pixeldp_radius
 
     def _max_divergence(self, distance: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``lim_{alpha -> inf} D(alpha, distance)``; optional."""
+        """``lim_{order -> inf} D(order, distance)``; optional."""
         raise NotImplementedError
 
-    def _radius_at(self, alpha: NDArray[np.float64], budget: NDArray[np.float64]) -> NDArray[np.float64]:
-        """The largest distance with ``D(alpha, distance) <= budget``; optional closed form."""
+    def _radius_at(self, order: NDArray[np.float64], budget: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The largest distance with ``D(order, distance) <= budget`` at finite orders; optional closed form."""
         raise NotImplementedError
 
     def _radius_per_order(self, rate: NDArray[np.float64]) -> NDArray[np.float64]:
-        """``rho^-1(rate)`` for mechanisms with ``D(alpha, r) = alpha * rho(r)``; optional."""
+        """``rho^-1(rate)`` for mechanisms with ``D(order, r) = order * rho(r)``; optional."""
         raise NotImplementedError
 
     def _tight_radius(self, p1: NDArray[np.float64], p2: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -265,8 +310,8 @@ class Mechanism:
         """
         raise NotImplementedError
 
-    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
-        """The closed form of ``_divergence`` as a sympy expression in ``alpha > 1``, ``distance > 0`` and ``scale``; optional."""
+    def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
+        """The closed form of ``_divergence`` as a sympy expression in ``order > 1``, ``distance > 0`` and ``scale``; optional."""
         raise NotImplementedError
 
     def max_divergence(self, distance: Any) -> Any:

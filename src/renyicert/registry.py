@@ -19,6 +19,7 @@ from . import hookspecs
 from .mechanism import Mechanism
 
 __all__ = [
+    "resolve_mechanism",
     "DuplicateMechanismError",
     "MechanismInfo",
     "MechanismRegistry",
@@ -237,6 +238,32 @@ def get_mechanism(name: str, scale: float, **options: Any) -> Mechanism:
     if not isinstance(name, str):
         raise TypeError(f"mechanism name must be a string, got {name!r}")
     return _REGISTRY.lookup(name)(scale, **options)
+
+
+def resolve_mechanism(mechanism: Mechanism | type[Mechanism] | str, scale: float | None = None) -> Mechanism:
+    """A mechanism instance from an instance, a :class:`Mechanism` subclass or a registered name.
+
+    A name or a class needs ``scale``; an instance may be given one too, which
+    must then be its own.
+
+    Examples
+    --------
+    >>> import renyicert
+    >>> from renyicert.registry import resolve_mechanism
+    >>> resolve_mechanism("laplace", 0.5)
+    Laplace(scale=0.5)
+    >>> resolve_mechanism(renyicert.get_mechanism("gaussian", scale=0.25))
+    Gaussian(scale=0.25)
+    """
+    if isinstance(mechanism, Mechanism):
+        if scale is not None and scale != mechanism.scale:
+            raise ValueError(f"scale={scale!r} disagrees with the mechanism's scale {mechanism.scale!r}")
+        return mechanism
+    if isinstance(mechanism, str) or (isinstance(mechanism, type) and issubclass(mechanism, Mechanism)):
+        if scale is None:
+            raise ValueError(f"give scale= with the mechanism {mechanism if isinstance(mechanism, str) else mechanism.__name__!r}")
+        return get_mechanism(mechanism, scale=scale) if isinstance(mechanism, str) else mechanism(scale)
+    raise TypeError(f"mechanism must be a Mechanism, a Mechanism subclass or a registered name, got {mechanism!r}")
 
 
 def register(cls: type[Mechanism]) -> type[Mechanism]:

@@ -1,17 +1,17 @@
-"""The certified radius: ``sup over alpha in (1, inf]`` of the largest safe distance.
+"""The certified radius: ``sup over order in (1, inf]`` of the largest safe distance.
 
-For a mechanism with divergence ``D(alpha, r)`` (non-decreasing in ``r``) and the
-budget ``B(alpha)`` of :mod:`renyicert.bounds`, the Rényi certificate of Li et
+For a mechanism with divergence ``D(order, r)`` (non-decreasing in ``r``) and the
+budget ``B(order)`` of :mod:`renyicert.bounds`, the Rényi certificate of Li et
 al. (2019) is
 
-    R = sup_{alpha > 1} sup { r : D(alpha, r) <= B(alpha) }.
+    R = sup_{order > 1} sup { r : D(order, r) <= B(order) }.
 
 The inner problem is the mechanism's closed-form inverse when it has one and a
 vectorised safeguarded secant (Illinois) root-find in ``log r`` otherwise.  The
-outer problem is solved in ``u = log(alpha - 1)``: a coarse grid over
-``alpha - 1`` in ``[e^-28, e^35]`` brackets the maximum, a vectorised Brent
+outer problem is solved in ``u = log(order - 1)``: a coarse grid over
+``order - 1`` in ``[e^-28, e^35]`` brackets the maximum, a vectorised Brent
 search (parabolic steps with golden-section safeguards) refines it, and the
-``alpha = inf`` limit is always a candidate when the mechanism provides it.
+``order = inf`` limit is always a candidate when the mechanism provides it.
 Over the whole range checked (see the tests) the radius is unimodal in ``u``.
 
 Everything is vectorised over the pairs: there is no Python loop over pairs,
@@ -31,11 +31,12 @@ from numpy.typing import NDArray
 
 from ._validation import as_float_array, check_probabilities, first_bad
 from .bounds import PairBudget
-from .mechanism import Mechanism, _like
+from ._torch import like_inputs
+from .mechanism import Mechanism
 
 __all__ = ["RadiusResult", "certified_radius", "tight_radius", "pixeldp_radius", "radius_at_order"]
 
-#: Grid over u = log(alpha - 1) that brackets the optimal order.
+#: Grid over u = log(order - 1) that brackets the optimal order.
 _GRID = np.linspace(-28.0, 35.0, 15)
 #: Absolute tolerance on u of the Brent refinement.
 _U_TOL = 1e-6
@@ -50,36 +51,25 @@ _NEWTON_ITERATIONS = 100
 class RadiusResult(NamedTuple):
     """A certified radius and the Rényi order that attains it.
 
-    ``alpha`` is ``inf`` where the supremum is the max-divergence limit, close
-    to 1 where it is the ``alpha -> 1`` limit, and ``nan`` where the radius is 0
+    ``order`` is ``inf`` where the supremum is the max-divergence limit, close
+    to 1 where it is the ``order -> 1`` limit, and ``nan`` where the radius is 0
     (no order certifies anything).
     """
 
     radius: Any
-    alpha: Any
+    order: Any
 
 
 # --------------------------------------------------------------------- inverse
-def _divergence(mechanism: Mechanism, alpha: NDArray[np.float64], r: NDArray[np.float64]) -> NDArray[np.float64]:
-    infinite = np.isinf(alpha)
-    if not infinite.any():
-        return mechanism._divergence(alpha, r)
-    out = np.empty(np.broadcast(alpha, r).shape)
-    alpha, r = np.broadcast_arrays(alpha, r)
-    out[~infinite] = mechanism._divergence(alpha[~infinite], r[~infinite])
-    out[infinite] = mechanism._max_divergence(r[infinite])
-    return out
-
-
 def _invert_divergence(
-    mechanism: Mechanism, alpha: NDArray[np.float64], budget: NDArray[np.float64]
+    mechanism: Mechanism, order: NDArray[np.float64], budget: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Largest ``r`` with ``D(alpha, r) <= budget`` by a root-find in ``s = log r``.
+    """Largest ``r`` with ``D(order, r) <= budget`` by a root-find in ``s = log r``.
 
     ``log D`` is close to linear in ``log r`` for every mechanism of interest
     (slope 2 for small shifts of a smooth density, 1 for large shifts of a
     Laplace-like one), so a safeguarded secant converges in a handful of steps.
-    Returns the lower end of the final bracket: ``D(alpha, r) <= budget`` holds.
+    Returns the lower end of the final bracket: ``D(order, r) <= budget`` holds.
     """
     scale = mechanism.scale
     out = np.zeros(budget.shape)
@@ -88,12 +78,12 @@ def _invert_divergence(
     if not todo.any():
         return out
     idx = np.flatnonzero(todo)
-    a = alpha[idx]
+    a = order[idx]
     log_target = np.log(budget[idx])
 
     def g(s: NDArray[np.float64], sel: NDArray[np.intp]) -> NDArray[np.float64]:
         with np.errstate(divide="ignore"):
-            return np.log(_divergence(mechanism, a[sel], np.exp(s))) - log_target[sel]
+            return np.log(mechanism._eval_divergence(a[sel], np.exp(s))) - log_target[sel]
 
     every = np.arange(idx.size)
     s0 = np.full(idx.size, math.log(scale))
@@ -161,44 +151,44 @@ def _invert_divergence(
             "continuous and non-decreasing in the distance?"
         )
     if np.any(np.isinf(lo)):
-        raise RuntimeError(f"{mechanism!r}: divergence at distance 0 exceeds the budget; D(alpha, 0) must be 0")
+        raise RuntimeError(f"{mechanism!r}: divergence at distance 0 exceeds the budget; D(order, 0) must be 0")
     out[idx] = np.where(lo > 745.0, np.inf, np.exp(lo))
     return out
 
 
 def _radius_from_budget(
-    mechanism: Mechanism, alpha: NDArray[np.float64], budget: NDArray[np.float64]
+    mechanism: Mechanism, order: NDArray[np.float64], budget: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Largest ``r`` with ``D(alpha, r) <= budget``, elementwise."""
-    infinite = np.isinf(alpha)
+    """Largest ``r`` with ``D(order, r) <= budget``, elementwise."""
+    infinite = np.isinf(order)
     if infinite.any():
-        # Closed forms are for finite orders; at alpha = inf the inverse is found numerically.
+        # Closed forms are for finite orders; at order = inf the inverse is found numerically.
         out = np.empty(budget.shape)
-        out[infinite] = _invert_divergence(mechanism, alpha[infinite], budget[infinite])
+        out[infinite] = _invert_divergence(mechanism, order[infinite], budget[infinite])
         if (~infinite).any():
-            out[~infinite] = _radius_from_budget(mechanism, alpha[~infinite], budget[~infinite])
+            out[~infinite] = _radius_from_budget(mechanism, order[~infinite], budget[~infinite])
         return out
     if mechanism.has_closed_form_inverse:
-        return mechanism._radius_at(alpha, budget)
-    return _invert_divergence(mechanism, alpha, budget)
+        return mechanism._eval_radius_at(order, budget)
+    return _invert_divergence(mechanism, order, budget)
 
 
 # ------------------------------------------------------------------- the search
 def _maximise_linear_order(
     mechanism: Mechanism, budget: PairBudget, p2: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Mechanisms with ``D(alpha, r) = alpha * rho(r)``: ``R = rho^-1(sup_t B(1 + t) / (1 + t))``.
+    """Mechanisms with ``D(order, r) = order * rho(r)``: ``R = rho^-1(sup_t B(1 + t) / (1 + t))``.
 
     The maximiser of ``F(t) = B(1 + t) / (1 + t)`` is the root of
     ``G(t) = (1 + t) B'(t) - B(t)``, found by Newton's method in ``u = log t``
     with the analytic ``B'`` and ``B''`` (``G' = (1 + t) B''``), safeguarded by a
     bracket on the sign of ``G`` and bisection.  ``G(0) <= 0`` means the
-    supremum is the ``alpha -> 1`` limit.
+    supremum is the ``order -> 1`` limit.
     """
     n = p2.size
     t = np.zeros(n)
     b0, db0, _ = budget.with_derivatives(np.zeros(n))
-    # p2 = 0: B does not depend on alpha > 1, so F decreases and the limit alpha -> 1 is best.
+    # p2 = 0: B does not depend on order > 1, so F decreases and the limit order -> 1 is best.
     interior = (p2 > 0.0) & (db0 - b0 > 0.0)
     active = np.flatnonzero(interior)
     u = np.full(active.size, -1.0)
@@ -227,33 +217,30 @@ def _maximise_linear_order(
         keep = ~done
         active, u, lo, hi = active[keep], new_u[keep], lo[keep], hi[keep]
     rate = budget(1.0 + t) / (1.0 + t)
-    return mechanism._radius_per_order(rate), 1.0 + t
+    return mechanism._eval_radius_per_order(rate), 1.0 + t
 
 
-def _maximise_over_order(
-    mechanism: Mechanism, p1: NDArray[np.float64], p2: NDArray[np.float64]
+def _brent_maximise(
+    objective: Any,
+    a: NDArray[np.float64],
+    b: NDArray[np.float64],
+    x: NDArray[np.float64],
+    fx: NDArray[np.float64],
+    w: NDArray[np.float64],
+    fw: NDArray[np.float64],
+    v: NDArray[np.float64],
+    fv: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``(radius, alpha)`` for flat arrays of valid pairs with ``p2 < p1 < 1``."""
-    n = p1.size
-    budget = PairBudget(p1, p2)
-    if mechanism.has_linear_order:
-        return _maximise_linear_order(mechanism, budget, p2)
+    """Brent's method (maximisation), vectorised over independent problems: ``(x, f(x))`` at the maxima to :data:`_U_TOL`.
 
-    def radius_at_u(u: NDArray[np.float64], sel: NDArray[np.intp] | slice) -> NDArray[np.float64]:
-        alpha = 1.0 + np.exp(u)
-        return _radius_from_budget(mechanism, alpha, budget(alpha, sel))
-
-    grid_values = np.stack([radius_at_u(np.full(n, u), slice(None)) for u in _GRID])
-    k = np.argmax(grid_values, axis=0)
-    rows = np.arange(n)
-    # Brent's method (maximisation) on [a, b] around the best grid point x.
-    a = _GRID[np.maximum(k - 1, 0)]
-    b = _GRID[np.minimum(k + 1, _GRID.size - 1)]
-    x = _GRID[k].copy()
-    fx = grid_values[k, rows]
-    # Start Brent from the parabola through the three grid points, not from golden steps.
-    w, fw = a.copy(), grid_values[np.maximum(k - 1, 0), rows]
-    v, fv = b.copy(), grid_values[np.minimum(k + 1, _GRID.size - 1), rows]
+    ``objective(u, rows)`` evaluates problems ``rows`` at points ``u``. Each
+    problem starts from its bracket ``[a, b]``, its best point ``x`` and the two
+    next best ``w`` and ``v`` (with their values), so the first step is the
+    parabola through three grid points rather than a golden step. Parabolic steps
+    are taken where they fall well inside the bracket, golden-section steps
+    otherwise. The arrays are updated in place.
+    """
+    n = x.size
     d = np.zeros(n)
     e = b - a
     active = np.arange(n)
@@ -291,7 +278,7 @@ def _maximise_over_order(
         near_edge = para_ok & (((u_try - aa) < 2.0 * tol1) | ((ba - u_try) < 2.0 * tol1))
         new_d = np.where(near_edge, np.where(m > xa, tol1, -tol1), new_d)
         u = np.where(np.abs(new_d) >= tol1, xa + new_d, xa + np.where(new_d >= 0.0, tol1, -tol1))
-        fu = radius_at_u(u, active)
+        fu = objective(u, active)
         better = fu >= fxa
         # Bracket update.
         a[active] = np.where(better, np.where(u >= xa, xa, aa), np.where(u < xa, u, aa))
@@ -307,16 +294,44 @@ def _maximise_over_order(
         fx[active] = np.where(better, fu, fxa)
         d[active] = new_d
         e[active] = new_e
+    return x, fx
+
+
+def _maximise_over_order(
+    mechanism: Mechanism, p1: NDArray[np.float64], p2: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(radius, order)`` for flat arrays of valid pairs with ``p2 < p1 < 1``."""
+    n = p1.size
+    budget = PairBudget(p1, p2)
+    if mechanism.has_linear_order:
+        return _maximise_linear_order(mechanism, budget, p2)
+
+    def radius_at_u(u: NDArray[np.float64], sel: NDArray[np.intp] | slice) -> NDArray[np.float64]:
+        order = 1.0 + np.exp(u)
+        return _radius_from_budget(mechanism, order, budget(order, sel))
+
+    grid_values = np.stack([radius_at_u(np.full(n, u), slice(None)) for u in _GRID])
+    k = np.argmax(grid_values, axis=0)
+    rows = np.arange(n)
+    # Brent's method (maximisation) on [a, b] around the best grid point x.
+    a = _GRID[np.maximum(k - 1, 0)]
+    b = _GRID[np.minimum(k + 1, _GRID.size - 1)]
+    x = _GRID[k].copy()
+    fx = grid_values[k, rows]
+    # Start Brent from the parabola through the three grid points, not from golden steps.
+    w, fw = a.copy(), grid_values[np.maximum(k - 1, 0), rows]
+    v, fv = b.copy(), grid_values[np.minimum(k + 1, _GRID.size - 1), rows]
+    x, fx = _brent_maximise(radius_at_u, a, b, x, fx, w, fw, v, fv)
     radius = fx
-    alpha = 1.0 + np.exp(x)
+    order = 1.0 + np.exp(x)
     if mechanism.has_max_divergence:
-        alpha_inf = np.full(n, np.inf)
-        at_inf = _radius_from_budget(mechanism, alpha_inf, budget(alpha_inf))
+        order_inf = np.full(n, np.inf)
+        at_inf = _radius_from_budget(mechanism, order_inf, budget(order_inf))
         # Ties within rounding go to the limit (the supremum is there when p2 = 1 - p1).
         use_inf = at_inf >= radius * (1.0 - 1e-13)
         radius = np.where(use_inf, at_inf, radius)
-        alpha = np.where(use_inf, np.inf, alpha)
-    return radius, alpha
+        order = np.where(use_inf, np.inf, order)
+    return radius, order
 
 
 def _threads() -> int:
@@ -345,7 +360,7 @@ def _check_mechanism(mechanism: Any) -> Mechanism:
 def certified_radius(mechanism: Mechanism, p1: Any, p2: Any) -> RadiusResult:
     """The Rényi certified radius of Li et al. (2019), maximised over the order.
 
-    Computes ``sup_{alpha in (1, inf]} sup{r : D(alpha, r) <= B(alpha)}`` for any
+    Computes ``sup_{order in (1, inf]} sup{r : D(order, r) <= B(order)}`` for any
     mechanism, to about 1e-12 relative accuracy (tested against 50-digit mpmath
     to 1e-9).
 
@@ -361,12 +376,12 @@ def certified_radius(mechanism: Mechanism, p1: Any, p2: Any) -> RadiusResult:
     Returns
     -------
     RadiusResult
-        ``(radius, alpha)``, broadcast to the shape of the inputs (torch tensors
+        ``(radius, order)``, broadcast to the shape of the inputs (torch tensors
         if an input was one).  ``radius`` is 0 where ``p1 <= p2`` and finite
         whenever ``p1 < 1``.  ``p1 = 1`` (hence ``p2 = 0``) means the base
         classifier returns the top class almost surely under noise of full
         support, so the smoothed classifier is constant: radius ``inf``,
-        ``alpha = inf``.  In practice ``p1`` is a confidence bound and is < 1.
+        ``order = inf``.  In practice ``p1`` is a confidence bound and is < 1.
 
     Raises
     ------
@@ -377,12 +392,12 @@ def certified_radius(mechanism: Mechanism, p1: Any, p2: Any) -> RadiusResult:
     --------
     >>> import renyicert
     >>> gaussian = renyicert.get_mechanism("gaussian", scale=0.25)
-    >>> radius, alpha = renyicert.certified_radius(gaussian, 0.99, 0.01)
-    >>> round(float(radius), 6), round(float(alpha), 4)
+    >>> radius, order = renyicert.certified_radius(gaussian, 0.99, 0.01)
+    >>> round(float(radius), 6), round(float(order), 4)
     (0.477002, 1.4041)
     >>> laplace = renyicert.get_mechanism("laplace", scale=1.0)
-    >>> radius, alpha = renyicert.certified_radius(laplace, 0.99, 0.01)  # = -log(2 * 0.01)
-    >>> round(float(radius), 6), float(alpha)
+    >>> radius, order = renyicert.certified_radius(laplace, 0.99, 0.01)  # = -log(2 * 0.01)
+    >>> round(float(radius), 6), float(order)
     (3.912023, inf)
     """
     mechanism = _check_mechanism(mechanism)
@@ -390,22 +405,22 @@ def certified_radius(mechanism: Mechanism, p1: Any, p2: Any) -> RadiusResult:
     shape = a.shape
     a, b = a.ravel(), b.ravel()
     radius = np.zeros(a.size)
-    alpha = np.full(a.size, np.nan)
+    order = np.full(a.size, np.nan)
     certain = a == 1.0
     radius[certain] = np.inf
-    alpha[certain] = np.inf
+    order[certain] = np.inf
     solve = (a > b) & ~certain
     if solve.any():
-        radius[solve], alpha[solve] = _in_chunks(mechanism, a[solve], b[solve])
-    radius, alpha = radius.reshape(shape), alpha.reshape(shape)
-    return RadiusResult(_like(radius, p1, p2), _like(alpha, p1, p2))
+        radius[solve], order[solve] = _in_chunks(mechanism, a[solve], b[solve])
+    radius, order = radius.reshape(shape), order.reshape(shape)
+    return RadiusResult(like_inputs(radius, p1, p2), like_inputs(order, p1, p2))
 
 
-def radius_at_order(mechanism: Mechanism, p1: Any, p2: Any, alpha: Any) -> Any:
-    """The radius certified at one fixed Rényi order ``alpha`` (no maximisation).
+def radius_at_order(mechanism: Mechanism, p1: Any, p2: Any, order: Any) -> Any:
+    """The radius certified at one fixed Rényi order ``order`` (no maximisation).
 
     Useful to reproduce a fixed-order or grid search, such as the original
-    code's ``alpha in linspace(1.01, 2, 100)``.
+    code's ``order in linspace(1.01, 2, 100)``.
 
     Examples
     --------
@@ -416,12 +431,12 @@ def radius_at_order(mechanism: Mechanism, p1: Any, p2: Any, alpha: Any) -> Any:
     """
     mechanism = _check_mechanism(mechanism)
     a, b = check_probabilities(p1, p2)
-    order = as_float_array(alpha, "alpha")
+    order = as_float_array(order, "order")
     bad = np.isnan(order) | (order <= 1.0)
     if bad.any():
-        raise ValueError(f"alpha must be > 1, got {first_bad(order, bad)!r}")
+        raise ValueError(f"order must be > 1, got {first_bad(order, bad)!r}")
     if np.isinf(order).any() and not mechanism.has_max_divergence:
-        raise ValueError(f"alpha = inf needs the max-divergence, which {mechanism.name} does not provide")
+        raise ValueError(f"order = inf needs the max-divergence, which {mechanism.label} does not provide")
     a, b, order = np.broadcast_arrays(a, b, order)
     shape = a.shape
     a, b, order = a.ravel(), b.ravel(), order.ravel().copy()
@@ -432,7 +447,7 @@ def radius_at_order(mechanism: Mechanism, p1: Any, p2: Any, alpha: Any) -> Any:
     if solve.any():
         budget = PairBudget(a[solve], b[solve])(order[solve])
         radius[solve] = _radius_from_budget(mechanism, order[solve], budget)
-    return _like(radius.reshape(shape), p1, p2, alpha)
+    return like_inputs(radius.reshape(shape), p1, p2, order)
 
 
 def tight_radius(mechanism: Mechanism, p1: Any, p2: Any) -> Any:
@@ -450,11 +465,11 @@ def tight_radius(mechanism: Mechanism, p1: Any, p2: Any) -> Any:
     """
     mechanism = _check_mechanism(mechanism)
     if not mechanism.has_tight_radius:
-        raise ValueError(f"mechanism {mechanism.name!r} provides no tight certificate")
+        raise ValueError(f"mechanism {mechanism.label!r} provides no tight certificate")
     a, b = _comparison_probabilities(p1, p2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        radius = np.where(a > b, mechanism._tight_radius(a, b), 0.0)
-    return _like(radius, p1, p2)
+        radius = np.where(a > b, mechanism._eval_tight_radius(a, b), 0.0)
+    return like_inputs(radius, p1, p2)
 
 
 def _comparison_probabilities(p1: Any, p2: Any) -> tuple[Any, Any]:
@@ -487,11 +502,11 @@ def pixeldp_radius(mechanism: Mechanism, p1: Any, p2: Any, delta: float = 1e-5) 
     """
     mechanism = _check_mechanism(mechanism)
     if not mechanism.has_pixeldp_radius:
-        raise ValueError(f"mechanism {mechanism.name!r} provides no PixelDP certificate")
+        raise ValueError(f"mechanism {mechanism.label!r} provides no PixelDP certificate")
     delta = float(delta)
     if not 0.0 < delta < 1.0:
         raise ValueError(f"delta must be in (0, 1), got {delta!r}")
     a, b = _comparison_probabilities(p1, p2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        radius = np.where(a > b, mechanism._pixeldp_radius(a, b, delta), 0.0)
-    return _like(radius, p1, p2)
+        radius = np.where(a > b, mechanism._eval_pixeldp_radius(a, b, delta), 0.0)
+    return like_inputs(radius, p1, p2)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .checker import CheckReport, check
-from .strategies import distances, orders, probability_pairs, shift_vectors
+from .checker.strategies import distances, orders, probability_pairs, shift_vectors
 
 __all__ = [
     "MechanismContractError",

@@ -41,7 +41,7 @@ def test_renyi_is_80_to_89_percent_of_cohens_for_two_classes() -> None:
 
 def test_optimal_order_is_moderate() -> None:
     p1 = np.linspace(0.8, 0.9999, 20)
-    alpha = renyicert.certified_radius(GAUSSIAN, p1, 1 - p1).alpha
+    alpha = renyicert.certified_radius(GAUSSIAN, p1, 1 - p1).order
     assert np.all((alpha > 1.2) & (alpha < 1.55))
 
 

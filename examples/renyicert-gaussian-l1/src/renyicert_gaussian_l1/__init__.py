@@ -1,9 +1,9 @@
 """Gaussian noise certifying the l1 norm: an example third-party renyicert plugin.
 
 Isotropic Gaussian noise ``N(0, sigma^2 I)`` has Rényi divergence
-``alpha ||d||_2^2 / (2 sigma^2)`` between copies shifted by ``d``.  Since
+``order ||d||_2^2 / (2 sigma^2)`` between copies shifted by ``d``.  Since
 ``||d||_2 <= ||d||_1`` for every ``d`` (with equality when ``d`` lies on one
-axis), ``alpha r^2 / (2 sigma^2)`` bounds the divergence over the whole l1 ball
+axis), ``order r^2 / (2 sigma^2)`` bounds the divergence over the whole l1 ball
 of radius ``r``, and the bound is attained: a certificate in l1.
 """
 
@@ -31,19 +31,19 @@ class GaussianL1(renyicert.Mechanism):
     def _sample(self, shape: tuple[int, ...], generator: Any, dtype: Any, device: Any) -> torch.Tensor:
         return torch.empty(shape, dtype=dtype, device=device).normal_(0.0, self.scale, generator=generator)
 
-    def _divergence(self, alpha: np.ndarray, distance: np.ndarray) -> np.ndarray:
-        return alpha * (distance / self.scale) ** 2 / 2.0
+    def _divergence(self, order: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        return order * (distance / self.scale) ** 2 / 2.0
 
     # Optional: a closed-form inverse makes the solver faster.
-    def _radius_at(self, alpha: np.ndarray, budget: np.ndarray) -> np.ndarray:
-        return self.scale * np.sqrt(2.0 * budget / alpha)
+    def _radius_at(self, order: np.ndarray, budget: np.ndarray) -> np.ndarray:
+        return self.scale * np.sqrt(2.0 * budget / order)
 
     # Optional: what `renyicert check` proves the formula from.
     def _symbolic_log_density(self, x: Any, scale: Any) -> Any:
         return -(x**2) / (2 * scale**2) - sympy.log(scale * sympy.sqrt(2 * sympy.pi))
 
-    def _symbolic_divergence(self, alpha: Any, distance: Any, scale: Any) -> Any:
-        return alpha * distance**2 / (2 * scale**2)
+    def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
+        return order * distance**2 / (2 * scale**2)
 
 
 @renyicert.hookimpl

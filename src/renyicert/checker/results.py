@@ -1,0 +1,149 @@
+"""The results of checking a mechanism: a verdict per check, the evidence, and the report of a run.
+
+:class:`CheckContext` is what every check receives; :class:`CheckResult` is what
+it returns; :class:`CheckReport` gathers one run's results (see
+:func:`renyicert.check`).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..mechanism import Mechanism
+
+__all__ = ["CheckContext", "CheckReport", "CheckResult", "Verdict"]
+
+
+class Verdict(str, enum.Enum):
+    """The outcome of one check."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    UNDECIDED = "undecided"
+    NOT_CHECKED = "not checked"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict, the method that decided it and the evidence.
+
+    For a failure, ``evidence`` holds the counterexample (for instance
+    ``order``, ``r``, ``shift``, ``closed_form`` and ``true``).
+    """
+
+    name: str
+    verdict: Verdict
+    method: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "name": self.name,
+            "verdict": self.verdict.value,
+            "method": self.method,
+            "evidence": _jsonable(self.evidence),
+            "warnings": list(self.warnings),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Every check's result for one mechanism at one scale."""
+
+    mechanism: str
+    scale: float
+    quick: bool
+    results: tuple[CheckResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        """``True`` unless some check failed (undecided and not-checked checks do not fail)."""
+        return not self.failures
+
+    @property
+    def failures(self) -> tuple[CheckResult, ...]:
+        """The checks whose verdict is :attr:`Verdict.FAIL`."""
+        return tuple(r for r in self.results if r.verdict is Verdict.FAIL)
+
+    def __getitem__(self, name: str) -> CheckResult:
+        for result in self.results:
+            if result.name == name:
+                return result
+        raise KeyError(f"no check named {name!r}; the report has {[r.name for r in self.results]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "mechanism": self.mechanism,
+            "scale": self.scale,
+            "quick": self.quick,
+            "passed": self.passed,
+            "checks": [r.to_dict() for r in self.results],
+        }
+
+    def to_json(self) -> str:
+        """The report as one line of JSON."""
+        return json.dumps(self.to_dict())
+
+    def __str__(self) -> str:
+        mode = "quick" if self.quick else "full"
+        lines = [f"renyicert check: {self.mechanism} at scale {self.scale:g} ({mode} mode)"]
+        for result in self.results:
+            lines.append(f"  {result.name:<20} {result.verdict.value.upper():<12} {result.method}  [{result.seconds:.1f} s]")
+            for key, value in result.evidence.items():
+                lines.append(f"      {key}: {_short(value)}")
+            for warning in result.warnings:
+                lines.append(f"      warning: {warning}")
+        verdict = "PASSED" if self.passed else f"FAILED ({', '.join(r.name for r in self.failures)})"
+        lines.append(verdict)
+        return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@dataclass
+class CheckContext:
+    """Settings and shared, lazily computed state of one :func:`check` run."""
+
+    mechanism: Mechanism
+    quick: bool
+    seed: int
+    _derived: Any = None
+
+    @property
+    def derived(self) -> Any:
+        """The divergence derived from the density (:class:`renyicert.checker.derivation.DerivedDivergence`), computed once."""
+        if self._derived is None:
+            from .derivation import derive_divergence
+
+            self._derived = derive_divergence(self.mechanism)
+        return self._derived

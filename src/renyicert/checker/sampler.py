@@ -1,0 +1,202 @@
+"""The checks of a mechanism's sampler: against its density, and against its divergence.
+
+Each check takes a :class:`renyicert.checker.CheckContext` and returns a
+:class:`renyicert.checker.CheckResult`; :func:`renyicert.check` runs them.
+Statistical tests use significance ``SIGNIFICANCE`` each, so a correct sampler
+fails one only rarely; every draw is seeded, so a report is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .results import CheckContext, CheckResult, Verdict
+
+__all__ = ["check_sampler_density", "check_sampler_divergence"]
+
+#: Significance level of each statistical test.
+SIGNIFICANCE = 1e-5
+#: Coordinates drawn per sample (independence is tested between them).
+COORDINATES = 4
+
+
+def _log_density(mechanism: Any) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """The one-coordinate log-density at the mechanism's scale as a numpy function."""
+    import sympy
+
+    from .derivation import log_density_expression, symbols
+
+    sym = symbols()
+    function = sympy.lambdify(sym["x"], log_density_expression(mechanism).subs(sym["scale"], mechanism.scale), modules="numpy")
+    return lambda z: np.broadcast_to(np.asarray(function(z), dtype=np.float64), np.shape(z))
+
+
+def _draw(mechanism: Any, count: int, seed: int, device: str = "cpu") -> NDArray[np.float64]:
+    import torch
+
+    noise = mechanism.sample((count, COORDINATES), seed=seed, dtype=torch.float64, device=device)
+    if tuple(noise.shape) != (count, COORDINATES):
+        raise ValueError(f"sample((n, {COORDINATES})) returned shape {tuple(noise.shape)}")
+    return noise.cpu().numpy()
+
+
+def _numeric_cdf(log_density: Callable[[Any], Any], samples: NDArray[np.float64]) -> tuple[Callable[[Any], Any], float, float]:
+    """The density's CDF on the samples' range (quadrature below it, Simpson on a fine grid across it), its mean and std."""
+    from scipy.integrate import cumulative_simpson, quad
+
+    def pdf(z: float) -> float:
+        return float(np.exp(log_density(np.asarray(z))))
+
+    low, high = float(samples.min()), float(samples.max())
+    start = quad(pdf, -np.inf, low, limit=200)[0] if np.isfinite(low) else 0.0
+    grid = np.linspace(low, high, 2**18 + 1)
+    cumulative = start + cumulative_simpson(np.exp(log_density(grid)), x=grid, initial=0.0)
+    first = sum(quad(lambda z: z * pdf(z), a, b, limit=200)[0] for a, b in ((-np.inf, 0.0), (0.0, np.inf)))
+    second = sum(quad(lambda z: z * z * pdf(z), a, b, limit=200)[0] for a, b in ((-np.inf, 0.0), (0.0, np.inf)))
+    return (lambda z: np.interp(z, grid, cumulative)), first, math.sqrt(max(second - first * first, 0.0))
+
+
+def _scale_diagnosis(ratio: float, scale: float) -> str:
+    """A likely cause of a sample std ``ratio`` times the density's."""
+    causes = [
+        (scale, "the sampler uses scale**2 where scale is meant (variance for standard deviation?)"),
+        (1.0 / scale, "the sampler uses 1/scale or sqrt(scale) conventions"),
+        (math.sqrt(scale), "the sampler uses sqrt(scale) where scale is meant"),
+        (1.0 / math.sqrt(2.0), "the sampler draws with standard deviation = scale where scale is a Laplace-type b (std = sqrt(2) b)"),
+        (math.sqrt(2.0), "the sampler draws with scale b where scale means the standard deviation"),
+    ]
+    if not ratio > 0:
+        return "the sampler's draws have no spread"
+    matches = [cause for factor, cause in causes if abs(math.log(ratio / factor)) < 0.02]
+    return " or ".join(matches) if matches else "the sampler's scale convention differs from the density's"
+
+
+def check_sampler_density(context: CheckContext) -> CheckResult:
+    """The sampler against the density: KS fit, mean, scale convention, independence, reproducibility."""
+    import torch
+    from scipy import stats
+
+    mechanism = context.mechanism
+    name = "sampler-density"
+    count = 20_000 if context.quick else 100_000
+    seed = context.seed + 17
+    problems = _reproducibility_problems(mechanism, seed)
+    if problems:
+        return CheckResult(name, Verdict.FAIL, "reproducibility from seed and generator", problems)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    z_crit = float(stats.norm.isf(SIGNIFICANCE / 2))
+    method = f"{count} x {COORDINATES} draws on {'+'.join(devices)}: seeds, independence (|corr| of values and magnitudes)"
+    warnings: list[str] = []
+    for device in devices:
+        samples = _draw(mechanism, count, seed, device)
+        if not np.isfinite(samples).all():
+            return CheckResult(name, Verdict.FAIL, method, {"device": device, "problem": "non-finite draws", "count": int((~np.isfinite(samples)).sum())})
+        for label, values in (("values", samples), ("magnitudes", np.abs(samples))):
+            corr = np.corrcoef(values, rowvar=False)[np.triu_indices(COORDINATES, 1)]
+            worst = float(np.max(np.abs(corr)))
+            if worst * math.sqrt(count) > z_crit:
+                return CheckResult(name, Verdict.FAIL, method, {"device": device, "problem": f"coordinates are correlated ({label})", "max |corr|": worst, "threshold": z_crit / math.sqrt(count)})
+        if not mechanism.has_density or context.derived.normalised is False:
+            continue
+        log_density = _log_density(mechanism)
+        pooled = samples.ravel()
+        cdf, mean, std = _numeric_cdf(log_density, pooled)
+        method = f"{count} x {COORDINATES} draws on {'+'.join(devices)}: scipy.stats.kstest against the density's CDF, mean, std, independence, seeds"
+        sample_mean, sample_std = float(pooled.mean()), float(pooled.std())
+        if abs(sample_mean - mean) > z_crit * std / math.sqrt(pooled.size):
+            return CheckResult(name, Verdict.FAIL, method, {"device": device, "problem": "mean differs from the density's", "sample mean": sample_mean, "density mean": mean})
+        ks = stats.kstest(pooled, cdf)
+        ratio = sample_std / std if std > 0 else math.nan
+        if ks.pvalue < SIGNIFICANCE:
+            evidence = {
+                "device": device,
+                "KS statistic": float(ks.statistic),
+                "p-value": float(ks.pvalue),
+                "sample std": sample_std,
+                "density std": std,
+                "std ratio": ratio,
+            }
+            if abs(math.log(ratio)) > 0.01:
+                evidence["likely cause"] = _scale_diagnosis(ratio, mechanism.scale)
+            return CheckResult(name, Verdict.FAIL, method, evidence)
+    if not mechanism.has_density:
+        warnings.append("goodness of fit not checked: no density (_symbolic_log_density)")
+    elif context.derived.normalised is False:
+        warnings.append("goodness of fit not checked: the density does not integrate to 1 (see closed-form)")
+    elif mechanism.scale == 1.0:
+        warnings.append("scale 1 cannot tell scale from scale**2: check at another scale too")
+    return CheckResult(name, Verdict.PASS, method, {}, tuple(warnings))
+
+
+def _reproducibility_problems(mechanism: Any, seed: int) -> dict[str, Any]:
+    import torch
+
+    first = mechanism.sample((64, 3), seed=seed, dtype=torch.float64)
+    again = mechanism.sample((64, 3), seed=seed, dtype=torch.float64)
+    other = mechanism.sample((64, 3), seed=seed + 1, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    through_generator = mechanism.sample((64, 3), generator=generator, dtype=torch.float64)
+    single = mechanism.sample((64, 3), seed=seed, dtype=torch.float32)
+    if tuple(first.shape) != (64, 3) or first.dtype != torch.float64 or single.dtype != torch.float32:
+        return {"problem": "sample() ignores the requested shape or dtype", "shape": list(first.shape), "dtypes": [str(first.dtype), str(single.dtype)]}
+    if not torch.equal(first, again):
+        return {"problem": "the same seed gave different noise"}
+    if torch.equal(first, other):
+        return {"problem": "different seeds gave the same noise"}
+    if not torch.equal(first, through_generator):
+        return {"problem": "seed=s and generator=torch.Generator().manual_seed(s) gave different noise"}
+    return {}
+
+
+def check_sampler_divergence(context: CheckContext) -> CheckResult:
+    """A Monte Carlo estimate of ``E_P[(p/q)^(order-1)]`` from the sampler against the closed form."""
+    from scipy import stats
+
+    mechanism = context.mechanism
+    name = "sampler-divergence"
+    if not mechanism.has_density:
+        return CheckResult(name, Verdict.NOT_CHECKED, "not checked: no density (_symbolic_log_density)")
+    if context.derived.normalised is False:
+        return CheckResult(name, Verdict.NOT_CHECKED, "not checked: the density does not integrate to 1 (see closed-form)")
+    count = 50_000 if context.quick else 250_000
+    log_density = _log_density(mechanism)
+    samples = _draw(mechanism, count, context.seed + 29).ravel()[: count * COORDINATES]
+    points = [(1.5, 0.5), (2.0, 1.0)] if context.quick else [(1.5, 0.25), (1.5, 1.0), (2.0, 0.5), (2.0, 1.0), (3.0, 0.5)]
+    z_crit = float(stats.norm.isf(SIGNIFICANCE / 2))
+    derived = context.derived
+    method = (
+        f"Monte Carlo over {samples.size} draws, {len(points)} points (order, r/scale): "
+        f"E_P[(p/q)^(order-1)] with a {1 - SIGNIFICANCE:.5f} normal interval vs exp((order-1) D)"
+    )
+    warnings: list[str] = []
+    for order, y in points:
+        shift = y * mechanism.scale
+        log_ratio = log_density(samples) - log_density(samples - shift)
+        weights = np.exp((order - 1.0) * log_ratio)
+        estimate = float(weights.mean())
+        half = z_crit * float(weights.std(ddof=1)) / math.sqrt(weights.size)
+        closed = float(mechanism.divergence(order, shift))
+        closed_moment = math.exp((order - 1.0) * closed)
+        evidence = {
+            "order": order,
+            "r": shift,
+            "shift": [shift],
+            "closed_form": closed,
+            "sampled": math.log(estimate) / (order - 1.0),
+            "moment interval": [estimate - half, estimate + half],
+            "closed-form moment": closed_moment,
+        }
+        if closed_moment < estimate - half:
+            return CheckResult(name, Verdict.FAIL, f"{method}: the closed form is below what the samples show", evidence)
+        true_moment = math.exp((order - 1.0) * float(derived.at(order, shift, mechanism.scale)))
+        if not (estimate - half <= true_moment <= estimate + half):
+            evidence["density moment"] = true_moment
+            return CheckResult(name, Verdict.FAIL, f"{method}: the samples disagree with the density's divergence (sampler and density differ)", evidence)
+        if closed_moment > estimate + half:
+            warnings.append(f"not tight at order={order:g}, r={shift:g}: closed form {closed:.6g}, sampled {math.log(estimate) / (order - 1.0):.6g}")
+    return CheckResult(name, Verdict.PASS, method, {}, tuple(warnings))

@@ -1,0 +1,252 @@
+"""The workflow commands of the ``renyicert`` CLI: ``train``, ``certify``, ``attack``, ``report`` and ``demo``.
+
+Each defaults to the embedded digits; ``--data FILE`` (``.npz`` or ``.pt`` with
+``x`` and ``y``) and ``--model module:callable`` or ``--checkpoint FILE.pt``
+bring the user's own.  :mod:`renyicert.cli` registers them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_batch_size
+from .arguments import float_list
+
+__all__ = ["add_workflow_commands"]
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.quiet else None
+
+
+def _split(args: argparse.Namespace, part: str) -> Any:
+    """The ``part`` ("train" or "test") of ``--data``: the digits split, or the whole user file."""
+    from ..workflow.data import load_data, load_digits
+
+    if args.data == "digits":
+        return load_digits()[0 if part == "train" else 1]
+    return load_data(args.data)
+
+
+def _smoothed(args: argparse.Namespace, data: Any) -> Any:
+    from ..workflow.models import load_checkpoint
+    from ..registry import get_mechanism
+    from ..smoothing import Smoothed
+
+    model, config = load_checkpoint(args.checkpoint)
+    if tuple(config["input_shape"]) != data.input_shape:
+        raise ValueError(f"the checkpoint's model takes inputs of shape {tuple(config['input_shape'])}, the data has {data.input_shape}")
+    if int(config["num_classes"]) != data.num_classes:
+        raise ValueError(f"the checkpoint's model scores {config['num_classes']} classes, the data has {data.num_classes}")
+    trained_with = config.get("mechanism") or {}
+    mechanism_name = args.mechanism if args.mechanism is not None else trained_with.get("name")
+    scale = args.scale if args.scale is not None else trained_with.get("scale")
+    if mechanism_name is None or scale is None:
+        raise ValueError("give --mechanism and --scale (the checkpoint was trained without noise)")
+    mechanism = get_mechanism(mechanism_name, scale=scale)
+    smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=_progress(args))
+    return smoothed
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..workflow.models import build_model
+    from ..registry import get_mechanism
+    from ..workflow.training import train
+
+    data = _split(args, "train")
+    mechanism = None if args.method == "standard" else get_mechanism(args.mechanism, scale=args.scale)
+    torch.manual_seed(args.seed)
+    model = build_model(args.model, data.input_shape, data.num_classes)
+    config = {"model": args.model, "input_shape": list(data.input_shape), "num_classes": data.num_classes, "data": args.data}
+    result = train(
+        model, data, mechanism, method=args.method, epochs=args.epochs, batch_size=args.train_batch_size, lr=args.lr, gamma=args.gamma,
+        seed=args.seed, progress=_progress(args), checkpoint=args.out, config=config,
+    )  # fmt: skip
+    print(f"trained {args.model} ({args.method}) for {args.epochs} epochs in {result.seconds:.1f} s: loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}, "
+          f"training accuracy {result.accuracies[-1]:.1%}; saved {args.out} and {Path(args.out).with_suffix('.json')}")  # fmt: skip
+    return 0
+
+
+def _cmd_certify(args: argparse.Namespace) -> int:
+    from ..workflow.evaluation import BOUNDS, certified_accuracy, certify_dataset, radius_grid, write_csv
+
+    from ..workflow import distributed
+
+    if distributed.init_from_environment():
+        import atexit
+
+        import torch.distributed as dist
+
+        atexit.register(dist.destroy_process_group)
+    rank, world = distributed.rank_and_world()
+    data = _split(args, "test").subset(args.limit)
+    smoothed = _smoothed(args, data)
+    if world > 1 and not args.records:
+        raise ValueError("a distributed run needs --records (each rank writes a part of it)")
+    records = certify_dataset(
+        smoothed, data, args.records, n0=args.n0, n=args.n, alpha=args.alpha, seed=args.seed, inputs_per_call=args.inputs_per_call,
+        resume=args.resume, progress=_progress(args),
+    )  # fmt: skip
+    if rank != 0:
+        return 0
+    if args.csv:
+        write_csv(records, args.csv)
+    grid = radius_grid(records)
+    bounds = [b for b in BOUNDS if records and records[0][f"radius_{b}"] is not None]
+    print(f"certified accuracy of {len(records)} inputs ({smoothed.mechanism.name}, scale {smoothed.mechanism.scale:g}, n = {args.n}, alpha = {args.alpha:g})")
+    print(f"{'bound':<10}" + "".join(f"{f'r={r:g}':>10}" for r in grid))
+    for bound in bounds:
+        print(f"{bound:<10}" + "".join(f"{a:>10.1%}" for a in certified_accuracy(records, grid, bound)))
+    if args.records:
+        print(f"records: {args.records}")
+    return 0
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from ..workflow.attacks import ATTACKS, empirical_robustness
+    from ..workflow.models import load_checkpoint
+
+    data = _split(args, "test").subset(args.limit)
+    smoothed = _smoothed(args, data)
+    attacks = args.attacks.split(",") if args.attacks else [a for a in ATTACKS if a != "transfer" or args.undefended]
+    undefended = load_checkpoint(args.undefended)[0] if args.undefended else None
+    result = empirical_robustness(smoothed, data, args.eps, attacks=attacks, undefended=undefended, vote_samples=args.vote_samples, seed=args.seed, progress=_progress(args))
+    if args.json:
+        print(json.dumps({"eps": result.eps, "accuracy": result.accuracy, "clean_accuracy": result.clean_accuracy, "inputs": result.inputs}))
+        return 0
+    print(f"empirical robust accuracy of {result.inputs} inputs (clean majority-vote accuracy {result.clean_accuracy:.1%})")
+    print(f"{'attack':<12}" + "".join(f"{f'eps={e:g}':>11}" for e in result.eps))
+    for name, values in result.accuracy.items():
+        print(f"{name:<12}" + "".join(f"{v:>11.1%}" for v in values))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ..workflow.evaluation import BOUNDS, certified_accuracy, plot_certified_accuracy, radius_grid, upgrade_record
+    from ..workflow.records import read_records
+
+    curves = {}
+    runs = []
+    for path in args.records:
+        found = read_records(path)
+        if not found.records:
+            raise ValueError(f"{path!r} holds no records")
+        runs.append((Path(path).stem, [upgrade_record(record) for record in found.records]))
+    grid = radius_grid([r for _, records in runs for r in records])
+    largest = max(grid[-1] * 1.25, 1e-9)
+    print(f"{'records':<28}{'bound':<9}" + "".join(f"{f'r={r:g}':>9}" for r in grid))
+    for name, records in runs:
+        for bound in BOUNDS:
+            if records[0].get(f"radius_{bound}") is None or (bound != "renyi" and not args.all_bounds):
+                continue
+            print(f"{name:<28}{bound:<9}" + "".join(f"{a:>9.1%}" for a in certified_accuracy(records, grid, bound)))
+            radii = np.linspace(0.0, largest, 400)
+            curves[f"{name} ({bound})"] = (radii, certified_accuracy(records, radii, bound))
+    if args.plot:
+        plot_certified_accuracy(curves, args.plot, title=args.title, norm=args.norm)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ..workflow.demo import DemoSettings, run_demo
+    from ..workflow.report import main_table
+
+    settings = DemoSettings.quick(model=args.model, seed=args.seed) if args.quick else DemoSettings(model=args.model, seed=args.seed)
+    print(f"renyicert demo{' (quick)' if args.quick else ''}: training, certifying and attacking on scikit-learn's digits; writing {args.out}/", file=sys.stderr)
+    result = run_demo(args.out, settings, progress=_progress(args))
+    print(main_table(result.summary))
+    print(f"\nfinished in {result.seconds:.0f} s; report: {result.report} (plots and records beside it)")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser, data_default: str = "digits") -> None:
+    parser.add_argument("--data", default=data_default, help="'digits' (embedded, default) or a .npz/.pt file with arrays x and y")
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _batch_size(text: str) -> int | str:
+    """``--batch-size``: a positive integer or ``auto``."""
+    try:
+        return check_batch_size(text if text == "auto" else int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}") from None
+
+
+def _smoothing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", required=True, help="a model saved by 'renyicert train' (FILE.pt beside FILE.json)")
+    parser.add_argument("--mechanism", help="noise (default: the one the checkpoint was trained with)")
+    parser.add_argument("--scale", type=float, help="noise scale (default: the checkpoint's)")
+    parser.add_argument("--limit", type=int, help="only the first LIMIT inputs")
+    parser.add_argument("--batch-size", type=_batch_size, default=4096, help="noisy copies per model call, or 'auto' to time the model and pick (default: 4096)")
+    parser.add_argument("--sampler", choices=["auto", "triton", "native", "compiled", "eager"], default="auto", help="noise sampler path (default: auto; all draw the same noise)")
+
+
+def add_workflow_commands(sub: Any) -> None:
+    """Register ``train``, ``certify``, ``attack``, ``report`` and ``demo`` on the CLI's subparsers."""
+    from ..workflow.training import DEFAULT_GAMMA, METHODS
+
+    tr = sub.add_parser("train", help="train a model with noise", description="Train a model (standard, noise augmentation or stability training) and save a checkpoint.")
+    _common(tr)
+    tr.add_argument("--model", default="mlp", help="'mlp', 'cnn' or module:callable (default: mlp)")
+    tr.add_argument("--method", choices=METHODS, default="augmentation", help="training method (default: augmentation)")
+    tr.add_argument("--mechanism", default="gaussian", help="noise for augmentation/stability (default: gaussian)")
+    tr.add_argument("--scale", type=float, default=0.25, help="noise scale (default: 0.25)")
+    tr.add_argument("--epochs", type=int, default=30, help="epochs (default: 30)")
+    tr.add_argument("--train-batch-size", type=int, default=64, help="training batch size (default: 64)")
+    tr.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default: 1e-3)")
+    tr.add_argument("--gamma", type=float, default=DEFAULT_GAMMA, help=f"weight of the stability term (default: {DEFAULT_GAMMA:g})")
+    tr.add_argument("--out", default="model.pt", help="checkpoint path, .pt (default: model.pt)")
+    tr.set_defaults(func=_cmd_train)
+
+    ce = sub.add_parser(
+        "certify",
+        help="certify a dataset",
+        description="Certify every input of a dataset; records go to a JSONL file as they are produced. "
+        "Runs unchanged under torchrun (gloo on CPU, nccl on CUDA): each rank certifies its chunks and rank 0 merges the records.",
+    )
+    _common(ce)
+    _smoothing_options(ce)
+    ce.add_argument("--n0", type=int, default=100, help="selection samples (default: 100)")
+    ce.add_argument("--n", "--samples", dest="n", type=int, default=10_000, help="estimation samples (default: 10000); under torchrun write --samples, as torchrun reads --n as its own option")
+    ce.add_argument("--alpha", type=float, default=0.001, help="failure probability (default: 0.001)")
+    ce.add_argument("--records", help="JSONL file for the records")
+    ce.add_argument("--csv", help="also write the records as CSV")
+    ce.add_argument("--resume", action="store_true", help="continue an interrupted --records file (refused if its settings differ)")
+    ce.add_argument("--inputs-per-call", type=int, default=32, help="inputs certified together, a chunk (default: 32)")
+    ce.set_defaults(func=_cmd_certify)
+
+    at = sub.add_parser("attack", help="attack a smoothed model", description="Empirical robust accuracy of the smoothed classifier under PGD, transfer and boundary attacks.")
+    _common(at)
+    _smoothing_options(at)
+    at.add_argument("--eps", type=float_list, required=True, help="attack radii in the mechanism's norm, comma-separated")
+    at.add_argument("--attacks", help="comma-separated subset of pgd,pgd-strong,transfer,boundary (default: all that apply)")
+    at.add_argument("--undefended", help="checkpoint of an undefended model, for the transfer attack")
+    at.add_argument("--vote-samples", type=int, default=1000, help="noise draws judging each adversarial example (default: 1000)")
+    at.add_argument("--json", action="store_true", help="print JSON")
+    at.set_defaults(func=_cmd_attack)
+
+    rp = sub.add_parser("report", help="certified accuracy of records files", description="Certified accuracy against radius from 'renyicert certify' records, as a table and a plot.")
+    rp.add_argument("records", nargs="+", help="JSONL records files")
+    rp.add_argument("--all-bounds", action="store_true", help="every bound, not only the Rényi one")
+    rp.add_argument("--plot", help="PNG file for the plot")
+    rp.add_argument("--title", default="Certified accuracy", help="plot title")
+    rp.add_argument("--norm", default="l2", help="norm name on the x axis (default: l2)")
+    rp.set_defaults(func=_cmd_report)
+
+    de = sub.add_parser("demo", help="the main job on the embedded digits", description="Train undefended, noise-augmented and stability-trained models, certify the test set, attack it and write results/ with a report and plots.")
+    de.add_argument("--quick", action="store_true", help="the one-minute version")
+    de.add_argument("--out", default="results", help="output folder (default: results)")
+    de.add_argument("--model", default="mlp", choices=["mlp", "cnn"], help="architecture (default: mlp)")
+    de.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    de.add_argument("--quiet", action="store_true", help="no progress bars")
+    de.set_defaults(func=_cmd_demo)

@@ -1,0 +1,20 @@
+"""What a user does with a smoothed classifier: data, models, training, attacks, dataset certification, reports.
+
+Built on the core (:class:`renyicert.Smoothed`, the solver) and never imported by it.
+One module per job:
+
+``data``
+    :class:`~renyicert.workflow.data.LabelledData`, the embedded digits, ``.npz``/``.pt`` files.
+``models``
+    The model zoo and checkpoints.
+``training``
+    Noise augmentation and stability training.
+``attacks``
+    Empirical robustness of the smoothed classifier (PGD on the soft classifier, ART).
+``evaluation``
+    Dataset certification (records), certified accuracy, plots.
+``records``, ``distributed``
+    Crash-safe JSONL records; sharding under ``torchrun``.
+``report``, ``demo``
+    The main job's report and the main job itself.
+"""

@@ -1,0 +1,144 @@
+"""Dataset-scale certification on ``torch.distributed``: sharding, per-rank part files, settings, the merge.
+
+Inputs are grouped into fixed *chunks* of consecutive indices (``chunk k`` =
+indices ``k * size ... (k + 1) * size - 1``); chunk ``k`` is certified by rank
+``k % world_size``, and always as one batch.  Because input ``i`` is certified
+with seed ``seed + i`` and a chunk's model batches are the same whoever runs
+it, the records do not depend on the number of ranks.
+
+Each rank appends its records to its own part file (``results.jsonl.part<rank>``)
+with one ``write`` + ``fsync`` per record; at the end rank 0 merges the parts
+and the results file into one file ordered by index (written to a temporary
+file, fsynced, then renamed over the old one, so a crash during the merge
+loses nothing).  A chunk is done only when all its records are there: after a
+crash its missing records are certified again with the whole chunk.  The run's
+settings are kept in ``results.jsonl.settings.json``; a run refuses to resume
+into a file made with other settings and names the setting that differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .records import read_records
+
+__all__ = ["barrier", "chunk_indices", "init_from_environment", "merge_parts", "part_paths", "rank_and_world", "settings_path"]
+
+
+def rank_and_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of the initialised default process group, or ``(0, 1)``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing to do without a process group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def init_from_environment() -> bool:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1): gloo on the CPU, nccl on CUDA.
+
+    Also gives each rank its share of the CPU threads.  Returns whether a group was initialised.
+    """
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or dist.is_initialized():
+        return False
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", str(world))))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def chunk_indices(total: int, size: int) -> list[range]:
+    """The fixed chunks of ``range(total)``: consecutive runs of ``size`` indices."""
+    return [range(start, min(start + size, total)) for start in range(0, total, size)]
+
+
+def part_paths(path: Path) -> list[Path]:
+    """The per-rank part files of ``path`` that exist."""
+    return sorted(path.parent.glob(path.name + ".part*"))
+
+
+def settings_path(path: Path) -> Path:
+    """Where the settings of the records in ``path`` are kept."""
+    return path.with_name(path.name + ".settings.json")
+
+
+def check_settings(path: Path, settings: dict[str, Any], resume: bool) -> None:
+    """Refuse a fresh run into existing records, or a resume with other settings (naming the first that differs)."""
+    existing = path.exists() and path.stat().st_size > 0 or bool(part_paths(path))
+    if not resume:
+        if existing:
+            raise ValueError(f"{str(path)!r} already holds records; pass resume=True (CLI: --resume) to continue it, or choose a new file")
+        return  # a fresh run: a settings file left without records is simply replaced
+    stored = settings_path(path)
+    if not stored.exists():
+        if existing:
+            raise ValueError(f"{str(path)!r} holds records but no {stored.name}: cannot tell which settings made them")
+        return
+    old = json.loads(stored.read_text())
+    if "format" in settings and old.get("format", 1) != settings["format"]:
+        raise ValueError(
+            f"cannot resume {str(path)!r}: its records are in format {old.get('format', 1)} (renyicert 0.1, where 'alpha' in a record "
+            f"was the Rényi order), this version writes format {settings['format']}; certify into a new file (report reads both formats)"
+        )
+    for key, value in settings.items():
+        if old.get(key) != value:
+            raise ValueError(f"cannot resume {str(path)!r}: it was made with {key} = {old.get(key)!r}, this run has {key} = {value!r}")
+
+
+def write_settings(path: Path, settings: dict[str, Any]) -> None:
+    """Store ``settings`` beside ``path`` (atomically)."""
+    _atomic_write(settings_path(path), json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def recorded(path: Path, repair: bool) -> dict[int, dict[str, Any]]:
+    """Every record in ``path`` and its part files, by index (the first of duplicates); torn last lines cut off with ``repair``."""
+    done: dict[int, dict[str, Any]] = {}
+    for source in [path, *part_paths(path)]:
+        for record in read_records(source, repair=repair).records:
+            done.setdefault(int(record["index"]), record)
+    return done
+
+
+def merge_parts(path: Path) -> list[dict[str, Any]]:
+    """Merge ``path`` and its part files into ``path``, ordered by index, one record per index; remove the parts."""
+    done = recorded(path, repair=True)
+    records = [done[i] for i in sorted(done)]
+    parts = part_paths(path)
+    current = read_records(path).records if path.exists() else []
+    if parts or [r["index"] for r in current] != sorted(done):
+        _atomic_write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        for part in parts:
+            part.unlink()
+    return records

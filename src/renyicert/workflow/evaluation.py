@@ -1,0 +1,324 @@
+"""Certify a whole dataset, and certified accuracy as a function of the radius (tables and plots).
+
+:func:`certify_dataset` writes one record per input as it is produced (JSONL,
+flushed and fsynced; see :mod:`renyicert.workflow.records`) and, with ``resume=True``,
+skips the inputs already recorded.  Every bound is computed from the *same*
+counts and the same ``(p1_lower, p2_upper)``, so the curves compare bounds,
+not Monte Carlo luck.  A record holds:
+
+``index``, ``label``, ``prediction`` (``-1`` = abstain), ``correct``,
+``radius_renyi``, ``radius_tight``, ``radius_pixeldp`` (``null`` where the
+mechanism has no such bound), ``p1_lower``, ``p2_upper``, ``order`` (the
+Rényi order attaining ``radius_renyi``), ``counts``, ``n0``, ``n``, ``seconds``.
+
+Records format 2 (this one) names the Rényi order ``order``; format 1
+(renyicert 0.1) named it ``alpha``, the name the settings use for the failure
+probability.  :func:`upgrade_record` reads format 1 records as format 2, so
+reports and tables read both; resuming a format 1 file is refused with a message
+that names the format.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .._progress import progress_bar
+from .._torch import model_device
+from .._validation import check_positive_int
+from ..smoothing import BOUNDS, Smoothed
+from ..solver import pixeldp_radius, tight_radius
+from . import distributed
+from .data import LabelledData, as_labelled_data
+from .records import RecordWriter, read_records
+
+__all__ = ["BOUNDS", "RECORDS_FORMAT", "certified_accuracy", "certify_dataset", "plot_certified_accuracy", "radius_grid", "upgrade_record", "write_csv"]
+
+#: The records format this version writes (stored in the settings file as ``"format"``).
+RECORDS_FORMAT = 2
+BOUND_LABELS = {"renyi": "Rényi (Li et al. 2019)", "tight": "tight (Cohen 2019 / Teng 2020)", "pixeldp": "PixelDP (Lecuyer 2019)"}
+
+
+def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A record of any format as a format 2 record: format 1's ``alpha`` (the Rényi order) becomes ``order``.
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import upgrade_record
+    >>> upgrade_record({"index": 0, "alpha": 1.4})
+    {'index': 0, 'order': 1.4}
+    """
+    if "order" in record or "alpha" not in record:
+        return record
+    upgraded = {key: value for key, value in record.items() if key != "alpha"}
+    upgraded["order"] = record["alpha"]
+    return upgraded
+
+
+def _bound_radii(smoothed: Smoothed, p1: NDArray[np.float64], p2: NDArray[np.float64], certified: NDArray[np.bool_]) -> dict[str, Any]:
+    mechanism = smoothed.mechanism
+    p1c, p2c = np.where(certified, p1, 1.0), np.where(certified, p2, 0.0)
+    radii: dict[str, Any] = {"tight": None, "pixeldp": None}
+    if mechanism.has_tight_radius:
+        radii["tight"] = np.where(certified, np.asarray(tight_radius(mechanism, p1c, p2c), dtype=np.float64), 0.0)
+    if mechanism.has_pixeldp_radius:
+        radii["pixeldp"] = np.where(certified, np.asarray(pixeldp_radius(mechanism, p1c, p2c), dtype=np.float64), 0.0)
+    return radii
+
+
+def certify_dataset(
+    smoothed: Smoothed,
+    data: LabelledData | Any,
+    path: str | Path | None = None,
+    *,
+    n0: int = 100,
+    n: int = 10_000,
+    alpha: float = 0.001,
+    seed: int = 0,
+    inputs_per_call: int = 32,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Certify every input of ``data``; input ``i`` is certified with seed ``seed + i``.
+
+    Runs unchanged under ``torchrun``: with an initialised ``torch.distributed``
+    process group, the inputs are shared out by chunks among the ranks and the
+    records merged by rank 0 (see :mod:`renyicert.workflow.distributed`); the records do
+    not depend on the number of ranks.
+
+    Parameters
+    ----------
+    smoothed
+        The smoothed classifier.
+    data
+        :class:`~renyicert.workflow.data.LabelledData` (or a Dataset / ``(x, y)`` pair).
+    path
+        JSONL file the records are appended to as they are produced (``None``: keep them in memory only).
+        Its settings (records format, mechanism, scale, n0, n, alpha, seed, chunk size, model checksum) are kept beside it.
+    inputs_per_call
+        Inputs certified together (a chunk: their noisy copies share the model batches).
+    resume
+        Keep the records already in ``path`` (cutting off a torn last line) and certify only the rest;
+        refused if ``path`` was made with other settings.
+
+    Returns
+    -------
+    list of dict
+        All records, ordered by index.
+
+    Examples
+    --------
+    >>> import torch, renyicert
+    >>> from renyicert.workflow.data import load_digits
+    >>> from renyicert.workflow.evaluation import certify_dataset
+    >>> from renyicert.workflow.models import DigitsMLP
+    >>> _, test = load_digits()
+    >>> smoothed = renyicert.Smoothed(DigitsMLP(), "gaussian", 10, scale=0.25, progress=False)
+    >>> records = certify_dataset(smoothed, test.subset(3), n0=20, n=200, progress=False)
+    >>> [r["index"] for r in records], sorted(records[0])[:4]
+    ([0, 1, 2], ['correct', 'counts', 'index', 'label'])
+    """
+    data = as_labelled_data(data)
+    if data.num_classes != smoothed.num_classes:
+        raise ValueError(f"the data has {data.num_classes} classes but the smoothed model scores {smoothed.num_classes}")
+    inputs_per_call = check_positive_int(inputs_per_call, "inputs_per_call")
+    rank, world = distributed.rank_and_world()
+    done: dict[int, dict[str, Any]] = {}
+    if path is not None:
+        path = Path(path)
+        settings = _run_settings(smoothed, n0=n0, n=n, alpha=alpha, seed=seed, inputs_per_call=inputs_per_call)
+        done = _open_records(path, settings, resume, rank)
+    chunks = [c for k, c in enumerate(distributed.chunk_indices(len(data), inputs_per_call)) if k % world == rank and any(i not in done for i in c)]
+    writer = None if path is None else RecordWriter(path if world == 1 else path.with_name(f"{path.name}.part{rank}"))
+    device = model_device(smoothed.model)
+    try:
+        description = f"certify dataset{f' (rank {rank})' if world > 1 else ''}"
+        with progress_bar(sum(len(c) for c in chunks), description, "input", progress) as bar:
+            for chunk in chunks:
+                for record in _certify_chunk(smoothed, data, chunk, device, n0=n0, n=n, alpha=alpha, seed=seed):
+                    if record["index"] in done:  # the rest of a chunk an interrupted run left half-written
+                        continue
+                    done[record["index"]] = record
+                    if writer is not None:
+                        writer.write(record)
+                if bar is not None:
+                    bar.update(len(chunk))
+    finally:
+        if writer is not None:
+            writer.close()
+    return _gather_records(path, done, rank)
+
+
+def _run_settings(smoothed: Smoothed, **options: Any) -> dict[str, Any]:
+    """What makes a run's records: kept beside them, compared on resume."""
+    from .models import model_sha256
+
+    mechanism = smoothed.mechanism
+    return {
+        "format": RECORDS_FORMAT, "mechanism": mechanism.label, "scale": mechanism.scale, **options,
+        "num_classes": smoothed.num_classes, "model_sha256": model_sha256(smoothed.model),
+    }  # fmt: skip
+
+
+def _open_records(path: Path, settings: dict[str, Any], resume: bool, rank: int) -> dict[int, dict[str, Any]]:
+    """The records already in ``path`` (a torn last line cut off by rank 0), after checking that this run may add to them."""
+    distributed.check_settings(path, settings, resume)  # every rank checks: all raise together
+    done: dict[int, dict[str, Any]] = {}
+    if rank == 0:
+        before = {p: p.stat().st_size for p in [path, *distributed.part_paths(path)] if p.exists()}
+        done = distributed.recorded(path, repair=True)
+        if any(p.stat().st_size != size for p, size in before.items()):
+            import warnings
+
+            warnings.warn(f"renyicert: {path}: cut off a torn last line left by an interrupted run", RuntimeWarning, stacklevel=3)
+        distributed.write_settings(path, settings)
+    distributed.barrier()
+    if rank != 0:
+        done = distributed.recorded(path, repair=False)
+    return done
+
+
+def _certify_chunk(smoothed: Smoothed, data: LabelledData, chunk: range, device: Any, *, n0: int, n: int, alpha: float, seed: int) -> list[dict[str, Any]]:
+    """The records of one chunk, certified as one batch (input ``i`` with seed ``seed + i``), every bound from the same counts."""
+    x = data.x[chunk.start : chunk.stop]
+    if device is not None:
+        x = x.to(device)
+    certificates = smoothed.certify(x, n0=n0, n=n, alpha=alpha, seed=seed + chunk.start)
+    p1 = np.array([c.p1_lower for c in certificates])
+    p2 = np.array([c.p2_upper for c in certificates])
+    certified = np.array([not c.abstained for c in certificates])
+    extra = _bound_radii(smoothed, p1, p2, certified)
+    records = []
+    for offset, cert in enumerate(certificates):
+        label = int(data.y[chunk.start + offset])
+        records.append({
+            "index": chunk.start + offset,
+            "label": label,
+            "prediction": cert.label,
+            "correct": cert.label == label,
+            "radius_renyi": cert.radius,
+            "radius_tight": None if extra["tight"] is None else float(extra["tight"][offset]),
+            "radius_pixeldp": None if extra["pixeldp"] is None else float(extra["pixeldp"][offset]),
+            "p1_lower": cert.p1_lower,
+            "p2_upper": cert.p2_upper,
+            "order": None if math.isnan(cert.order) else cert.order,
+            "counts": list(cert.counts),
+            "n0": n0,
+            "n": n,
+            "seconds": cert.seconds,
+        })  # fmt: skip
+    return records
+
+
+def _gather_records(path: Path | None, done: dict[int, dict[str, Any]], rank: int) -> list[dict[str, Any]]:
+    """Every record ordered by index: from memory, or from ``path`` once rank 0 has merged the ranks' parts."""
+    if path is None:
+        return [done[i] for i in sorted(done)]
+    distributed.barrier()
+    if rank == 0:
+        distributed.merge_parts(path)
+    distributed.barrier()
+    return read_records(path).records
+
+
+def certified_accuracy(records: Sequence[dict[str, Any]], radii: Sequence[float] | NDArray[np.float64], bound: str = "renyi") -> NDArray[np.float64]:
+    """Fraction of records predicted correctly *and* certified at radius ``>= r``, for each ``r`` in ``radii``.
+
+    At ``r = 0`` this is the smoothed classifier's clean accuracy (abstentions count as wrong).
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import certified_accuracy
+    >>> records = [{"correct": True, "radius_renyi": 0.5}, {"correct": True, "radius_renyi": 0.1}, {"correct": False, "radius_renyi": 0.0}]
+    >>> certified_accuracy(records, [0.0, 0.2, 1.0]).round(3).tolist()
+    [0.667, 0.333, 0.0]
+    """
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
+    radii = np.asarray(radii, dtype=np.float64)
+    if not records:
+        return np.zeros_like(radii)
+    key = f"radius_{bound}"
+    if any(r.get(key) is None for r in records):
+        raise ValueError(f"the records have no {bound!r} radius (the mechanism offers no such bound)")
+    correct = np.array([bool(r["correct"]) for r in records])  # an abstention is never correct
+    radius = np.array([float(r[key]) for r in records])
+    return (correct[None, :] & (radius[None, :] >= radii[:, None])).mean(axis=1)
+
+
+def radius_grid(records: Sequence[dict[str, Any]], points: int = 6, bound: str = "renyi") -> list[float]:
+    """``points`` radii ``0, h, 2h, ...``, the columns of a table: the step ``h`` is rounded down to a multiple of
+    half a power of ten, so the last point is at most the largest radius certified correctly under ``bound``.
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import radius_grid
+    >>> radius_grid([{"correct": True, "radius_renyi": 0.93}, {"correct": False, "radius_renyi": 2.0}])
+    [0.0, 0.15, 0.3, 0.45, 0.6, 0.75]
+    """
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ValueError(f"points must be an integer >= 2, got {points!r}")
+    largest = max((float(r[f"radius_{bound}"] or 0.0) for r in records if r["correct"]), default=0.0)
+    if not largest > 0:
+        return [0.0]
+    step = largest / (points - 1)
+    magnitude = 10 ** np.floor(np.log10(step))
+    step = float(np.floor(step / magnitude * 2) / 2 * magnitude) or float(magnitude)
+    return [round(i * step, 6) for i in range(points)]
+
+
+def plot_certified_accuracy(
+    curves: dict[str, tuple[Any, Any]],
+    path: str | Path,
+    *,
+    title: str,
+    norm: str,
+    empirical: dict[str, tuple[Any, Any]] | None = None,
+) -> Path:
+    """Plot certified accuracy against radius, one line per entry of ``curves`` (``label -> (radii, accuracies)``), to a PNG.
+
+    ``empirical`` adds dashed lines with markers (``label -> (eps, robust accuracy)``),
+    the ``i``-th in the colour of the ``i``-th curve.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.0, 4.5), dpi=120)
+    for i, (label, (radii, accuracy)) in enumerate(curves.items()):
+        axes.step(radii, accuracy, where="post", label=label, linewidth=1.8, color=f"C{i}")
+    for i, (label, (eps, accuracy)) in enumerate((empirical or {}).items()):  # the i-th empirical line pairs with the i-th curve
+        axes.plot(eps, accuracy, linestyle="--", marker="o", markersize=4, label=label, color=f"C{i}")
+    axes.set_xlabel(f"radius ({norm} norm, in input units: pixels scaled to [0, 1])")
+    axes.set_ylabel("accuracy on the test set")
+    axes.set_ylim(0.0, 1.02)
+    axes.set_xlim(left=0.0)
+    axes.grid(True, alpha=0.3)
+    axes.set_title(title)
+    axes.legend(fontsize=8, loc="lower left")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def write_csv(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Write records as CSV (``counts`` joined with spaces)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["index", "label", "prediction", "correct", *(f"radius_{b}" for b in BOUNDS), "p1_lower", "p2_upper", "order", "counts", "n0", "n", "seconds"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for record in records:
+            writer.writerow(dict(record, counts=" ".join(str(c) for c in record["counts"])))
+    return path

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from renyicert.cli import main
+
+
+def test_mechanisms_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["mechanisms"]) == 0
+    out = capsys.readouterr().out
+    assert "gaussian" in out and "laplace" in out
+    assert main(["mechanisms", "--json"]) == 0
+    names = {m["name"] for m in json.loads(capsys.readouterr().out)}
+    assert {"gaussian", "laplace"} <= names
+
+
+def test_radius_json_all_bounds(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["radius", "--mechanism", "gaussian", "--scale", "0.25", "--p1", "0.99", "--p2", "0.01", "--bound", "all", "--json"])
+    assert code == 0
+    row = json.loads(capsys.readouterr().out)
+    assert set(row) >= {"renyi", "tight", "pixeldp", "order", "p1", "p2"}
+    assert row["pixeldp"] < row["renyi"] < row["tight"]
+
+
+def test_radius_table_with_several_p1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["radius", "--mechanism", "laplace", "--scale", "1", "--p1", "0.9,0.8", "--p2", "0.1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and "renyi" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["radius", "--mechanism", "gauss", "--scale", "1", "--p1", "0.9", "--p2", "0.1"], "unknown mechanism 'gauss'"),
+        (["radius", "--mechanism", "gaussian", "--scale", "-1", "--p1", "0.9", "--p2", "0.1"], "scale must be finite and > 0, got -1.0"),
+        (["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "1.2", "--p2", "0.1"], "p1 must be in [0, 1], got 1.2"),
+        (["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "x", "--p2", "0.1"], "expected comma-separated numbers"),
+        (["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "0.9,0.8,0.7", "--p2", "0.1,0.1"], "give one --p2"),
+        (["radius", "--mechanism", "gaussian", "--scale", "1"], "required"),
+        (["bogus"], "invalid choice"),
+    ],
+)
+def test_errors_go_to_stderr_with_exit_code_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["radius", "--help"], ["mechanisms", "--help"], ["table", "--help"], ["demo", "--help"], ["train", "--help"], ["certify", "--help"], ["attack", "--help"], ["report", "--help"]):
+        assert main(argv) == 0
+        assert "usage:" in capsys.readouterr().out
+
+
+def test_table_prints_the_radius_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["table"]) == 0
+    out = capsys.readouterr().out
+    assert "gaussian (l2), scale 0.25" in out and "laplace (l1), scale 0.5" in out
+    assert "pixeldp" in out and "tight" in out
+
+
+def test_console_script_runs_as_a_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "renyicert.cli", "radius", "--mechanism", "laplace", "--scale", "1", "--p1", "0.9", "--p2", "0.1", "--json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["renyi"] == pytest.approx(1.6094379124341003, rel=1e-12)
+
+
+def test_check_command_passes_for_a_builtin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "gaussian", "--quick", "--only", "laws", "--only", "closed-form"]) == 0
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "laws" in out and "norm-ball" not in out
+
+
+def test_check_command_exits_nonzero_on_failure(registered_mechanism, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from ..bad_mechanisms import QuarterGaussian
+
+    registered_mechanism(QuarterGaussian)
+    assert main(["check", QuarterGaussian.name, "--quick", "--only", "closed-form", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["passed"] is False and data["checks"][0]["verdict"] == "fail"
+
+
+def test_check_command_reports_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "gaussian", "--only", "bogus"]) == 2
+    assert "unknown check" in capsys.readouterr().err

@@ -1,0 +1,66 @@
+"""The workflow commands end to end on a few digits, and their errors for user files that do not fit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from renyicert.cli import main
+
+
+def test_train_certify_attack_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, std, records = tmp_path / "m.pt", tmp_path / "std.pt", tmp_path / "r.jsonl"
+    assert main(["train", "--method", "augmentation", "--epochs", "3", "--out", str(model), "--quiet"]) == 0
+    assert main(["train", "--method", "standard", "--epochs", "3", "--out", str(std), "--quiet"]) == 0
+    assert json.loads(model.with_suffix(".json").read_text())["mechanism"] == {"name": "gaussian", "scale": 0.25}
+    assert main(["certify", "--checkpoint", str(model), "--limit", "6", "--n", "200", "--records", str(records), "--quiet"]) == 0
+    assert len(records.read_text().splitlines()) == 6
+    assert main(["attack", "--checkpoint", str(model), "--undefended", str(std), "--limit", "4", "--eps", "0.5", "--attacks", "pgd,transfer", "--vote-samples", "100", "--json", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(records), "--all-bounds", "--plot", str(tmp_path / "p.png")]) == 0
+    out = capsys.readouterr().out
+    assert "renyi" in out and "pixeldp" in out and (tmp_path / "p.png").exists()
+
+
+def test_user_data_and_model_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 5)).astype("float32"), (rng.random(40) > 0.5).astype("int64")
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    model = tmp_path / "m.pt"
+    argv = ["train", "--data", str(tmp_path / "d.npz"), "--model", "tests.workflow.test_models:wide_model", "--epochs", "2", "--out", str(model), "--quiet"]
+    assert main(argv) == 0
+    assert main(["certify", "--data", str(tmp_path / "d.npz"), "--checkpoint", str(model), "--n", "100", "--quiet"]) == 0
+    np.savez(tmp_path / "wide.npz", x=rng.random((10, 7)).astype("float32"), y=y[:10])
+    capsys.readouterr()
+    assert main(["certify", "--data", str(tmp_path / "wide.npz"), "--checkpoint", str(model), "--quiet"]) == 2
+    assert "takes inputs of shape (5,), the data has (7,)" in capsys.readouterr().err
+    np.savez(tmp_path / "three.npz", x=x[:9], y=np.arange(9) % 3)
+    assert main(["certify", "--data", str(tmp_path / "three.npz"), "--checkpoint", str(model), "--quiet"]) == 2
+    assert "scores 2 classes, the data has 3" in capsys.readouterr().err
+    assert main(["train", "--model", "cnn", "--data", str(tmp_path / "d.npz"), "--out", str(model), "--quiet"]) == 2
+    assert "DigitsCNN needs images" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert main(["certify", "--checkpoint", str(tmp_path / "junk.pt"), "--quiet"]) == 2
+    assert "has no junk.json beside it" in capsys.readouterr().err
+
+
+def test_a_zero_scale_is_an_error_not_the_checkpoints_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "m.pt"
+    assert main(["train", "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["certify", "--checkpoint", str(model), "--scale", "0", "--limit", "2", "--n", "50", "--quiet"]) == 2
+    assert "scale must be finite and > 0, got 0.0" in capsys.readouterr().err
+
+
+def test_batch_size_auto_or_a_positive_integer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "m.pt"
+    assert main(["train", "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    records = tmp_path / "r.jsonl"
+    assert main(["certify", "--checkpoint", str(model), "--batch-size", "auto", "--limit", "2", "--n", "50", "--records", str(records), "--quiet"]) == 0
+    assert len(records.read_text().splitlines()) == 2
+    capsys.readouterr()
+    assert main(["certify", "--checkpoint", str(model), "--batch-size", "many", "--quiet"]) == 2
+    assert "must be a positive integer or 'auto', got 'many'" in capsys.readouterr().err

@@ -1,0 +1,72 @@
+"""Dataset certification: per-index seeds, every bound from the same counts, resumable files, accuracy curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import renyicert
+from renyicert.workflow.data import load_digits
+from renyicert.workflow.evaluation import certified_accuracy, certify_dataset, plot_certified_accuracy, radius_grid, write_csv
+from renyicert.workflow.models import DigitsMLP
+
+
+@pytest.fixture(scope="module")
+def smoothed() -> renyicert.Smoothed:
+    torch.manual_seed(0)
+    return renyicert.Smoothed(DigitsMLP(), "gaussian", 10, scale=0.25, backend="eager", progress=False)
+
+
+def test_records_match_certifying_each_input_alone(smoothed: renyicert.Smoothed, tmp_path: Path) -> None:
+    _, test = load_digits()
+    data = test.subset(5)
+    records = certify_dataset(smoothed, data, tmp_path / "r.jsonl", n0=20, n=300, seed=7, inputs_per_call=2, progress=False)
+    assert [r["index"] for r in records] == list(range(5))
+    for r in records:
+        alone = smoothed.certify(data.x[r["index"]], n0=20, n=300, seed=7 + r["index"])
+        assert (alone.counts, alone.radius) == (tuple(r["counts"]), r["radius_renyi"])
+        assert r["correct"] == (alone.label == int(data.y[r["index"]]))
+        p1, p2 = r["p1_lower"], r["p2_upper"]
+        if not alone.abstained:  # every bound from the same (p1_lower, p2_upper)
+            assert r["radius_tight"] == pytest.approx(float(renyicert.tight_radius(smoothed.mechanism, p1, p2)))
+            assert r["radius_pixeldp"] == pytest.approx(float(renyicert.pixeldp_radius(smoothed.mechanism, p1, p2)))
+    with pytest.raises(ValueError, match="already holds records"):
+        certify_dataset(smoothed, data, tmp_path / "r.jsonl", progress=False)
+    with pytest.raises(ValueError, match="it was made with n = 300, this run has n = 400"):
+        certify_dataset(smoothed, test.subset(7), tmp_path / "r.jsonl", n0=20, n=400, seed=7, inputs_per_call=2, resume=True, progress=False)
+    again = certify_dataset(smoothed, test.subset(7), tmp_path / "r.jsonl", n0=20, n=300, seed=7, inputs_per_call=2, resume=True, progress=False)
+    assert [r["index"] for r in again] == list(range(7)) and again[:5] == records
+    csv = write_csv(again, tmp_path / "r.csv").read_text().splitlines()
+    assert len(csv) == 8 and csv[0].startswith("index,label,prediction,correct,radius_renyi")
+
+
+def test_certified_accuracy_curve_is_non_increasing_and_starts_at_clean_accuracy() -> None:
+    rng = np.random.default_rng(0)
+    records = [{"correct": bool(c), "radius_renyi": float(r)} for c, r in zip(rng.random(50) < 0.8, rng.random(50))]
+    grid = np.linspace(0, 1.2, 30)
+    curve = certified_accuracy(records, grid)
+    assert curve[0] == pytest.approx(np.mean([r["correct"] for r in records])) and curve[-1] == 0.0
+    assert np.all(np.diff(curve) <= 0)
+    grid5 = radius_grid(records, 5)
+    largest = max(r["radius_renyi"] for r in records if r["correct"])
+    assert len(grid5) == 5 and 0.5 * largest <= grid5[-1] <= largest
+    assert radius_grid([{"correct": False, "radius_renyi": 1.0}]) == [0.0]
+    with pytest.raises(ValueError, match="bound must be one of"):
+        certified_accuracy(records, grid, "cohen")
+    with pytest.raises(ValueError, match="no 'tight' radius"):
+        certified_accuracy([{"correct": True, "radius_tight": None}], grid, "tight")
+
+
+def test_plot_is_written(tmp_path: Path) -> None:
+    path = plot_certified_accuracy({"a": ([0, 1], [1.0, 0.5])}, tmp_path / "p.png", title="t", norm="l2", empirical={"b": ([0, 1], [1.0, 0.7])})
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_class_mismatch_is_a_clear_error(smoothed: renyicert.Smoothed) -> None:
+    from renyicert.workflow.data import LabelledData
+
+    with pytest.raises(ValueError, match="the data has 3 classes but the smoothed model scores 10"):
+        certify_dataset(smoothed, LabelledData(torch.zeros(2, 1, 8, 8), torch.tensor([0, 2]), 3), progress=False)

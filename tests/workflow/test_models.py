@@ -1,0 +1,74 @@
+"""Models and checkpoints: built-ins, user models by spec, safe and checked loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from renyicert.workflow.models import DigitsCNN, DigitsMLP, build_model, load_checkpoint, save_checkpoint
+
+
+def wide_model(input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
+    """A user model factory, loaded by the spec 'tests.workflow.test_models:wide_model'."""
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(int(torch.tensor(input_shape).prod()), num_classes))
+
+
+def four_classes() -> torch.nn.Module:
+    return torch.nn.Linear(3, 4)
+
+
+def not_a_model() -> int:
+    return 3
+
+
+def test_built_ins_and_user_specs_build() -> None:
+    assert isinstance(build_model("mlp", (1, 8, 8), 10), DigitsMLP)
+    assert isinstance(build_model("cnn", (1, 8, 8), 10), DigitsCNN)
+    assert build_model("tests.workflow.test_models:wide_model", (3,), 4)(torch.zeros(2, 3)).shape == (2, 4)
+
+
+@pytest.mark.parametrize(
+    "spec,shape,classes,match",
+    [
+        ("resnet", (1, 8, 8), 10, "model must be 'mlp', 'cnn' or 'module:callable'"),
+        ("no_such_module:f", (1, 8, 8), 10, "cannot load model"),
+        ("cnn", (64,), 10, "DigitsCNN needs images"),
+        ("tests.workflow.test_models:four_classes", (3,), 2, r"maps inputs of shape \(2, \*\(3,\)\) to \(2, 4\); expected \(2, 2\) logits"),
+        ("tests.workflow.test_models:not_a_model", (3,), 2, "returned int, not a torch.nn.Module"),
+        ("tests.workflow.test_models:json", (3,), 2, "is not callable"),
+    ],
+)
+def test_bad_model_specs_get_clear_errors(spec: str, shape: tuple[int, ...], classes: int, match: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=match):
+        build_model(spec, shape, classes)
+
+
+def test_checkpoint_round_trip_and_tamper_detection(tmp_path: Path) -> None:
+    model = DigitsMLP()
+    meta = save_checkpoint(tmp_path / "m.pt", model, {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10, "note": "x"})
+    loaded, config = load_checkpoint(tmp_path / "m.pt")
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.equal(loaded(x), model.eval()(x)) and config["note"] == "x"
+    json.loads(meta.read_text())
+    torch.save({"layers.1.weight": torch.zeros(1)}, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="does not match the checksum"):
+        load_checkpoint(tmp_path / "m.pt")
+
+
+def test_not_a_checkpoint_gets_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "x.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="has no x.json beside it"):
+        load_checkpoint(tmp_path / "x.pt")
+    (tmp_path / "x.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a renyicert checkpoint description"):
+        load_checkpoint(tmp_path / "x.pt")
+    from renyicert.workflow.models import file_sha256
+
+    (tmp_path / "x.json").write_text(json.dumps({"model": "mlp", "input_shape": [1, 8, 8], "num_classes": 10, "state_dict_sha256": file_sha256(tmp_path / "x.pt")}))
+    with pytest.raises(ValueError, match="is not a loadable state dict"):
+        load_checkpoint(tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="must end in .pt"):
+        save_checkpoint(tmp_path / "m.bin", DigitsMLP(), {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10})
