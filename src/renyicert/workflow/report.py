@@ -86,8 +86,32 @@ def _claims(noise: str, entries: list[dict[str, Any]], grid: list[float]) -> lis
 def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
     """Write ``report.md`` and the plots into ``out``; returns the report's path."""
     out = Path(out)
+    sections = _introduction(summary)
+    checks: list[str] = []
+    claims: list[str] = []
+    for noise, entries in _by_noise(summary).items():
+        grid = _grid(entries)
+        sections += _noise_section(out, noise, entries, grid, summary["settings"], checks)
+        claims += _claims(noise, entries, grid)
+    sections += ["## The seed text's claims, as they came out here", "", *claims, ""]
+    sections += _notes(summary.get("stage_seconds", {}))
+    sections += [
+        "## Consistency check",
+        "",
+        "Certified accuracy must never exceed empirical robust accuracy at the same radius (that would mean an unsound certificate or a broken attack).",
+        "",
+        *(checks or ["- Passed: certified <= empirical at every eps, for every bound, noise and method."]),
+        "",
+    ]
+    path = out / "report.md"
+    path.write_text("\n".join(sections))
+    return path
+
+
+def _introduction(summary: dict[str, Any]) -> list[str]:
+    """The report's title, the settings in one paragraph, and the main table."""
     settings = summary["settings"]
-    sections = [
+    return [
         "# renyicert demo: certified and empirical robustness on scikit-learn's digits",
         "",
         f"Model `{settings['model']}`, {summary['train_size']} training and {summary['test_size']} test images (8x8, pixels in [0, 1]); "
@@ -101,55 +125,61 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         main_table(summary),
         "",
     ]
-    checks: list[str] = []
-    claims: list[str] = []
-    for noise, entries in _by_noise(summary).items():
-        grid = _grid(entries)
-        norm = NORM_NAMES.get(float(entries[0]["norm"]), f"l{entries[0]['norm']}")
-        radii = np.linspace(0, max(grid) * 1.2 or 1.0, 400)
-        curves = {METHOD_LABELS[e["method"]]: (radii, certified_accuracy(e["_records"], radii, "renyi")) for e in entries}
-        plot_certified_accuracy(curves, out / f"certified-{noise}.png", title=f"Certified accuracy, {noise} noise (Rényi bound), by training method", norm=norm)
-        best = max(entries, key=lambda e: certified_accuracy(e["_records"], grid, "renyi").mean())
-        radii = np.linspace(0, max(grid) * 1.5 or 1.0, 400)
-        bound_curves = {BOUND_LABELS[b]: (radii, certified_accuracy(best["_records"], radii, b)) for b in BOUNDS if best["_records"][0][f"radius_{b}"] is not None}
-        plot_certified_accuracy(bound_curves, out / f"bounds-{noise}.png", title=f"Bounds from the same counts, {noise}, {METHOD_LABELS[best['method']]}", norm=norm)
-        empirical_curves = {}
-        sections += [f"## {noise} ({norm})", "", f"![certified accuracy by method](certified-{noise}.png)", "", f"![bounds compared](bounds-{noise}.png)", ""]
-        bound_rows = [
-            [METHOD_LABELS[e["method"]], BOUND_LABELS[b], *(_pct(a) for a in certified_accuracy(e["_records"], grid, b))]
-            for e in entries for b in BOUNDS if e["_records"][0][f"radius_{b}"] is not None
-        ]  # fmt: skip
-        sections += ["Certified accuracy per bound (same counts):", "", _table(["method", "bound", *(f"r = {r:g}" for r in grid)], bound_rows), ""]
-        attack_rows = []
-        for e in entries:
-            emp = e["empirical"]
-            attacks = [a for a in emp["accuracy"] if a != "all"]
-            certified = e["certified_on_attacked"]
-            for i, eps in enumerate(emp["eps"]):
-                row = [METHOD_LABELS[e["method"]], f"{eps:g}", *(_pct(certified[b][i]) for b in BOUNDS if b in certified)]
-                row += [_pct(emp["accuracy"][a][i]) for a in attacks] + [_pct(emp["accuracy"]["all"][i])]
-                attack_rows.append(row)
-                top = max(certified[b][i] for b in certified)
-                if top > emp["accuracy"]["all"][i] + 1e-12:
-                    checks.append(f"- **FAILED** {noise}/{e['method']} at eps {eps:g}: certified {_pct(top)} > empirical {_pct(emp['accuracy']['all'][i])}")
-            empirical_curves[f"{METHOD_LABELS[e['method']]}: empirical (all attacks)"] = ([0.0, *emp["eps"]], [emp["clean_vote_accuracy"], *emp["accuracy"]["all"]])
-        certified_names = [f"certified ({b})" for b in BOUNDS if b in entries[0]["certified_on_attacked"]]
-        header = ["method", "eps", *certified_names, *(f"{a}" for a in entries[0]["empirical"]["accuracy"] if a != "all"), "all attacks"]
-        sections += [
-            f"Empirical robust accuracy on the first {entries[0]['empirical']['inputs']} test images (majority vote of "
-            f"{settings['vote_samples']} noisy copies on the attack's output) next to certified accuracy on the same images at radius = eps:",
-            "",
-            _table(header, attack_rows),
-            "",
-        ]
-        radii_fine = np.linspace(0, max(max(e["empirical"]["eps"]) for e in entries) * 1.05, 400)
-        overlay = {f"{METHOD_LABELS[e['method']]}: certified (Rényi)": (radii_fine, certified_accuracy(e["_records"][: e["empirical"]["inputs"]], radii_fine, "renyi")) for e in entries}
-        plot_certified_accuracy(overlay, out / f"empirical-{noise}.png", title=f"Certified vs empirical robust accuracy, {noise}", norm=norm, empirical=empirical_curves)
-        sections += [f"![certified vs empirical](empirical-{noise}.png)", ""]
-        claims += _claims(noise, entries, grid)
-    sections += ["## The seed text's claims, as they came out here", "", *claims, ""]
-    stage = summary.get("stage_seconds", {})
+
+
+def _noise_section(out: Path, noise: str, entries: list[dict[str, Any]], grid: list[float], settings: dict[str, Any], checks: list[str]) -> list[str]:
+    """One noise's section: its three plots, the per-bound table and the attacks table; failed consistency checks go to ``checks``."""
+    norm = NORM_NAMES.get(float(entries[0]["norm"]), f"l{entries[0]['norm']}")
+    radii = np.linspace(0, max(grid) * 1.2 or 1.0, 400)
+    curves = {METHOD_LABELS[e["method"]]: (radii, certified_accuracy(e["_records"], radii, "renyi")) for e in entries}
+    plot_certified_accuracy(curves, out / f"certified-{noise}.png", title=f"Certified accuracy, {noise} noise (Rényi bound), by training method", norm=norm)
+    best = max(entries, key=lambda e: certified_accuracy(e["_records"], grid, "renyi").mean())
+    radii = np.linspace(0, max(grid) * 1.5 or 1.0, 400)
+    bound_curves = {BOUND_LABELS[b]: (radii, certified_accuracy(best["_records"], radii, b)) for b in BOUNDS if best["_records"][0][f"radius_{b}"] is not None}
+    plot_certified_accuracy(bound_curves, out / f"bounds-{noise}.png", title=f"Bounds from the same counts, {noise}, {METHOD_LABELS[best['method']]}", norm=norm)
+    sections = [f"## {noise} ({norm})", "", f"![certified accuracy by method](certified-{noise}.png)", "", f"![bounds compared](bounds-{noise}.png)", ""]
+    bound_rows = [
+        [METHOD_LABELS[e["method"]], BOUND_LABELS[b], *(_pct(a) for a in certified_accuracy(e["_records"], grid, b))]
+        for e in entries for b in BOUNDS if e["_records"][0][f"radius_{b}"] is not None
+    ]  # fmt: skip
+    sections += ["Certified accuracy per bound (same counts):", "", _table(["method", "bound", *(f"r = {r:g}" for r in grid)], bound_rows), ""]
+    attack_rows, empirical_curves = _attack_rows(noise, entries, checks)
+    certified_names = [f"certified ({b})" for b in BOUNDS if b in entries[0]["certified_on_attacked"]]
+    header = ["method", "eps", *certified_names, *(f"{a}" for a in entries[0]["empirical"]["accuracy"] if a != "all"), "all attacks"]
     sections += [
+        f"Empirical robust accuracy on the first {entries[0]['empirical']['inputs']} test images (majority vote of "
+        f"{settings['vote_samples']} noisy copies on the attack's output) next to certified accuracy on the same images at radius = eps:",
+        "",
+        _table(header, attack_rows),
+        "",
+    ]
+    radii_fine = np.linspace(0, max(max(e["empirical"]["eps"]) for e in entries) * 1.05, 400)
+    overlay = {f"{METHOD_LABELS[e['method']]}: certified (Rényi)": (radii_fine, certified_accuracy(e["_records"][: e["empirical"]["inputs"]], radii_fine, "renyi")) for e in entries}
+    plot_certified_accuracy(overlay, out / f"empirical-{noise}.png", title=f"Certified vs empirical robust accuracy, {noise}", norm=norm, empirical=empirical_curves)
+    return sections + [f"![certified vs empirical](empirical-{noise}.png)", ""]
+
+
+def _attack_rows(noise: str, entries: list[dict[str, Any]], checks: list[str]) -> tuple[list[list[str]], dict[str, Any]]:
+    """The attacks table's rows and the empirical curves; a row where certified > empirical adds a failed check."""
+    attack_rows, empirical_curves = [], {}
+    for e in entries:
+        emp = e["empirical"]
+        attacks = [a for a in emp["accuracy"] if a != "all"]
+        certified = e["certified_on_attacked"]
+        for i, eps in enumerate(emp["eps"]):
+            row = [METHOD_LABELS[e["method"]], f"{eps:g}", *(_pct(certified[b][i]) for b in BOUNDS if b in certified)]
+            row += [_pct(emp["accuracy"][a][i]) for a in attacks] + [_pct(emp["accuracy"]["all"][i])]
+            attack_rows.append(row)
+            top = max(certified[b][i] for b in certified)
+            if top > emp["accuracy"]["all"][i] + 1e-12:
+                checks.append(f"- **FAILED** {noise}/{e['method']} at eps {eps:g}: certified {_pct(top)} > empirical {_pct(emp['accuracy']['all'][i])}")
+        empirical_curves[f"{METHOD_LABELS[e['method']]}: empirical (all attacks)"] = ([0.0, *emp["eps"]], [emp["clean_vote_accuracy"], *emp["accuracy"]["all"]])
+    return attack_rows, empirical_curves
+
+
+def _notes(stage: dict[str, float]) -> list[str]:
+    """What the reader should know about the attacks and the bounds, and where the time went."""
+    return [
         "## Notes",
         "",
         "- The attacks give an upper bound on robust accuracy, the certificates a lower bound; the truth lies between.",
@@ -161,14 +191,3 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         f"- Time: training {stage.get('train', 0):.0f} s, certification {stage.get('certify', 0):.0f} s, attacks {stage.get('attack', 0):.0f} s.",
         "",
     ]
-    sections += [
-        "## Consistency check",
-        "",
-        "Certified accuracy must never exceed empirical robust accuracy at the same radius (that would mean an unsound certificate or a broken attack).",
-        "",
-        *(checks or ["- Passed: certified <= empirical at every eps, for every bound, noise and method."]),
-        "",
-    ]
-    path = out / "report.md"
-    path.write_text("\n".join(sections))
-    return path
