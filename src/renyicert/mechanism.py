@@ -225,7 +225,7 @@ class Mechanism:
         return self._hook_output(hook, getattr(self, hook)(*flat, *extra), (flat[0].size,)).reshape(shape)
 
     def _hook_output(self, hook: str, value: Any, shape: tuple[int, ...]) -> NDArray[np.float64]:
-        """A hook's result as float64 of ``shape``; a ``TypeError`` naming the plugin and the hook otherwise (never a silent broadcast)."""
+        """A hook's result as float64 of ``shape`` (one number is broadcast, as numpy would); any other shape is a ``TypeError`` naming the plugin and the hook."""
         try:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError) as error:

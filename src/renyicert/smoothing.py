@@ -29,14 +29,43 @@ from ._validation import check_batch_size, check_flag, check_positive_int
 from .confidence import P2_MODES, top_two_bounds
 from .mechanism import Mechanism
 from .registry import resolve_mechanism
-from .solver import certified_radius, tight_radius
+from .solver import certified_radius, pixeldp_radius, tight_radius
 
-__all__ = ["ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "Certificate", "Smoothed"]
+__all__ = ["ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "Certificate", "Smoothed", "radii_where_certified"]
 
 #: The label of an abstention.
 ABSTAIN = -1
 #: The certificates a radius can come from: Li et al.'s Rényi bound, the mechanism's tight bound, PixelDP's.
 BOUNDS = ("renyi", "tight", "pixeldp")
+
+
+def radii_where_certified(mechanism: Mechanism, p1_lower: Any, p2_upper: Any, certified: Any, bound: str) -> tuple[Any, Any]:
+    """``(radius, order)`` under ``bound`` (one of :data:`BOUNDS`) where ``certified``, and ``(0, nan)`` where the classifier abstains.
+
+    The bound is evaluated only at the certified pairs (the others are replaced
+    by ``(1, 0)`` first, so that no formula sees ``p1 <= p2``); ``order`` is the
+    Rényi order attaining the radius, ``nan`` for the other bounds.
+
+    Examples
+    --------
+    >>> import numpy as np, renyicert
+    >>> from renyicert.smoothing import radii_where_certified
+    >>> gaussian = renyicert.get_mechanism("gaussian", scale=0.25)
+    >>> radius, order = radii_where_certified(gaussian, np.array([0.99, 0.4]), np.array([0.01, 0.4]), np.array([True, False]), "renyi")
+    >>> radius.round(6).tolist(), np.isnan(order).tolist()
+    ([0.477002, 0.0], [False, True])
+    """
+    p1, p2 = np.where(certified, p1_lower, 1.0), np.where(certified, p2_upper, 0.0)
+    if bound == "renyi":
+        radius, order = certified_radius(mechanism, p1, p2)
+    elif bound == "tight":
+        radius, order = tight_radius(mechanism, p1, p2), np.full(p1.shape, np.nan)
+    elif bound == "pixeldp":
+        radius, order = pixeldp_radius(mechanism, p1, p2), np.full(p1.shape, np.nan)
+    else:
+        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
+    radius = np.where(certified, np.asarray(radius, dtype=np.float64), 0.0)
+    return radius, np.where(certified, np.asarray(order, dtype=np.float64), np.nan)
 
 
 @dataclass(frozen=True)
@@ -334,7 +363,7 @@ class Smoothed:
         p1_lower, p2_upper = top_two_bounds(estimation, top, alpha, p2_mode)
         # Certify only where the bounds separate the top class; solve for the radius there.
         certified = p1_lower > p2_upper
-        radius, order = self._radius(p1_lower, p2_upper, certified, bound)
+        radius, order = radii_where_certified(self.mechanism, p1_lower, p2_upper, certified, bound)
         seconds = (time.perf_counter() - start) / batch.shape[0]
         results = [
             Certificate(
@@ -351,13 +380,3 @@ class Smoothed:
             for i in range(batch.shape[0])
         ]
         return results[0] if single else results
-
-    def _radius(self, p1_lower: Any, p2_upper: Any, certified: Any, bound: str) -> tuple[Any, Any]:
-        """``(radius, order)`` under ``bound`` where ``certified``; ``(0, nan)`` elsewhere."""
-        p1, p2 = np.where(certified, p1_lower, 1.0), np.where(certified, p2_upper, 0.0)
-        if bound == "renyi":
-            radius, order = certified_radius(self.mechanism, p1, p2)
-        else:
-            radius, order = tight_radius(self.mechanism, p1, p2), np.full(p1.shape, np.nan)
-        radius = np.where(certified, np.asarray(radius, dtype=np.float64), 0.0)
-        return radius, np.where(certified, np.asarray(order, dtype=np.float64), np.nan)

@@ -128,13 +128,11 @@ class VoteEngine:
         return tuple(getattr(logits, "shape", ())) == (batch.shape[0], self.num_classes)
 
     def _runner(self, input_shape: tuple[int, ...]) -> Any:
+        """The model as run on the batches: the eager one, or its compiled copy (which falls back to eager by itself)."""
         if not self._compile:
             return self.model
         if self._compiled is None:
             self._compiled = CompiledModel(self.model, input_shape)
-        if self._compiled.failed:
-            self._compile = False
-            return self.model
         return self._compiled
 
     # -------------------------------------------------------------- counting

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from ..mechanism import Mechanism
+from ..registry import resolve_mechanism
 from .results import CheckContext, CheckReport, CheckResult
 
 __all__ = ["CHECKS", "check"]
@@ -88,14 +89,8 @@ def check(
     >>> report.passed, report["closed-form"].verdict.value
     (True, 'pass')
     """
-    from ..registry import get_mechanism
-
-    if isinstance(mechanism, str):
-        mechanism = get_mechanism(mechanism, scale=scale)
-    elif isinstance(mechanism, type) and issubclass(mechanism, Mechanism):
-        mechanism = mechanism(scale)
-    if not isinstance(mechanism, Mechanism):
-        raise TypeError(f"mechanism must be a Mechanism, a Mechanism subclass or a registered name, got {mechanism!r}")
+    # An instance keeps its own scale; ``scale`` builds a class or a name.
+    mechanism = resolve_mechanism(mechanism, None if isinstance(mechanism, Mechanism) else scale)
     wanted = list(CHECKS if checks is None else checks)
     unknown = [name for name in wanted if name not in CHECKS]
     if unknown:
@@ -111,5 +106,4 @@ def check(
         results.append(
             CheckResult(result.name, result.verdict, result.method, result.evidence, result.warnings, time.perf_counter() - start)
         )
-    label = mechanism.name or type(mechanism).__name__
-    return CheckReport(mechanism=label, scale=mechanism.scale, quick=bool(quick), results=tuple(results))
+    return CheckReport(mechanism=mechanism.label, scale=mechanism.scale, quick=bool(quick), results=tuple(results))

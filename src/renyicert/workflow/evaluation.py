@@ -32,8 +32,7 @@ from numpy.typing import NDArray
 from .._progress import progress_bar
 from .._torch import model_device
 from .._validation import check_positive_int
-from ..smoothing import BOUNDS, Smoothed
-from ..solver import pixeldp_radius, tight_radius
+from ..smoothing import BOUNDS, Smoothed, radii_where_certified
 from . import distributed
 from .data import LabelledData, as_labelled_data
 from .records import RecordWriter, read_records
@@ -62,14 +61,10 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bound_radii(smoothed: Smoothed, p1: NDArray[np.float64], p2: NDArray[np.float64], certified: NDArray[np.bool_]) -> dict[str, Any]:
+    """The comparison bounds' radii from the same bounds (``None`` for a bound the mechanism does not offer)."""
     mechanism = smoothed.mechanism
-    p1c, p2c = np.where(certified, p1, 1.0), np.where(certified, p2, 0.0)
-    radii: dict[str, Any] = {"tight": None, "pixeldp": None}
-    if mechanism.has_tight_radius:
-        radii["tight"] = np.where(certified, np.asarray(tight_radius(mechanism, p1c, p2c), dtype=np.float64), 0.0)
-    if mechanism.has_pixeldp_radius:
-        radii["pixeldp"] = np.where(certified, np.asarray(pixeldp_radius(mechanism, p1c, p2c), dtype=np.float64), 0.0)
-    return radii
+    offered = {"tight": mechanism.has_tight_radius, "pixeldp": mechanism.has_pixeldp_radius}
+    return {bound: radii_where_certified(mechanism, p1, p2, certified, bound)[0] if has else None for bound, has in offered.items()}
 
 
 def certify_dataset(
