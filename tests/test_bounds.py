@@ -72,3 +72,9 @@ def test_budget_derivatives_are_continuous_at_alpha_one() -> None:
     near_zero = pairs.with_derivatives(np.full(2, 1e-9))
     for exact, near in zip(at_zero, near_zero):
         np.testing.assert_allclose(exact, near, rtol=1e-6, atol=1e-8)
+
+
+def test_budget_reads_integer_inputs_as_real_numbers() -> None:
+    assert math.isinf(float(renyi_budget(np.array(1), np.array(0), np.array(2))))
+    np.testing.assert_array_equal(renyi_budget(np.array([1, 1]), 0.1, 2), renyi_budget(np.array([1.0, 1.0]), 0.1, 2.0))
+    np.testing.assert_array_equal(renyi_budget(0.9, 0.1, np.array([2, 3])), renyi_budget(0.9, 0.1, np.array([2.0, 3.0])))

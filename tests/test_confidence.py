@@ -9,7 +9,7 @@ from scipy.stats import binomtest
 from renyicert.confidence import clopper_pearson_lower, clopper_pearson_upper, top_two_bounds
 
 
-@pytest.mark.parametrize("k,n", [(0, 10), (3, 10), (10, 10), (990, 1000)])
+@pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (3, 10), (9, 10), (10, 10), (990, 1000)])
 def test_bounds_match_scipy_binomtest(k: int, n: int) -> None:
     low = binomtest(k, n).proportion_ci(confidence_level=0.98, method="exact")
     assert float(clopper_pearson_lower(k, n, 0.01)) == pytest.approx(low.low, abs=1e-12)
@@ -28,3 +28,44 @@ def test_runner_up_mode_bounds_every_other_class() -> None:
 def test_bad_mode_is_rejected() -> None:
     with pytest.raises(ValueError, match="p2_mode must be one of"):
         top_two_bounds(np.array([[1, 2]]), np.array([1]), 0.01, "max")
+
+
+@pytest.mark.parametrize(
+    "counts,top",
+    [
+        ([[900, 60, 40, 0]], [0]),  # four classes: the runner-up bound is at alpha / (2 * 3)
+        ([[5, 3, 2]], [1]),  # the selected class is not the largest: class 0 is the runner-up
+        ([[100, 0]], [0]),  # no runner-up votes: its bound is still above 0
+        ([[40]], [0]),  # one class: no runner-up at all
+    ],
+)
+def test_top_two_bounds_are_exactly_bonferroni_clopper_pearson(counts: list[list[int]], top: list[int]) -> None:
+    from scipy.stats import beta
+
+    alpha = 0.01
+    row, k = np.array(counts[0]), int(counts[0][top[0]])
+    n, classes = int(row.sum()), row.size
+    runner_up = int(np.delete(row, top[0]).max()) if classes > 1 else 0
+    expected_p1 = beta.ppf(alpha / 2, k, n - k + 1) if k > 0 else 0.0
+    level = alpha / (2 * max(classes - 1, 1))
+    expected_p2 = min(beta.ppf(1 - level, runner_up + 1, n - runner_up), 1 - expected_p1)
+    p1, p2 = top_two_bounds(np.array(counts), np.array(top), alpha)
+    assert float(p1[0]) == pytest.approx(expected_p1, rel=1e-13, abs=1e-300)
+    assert float(p2[0]) == pytest.approx(expected_p2, rel=1e-13)
+    # The default mode is "runner-up", and float-valued counts and classes are read as integers.
+    again = top_two_bounds(np.array(counts, dtype=float), np.array(top, dtype=float), alpha, "runner-up")
+    assert np.array_equal(again[0], p1) and np.array_equal(again[1], p2)
+
+
+def test_complement_mode_is_cohens_one_sided_bound() -> None:
+    from scipy.stats import beta
+
+    p1, p2 = top_two_bounds(np.array([[990, 10]]), np.array([0]), 0.001, "complement")
+    assert float(p1[0]) == pytest.approx(beta.ppf(0.001, 990, 11), rel=1e-13)
+    assert float(p2[0]) == 1.0 - float(p1[0])
+
+
+def test_bounds_ignore_the_callers_floating_point_settings() -> None:
+    # scipy returns nan for the k = 0 lower (and k = n upper) bound, which the function replaces: no warning leaks out.
+    with np.errstate(invalid="raise"):
+        assert float(clopper_pearson_lower(0, 10, 0.01)) == 0.0 and float(clopper_pearson_upper(10, 10, 0.01)) == 1.0

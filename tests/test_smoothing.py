@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -284,3 +285,153 @@ def test_certify_abstains_when_the_bounds_touch(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(renyicert.smoothing, "top_two_bounds", lambda counts, top, alpha, mode: (np.array([0.4 + 1e-12]), np.array([0.4])))
     separated = _certify_from_counts(monkeypatch, [90, 10], [900, 100])
     assert separated.label == 0 and separated.radius > 0.0
+
+
+def test_radii_where_certified_masks_abstentions_under_every_bound() -> None:
+    from renyicert.smoothing import BOUNDS, radii_where_certified
+
+    gaussian = renyicert.get_mechanism("gaussian", scale=0.5)
+    p1, p2, certified = np.array([0.99, 0.8, 0.4]), np.array([0.01, 0.1, 0.4]), np.array([True, True, False])
+    expected = {"renyi": renyicert.certified_radius(gaussian, p1[:2], p2[:2]).radius, "tight": renyicert.tight_radius(gaussian, p1[:2], p2[:2]), "pixeldp": renyicert.pixeldp_radius(gaussian, p1[:2], p2[:2])}
+    for bound in BOUNDS:
+        radius, order = radii_where_certified(gaussian, p1, p2, certified, bound)
+        assert radius.dtype == np.float64 and order.dtype == np.float64
+        np.testing.assert_array_equal(radius, [*expected[bound], 0.0])
+        assert np.isnan(order[2]) and (bound == "renyi") == bool(np.isfinite(order[:2]).all())
+    with pytest.raises(ValueError, match=r"bound must be one of \('renyi', 'tight', 'pixeldp'\), got 'cohen'"):
+        radii_where_certified(gaussian, p1, p2, certified, "cohen")
+
+
+def _predict_from_counts(monkeypatch: pytest.MonkeyPatch, counts: list[list[int]], alpha: float) -> object:
+    smoothed = Smoothed(torch.nn.Linear(2, len(counts[0])), "gaussian", len(counts[0]), scale=0.5, progress=False)
+    monkeypatch.setattr(smoothed, "class_counts", lambda x, n, **options: np.array(counts))
+    return smoothed.predict(torch.zeros(len(counts), 2), n=int(sum(counts[0])), alpha=alpha)
+
+
+def test_predict_applies_cohens_binomial_test_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scipy.stats import binomtest
+
+    at = binomtest(60, 100, 0.5).pvalue  # p-value <= alpha predicts; a larger one abstains
+    assert _predict_from_counts(monkeypatch, [[60, 40, 0]], at) == [0]
+    assert _predict_from_counts(monkeypatch, [[60, 40, 0]], at * (1 - 1e-9)) == [ABSTAIN]
+    assert _predict_from_counts(monkeypatch, [[0, 0, 0]], 0.5) == [ABSTAIN]  # no votes at all
+    assert _predict_from_counts(monkeypatch, [[10, 90, 0], [0, 3, 97]], 0.001) == [1, 2]
+    # One class: no runner-up, so the test is of 20 votes against 0 (p = 2^-19), not 20 against 1 (p = 2.1e-5).
+    assert _predict_from_counts(monkeypatch, [[20]], 1e-5) == [0]
+
+
+def test_predict_passes_its_sampling_options_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
+    seen: dict[str, object] = {}
+
+    def counts(x: object, n: int, **options: object) -> np.ndarray:
+        seen.update(options)
+        return np.array([[n, 0]])
+
+    monkeypatch.setattr(smoothed, "class_counts", counts)
+    generator = torch.Generator()
+    smoothed.predict(torch.zeros(1, 2), n=50, batch_size=7, seed=None, generator=generator, share_noise=True)
+    assert seen == {"batch_size": 7, "seed": None, "generator": generator, "share_noise": True}
+    smoothed.predict(torch.zeros(1, 2), n=50)
+    assert seen["share_noise"] is False and seen["batch_size"] is None
+
+
+def test_class_counts_checks_its_arguments_and_draws_per_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
+    for call, match in (
+        (lambda: smoothed.class_counts(torch.zeros(2), n=0), "n must be a positive integer, got 0"),
+        (lambda: smoothed.class_counts(torch.zeros(2), n=5, batch_size=0), "batch_size must be a positive integer or 'auto', got 0"),
+        (lambda: smoothed.class_counts(torch.zeros(2), n=5, share_noise=1), "share_noise must be True or False, got 1"),
+    ):
+        with pytest.raises((ValueError, TypeError), match=match):
+            call()
+    # Three inputs of two coordinates: input i gets the keys it would get alone with seed + i, and by default its own noise.
+    xs = torch.tensor([[0.1, 0.0], [0.1, 0.0], [0.1, 0.0]])
+    together = smoothed.class_counts(xs, 300, seed=4)
+    assert together.tolist() == [smoothed.class_counts(xs[i], 300, seed=4 + i).tolist() for i in range(3)]
+    assert together.tolist() != smoothed.class_counts(xs, 300, seed=4, share_noise=True).tolist()
+    # A generator makes the draw reproducible.
+    first = smoothed.class_counts(xs, 300, generator=torch.Generator().manual_seed(9))
+    assert first.tolist() == smoothed.class_counts(xs, 300, generator=torch.Generator().manual_seed(9)).tolist()
+
+
+@pytest.mark.parametrize("x", [torch.tensor(1.0), torch.zeros(2), torch.zeros(0, 3)], ids=["0-d", "wrong-width", "empty-batch"])
+def test_an_input_the_model_cannot_take_is_refused_naming_its_shape(x: torch.Tensor) -> None:
+    smoothed = Smoothed(torch.nn.Linear(3, 2), "gaussian", 2, scale=0.5, progress=False)
+    with pytest.raises(ValueError, match=rf"the model accepts x of shape {re.escape(str(tuple(x.shape)))} neither as one input nor as a batch .*pass input_shape="):
+        smoothed.certify(x, n0=5, n=5)
+
+
+def test_a_batch_of_one_input_infers_the_input_shape() -> None:
+    smoothed = Smoothed(torch.nn.Linear(2, 2), "gaussian", 2, scale=0.5, progress=False)
+    smoothed.class_counts(torch.zeros(1, 2), 10, seed=0)
+    assert smoothed.input_shape == (2,)
+
+
+def test_certify_checks_alpha_bound_and_interval_naming_the_bad_value() -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
+    for alpha in (1.0, 0.0, "0.01", True):
+        with pytest.raises(ValueError, match=rf"alpha must be in \(0, 1\), got {re.escape(repr(alpha))}"):
+            smoothed.certify(torch.zeros(2), n0=5, n=5, alpha=alpha)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="interval must be 'clopper-pearson', got 'wilson'"):
+        smoothed.certify(torch.zeros(2), n0=5, n=5, interval="wilson")
+
+    class NoTight(renyicert.Mechanism):
+        name = "no-tight-for-smoothing"
+        fused_noise = "normal"
+
+        def _divergence(self, order, distance):  # type: ignore[no-untyped-def]
+            return order * distance**2 / (2 * self.scale**2)
+
+    plain = Smoothed(threshold_model(), NoTight(0.5), 2, progress=False)
+    with pytest.raises(ValueError, match="bound='tight' needs a tight certificate, which no-tight-for-smoothing does not provide"):
+        plain.certify(torch.zeros(2), n0=5, n=5, bound="tight")
+    assert plain.certify(torch.tensor([1.0, 0.0]), n0=5, n=50, seed=0).label == 0  # the Rényi bound needs no tight one
+
+
+def test_certificates_report_their_samples_and_their_share_of_the_time() -> None:
+    import time
+
+    smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
+    xs = torch.tensor([[1.0, 0.0], [0.5, 0.0], [2.0, 0.0]])
+    start = time.perf_counter()
+    certificates = smoothed.certify(xs, n0=20, n=300, seed=0)
+    elapsed = time.perf_counter() - start
+    assert [(c.n0, c.n) for c in certificates] == [(20, 300)] * 3
+    assert all(0.0 < c.seconds <= elapsed / 3 for c in certificates)
+    assert len({c.seconds for c in certificates}) == 1
+
+
+def test_certify_passes_share_noise_on() -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
+    xs = torch.tensor([[0.1, 0.0], [0.1, 0.0]])
+    shared = smoothed.certify(xs, n0=10, n=300, seed=3, share_noise=True)
+    assert shared[0].counts == shared[1].counts  # the same draws for both inputs
+    assert smoothed.certify(xs, n0=10, n=300, seed=3)[0].counts != smoothed.certify(xs, n0=10, n=300, seed=3)[1].counts
+
+
+def test_the_documented_defaults() -> None:
+    import inspect
+
+    certify = inspect.signature(Smoothed.certify).parameters
+    assert (certify["n0"].default, certify["n"].default, certify["alpha"].default) == (100, 100_000, 0.001)  # Cohen et al.'s
+    assert (certify["bound"].default, certify["p2_mode"].default, certify["share_noise"].default) == ("renyi", "runner-up", False)
+    init = inspect.signature(Smoothed.__init__).parameters
+    assert (init["batch_size"].default, init["compile"].default, init["backend"].default) == (1000, False, "auto")
+    assert inspect.signature(Smoothed.class_counts).parameters["share_noise"].default is False
+    assert inspect.signature(Smoothed.predict).parameters["share_noise"].default is False
+
+
+def test_construction_and_batches_are_checked_at_the_boundary() -> None:
+    with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got int$"):
+        Smoothed(3, "gaussian", 2, scale=0.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="backend must be 'auto', 'triton', 'native', 'compiled' or 'eager', got 'gpu'"):
+        Smoothed(threshold_model(), "gaussian", 2, scale=0.5, backend="gpu")
+    smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, input_shape=(2,), progress=False)
+    with pytest.raises(TypeError, match="^x must be a torch.Tensor, got list$"):
+        smoothed.certify([1.0, 0.0], n0=5, n=5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^x contains NaN or inf$"):
+        smoothed.certify(torch.tensor([float("inf"), 0.0]), n0=5, n=5)
+    with pytest.raises(ValueError, match=r"x has shape \(0, 2\); expected one input of shape \(2,\) or a batch"):
+        smoothed.certify(torch.zeros(0, 2), n0=5, n=5)
+    assert len(smoothed.certify(torch.zeros(1, 2), n0=5, n=5, seed=0)) == 1  # a batch of one is a batch

@@ -240,3 +240,54 @@ def test_closed_form_inverse_is_the_largest_safe_distance(mechanism: renyicert.M
     assert np.all(mechanism._eval_divergence(order, r) <= budget * (1 + 1e-12))
     assert np.all(mechanism._eval_divergence(order, r * (1 + 1e-8)) > budget)
     np.testing.assert_allclose(radius_at_order(mechanism, 0.9, 0.05, 2.0), mechanism._eval_radius_at(np.array(2.0), renyicert.renyi_budget(0.9, 0.05, 2.0)), rtol=1e-15)
+
+
+def test_radius_at_order_edges_and_array_types() -> None:
+    # p1 = 1 is certain (radius inf); a torch input anywhere gives a float64 tensor back.
+    assert math.isinf(float(radius_at_order(GAUSSIAN, 1.0, 0.0, 2.0)))
+    assert float(radius_at_order(GAUSSIAN, np.array([0.9, 1.0]), 0.0, 2.0)[0]) < math.inf
+    f64 = torch.float64  # float32 probabilities are issue 13's
+    for p1, p2, order in ((torch.tensor(0.9, dtype=f64), 0.1, 2.0), (0.9, torch.tensor(0.1, dtype=f64), 2.0), (0.9, 0.1, torch.tensor(2.0))):
+        result = radius_at_order(GAUSSIAN, p1, p2, order)
+        assert isinstance(result, torch.Tensor) and result.dtype == torch.float64
+    with pytest.raises(ValueError, match="order must be > 1, got 0.5"):
+        radius_at_order(GAUSSIAN, 0.9, 0.1, [2.0, 0.5])
+    with pytest.raises(TypeError, match="order must be real numbers"):
+        radius_at_order(GAUSSIAN, 0.9, 0.1, "two")
+
+
+def test_pixeldp_and_tight_radius_refuse_clearly_and_keep_the_array_type() -> None:
+    with pytest.raises(ValueError, match=r"delta must be in \(0, 1\), got 1.0"):
+        pixeldp_radius(GAUSSIAN, 0.9, 0.1, delta=1.0)
+    for p1, p2 in ((torch.tensor(0.9, dtype=torch.float64), 0.1), (0.9, torch.tensor(0.1, dtype=torch.float64))):
+        for result in (pixeldp_radius(GAUSSIAN, p1, p2), tight_radius(GAUSSIAN, p1, p2)):
+            assert isinstance(result, torch.Tensor) and result.dtype == torch.float64
+
+    class Bare(renyicert.Mechanism):
+        name = "bare-for-comparison"
+
+        def _divergence(self, order, distance):  # type: ignore[no-untyped-def]
+            return order * distance**2 / (2 * self.scale**2)
+
+    with pytest.raises(ValueError, match="'bare-for-comparison' provides no PixelDP certificate"):
+        pixeldp_radius(Bare(1.0), 0.9, 0.1)
+    with pytest.raises(ValueError, match="'bare-for-comparison' provides no tight certificate"):
+        tight_radius(Bare(1.0), 0.9, 0.1)
+
+
+def test_comparison_bounds_at_the_edges() -> None:
+    # p2 = 0 with p1 < 1 is read as the smallest positive p2 (finite radius); p1 = 1 is certain (infinite);
+    # p1 = p2 certifies nothing, even where a formula would give a negative number (Teng's at p1 <= 1/2).
+    assert math.isfinite(float(tight_radius(GAUSSIAN, 0.9, 0.0))) and math.isfinite(float(pixeldp_radius(GAUSSIAN, 0.9, 0.0)))
+    assert math.isinf(float(tight_radius(GAUSSIAN, 1.0, 0.0)))
+    for mechanism in (GAUSSIAN, LAPLACE):
+        assert float(tight_radius(mechanism, 0.3, 0.3)) == 0.0 and float(pixeldp_radius(mechanism, 0.3, 0.3)) == 0.0
+    with np.errstate(invalid="raise", divide="raise"):  # a caller's strict settings do not reach the formulas' 0/0 and log(0)
+        tight_radius(GAUSSIAN, np.array([0.9, 0.5, 0.9]), np.array([0.1, 0.5, 0.0]))
+        pixeldp_radius(LAPLACE, np.array([0.9, 0.5, 0.9]), np.array([0.1, 0.5, 0.0]))
+
+
+def test_radius_at_order_mixes_finite_and_infinite_orders_in_one_call() -> None:
+    mixed = radius_at_order(LAPLACE, 0.9, 0.1, np.array([2.0, math.inf, 1.5]))
+    alone = [float(radius_at_order(LAPLACE, 0.9, 0.1, order)) for order in (2.0, math.inf, 1.5)]
+    np.testing.assert_array_equal(mixed, alone)

@@ -431,22 +431,22 @@ def radius_at_order(mechanism: Mechanism, p1: Any, p2: Any, order: Any) -> Any:
     """
     mechanism = _check_mechanism(mechanism)
     a, b = check_probabilities(p1, p2)
-    order = as_float_array(order, "order")
-    bad = np.isnan(order) | (order <= 1.0)
+    orders = as_float_array(order, "order")
+    bad = np.isnan(orders) | (orders <= 1.0)
     if bad.any():
-        raise ValueError(f"order must be > 1, got {first_bad(order, bad)!r}")
-    if np.isinf(order).any() and not mechanism.has_max_divergence:
+        raise ValueError(f"order must be > 1, got {first_bad(orders, bad)!r}")
+    if np.isinf(orders).any() and not mechanism.has_max_divergence:
         raise ValueError(f"order = inf needs the max-divergence, which {mechanism.label} does not provide")
-    a, b, order = np.broadcast_arrays(a, b, order)
+    a, b, orders = np.broadcast_arrays(a, b, orders)
     shape = a.shape
-    a, b, order = a.ravel(), b.ravel(), order.ravel().copy()
+    a, b, orders = a.ravel(), b.ravel(), orders.ravel().copy()
     radius = np.zeros(a.size)
     certain = a == 1.0
     radius[certain] = np.inf
     solve = (a > b) & ~certain
     if solve.any():
-        budget = PairBudget(a[solve], b[solve])(order[solve])
-        radius[solve] = _radius_from_budget(mechanism, order[solve], budget)
+        budget = PairBudget(a[solve], b[solve])(orders[solve])
+        radius[solve] = _radius_from_budget(mechanism, orders[solve], budget)
     return like_inputs(radius.reshape(shape), p1, p2, order)
 
 
