@@ -33,8 +33,12 @@ def _laplace_inverse(alpha: mp.mpf, b: mp.mpf) -> mp.mpf:
         return mp.mpf(0)
     if alpha == mp.inf:
         return b
-    lo, hi = mp.mpf(0), b + 2
-    for _ in range(130):
+    # D >= D(1, y) = y + e^-y - 1 >= y^2 / 3 for y <= 1, and >= y - 1 always: both ends are above the root.
+    hi = min(b + 2, 2 * mp.sqrt(b)) if b <= mp.mpf(1) / 4 else b + 2
+    while laplace_divergence(alpha, hi / 2) > b:  # down to within a factor 2, so bisection is relative
+        hi /= 2
+    lo = hi / 2
+    for _ in range(64):  # 2^-64 of a factor-2 bracket: far below float64's 1e-16
         mid = (lo + hi) / 2
         if laplace_divergence(alpha, mid) <= b:
             lo = mid
@@ -44,8 +48,13 @@ def _laplace_inverse(alpha: mp.mpf, b: mp.mpf) -> mp.mpf:
 
 
 def radius(kind: str, p1: float, p2: float, scale: float = 1.0) -> float:
-    """The Rényi certified radius for ``kind`` in {"gaussian", "laplace"}."""
-    with mp.workdps(DIGITS):
+    """The Rényi certified radius for ``kind`` in {"gaussian", "laplace"}.
+
+    ``1 - p1 - p2 + 2M`` differs from 1 only in digit ``-log10(p1)``: tiny
+    probabilities get that many more digits, so 50 remain.
+    """
+    extra = max(0, int(-mp.log10(p1)) + 10) if 0 < p1 < 1e-20 else 0
+    with mp.workdps(DIGITS + extra):
         a, b = mp.mpf(p1), mp.mpf(p2)
         if kind == "gaussian":
             def f(u: mp.mpf) -> mp.mpf:

@@ -291,3 +291,50 @@ def test_radius_at_order_mixes_finite_and_infinite_orders_in_one_call() -> None:
     mixed = radius_at_order(LAPLACE, 0.9, 0.1, np.array([2.0, math.inf, 1.5]))
     alone = [float(radius_at_order(LAPLACE, 0.9, 0.1, order)) for order in (2.0, math.inf, 1.5)]
     np.testing.assert_array_equal(mixed, alone)
+
+
+def test_float32_probabilities_are_judged_in_float32_and_solved_in_float64() -> None:
+    # float32 0.99 + 0.01 is 1 + 9.3e-9 in float64 but exactly 1 in float32: a valid pair at its own precision.
+    radius = certified_radius(GAUSSIAN, torch.tensor(0.99), torch.tensor(0.01)).radius
+    assert radius.dtype == torch.float64
+    p1, p2 = float(np.float32(0.99)), float(np.float32(0.01))
+    assert float(radius) == pytest.approx(float(certified_radius(GAUSSIAN, p1, 1.0 - p1).radius), rel=1e-12)
+    assert p1 + p2 > 1.0  # the float64 sum would have been refused
+    a32, b32 = np.float32([0.9, 0.7]), np.float32([0.1, 0.3])
+    np.testing.assert_allclose(certified_radius(LAPLACE, a32, b32).radius, certified_radius(LAPLACE, a32.astype(float), np.minimum(b32.astype(float), 1.0 - a32.astype(float))).radius, rtol=1e-12)
+    with pytest.raises(ValueError, match="p1 \\+ p2 must be <= 1"):
+        certified_radius(GAUSSIAN, torch.tensor(0.6), torch.tensor(0.5))
+
+
+# Pairs whose budgets are tiny: margins 1e-200 .. 1e-265 (normal float64), then subnormal ones.
+TINY_PAIRS = [(1e-200, 0.0), (1e-200, 9.9e-201), (1e-265, 5e-266), (3e-250, 1e-250)]
+SUBNORMAL_PAIRS = [(1e-320, 0.0), (5e-324, 0.0), (1e-320, 5e-324), (1e-310, 1e-315), (1e-300, 0.0), (2.0**-901, 0.0)]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS, ids=["gaussian", "laplace"])
+@pytest.mark.parametrize(("p1", "p2"), TINY_PAIRS)
+def test_tiny_budgets_match_the_50_digit_reference(mechanism: renyicert.Mechanism, p1: float, p2: float) -> None:
+    assert float(certified_radius(mechanism, p1, p2).radius) == pytest.approx(reference_radius(mechanism.name, p1, p2), rel=1e-9)
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS, ids=["gaussian", "laplace"])
+@pytest.mark.parametrize(("p1", "p2"), SUBNORMAL_PAIRS)
+def test_subnormal_budgets_certify_zero_never_above_the_truth_nor_nan(mechanism: renyicert.Mechanism, p1: float, p2: float) -> None:
+    # Before: Laplace at (1e-320, 5e-324) certified 1.6e-34 (true radius about 1.4e-160), (5e-324, 0) gave NaN.
+    radius = float(certified_radius(mechanism, p1, p2).radius)
+    assert radius == 0.0  # radius 0 is below the true radius (>= 0) whatever it is
+    assert float(radius_at_order(mechanism, p1, p2, 8096.0)) == 0.0
+
+
+def test_a_scan_of_tiny_pairs_never_certifies_above_the_reference() -> None:
+    from renyicert.solver import SMALLEST_BUDGET
+
+    rng = np.random.default_rng(5)
+    p1 = 10.0 ** rng.uniform(-323.5, -240.0, 400)
+    p2 = p1 * rng.choice([0.0, 1e-6, 0.5, 0.999], 400)
+    for mechanism in MECHANISMS:
+        radius = np.asarray(certified_radius(mechanism, p1, p2).radius)
+        assert np.isfinite(radius).all() and (radius >= 0.0).all()
+        assert (radius[p1 - p2 < SMALLEST_BUDGET] == 0.0).all()
+        for i in np.flatnonzero(radius > 0.0)[:6]:  # the positive ones, against 50 digits
+            assert radius[i] <= reference_radius(mechanism.name, p1[i], p2[i]) * (1 + 1e-9)

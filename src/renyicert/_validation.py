@@ -79,16 +79,32 @@ def check_scale(scale: Any) -> float:
     return scale
 
 
+def _coarsest_float(*values: Any) -> Any:
+    """The least precise floating dtype among ``values`` (numpy or torch arrays), at most float64; float64 for plain numbers."""
+    widest = np.float64
+    for value in values:
+        if is_torch(value):
+            bits = value.element_size() * 8 if value.dtype.is_floating_point else 64
+        else:
+            dtype = getattr(value, "dtype", None)
+            bits = dtype.itemsize * 8 if dtype is not None and np.issubdtype(dtype, np.floating) else 64
+        if bits <= 32:
+            widest = np.float32  # float16/bfloat16 sums are judged in float32, which holds them exactly
+    return widest
+
+
 def check_probabilities(
     p1: Any, p2: Any
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Validate and broadcast ``(p1, p2)``.
 
-    Raises ``ValueError`` for NaN, values outside ``[0, 1]`` and ``p1 + p2 > 1``.
-    Where ``p2`` exceeds ``1 - p1`` by rounding only (the float sum is still
-    ``<= 1``), ``p2`` is replaced by ``1 - p1``: that is still a valid upper bound
-    on the runner-up whenever ``p1`` is a valid lower bound on the top class.
+    Raises ``ValueError`` for NaN, values outside ``[0, 1]`` and ``p1 + p2 > 1``,
+    the sum taken at the inputs' own precision (float32 tensors, torch's default,
+    in float32).  The values are then used in float64, where ``p2`` is clamped to
+    ``1 - p1``: that is always sound, since the true ``p2 <= 1 - true p1 <= 1 - p1``
+    whenever ``p1`` is a valid lower bound on the top class.
     """
+    precision = _coarsest_float(p1, p2)
     a = as_float_array(p1, "p1")
     b = as_float_array(p2, "p2")
     try:
@@ -101,7 +117,8 @@ def check_probabilities(
         bad = np.isnan(array) | (array < 0.0) | (array > 1.0)
         if bad.any():
             raise ValueError(f"{name} must be in [0, 1], got {first_bad(array, bad)!r}")
-    over = a + b > 1.0
+    # Judged at the inputs' own precision (float32 0.99 + 0.01 is 1 in float32, 1 + 9e-9 in float64); computed in float64.
+    over = (a.astype(precision) + b.astype(precision)) > 1.0
     if over.any():
         i = np.flatnonzero(over.ravel())[0]
         raise ValueError(

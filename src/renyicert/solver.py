@@ -36,6 +36,12 @@ from .mechanism import Mechanism
 
 __all__ = ["RadiusResult", "certified_radius", "tight_radius", "pixeldp_radius", "radius_at_order"]
 
+#: Budgets (and margins ``p1 - p2``) below this certify radius 0. Float64 loses relative precision below
+#: about 2.2e-308 (subnormal numbers), where a divergence evaluated near zero may come out below the true
+#: one and so give a radius above the true radius; 2^-900 (about 1.2e-271) keeps every intermediate
+#: value of the built-in divergences normal. Radius 0 is always a sound certificate.
+SMALLEST_BUDGET = 2.0**-900
+
 #: Grid over u = log(order - 1) that brackets the optimal order.
 _GRID = np.linspace(-28.0, 35.0, 15)
 #: Absolute tolerance on u of the Brent refinement.
@@ -159,7 +165,14 @@ def _invert_divergence(
 def _radius_from_budget(
     mechanism: Mechanism, order: NDArray[np.float64], budget: NDArray[np.float64]
 ) -> NDArray[np.float64]:
-    """Largest ``r`` with ``D(order, r) <= budget``, elementwise."""
+    """Largest ``r`` with ``D(order, r) <= budget``, elementwise; 0 for a budget below :data:`SMALLEST_BUDGET`."""
+    negligible = budget < SMALLEST_BUDGET
+    if negligible.any():
+        out = np.zeros(budget.shape)
+        keep = ~negligible
+        if keep.any():
+            out[keep] = _radius_from_budget(mechanism, order[keep], budget[keep])
+        return out
     infinite = np.isinf(order)
     if infinite.any():
         # Closed forms are for finite orders; at order = inf the inverse is found numerically.
@@ -217,7 +230,9 @@ def _maximise_linear_order(
         keep = ~done
         active, u, lo, hi = active[keep], new_u[keep], lo[keep], hi[keep]
     rate = budget(1.0 + t) / (1.0 + t)
-    return mechanism._eval_radius_per_order(rate), 1.0 + t
+    negligible = rate < SMALLEST_BUDGET
+    radius = mechanism._eval_radius_per_order(np.where(negligible, 0.0, rate))
+    return np.where(negligible, 0.0, radius), 1.0 + t
 
 
 def _brent_maximise(
@@ -409,7 +424,8 @@ def certified_radius(mechanism: Mechanism, p1: Any, p2: Any) -> RadiusResult:
     certain = a == 1.0
     radius[certain] = np.inf
     order[certain] = np.inf
-    solve = (a > b) & ~certain
+    # A margin below SMALLEST_BUDGET bounds every order's budget below about it: radius 0 (always sound).
+    solve = (a - b >= SMALLEST_BUDGET) & ~certain
     if solve.any():
         radius[solve], order[solve] = _in_chunks(mechanism, a[solve], b[solve])
     radius, order = radius.reshape(shape), order.reshape(shape)
@@ -443,7 +459,8 @@ def radius_at_order(mechanism: Mechanism, p1: Any, p2: Any, order: Any) -> Any:
     radius = np.zeros(a.size)
     certain = a == 1.0
     radius[certain] = np.inf
-    solve = (a > b) & ~certain
+    # A margin below SMALLEST_BUDGET bounds every order's budget below about it: radius 0 (always sound).
+    solve = (a - b >= SMALLEST_BUDGET) & ~certain
     if solve.any():
         budget = PairBudget(a[solve], b[solve])(orders[solve])
         radius[solve] = _radius_from_budget(mechanism, orders[solve], budget)
