@@ -110,3 +110,186 @@ class UnnormalisedLaplace(Laplace):
 
     def _symbolic_log_density(self, x: Any, scale: Any) -> Any:
         return -sympy.Abs(x) / scale - sympy.log(scale)
+
+
+# ---------------------------------------------------------------- noise paths
+class LaplaceFusedGaussian(Gaussian):
+    """A right ``sample()``, but the fused sampler (what certify draws through) is told to draw Laplace noise."""
+
+    name = "bad-laplace-fused-gaussian"
+    fused_noise = "laplace"
+
+
+class HalfTransformGaussian(Gaussian):
+    """No fused kind; ``_transform_uniform`` draws sigma/2 (``sample()`` is right)."""
+
+    name = "bad-half-transform-gaussian"
+    fused_noise = None
+
+    def _transform_uniform(self, u: Any) -> Any:
+        return (self.scale / 2.0) * torch.special.ndtri(u.clamp(max=1.0 - 2.0**-24))
+
+
+class RightTransformGaussian(HalfTransformGaussian):
+    """The same through ``_transform_uniform``, drawn right."""
+
+    name = "right-transform-gaussian"
+
+    def _transform_uniform(self, u: Any) -> Any:
+        return self.scale * torch.special.ndtri(u.clamp(max=1.0 - 2.0**-24))
+
+
+class _OwnSampler(Gaussian):
+    fused_noise = None  # certify calls sample()
+
+
+class BroadcastSampleGaussian(_OwnSampler):
+    """``sample(shape)`` returns one draw of shape ``(1, *shape[1:])``, which ``buffer.add_`` would broadcast."""
+
+    name = "bad-broadcast-sample-gaussian"
+
+    def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
+        return Gaussian._sample(self, (1, *shape[1:]), generator, dtype, device)
+
+
+class ScalarSampleGaussian(_OwnSampler):
+    """``sample(shape)`` returns a 0-d tensor."""
+
+    name = "bad-scalar-sample-gaussian"
+
+    def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
+        return Gaussian._sample(self, (), generator, dtype, device)
+
+
+class IntegerSampleGaussian(_OwnSampler):
+    """``sample(shape)`` returns int64 zeros."""
+
+    name = "bad-integer-sample-gaussian"
+
+    def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
+        return torch.zeros(shape, dtype=torch.int64, device=device)
+
+
+class NaNSampleGaussian(_OwnSampler):
+    """``sample(shape)`` returns NaN noise."""
+
+    name = "bad-nan-sample-gaussian"
+
+    def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
+        return torch.full(shape, float("nan"), dtype=dtype, device=device)
+
+
+class NaNTransformGaussian(HalfTransformGaussian):
+    """``_transform_uniform`` is infinite at ``u = 1``, which the fused sampler produces."""
+
+    name = "bad-nan-transform-gaussian"
+
+    def _transform_uniform(self, u: Any) -> Any:
+        return self.scale * torch.special.ndtri(u)
+
+
+# ------------------------------------------------------------------ dimensions
+class LinfGaussian(renyicert.Mechanism):
+    """Gaussian noise certifying l_inf in ``d`` dimensions: ``order d r^2 / (2 sigma^2)`` (correct)."""
+
+    name = "test-linf-gaussian"
+    norm = float("inf")
+    fused_noise = "normal"
+
+    def __init__(self, scale: float, d: int = 4) -> None:
+        super().__init__(scale)
+        self.d = int(d)
+
+    @property
+    def dimension(self) -> int | None:
+        return self.d
+
+    def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
+        return torch.empty(shape, dtype=dtype, device=device).normal_(0.0, self.scale, generator=generator)
+
+    def _formula_dimension(self) -> int:
+        return self.d
+
+    def _divergence(self, order: Any, distance: Any) -> Any:
+        return order * self._formula_dimension() * (distance / self.scale) ** 2 / 2.0
+
+    def _symbolic_log_density(self, x: Any, scale: Any) -> Any:
+        return Gaussian._symbolic_log_density(self, x, scale)
+
+
+class RequiredParameterLinf(LinfGaussian):
+    """The same with ``d`` required."""
+
+    name = "test-required-linf-gaussian"
+
+    def __init__(self, scale: float, d: int) -> None:
+        super().__init__(scale, d)
+
+
+class HalfDimensionLinf(LinfGaussian):
+    """Noise in ``d`` coordinates, but the formula assumes ``d / 2`` (unsound by a factor 2)."""
+
+    name = "bad-half-dimension-linf"
+
+    def _formula_dimension(self) -> int:
+        return self.d // 2
+
+
+class UndeclaredLinf(LinfGaussian):
+    """``order 8 r^2 / (2 sigma^2)`` stated for every dimension (no ``dimension``): wrong above 8 coordinates."""
+
+    name = "bad-undeclared-linf"
+
+    @property
+    def dimension(self) -> int | None:
+        return None
+
+    def _formula_dimension(self) -> int:
+        return 8
+
+
+# ------------------------------------------------------------ optional methods
+class InflatedInverseGaussian(Gaussian):
+    """A closed-form inverse ``_radius_at`` 1% too large (2% inside the square root); no ``_radius_per_order``."""
+
+    name = "bad-inflated-inverse-gaussian"
+    _radius_per_order = _BASE._radius_per_order
+
+    def _radius_at(self, order: Any, budget: Any) -> Any:
+        return 1.01 * self.scale * np.sqrt(2.0 * budget / order)
+
+
+class InflatedPerOrderGaussian(Gaussian):
+    """``_radius_per_order`` 1% too large."""
+
+    name = "bad-inflated-per-order-gaussian"
+
+    def _radius_per_order(self, rate: Any) -> Any:
+        return 1.01 * self.scale * np.sqrt(2.0 * rate)
+
+
+class SmallMaxDivergenceLaplace(Laplace):
+    """``_max_divergence`` 1% too small (the solver takes order = inf from it)."""
+
+    name = "bad-small-max-divergence-laplace"
+
+    def _max_divergence(self, distance: Any) -> Any:
+        return 0.99 * distance / self.scale
+
+
+class InflatedTightGaussian(Gaussian):
+    """Cohen et al.'s radius 1% too large: ``certify(bound="tight")`` would over-certify."""
+
+    name = "bad-inflated-tight-gaussian"
+
+    def _tight_radius(self, p1: Any, p2: Any) -> Any:
+        return 1.01 * Gaussian._tight_radius(self, p1, p2)
+
+
+class LooseTightLaplace(Laplace):
+    """A "tight" radius at 90% of Teng et al.'s: below the Rényi radius, so not tight."""
+
+    name = "bad-loose-tight-laplace"
+
+    def _tight_radius(self, p1: Any, p2: Any) -> Any:
+        return 0.9 * Laplace._tight_radius(self, p1, p2)

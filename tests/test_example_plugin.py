@@ -1,4 +1,4 @@
-"""The example third-party plugin under examples/: installed, discovered, checked, used."""
+"""The example third-party plugins under examples/: installed, discovered, checked, used."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "renyicert-gaussian-l1"
+LINF_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "renyicert-gaussian-linf"
 
 
 @pytest.fixture(scope="module")
 def installed_example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Install the example into a fresh target directory; the environment that sees it."""
+    """Install the examples into a fresh target directory; the environment that sees them."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--no-deps", "--no-index", "--target", str(target), str(EXAMPLE)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--no-deps", "--no-index", "--target", str(target), str(EXAMPLE), str(LINF_EXAMPLE)],
         check=True,
         capture_output=True,
     )
@@ -44,7 +45,7 @@ def test_example_plugin_passes_renyicert_check(installed_example: dict[str, str]
     result = _run(installed_example, "-m", "renyicert.cli", "check", "gaussian-l1", "--quick", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
-    assert [c["verdict"] for c in report["checks"]] == ["pass"] * 5
+    assert [c["verdict"] for c in report["checks"]] == ["pass"] * 6
 
 
 def test_example_plugin_certifies_through_the_solver(installed_example: dict[str, str]) -> None:
@@ -61,4 +62,28 @@ def test_example_plugin_certifies_through_the_solver(installed_example: dict[str
 
 def test_example_plugin_own_tests_pass(installed_example: dict[str, str]) -> None:
     result = _run(installed_example, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_linf_example_with_a_parameter_is_discovered_and_passes_at_several_dimensions(installed_example: dict[str, str]) -> None:
+    result = _run(installed_example, "-m", "renyicert.cli", "mechanisms", "--json")
+    row = next(r for r in json.loads(result.stdout) if r["name"] == "gaussian-linf")
+    assert row["norm"] == float("inf") and "renyicert-gaussian-linf" in row["provider"]
+    for d in ("1", "4", "64"):
+        result = _run(installed_example, "-m", "renyicert.cli", "check", "gaussian-linf", "-o", f"d={d}", "--quick", "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        report = json.loads(result.stdout)
+        assert [c["verdict"] for c in report["checks"]] == ["pass", "pass", "pass", "pass", "pass", "pass"], result.stdout
+        assert f"d = {d}" in report["checks"][1]["method"]
+
+
+def test_linf_example_radius_on_the_command_line(installed_example: dict[str, str]) -> None:
+    argv = ["-m", "renyicert.cli", "radius", "--mechanism", "gaussian-linf", "--scale", "0.5", "--p1", "0.9", "--p2", "0.1", "--json"]
+    d64 = json.loads(_run(installed_example, *argv, "-o", "d=64").stdout)
+    l2 = json.loads(_run(installed_example, "-m", "renyicert.cli", "radius", "--mechanism", "gaussian", "--scale", "0.5", "--p1", "0.9", "--p2", "0.1", "--json").stdout)
+    assert d64["d"] == 64 and d64["renyi"] == pytest.approx(l2["renyi"] / 8, rel=1e-12)
+
+
+def test_linf_example_own_tests_pass(installed_example: dict[str, str]) -> None:
+    result = _run(installed_example, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(LINF_EXAMPLE / "tests"))
     assert result.returncode == 0, result.stdout + result.stderr

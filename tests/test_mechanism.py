@@ -101,3 +101,66 @@ def test_mechanisms_compare_by_type_and_scale() -> None:
     assert Minimal(1.0) == Minimal(1.0) and Minimal(1.0) != Minimal(2.0)
     assert len({Minimal(1.0), Minimal(1.0)}) == 1
     assert repr(Minimal(0.5)) == "Minimal(scale=0.5)"
+
+
+# ------------------------------------------------------------------ parameters
+def test_parameters_are_part_of_equality_hash_and_repr() -> None:
+    from .bad_mechanisms import LinfGaussian
+
+    d4, d16 = LinfGaussian(0.5, d=4), LinfGaussian(0.5, d=16)
+    # Before: d = 4 and d = 16 compared equal and printed the same.
+    assert d4 != d16 and hash(d4) != hash(d16)
+    assert repr(d4) == "LinfGaussian(scale=0.5, d=4)" and repr(d16) == "LinfGaussian(scale=0.5, d=16)"
+    assert d4 == LinfGaussian(0.5, d=4) and hash(d4) == hash(LinfGaussian(0.5, d=4))
+    assert d4.get_params() == {"scale": 0.5, "d": 4}
+    assert LinfGaussian.parameter_names() == ("scale", "d")
+
+
+def test_replace_keeps_the_other_parameters_and_refuses_unknown_ones() -> None:
+    from .bad_mechanisms import LinfGaussian
+
+    m = LinfGaussian(0.5, d=4)
+    assert m.replace(scale=1.0) == LinfGaussian(1.0, d=4)
+    assert m.replace(d=8).get_params() == {"scale": 0.5, "d": 8}
+    with pytest.raises(ValueError, match="has no parameter 'sigma'; its parameters are \\['scale', 'd'\\]"):
+        m.replace(sigma=2.0)
+
+
+def test_mechanisms_pickle_with_their_parameters() -> None:
+    import pickle
+
+    from .bad_mechanisms import LinfGaussian
+
+    m = LinfGaussian(0.25, d=7)
+    assert pickle.loads(pickle.dumps(m)) == m
+    laplace = renyicert.get_mechanism("laplace", scale=0.5)
+    assert pickle.loads(pickle.dumps(laplace)) == laplace
+
+
+def test_a_parameter_that_is_not_stored_is_named() -> None:
+    class Forgetful(Minimal):
+        name = "forgetful"
+
+        def __init__(self, scale: float, width: int = 3) -> None:
+            super().__init__(scale)
+
+    with pytest.raises(TypeError, match="does not store it: set self.width"):
+        Forgetful(1.0).get_params()
+
+
+def test_get_mechanism_names_unknown_and_missing_parameters() -> None:
+    from renyicert.registry import build_mechanism
+
+    from .bad_mechanisms import RequiredParameterLinf
+
+    with pytest.raises(ValueError, match="gaussian has no parameter 'd'; its parameters are \\['scale'\\]"):
+        renyicert.get_mechanism("gaussian", scale=0.5, d=4)
+    with pytest.raises(ValueError, match="needs the parameter 'd'"):
+        build_mechanism(RequiredParameterLinf, 0.5)
+    assert build_mechanism(RequiredParameterLinf, 0.5, {"d": 3}).d == 3
+
+
+def test_the_builtins_have_only_a_scale_and_no_dimension() -> None:
+    for name in ("gaussian", "laplace"):
+        m = renyicert.get_mechanism(name, scale=0.5)
+        assert m.get_params() == {"scale": 0.5} and m.dimension is None

@@ -147,3 +147,23 @@ def test_loading_is_lazy(fresh_registry) -> None:
     renyicert.available_mechanisms()
     assert fresh_registry._loaded
     np.testing.assert_equal(len(renyicert.available_mechanisms()) >= 2, True)
+
+
+def test_registering_refuses_an_unknown_fused_kind_and_unnamed_parameters() -> None:
+    from .bad_mechanisms import Gaussian
+
+    class Typo(Gaussian):
+        name = "typo-fused"
+        fused_noise = "gauss"
+
+    with pytest.raises(ValueError, match="fused_noise must be 'normal', 'laplace' or None, got 'gauss'"):
+        renyicert.register(Typo)
+
+    class Starred(Gaussian):
+        name = "starred"
+
+        def __init__(self, scale: float, **options: object) -> None:
+            super().__init__(scale)
+
+    with pytest.raises(TypeError, match="takes \\*options; a mechanism's parameters must be named"):
+        renyicert.register(Starred)

@@ -435,3 +435,40 @@ def test_construction_and_batches_are_checked_at_the_boundary() -> None:
     with pytest.raises(ValueError, match=r"x has shape \(0, 2\); expected one input of shape \(2,\) or a batch"):
         smoothed.certify(torch.zeros(0, 2), n0=5, n=5)
     assert len(smoothed.certify(torch.zeros(1, 2), n0=5, n=5, seed=0)) == 1  # a batch of one is a batch
+
+
+# --------------------------------------------------- the noise at certify's boundary
+@pytest.mark.parametrize(
+    ("mechanism", "match"),
+    [
+        ("BroadcastSampleGaussian", "returned shape \\(1, 2\\), expected \\(\\d+, 2\\)"),
+        ("ScalarSampleGaussian", "returned shape \\(\\), expected"),
+        ("IntegerSampleGaussian", "returned torch.int64 on cpu, expected torch.float32"),
+        ("NaNSampleGaussian", "non-finite noise"),
+    ],
+)
+def test_certify_refuses_noise_of_the_wrong_shape_dtype_or_values(mechanism: str, match: str) -> None:
+    # Before: a (1, *shape) or 0-d draw was broadcast (radii 0.443 for every digit), int64 zeros accepted,
+    # and NaN noise reported as "the model returned non-finite logits".
+    from . import bad_mechanisms as bad
+
+    smoothed = Smoothed(threshold_model(), getattr(bad, mechanism)(0.5), num_classes=2, input_shape=(2,), progress=False)
+    with pytest.raises((ValueError, TypeError), match=f"{smoothed.mechanism.label}.sample.*{match}"):
+        smoothed.certify(torch.tensor([1.0, 0.0]), n0=10, n=100, seed=0)
+
+
+def test_certify_refuses_a_transform_that_is_not_finite_on_the_samplers_range() -> None:
+    from .bad_mechanisms import NaNTransformGaussian
+
+    with pytest.raises(ValueError, match="_transform_uniform\\(u\\) is not finite at u = \\[1.0\\]"):
+        Smoothed(threshold_model(), NaNTransformGaussian(0.5), num_classes=2, input_shape=(2,), progress=False)
+
+
+def test_a_mechanism_for_d_coordinates_refuses_inputs_of_another_size() -> None:
+    from .bad_mechanisms import LinfGaussian
+
+    model = torch.nn.Linear(4, 2)
+    assert Smoothed(model, LinfGaussian(0.5, d=4), num_classes=2, progress=False).certify(torch.zeros(4), n=50, seed=0).counts is not None
+    smoothed = Smoothed(threshold_model(), LinfGaussian(0.5, d=4), num_classes=2, progress=False)
+    with pytest.raises(ValueError, match="states its divergence for 4 coordinates, but the inputs have 2"):
+        smoothed.certify(torch.tensor([1.0, 0.0]), n=50, seed=0)

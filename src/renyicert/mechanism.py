@@ -12,7 +12,12 @@ in the manner of ``scipy.stats.rv_continuous``:
   **upper bound over every shift of that norm**, not only along one axis.
 
 Everything else (validation, torch/numpy conversion, the certified radius, the
-checks) is derived.  Optional methods make the solver faster or tighter:
+checks) is derived.  ``order = 1`` reaches ``_divergence`` too (the
+Kullback-Leibler limit).  Parameters beyond ``scale`` are the constructor's,
+stored under their own names: :meth:`Mechanism.get_params` reads them back from
+the signature (as scikit-learn does), and equality, hashing, ``repr``,
+:meth:`Mechanism.replace`, records and checkpoints use them.  A formula that holds
+only for inputs of ``d`` elements says so with :attr:`Mechanism.dimension`.  Optional methods make the solver faster or tighter:
 ``_max_divergence`` (the ``order -> inf`` limit), ``_radius_at`` (a closed-form
 inverse of the divergence in ``distance``), ``_radius_per_order`` (for
 divergences of the form ``order * rho(r)``: ``rho``'s inverse), ``_tight_radius`` (a tight
@@ -96,18 +101,90 @@ class Mechanism:
         return self._scale
 
     @property
+    def dimension(self) -> int | None:
+        """The number of coordinates the divergence formula assumes, or ``None`` when it holds in every dimension.
+
+        A formula that depends on the input's dimension (Gaussian noise certifying
+        l_inf in ``d`` coordinates: ``D = order d r^2 / (2 sigma^2)``) returns ``d``;
+        :class:`renyicert.Smoothed` then refuses inputs with another number of
+        elements, and :func:`renyicert.check` searches the worst shift in ``d``
+        coordinates.  The built-in Gaussian (l2) and Laplace (l1) hold in every dimension.
+        """
+        return None
+
+    @property
     def label(self) -> str:
         """The registry name, or the class name of an unnamed mechanism (for messages and records)."""
         return self.name or type(self).__name__
 
+    # ------------------------------------------------------------ parameters
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """The constructor's parameters, ``scale`` first: what makes two mechanisms of a class the same noise.
+
+        Read from the signature of ``__init__``, as scikit-learn's ``get_params`` does;
+        each must be stored on the instance under its own name (or the name with a
+        leading underscore) so that :meth:`get_params` can read it back.
+        """
+        import inspect
+
+        names = []
+        for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+            if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ takes *{parameter.name}; a mechanism's parameters must be named, one by one")
+            names.append(parameter.name)
+        if "scale" not in names:
+            raise TypeError(f"{cls.__name__}.__init__ must take scale, got parameters {names}")
+        names.remove("scale")
+        return ("scale", *names)
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's arguments, by name (``scale`` first); ``type(m)(**m.get_params()) == m``.
+
+        Examples
+        --------
+        >>> import renyicert
+        >>> renyicert.get_mechanism("gaussian", scale=0.5).get_params()
+        {'scale': 0.5}
+        """
+        params: dict[str, Any] = {}
+        for name in self.parameter_names():
+            for attribute in (name, f"_{name}"):
+                if hasattr(self, attribute):
+                    params[name] = getattr(self, attribute)
+                    break
+            else:
+                raise TypeError(f"{type(self).__name__} takes the parameter {name!r} but does not store it: set self.{name} (or self._{name}) in __init__")
+        return params
+
+    def replace(self, **changes: Any) -> Mechanism:
+        """A new mechanism of the same class with some parameters changed (``m.replace(scale=1.0)``).
+
+        Examples
+        --------
+        >>> import renyicert
+        >>> renyicert.get_mechanism("laplace", scale=0.5).replace(scale=2.0)
+        Laplace(scale=2.0)
+        """
+        params = self.get_params()
+        unknown = sorted(set(changes) - set(params))
+        if unknown:
+            raise ValueError(f"{self.label} has no parameter {unknown[0]!r}; its parameters are {list(params)}")
+        return type(self)(**{**params, **changes})
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(scale={self._scale!r})"
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_params().items())
+        return f"{type(self).__name__}({arguments})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.scale == self.scale  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.get_params() == self.get_params()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash((type(self), self._scale))
+        params = tuple(self.get_params().items())
+        try:
+            return hash((type(self), params))
+        except TypeError:  # an unhashable parameter value (a list, an array): its repr stands in
+            return hash((type(self), repr(params)))
 
     # ------------------------------------------------------------------ sampling
     def sample(

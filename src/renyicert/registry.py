@@ -19,6 +19,7 @@ from . import hookspecs
 from .mechanism import Mechanism
 
 __all__ = [
+    "build_mechanism",
     "resolve_mechanism",
     "DuplicateMechanismError",
     "MechanismInfo",
@@ -27,6 +28,7 @@ __all__ = [
     "UnknownMechanismError",
     "available_mechanisms",
     "get_mechanism",
+    "mechanism_class",
     "register",
     "unregister",
 ]
@@ -91,7 +93,9 @@ class MechanismRegistry:
         TypeError
             If ``cls`` is not a :class:`Mechanism` subclass.
         ValueError
-            If ``cls.name`` is empty or ``cls.norm`` is not a positive number.
+            If ``cls.name`` is empty, ``cls.norm`` is not a number >= 1 or ``cls.fused_noise`` is not a kind the fused sampler draws.
+        TypeError
+            If ``cls.__init__`` takes ``*args`` or ``**kwargs`` or no ``scale`` (its parameters must be named).
         DuplicateMechanismError
             If another class already holds that name (the message names both providers).
         """
@@ -106,6 +110,9 @@ class MechanismRegistry:
             norm = float("nan")
         if not norm >= 1.0:
             raise ValueError(f"{cls.__qualname__}.norm must be a number >= 1 (1, 2, math.inf, ...), got {cls.norm!r}")
+        if cls.fused_noise not in (None, "normal", "laplace"):
+            raise ValueError(f"{cls.__qualname__}.fused_noise must be 'normal', 'laplace' or None, got {cls.fused_noise!r}")
+        cls.parameter_names()  # a constructor whose parameters cannot be read back is refused here, not at first use
         provider = provider or self._current_provider
         with self._lock:
             existing = self._entries.get(name)
@@ -237,14 +244,59 @@ def get_mechanism(name: str, scale: float, **options: Any) -> Mechanism:
     """
     if not isinstance(name, str):
         raise TypeError(f"mechanism name must be a string, got {name!r}")
-    return _REGISTRY.lookup(name)(scale, **options)
+    return build_mechanism(_REGISTRY.lookup(name), scale, options)
 
 
-def resolve_mechanism(mechanism: Mechanism | type[Mechanism] | str, scale: float | None = None) -> Mechanism:
+def mechanism_class(name: str) -> type[Mechanism]:
+    """The class registered as ``name``; :class:`UnknownMechanismError` lists the alternatives.
+
+    Examples
+    --------
+    >>> from renyicert.registry import mechanism_class
+    >>> mechanism_class("laplace").parameter_names()
+    ('scale',)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"mechanism name must be a string, got {name!r}")
+    return _REGISTRY.lookup(name)
+
+
+def build_mechanism(cls: type[Mechanism], scale: float, params: dict[str, Any] | None = None) -> Mechanism:
+    """``cls(scale, **params)``, with a ``ValueError`` naming an unknown or a missing parameter first.
+
+    Examples
+    --------
+    >>> import renyicert
+    >>> from renyicert.registry import build_mechanism
+    >>> gaussian = type(renyicert.get_mechanism("gaussian", scale=1.0))
+    >>> build_mechanism(gaussian, 0.5, {"sigma": 2})
+    Traceback (most recent call last):
+    ...
+    ValueError: gaussian has no parameter 'sigma'; its parameters are ['scale']
+    """
+    import inspect
+
+    params = dict(params or {})
+    label = cls.name or cls.__name__
+    names = cls.parameter_names()
+    if "scale" in params:
+        raise ValueError(f"give the scale of {label} as scale, not as a parameter")
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise ValueError(f"{label} has no parameter {unknown[0]!r}; its parameters are {list(names)}")
+    signature = inspect.signature(cls.__init__).parameters
+    missing = [n for n in names[1:] if n not in params and signature[n].default is inspect.Parameter.empty]
+    if missing:
+        raise ValueError(f"{label} needs the parameter {missing[0]!r} (on the command line: -o {missing[0]}=VALUE)")
+    return cls(scale, **params)
+
+
+def resolve_mechanism(mechanism: Mechanism | type[Mechanism] | str, scale: float | None = None, params: dict[str, Any] | None = None) -> Mechanism:
     """A mechanism instance from an instance, a :class:`Mechanism` subclass or a registered name.
 
-    A name or a class needs ``scale``; an instance may be given one too, which
-    must then be its own.
+    A name or a class needs ``scale`` (and ``params``, its other constructor
+    arguments, where it has required ones); an instance may be given a scale
+    too, which must then be its own, and no ``params``.
 
     Examples
     --------
@@ -258,11 +310,14 @@ def resolve_mechanism(mechanism: Mechanism | type[Mechanism] | str, scale: float
     if isinstance(mechanism, Mechanism):
         if scale is not None and scale != mechanism.scale:
             raise ValueError(f"scale={scale!r} disagrees with the mechanism's scale {mechanism.scale!r}")
+        if params:
+            raise ValueError(f"{mechanism!r} is built already; give parameters only with a name or a class (or use mechanism.replace)")
         return mechanism
     if isinstance(mechanism, str) or (isinstance(mechanism, type) and issubclass(mechanism, Mechanism)):
         if scale is None:
             raise ValueError(f"give scale= with the mechanism {mechanism if isinstance(mechanism, str) else mechanism.__name__!r}")
-        return get_mechanism(mechanism, scale=scale) if isinstance(mechanism, str) else mechanism(scale)
+        cls = _REGISTRY.lookup(mechanism) if isinstance(mechanism, str) else mechanism
+        return build_mechanism(cls, scale, params)
     raise TypeError(f"mechanism must be a Mechanism, a Mechanism subclass or a registered name, got {mechanism!r}")
 
 

@@ -16,6 +16,7 @@ whatever the batch size, the packing or the device, so certifying a batch with
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -210,12 +211,22 @@ class Smoothed:
             raise ValueError("x contains NaN or inf")
         if self.input_shape is None:
             self.input_shape = self._infer_input_shape(x)
+        self._check_dimension()
         shape = tuple(x.shape)
         if shape == self.input_shape:
             return x.unsqueeze(0), True
         if shape[1:] == self.input_shape and shape[0] > 0:
             return x, False
         raise ValueError(f"x has shape {shape}; expected one input of shape {self.input_shape} or a batch (B, *{self.input_shape})")
+
+    def _check_dimension(self) -> None:
+        """Refuse inputs whose number of elements is not the dimension the mechanism's divergence assumes."""
+        dimension = self.mechanism.dimension
+        if dimension is not None and self.input_shape is not None and math.prod(self.input_shape) != dimension:
+            raise ValueError(
+                f"{self.mechanism!r} states its divergence for {dimension} coordinates, but the inputs have "
+                f"{math.prod(self.input_shape)} (shape {self.input_shape}); build it for that dimension"
+            )
 
     def _infer_input_shape(self, x: Any) -> tuple[int, ...]:
         """``x``'s shape if the model takes it as one input, else its shape less the batch axis if the model takes it as a batch."""

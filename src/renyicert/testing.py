@@ -47,6 +47,8 @@ def check_mechanism_contract(
     mechanism: Any,
     *,
     scale: float = 0.3,
+    params: dict[str, Any] | None = None,
+    dimension: int | None = None,
     quick: bool = True,
     seed: int = 0,
     checks: Sequence[str] | None = None,
@@ -58,8 +60,8 @@ def check_mechanism_contract(
     ----------
     mechanism
         A mechanism instance, class or registered name.
-    scale, quick, seed, checks
-        As for :func:`renyicert.check`.
+    scale, params, dimension, quick, seed, checks
+        As for :func:`renyicert.check` (``params``: the constructor's other arguments, ``{"d": 16}``).
     allow_undecided
         With ``False``, a check that could not decide fails the contract too.
 
@@ -68,7 +70,7 @@ def check_mechanism_contract(
     CheckReport
         The report, when the contract holds.
     """
-    report = check(mechanism, scale=scale, quick=quick, seed=seed, checks=checks)
+    report = check(mechanism, scale=scale, params=params, dimension=dimension, quick=quick, seed=seed, checks=checks)
     undecided = [r for r in report.results if r.verdict.value == "undecided"]
     if not report.passed or (undecided and not allow_undecided):
         raise MechanismContractError(report)

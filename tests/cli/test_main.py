@@ -91,3 +91,55 @@ def test_check_command_exits_nonzero_on_failure(registered_mechanism, capsys: py
 def test_check_command_reports_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "gaussian", "--only", "bogus"]) == 2
     assert "unknown check" in capsys.readouterr().err
+
+
+def _every_parser() -> list[tuple[str, object]]:
+    import argparse
+
+    from renyicert.cli.main import build_parser
+
+    parser = build_parser()
+    found = [("renyicert", parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found += sorted(action.choices.items())
+    return found
+
+
+def test_every_parser_refuses_abbreviations() -> None:
+    parsers = _every_parser()
+    assert len(parsers) >= 9
+    for name, parser in parsers:
+        assert parser.allow_abbrev is False, name  # type: ignore[attr-defined]
+
+
+def test_an_abbreviated_option_is_an_error_not_another_option(capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: --d 4 was read as --delta 4 and the command exited 0 with an answer for other settings.
+    code = main(["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "0.9", "--p2", "0.1", "--d", "4"])
+    assert code == 2 and "unrecognized arguments: --d 4" in capsys.readouterr().err
+    assert main(["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "0.9", "--p2", "0.1", "--del", "0.1"]) == 2
+
+
+@pytest.fixture
+def linf_registered() -> object:
+    import renyicert
+
+    from ..bad_mechanisms import LinfGaussian
+
+    renyicert.register(LinfGaussian)
+    yield LinfGaussian
+    renyicert.unregister(LinfGaussian.name)
+
+
+def test_radius_and_check_take_mechanism_parameters(capsys: pytest.CaptureFixture[str], linf_registered: object) -> None:
+    argv = ["radius", "--mechanism", "test-linf-gaussian", "--scale", "0.5", "--p1", "0.9", "--p2", "0.1", "--json"]
+    assert main([*argv, "-o", "d=4"]) == 0
+    d4 = json.loads(capsys.readouterr().out)
+    assert main([*argv, "-o", "d=16"]) == 0
+    d16 = json.loads(capsys.readouterr().out)
+    assert d4["d"] == 4 and d16["d"] == 16 and d4["renyi"] == pytest.approx(2 * d16["renyi"], rel=1e-12)
+    assert main(["check", "test-linf-gaussian", "-o", "d=4", "--quick", "--only", "norm-ball", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and "d=4" in report["mechanism"]
+    assert main(["check", "test-linf-gaussian", "-o", "d=4", "--dimension", "5", "--quick", "--only", "laws"]) == 2
+    assert "dimension=5 disagrees" in capsys.readouterr().err

@@ -15,7 +15,7 @@ def test_train_certify_attack_report(tmp_path: Path, capsys: pytest.CaptureFixtu
     model, std, records = tmp_path / "m.pt", tmp_path / "std.pt", tmp_path / "r.jsonl"
     assert main(["train", "--method", "augmentation", "--epochs", "3", "--out", str(model), "--quiet"]) == 0
     assert main(["train", "--method", "standard", "--epochs", "3", "--out", str(std), "--quiet"]) == 0
-    assert json.loads(model.with_suffix(".json").read_text())["mechanism"] == {"name": "gaussian", "scale": 0.25}
+    assert json.loads(model.with_suffix(".json").read_text())["mechanism"] == {"name": "gaussian", "scale": 0.25, "parameters": {}}
     assert main(["certify", "--checkpoint", str(model), "--limit", "6", "--n", "200", "--records", str(records), "--quiet"]) == 0
     assert len(records.read_text().splitlines()) == 6
     assert main(["attack", "--checkpoint", str(model), "--undefended", str(std), "--limit", "4", "--eps", "0.5", "--attacks", "pgd,transfer", "--vote-samples", "100", "--json", "--quiet"]) == 0
@@ -64,3 +64,49 @@ def test_batch_size_auto_or_a_positive_integer(tmp_path: Path, capsys: pytest.Ca
     capsys.readouterr()
     assert main(["certify", "--checkpoint", str(model), "--batch-size", "many", "--quiet"]) == 2
     assert "must be a positive integer or 'auto', got 'many'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def linf_registered() -> object:
+    import renyicert
+
+    from ..bad_mechanisms import LinfGaussian
+
+    renyicert.register(LinfGaussian)
+    yield LinfGaussian
+    renyicert.unregister(LinfGaussian.name)
+
+
+def test_mechanism_parameters_go_through_train_certify_and_attack(tmp_path: Path, capsys: pytest.CaptureFixture[str], linf_registered: object) -> None:
+    model, records = tmp_path / "m.pt", tmp_path / "r.jsonl"
+    argv = ["train", "--mechanism", "test-linf-gaussian", "--scale", "0.02", "-o", "d=64", "--epochs", "2", "--out", str(model), "--quiet"]
+    assert main(argv) == 0
+    assert json.loads(model.with_suffix(".json").read_text())["mechanism"] == {"name": "test-linf-gaussian", "scale": 0.02, "parameters": {"d": 64}}
+    # certify takes the checkpoint's parameters with its mechanism, and keeps them in the run's settings
+    assert main(["certify", "--checkpoint", str(model), "--limit", "3", "--n", "100", "--records", str(records), "--quiet"]) == 0
+    settings = json.loads(records.with_name(records.name + ".settings.json").read_text())
+    assert settings["parameters"] == {"d": 64} and settings["mechanism"] == "test-linf-gaussian"
+    capsys.readouterr()
+    # -o overrides the checkpoint's value: a formula for 16 coordinates is refused on 64-element inputs
+    assert main(["certify", "--checkpoint", str(model), "--limit", "2", "--n", "100", "-o", "d=16", "--quiet"]) == 2
+    assert "states its divergence for 16 coordinates, but the inputs have 64" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["attack", "--checkpoint", str(model), "--limit", "2", "--eps", "0.01", "--attacks", "pgd", "--vote-samples", "50", "-o", "d=64", "--json", "--quiet"]) == 2
+    assert "not linf (test-linf-gaussian)" in capsys.readouterr().err  # the attack saw the mechanism and its norm
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["-o", "d=4.5"], "parameter 'd' of test-linf-gaussian expects an int, got '4.5'"),
+        (["-o", "width=3"], "test-linf-gaussian has no parameter 'width'; its parameters are ['scale', 'd']"),
+        (["-o", "d"], "-o expects KEY=VALUE, got 'd'"),
+        (["-o", "scale=2"], "give the scale with --scale"),
+        (["-o", "d=4", "-o", "d=5"], "-o d= given twice"),
+    ],
+)
+def test_bad_mechanism_options_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], linf_registered: object, options: list[str], message: str) -> None:
+    argv = ["train", "--mechanism", "test-linf-gaussian", "--epochs", "1", "--out", str(tmp_path / "m.pt"), "--quiet", *options]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

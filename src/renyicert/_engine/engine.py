@@ -27,7 +27,7 @@ from .sampler import FusedSampler, fused_noise_kind
 from .tuning import fastest_batch_size
 from .votes import GenericBatchStep, NativeBatchStep, count_phase_votes, count_votes
 
-__all__ = ["VoteEngine", "noise_keys"]
+__all__ = ["VoteEngine", "check_noise", "noise_keys"]
 
 #: Mixes an input's key with a batch's first sample number into the seed of a mechanism's own sampler.
 _OWN_SAMPLER_MIX = 0x9E3779B97F4A7C15
@@ -232,6 +232,31 @@ class VoteEngine:
         count_phase_votes(self._runner(tuple(x.shape[1:])), buffer, total, self.num_classes, step, bar)
         return counts.view(inputs, self.num_classes).cpu().numpy()
 
+    def draw_copies(self, x: Any, key: int, samples: int) -> Any:
+        """Noisy copies ``0 ... samples - 1`` of the one input ``x`` (``(1, *shape)``), written as a phase's first batch is.
+
+        The same entry point, path decision and batch step as :meth:`count_votes`,
+        without the model: what :func:`renyicert.check` draws to test the noise
+        that certification uses.
+        """
+        import torch
+
+        device = x.device
+        buffer = torch.empty((samples, *x.shape[1:]), dtype=x.dtype, device=device)
+        row_input = torch.zeros(samples, dtype=torch.int64, device=device)
+        row_sample = torch.arange(samples, device=device)
+        counts = torch.zeros(self.num_classes, dtype=torch.int64, device=device)
+        keys = torch.tensor([int(key)], dtype=torch.int64, device=device)
+        step = self._batch_step(buffer, x, keys, row_input, row_sample, counts)
+        step(None, 0, 0, 0)  # write the first (here: the only) batch
+        return buffer
+
+    def sampler_path(self, x: Any) -> str:
+        """The path a phase on inputs like ``x`` draws through: ``"native"``, ``"triton"``, ``"compiled"``, ``"eager"`` or ``"own"`` (``sample()``)."""
+        if self._sampler is None:
+            return "own"
+        return self._sampler.path(x, x)
+
     # --------------------------------------------------------------- paths
     def _batch_step(self, buffer: Any, x: Any, keys: Any, row_input: Any, row_sample: Any, counts: Any) -> GenericBatchStep | NativeBatchStep:
         """The phase's batch step, on the sampler path decided here, once per phase."""
@@ -248,8 +273,10 @@ class VoteEngine:
         import torch
 
         if self._sampler is not None:
-            return self._sampler.bind(buffer, x, keys, path)
+            fill = self._sampler.bind(buffer, x, keys, path)
+            return fill if self._sampler.kind != "uniform" else _checking_first_batch(fill, buffer, self.mechanism, "_transform_uniform")
         mechanism = self.mechanism
+        first = [True]
 
         def fill_with_own_sampler(row_input: Any, row_sample: Any) -> None:
             # No elementwise noise: the mechanism's own sampler, seeded by the batch's first row (its input's
@@ -258,7 +285,46 @@ class VoteEngine:
             generator = torch.Generator(device=buffer.device)
             generator.manual_seed((int(keys[row_input[0]]) * _OWN_SAMPLER_MIX + int(row_sample[0])) % 2**63)
             noise = mechanism.sample(tuple(buffer.shape), generator=generator, dtype=buffer.dtype, device=buffer.device)
+            if first[0]:  # the phase's first batch: the noise's shape, dtype and values, before they are used
+                check_noise(noise, buffer, mechanism)
+                first[0] = False
             torch.index_select(x, 0, row_input, out=buffer)
             buffer.add_(noise)
 
         return fill_with_own_sampler
+
+
+def check_noise(noise: Any, buffer: Any, mechanism: Mechanism) -> None:
+    """Refuse noise from a mechanism's ``sample()`` that is not a finite tensor of the buffer's shape, dtype and device.
+
+    ``buffer.add_`` would broadcast a ``(1, *shape)`` or 0-d draw (every copy of a
+    batch the same noise: inflated radii) and cast an integer one.
+    """
+    import torch
+
+    where = f"{mechanism.label}.sample({tuple(buffer.shape)}, dtype={buffer.dtype}) returned"
+    if not isinstance(noise, torch.Tensor):
+        raise TypeError(f"{where} {type(noise).__name__}, expected a torch.Tensor")
+    if tuple(noise.shape) != tuple(buffer.shape):
+        raise ValueError(f"{where} shape {tuple(noise.shape)}, expected {tuple(buffer.shape)} (one independent draw per copy)")
+    if noise.dtype != buffer.dtype or noise.device != buffer.device:
+        raise ValueError(f"{where} {noise.dtype} on {noise.device}, expected {buffer.dtype} on {buffer.device}")
+    if not bool(torch.isfinite(noise).all()):
+        raise ValueError(f"{where} non-finite noise ({int((~torch.isfinite(noise)).sum())} of {noise.numel()} values are NaN or inf)")
+
+
+def _checking_first_batch(fill: Any, buffer: Any, mechanism: Mechanism, hook: str) -> Any:
+    """``fill``, refusing non-finite noisy copies in its first batch (the inputs are finite, so the plugin's ``hook`` made them)."""
+    import torch
+
+    first = [True]
+
+    def fill_checked(row_input: Any, row_sample: Any) -> None:
+        fill(row_input, row_sample)
+        if first[0]:
+            first[0] = False
+            bad = ~torch.isfinite(buffer)
+            if bool(bad.any()):
+                raise ValueError(f"{mechanism.label}.{hook} gave non-finite noise ({int(bad.sum())} of {buffer.numel()} values in the first batch)")
+
+    return fill_checked

@@ -35,7 +35,7 @@ from typing import Any
 from .native import native_count_then_fill, native_ops
 from .philox import randint4x
 
-__all__ = ["FusedSampler", "fused_noise_kind", "noisy_rows_reference"]
+__all__ = ["FusedSampler", "check_transform", "fused_noise_kind", "noisy_rows_reference"]
 
 _TWO_PI = 6.283185307179586
 _2_POW_M32 = 2.0**-32
@@ -50,6 +50,24 @@ def fused_noise_kind(mechanism: Any) -> str | None:
     if getattr(type(mechanism), "_transform_uniform", None) is not None:
         return "uniform"
     return None
+
+
+def check_transform(mechanism: Any) -> None:
+    """Refuse a ``_transform_uniform`` that does not map float32 uniforms in ``(0, 1]`` elementwise to finite float32 noise.
+
+    Probed at the extremes the fused sampler produces (``2^-33`` and ``1``) and in between.
+    """
+    import torch
+
+    u = torch.tensor([[2.0**-33, 1e-7, 0.25, 0.5, 0.75, 1.0 - 2.0**-24, 1.0]], dtype=torch.float32)
+    where = f"{getattr(mechanism, 'label', type(mechanism).__name__)}._transform_uniform(u)"
+    out = mechanism._transform_uniform(u)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{where} returned {type(out).__name__}, expected a torch.Tensor")
+    if tuple(out.shape) != tuple(u.shape) or not out.dtype.is_floating_point:
+        raise ValueError(f"{where} returned shape {tuple(out.shape)} {out.dtype} for u of shape {tuple(u.shape)} float32; it must work elementwise")
+    if not bool(torch.isfinite(out).all()):
+        raise ValueError(f"{where} is not finite at u = {u[~torch.isfinite(out)].tolist()} (u is in (0, 1], both ends included)")
 
 
 def _bits_to_noise(kind: str, bits: tuple[Any, Any, Any, Any], scale: float, transform: Callable[[Any], Any] | None) -> Any:
@@ -213,6 +231,8 @@ class FusedSampler:
         self.backend = backend
         self._compiled: dict[tuple[Any, ...], Any] = {}
         self._transform = getattr(mechanism, "_transform_uniform", None) if self.kind == "uniform" else None
+        if self._transform is not None:
+            check_transform(mechanism)
 
     def path(self, out: Any, x: Any) -> str:
         """The path that writes ``x``'s copies into ``out``: ``"triton"``, ``"native"``, ``"compiled"`` or ``"eager"`` (the one place it is decided)."""

@@ -34,7 +34,9 @@ class CheckResult:
     """One check's verdict, the method that decided it and the evidence.
 
     For a failure, ``evidence`` holds the counterexample (for instance
-    ``order``, ``r``, ``shift``, ``closed_form`` and ``true``).
+    ``order``, ``r``, ``shift``, ``closed_form`` and ``true``).  ``warnings`` are
+    about the plugin (a sound but loose formula); ``limits`` say what the check
+    could not cover.
     """
 
     name: str
@@ -43,6 +45,8 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
+    #: What the check did not cover (paths not drawn, dimensions not searched): the checker's limits, not the plugin's faults.
+    limits: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -52,6 +56,7 @@ class CheckResult:
             "method": self.method,
             "evidence": _jsonable(self.evidence),
             "warnings": list(self.warnings),
+            "limits": list(self.limits),
             "seconds": round(self.seconds, 3),
         }
 
@@ -104,6 +109,8 @@ class CheckReport:
                 lines.append(f"      {key}: {_short(value)}")
             for warning in result.warnings:
                 lines.append(f"      warning: {warning}")
+            for limit in result.limits:
+                lines.append(f"      not covered: {limit}")
         verdict = "PASSED" if self.passed else f"FAILED ({', '.join(r.name for r in self.failures)})"
         lines.append(verdict)
         return "\n".join(lines)
@@ -137,7 +144,33 @@ class CheckContext:
     mechanism: Mechanism
     quick: bool
     seed: int
+    #: The input dimension the worst-shift search covers (``None``: the mechanism's own, else a range of them).
+    dimension: int | None = None
     _derived: Any = None
+    _paths: Any = None
+    _draws: dict[tuple[str, int, int, int], Any] = field(default_factory=dict)
+
+    @property
+    def noise_paths(self) -> Any:
+        """``(paths, notes)``: the noise paths the sampler checks draw through (:func:`renyicert.checker.paths.noise_paths`), listed once."""
+        if self._paths is None:
+            from .paths import noise_paths
+
+            self._paths = noise_paths(self.mechanism, include_interpreted_triton=not self.quick)
+        return self._paths
+
+    def draws(self, path: Any, rows: int, coordinates: int, seed: int) -> Any:
+        """``path.draw(rows, coordinates, seed)``, drawn once per run and shared by the checks (an exception is re-raised each time)."""
+        key = (path.name, rows, coordinates, seed)
+        if key not in self._draws:
+            try:
+                self._draws[key] = path.draw(rows, coordinates, seed)
+            except Exception as error:  # the plugin's own error: kept, so each check reports it
+                self._draws[key] = error
+        found = self._draws[key]
+        if isinstance(found, Exception):
+            raise found
+        return found
 
     @property
     def derived(self) -> Any:

@@ -23,6 +23,8 @@ __all__ = ["check_sampler_density", "check_sampler_divergence"]
 SIGNIFICANCE = 1e-5
 #: Coordinates drawn per sample (independence is tested between them).
 COORDINATES = 4
+#: Rows of COORDINATES values drawn on each path, by quick mode; the density check uses the first 20,000 / 100,000.
+_DRAWN_ROWS = {True: 50_000, False: 250_000}
 
 
 def _log_density(mechanism: Any) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
@@ -34,15 +36,6 @@ def _log_density(mechanism: Any) -> Callable[[NDArray[np.float64]], NDArray[np.f
     sym = symbols()
     function = sympy.lambdify(sym["x"], log_density_expression(mechanism).subs(sym["scale"], mechanism.scale), modules="numpy")
     return lambda z: np.broadcast_to(np.asarray(function(z), dtype=np.float64), np.shape(z))
-
-
-def _draw(mechanism: Any, count: int, seed: int, device: str = "cpu") -> NDArray[np.float64]:
-    import torch
-
-    noise = mechanism.sample((count, COORDINATES), seed=seed, dtype=torch.float64, device=device)
-    if tuple(noise.shape) != (count, COORDINATES):
-        raise ValueError(f"sample((n, {COORDINATES})) returned shape {tuple(noise.shape)}")
-    return noise.cpu().numpy()
 
 
 def _numeric_cdf(log_density: Callable[[Any], Any], samples: NDArray[np.float64]) -> tuple[Callable[[Any], Any], float, float]:
@@ -76,61 +69,102 @@ def _scale_diagnosis(ratio: float, scale: float) -> str:
     return " or ".join(matches) if matches else "the sampler's scale convention differs from the density's"
 
 
+def _drawn(context: CheckContext, path: Any, count: int, seed: int) -> tuple[NDArray[np.float64] | None, dict[str, Any]]:
+    """``path``'s draws, or ``None`` and the problem (an error from the plugin, wrong shape, non-finite values)."""
+    try:
+        samples = np.asarray(context.draws(path, count, COORDINATES, seed), dtype=np.float64)
+    except (ValueError, TypeError, RuntimeError, NotImplementedError) as error:
+        return None, {"path": path.name, "problem": f"{type(error).__name__}: {error}"}
+    if samples.shape != (count, COORDINATES):
+        return None, {"path": path.name, "problem": f"draws of shape {samples.shape}, expected {(count, COORDINATES)}"}
+    if not np.isfinite(samples).all():
+        return None, {"path": path.name, "problem": "non-finite draws", "count": int((~np.isfinite(samples)).sum())}
+    return samples, {}
+
+
 def check_sampler_density(context: CheckContext) -> CheckResult:
-    """The sampler against the density: KS fit, mean, scale convention, independence, reproducibility."""
-    import torch
+    """Every noise path against the density: KS fit, mean, scale convention, independence; ``sample()`` reproducible.
+
+    The paths are those certification can draw through (see
+    :mod:`renyicert.checker.paths`); without a density each is compared with
+    ``sample()`` instead (two-sample KS).
+    """
     from scipy import stats
 
     mechanism = context.mechanism
     name = "sampler-density"
     count = 20_000 if context.quick else 100_000
-    seed = context.seed + 17
-    problems = _reproducibility_problems(mechanism, seed)
+    problems = _reproducibility_problems(mechanism, context.seed + 17)
     if problems:
         return CheckResult(name, Verdict.FAIL, "reproducibility from seed and generator", problems)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    paths, notes = context.noise_paths
+    has_density = mechanism.has_density and context.derived.normalised is not False
     z_crit = float(stats.norm.isf(SIGNIFICANCE / 2))
-    method = f"{count} x {COORDINATES} draws on {'+'.join(devices)}: seeds, independence (|corr| of values and magnitudes)"
-    warnings: list[str] = []
-    for device in devices:
-        samples = _draw(mechanism, count, seed, device)
-        if not np.isfinite(samples).all():
-            return CheckResult(name, Verdict.FAIL, method, {"device": device, "problem": "non-finite draws", "count": int((~np.isfinite(samples)).sum())})
+    test = "scipy.stats.kstest against the density's CDF, mean, std" if has_density else "scipy.stats.ks_2samp against sample(), std"
+    method = f"up to {count} x {COORDINATES} draws on each of {len(paths)} path(s): {test}, independence (|corr| of values and magnitudes), seeds"
+    log_density = _log_density(mechanism) if has_density else None
+    reference: tuple[str, NDArray[np.float64]] | None = None
+    measured: dict[str, str] = {}
+    drawn: list[tuple[Any, NDArray[np.float64]]] = []
+    for path in paths:  # the draws the divergence check uses too (the first rows of them)
+        rows = path.sample_count(_DRAWN_ROWS[context.quick], COORDINATES)
+        samples, problem = _drawn(context, path, rows, context.seed + 29)
+        if samples is None:
+            return CheckResult(name, Verdict.FAIL, method, problem)
+        drawn.append((path, samples[: path.sample_count(count, COORDINATES)]))
+    # One CDF over every path's range (quadrature and a fine grid are the costly part).
+    cdf_parts = _numeric_cdf(log_density, np.concatenate([samples.ravel() for _, samples in drawn])) if log_density is not None else None
+    for path, samples in drawn:
+        rows = samples.shape[0]
         for label, values in (("values", samples), ("magnitudes", np.abs(samples))):
             corr = np.corrcoef(values, rowvar=False)[np.triu_indices(COORDINATES, 1)]
             worst = float(np.max(np.abs(corr)))
-            if worst * math.sqrt(count) > z_crit:
-                return CheckResult(name, Verdict.FAIL, method, {"device": device, "problem": f"coordinates are correlated ({label})", "max |corr|": worst, "threshold": z_crit / math.sqrt(count)})
-        if not mechanism.has_density or context.derived.normalised is False:
-            continue
-        log_density = _log_density(mechanism)
+            if worst * math.sqrt(rows) > z_crit:
+                return CheckResult(name, Verdict.FAIL, method, {"path": path.name, "problem": f"coordinates are correlated ({label})", "max |corr|": worst, "threshold": z_crit / math.sqrt(rows)})
         pooled = samples.ravel()
-        cdf, mean, std = _numeric_cdf(log_density, pooled)
-        method = f"{count} x {COORDINATES} draws on {'+'.join(devices)}: scipy.stats.kstest against the density's CDF, mean, std, independence, seeds"
-        sample_mean, sample_std = float(pooled.mean()), float(pooled.std())
+        sample_std = float(pooled.std())
+        if log_density is None:
+            if reference is None:
+                reference = (path.name, pooled)
+                measured[path.name] = f"std {sample_std:.6g} (the reference)"
+                continue
+            ks2 = stats.ks_2samp(reference[1], pooled)
+            other_std = float(reference[1].std())
+            measured[path.name] = f"two-sample KS p = {ks2.pvalue:.3g}, std {sample_std:.6g} ({reference[0]}: {other_std:.6g})"
+            if ks2.pvalue < SIGNIFICANCE:
+                return CheckResult(name, Verdict.FAIL, method, {
+                    "path": path.name, "problem": f"the path's noise differs from {reference[0]}'s",
+                    "measured": f"{path.name}: std {sample_std:.6g}, {reference[0]}: std {other_std:.6g}",
+                    "KS statistic": float(ks2.statistic), "p-value": float(ks2.pvalue),
+                })  # fmt: skip
+            continue
+        assert cdf_parts is not None
+        cdf, mean, std = cdf_parts
+        sample_mean = float(pooled.mean())
         if abs(sample_mean - mean) > z_crit * std / math.sqrt(pooled.size):
-            return CheckResult(name, Verdict.FAIL, method, {"device": device, "problem": "mean differs from the density's", "sample mean": sample_mean, "density mean": mean})
+            return CheckResult(name, Verdict.FAIL, method, {"path": path.name, "problem": "mean differs from the density's", "sample mean": sample_mean, "density mean": mean})
         ks = stats.kstest(pooled, cdf)
         ratio = sample_std / std if std > 0 else math.nan
+        measured[path.name] = f"KS p = {ks.pvalue:.3g}, std {sample_std:.6g} (density {std:.6g})"
         if ks.pvalue < SIGNIFICANCE:
             evidence = {
-                "device": device,
+                "path": path.name,
+                "measured": f"{path.name}: std {sample_std:.6g}, density: {std:.6g}",
                 "KS statistic": float(ks.statistic),
                 "p-value": float(ks.pvalue),
-                "sample std": sample_std,
-                "density std": std,
                 "std ratio": ratio,
             }
             if abs(math.log(ratio)) > 0.01:
                 evidence["likely cause"] = _scale_diagnosis(ratio, mechanism.scale)
             return CheckResult(name, Verdict.FAIL, method, evidence)
+    warnings: list[str] = []
     if not mechanism.has_density:
-        warnings.append("goodness of fit not checked: no density (_symbolic_log_density)")
+        warnings.append("goodness of fit not checked: no density (_symbolic_log_density); the paths were compared with sample() only")
     elif context.derived.normalised is False:
         warnings.append("goodness of fit not checked: the density does not integrate to 1 (see closed-form)")
     elif mechanism.scale == 1.0:
         warnings.append("scale 1 cannot tell scale from scale**2: check at another scale too")
-    return CheckResult(name, Verdict.PASS, method, {}, tuple(warnings))
+    return CheckResult(name, Verdict.PASS, method, {"paths": measured}, tuple(warnings), limits=tuple(notes))
 
 
 def _reproducibility_problems(mechanism: Any, seed: int) -> dict[str, Any]:
@@ -154,7 +188,7 @@ def _reproducibility_problems(mechanism: Any, seed: int) -> dict[str, Any]:
 
 
 def check_sampler_divergence(context: CheckContext) -> CheckResult:
-    """A Monte Carlo estimate of ``E_P[(p/q)^(order-1)]`` from the sampler against the closed form."""
+    """On every noise path, a Monte Carlo estimate of ``E_P[(p/q)^(order-1)]`` against the closed form and the density's."""
     from scipy import stats
 
     mechanism = context.mechanism
@@ -163,40 +197,46 @@ def check_sampler_divergence(context: CheckContext) -> CheckResult:
         return CheckResult(name, Verdict.NOT_CHECKED, "not checked: no density (_symbolic_log_density)")
     if context.derived.normalised is False:
         return CheckResult(name, Verdict.NOT_CHECKED, "not checked: the density does not integrate to 1 (see closed-form)")
-    count = 50_000 if context.quick else 250_000
+    count = _DRAWN_ROWS[context.quick]
     log_density = _log_density(mechanism)
-    samples = _draw(mechanism, count, context.seed + 29).ravel()[: count * COORDINATES]
+    paths, notes = context.noise_paths
     points = [(1.5, 0.5), (2.0, 1.0)] if context.quick else [(1.5, 0.25), (1.5, 1.0), (2.0, 0.5), (2.0, 1.0), (3.0, 0.5)]
     z_crit = float(stats.norm.isf(SIGNIFICANCE / 2))
     derived = context.derived
     method = (
-        f"Monte Carlo over {samples.size} draws, {len(points)} points (order, r/scale): "
+        f"Monte Carlo over up to {count * COORDINATES} draws on each of {len(paths)} path(s), {len(points)} points (order, r/scale): "
         f"E_P[(p/q)^(order-1)] with a {1 - SIGNIFICANCE:.5f} normal interval vs exp((order-1) D)"
     )
     warnings: list[str] = []
-    for order, y in points:
-        shift = y * mechanism.scale
-        log_ratio = log_density(samples) - log_density(samples - shift)
-        weights = np.exp((order - 1.0) * log_ratio)
-        estimate = float(weights.mean())
-        half = z_crit * float(weights.std(ddof=1)) / math.sqrt(weights.size)
-        closed = float(mechanism.divergence(order, shift))
-        closed_moment = math.exp((order - 1.0) * closed)
-        evidence = {
-            "order": order,
-            "r": shift,
-            "shift": [shift],
-            "closed_form": closed,
-            "sampled": math.log(estimate) / (order - 1.0),
-            "moment interval": [estimate - half, estimate + half],
-            "closed-form moment": closed_moment,
-        }
-        if closed_moment < estimate - half:
-            return CheckResult(name, Verdict.FAIL, f"{method}: the closed form is below what the samples show", evidence)
-        true_moment = math.exp((order - 1.0) * float(derived.at(order, shift, mechanism.scale)))
-        if not (estimate - half <= true_moment <= estimate + half):
-            evidence["density moment"] = true_moment
-            return CheckResult(name, Verdict.FAIL, f"{method}: the samples disagree with the density's divergence (sampler and density differ)", evidence)
-        if closed_moment > estimate + half:
-            warnings.append(f"not tight at order={order:g}, r={shift:g}: closed form {closed:.6g}, sampled {math.log(estimate) / (order - 1.0):.6g}")
-    return CheckResult(name, Verdict.PASS, method, {}, tuple(warnings))
+    for path in paths:
+        drawn, problem = _drawn(context, path, path.sample_count(count, COORDINATES), context.seed + 29)
+        if drawn is None:
+            return CheckResult(name, Verdict.FAIL, method, problem)
+        samples = drawn.ravel()
+        for order, y in points:
+            shift = y * mechanism.scale
+            log_ratio = log_density(samples) - log_density(samples - shift)
+            weights = np.exp((order - 1.0) * log_ratio)
+            estimate = float(weights.mean())
+            half = z_crit * float(weights.std(ddof=1)) / math.sqrt(weights.size)
+            closed = float(mechanism.divergence(order, shift))
+            closed_moment = math.exp((order - 1.0) * closed)
+            evidence = {
+                "path": path.name,
+                "order": order,
+                "r": shift,
+                "shift": [shift],
+                "closed_form": closed,
+                "sampled": math.log(estimate) / (order - 1.0),
+                "moment interval": [estimate - half, estimate + half],
+                "closed-form moment": closed_moment,
+            }
+            if closed_moment < estimate - half:
+                return CheckResult(name, Verdict.FAIL, f"{method}: the closed form is below what the samples show", evidence)
+            true_moment = math.exp((order - 1.0) * float(derived.at(order, shift, mechanism.scale)))
+            if not (estimate - half <= true_moment <= estimate + half):
+                evidence["density moment"] = true_moment
+                return CheckResult(name, Verdict.FAIL, f"{method}: the samples disagree with the density's divergence (sampler and density differ)", evidence)
+            if closed_moment > estimate + half and path is paths[0]:
+                warnings.append(f"not tight for a one-coordinate shift at order={order:g}, r={shift:g}: closed form {closed:.6g}, sampled {math.log(estimate) / (order - 1.0):.6g}")
+    return CheckResult(name, Verdict.PASS, f"{method}; paths: {', '.join(p.name for p in paths)}", {}, tuple(warnings), limits=tuple(notes))

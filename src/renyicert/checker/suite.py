@@ -1,22 +1,29 @@
-"""Check a mechanism plugin: its divergence formula against its density, and its sampler against both.
+"""Check a mechanism plugin: its divergence formula against its density, its optional methods, and its noise against both.
 
-:func:`check` runs five checks and returns a :class:`CheckReport`:
+:func:`check` runs six checks and returns a :class:`CheckReport`:
 
 ``closed-form``
     The closed form against the divergence derived from the density (sympy,
     or mpmath quadrature where sympy cannot integrate).
 ``norm-ball``
-    The closed form against the worst shift of the same norm spread over 2 to 8
-    coordinates (product noise), not only an axis-aligned one.
+    The closed form against the worst shift of the same norm (product noise):
+    in the dimension the formula assumes (:attr:`Mechanism.dimension`, or the
+    ``dimension`` given), else spread over 2 to 8 coordinates and, with
+    structured shifts (axis, uniform, the cube's vertex for l_inf), up to 1024.
 ``laws``
     ``D(order, 0) = 0``, ``D >= 0``, monotone in ``r`` and ``order``, the
     ``order -> inf`` limit, and ``D(order, r; s) = D(order, r/s; 1)`` (hypothesis).
+``optional-methods``
+    ``_radius_at`` and ``_radius_per_order`` against the divergence, and the
+    comparison bounds against the laws of a certificate and the Rényi radius.
 ``sampler-density``
-    Goodness of fit of the sampler's marginals to the density, mean, scale
-    convention, independence of coordinates and reproducibility from a seed.
+    On every noise path certification can draw through (``sample()``, the fused
+    sampler on each backend: see :mod:`renyicert.checker.paths`): goodness of fit of
+    the marginals to the density, mean, scale convention, independence of
+    coordinates; ``sample()`` reproducible from a seed.
 ``sampler-divergence``
-    A Monte Carlo estimate of ``E_P[(p/q)^(order-1)]`` from the sampler's own
-    draws against the closed form, with a confidence interval.
+    On every noise path, a Monte Carlo estimate of ``E_P[(p/q)^(order-1)]`` from
+    the draws against the closed form, with a confidence interval.
 
 A closed form *above* the true divergence is sound (it certifies less than it
 could) and passes with a "not tight" warning; one *below* it fails with the
@@ -25,8 +32,10 @@ counterexample.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..mechanism import Mechanism
 from ..registry import resolve_mechanism
@@ -37,25 +46,29 @@ __all__ = ["CHECKS", "check"]
 
 def _registry() -> dict[str, Callable[[CheckContext], CheckResult]]:
     from .formula import check_closed_form, check_laws, check_norm_ball
+    from .optional import check_optional_methods
     from .sampler import check_sampler_density, check_sampler_divergence
 
     return {
         "closed-form": check_closed_form,
         "norm-ball": check_norm_ball,
         "laws": check_laws,
+        "optional-methods": check_optional_methods,
         "sampler-density": check_sampler_density,
         "sampler-divergence": check_sampler_divergence,
     }
 
 
 #: The names of the checks, in the order they run.
-CHECKS: tuple[str, ...] = ("closed-form", "norm-ball", "laws", "sampler-density", "sampler-divergence")
+CHECKS: tuple[str, ...] = ("closed-form", "norm-ball", "laws", "optional-methods", "sampler-density", "sampler-divergence")
 
 
 def check(
     mechanism: Mechanism | type[Mechanism] | str,
     *,
     scale: float = 0.3,
+    params: dict[str, Any] | None = None,
+    dimension: int | None = None,
     quick: bool = False,
     seed: int = 0,
     checks: Sequence[str] | None = None,
@@ -65,13 +78,20 @@ def check(
     Parameters
     ----------
     mechanism
-        A mechanism instance, a mechanism class (built at ``scale``) or a registered name.
+        A mechanism instance, a mechanism class (built at ``scale`` with ``params``) or a registered name.
     scale
         Scale to build the mechanism at when a class or name is given.  Avoid
         ``1.0``, where a sampler that confuses ``sigma`` with ``sigma**2`` looks
         right, and ``0.5``, where ``sqrt(scale)`` and ``scale / sqrt(2)`` coincide.
+    params
+        The other constructor arguments, when a class or a name is given (``{"d": 64}``).
+    dimension
+        The number of input coordinates to search the worst shift in (the input's
+        ``numel``); default: the mechanism's own :attr:`~renyicert.Mechanism.dimension`,
+        else a range of dimensions.
     quick
-        Fewer points, examples and samples (about a quarter of the work).
+        Fewer points, examples and samples (about a quarter of the work); the Triton
+        kernel is then drawn only on a GPU, not under the interpreter.
     seed
         Seeds every random choice, so a report is reproducible.
     checks
@@ -90,12 +110,16 @@ def check(
     (True, 'pass')
     """
     # An instance keeps its own scale; ``scale`` builds a class or a name.
-    mechanism = resolve_mechanism(mechanism, None if isinstance(mechanism, Mechanism) else scale)
+    mechanism = resolve_mechanism(mechanism, None if isinstance(mechanism, Mechanism) else scale, params)
+    if dimension is not None and (isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1):
+        raise ValueError(f"dimension must be a positive integer, got {dimension!r}")
+    if dimension is not None and mechanism.dimension is not None and dimension != mechanism.dimension:
+        raise ValueError(f"dimension={dimension} disagrees with {mechanism!r}, whose divergence is for {mechanism.dimension} coordinates")
     wanted = list(CHECKS if checks is None else checks)
     unknown = [name for name in wanted if name not in CHECKS]
     if unknown:
         raise ValueError(f"unknown check(s) {unknown}; expected names from {list(CHECKS)}")
-    context = CheckContext(mechanism=mechanism, quick=bool(quick), seed=int(seed))
+    context = CheckContext(mechanism=mechanism, quick=bool(quick), seed=int(seed), dimension=dimension)
     table = _registry()
     results = []
     for name in CHECKS:
@@ -103,7 +127,7 @@ def check(
             continue
         start = time.perf_counter()
         result = table[name](context)
-        results.append(
-            CheckResult(result.name, result.verdict, result.method, result.evidence, result.warnings, time.perf_counter() - start)
-        )
-    return CheckReport(mechanism=mechanism.label, scale=mechanism.scale, quick=bool(quick), results=tuple(results))
+        results.append(dataclasses.replace(result, seconds=time.perf_counter() - start))
+    others = {key: value for key, value in mechanism.get_params().items() if key != "scale"}
+    label = mechanism.label + (f" ({', '.join(f'{key}={value!r}' for key, value in others.items())})" if others else "")
+    return CheckReport(mechanism=label, scale=mechanism.scale, quick=bool(quick), results=tuple(results))

@@ -22,7 +22,7 @@ import numpy as np
 from ..registry import available_mechanisms, get_mechanism
 from ..smoothing import BOUNDS
 from ..solver import certified_radius, pixeldp_radius, tight_radius
-from .arguments import Parser, float_list
+from .arguments import Parser, add_option_argument, float_list, mechanism_from_arguments
 
 __all__ = ["main", "radius_table"]
 
@@ -104,7 +104,7 @@ def _cmd_mechanisms(args: argparse.Namespace) -> int:
 
 
 def _cmd_radius(args: argparse.Namespace) -> int:
-    mechanism = get_mechanism(args.mechanism, scale=args.scale)
+    mechanism = mechanism_from_arguments(args.mechanism, args.scale, args.options)
     if len(args.p1) != len(args.p2) and len(args.p2) != 1:
         raise ValueError(f"give one --p2 or as many as --p1 ({len(args.p1)}), got {len(args.p2)}")
     p1 = np.asarray(args.p1, dtype=float)
@@ -113,7 +113,7 @@ def _cmd_radius(args: argparse.Namespace) -> int:
     results = {bound: _radius(mechanism, bound, p1, p2, args.delta) for bound in bounds}
     rows = []
     for i in range(p1.size):
-        row: dict[str, Any] = {"mechanism": mechanism.name, "scale": mechanism.scale, "p1": float(p1[i]), "p2": float(p2[i])}
+        row: dict[str, Any] = {"mechanism": mechanism.label, **mechanism.get_params(), "p1": float(p1[i]), "p2": float(p2[i])}
         for bound in bounds:
             row[bound] = float(results[bound][0][i])
         if "renyi" in results:
@@ -142,7 +142,8 @@ def _cmd_table(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from ..checker import CHECKS, check
 
-    report = check(args.name, scale=args.scale, quick=args.quick, seed=args.seed, checks=args.only or list(CHECKS))
+    mechanism = mechanism_from_arguments(args.name, args.scale, args.options)
+    report = check(mechanism, quick=args.quick, seed=args.seed, checks=args.only or list(CHECKS), dimension=args.dimension)
     print(report.to_json() if args.json else report)
     return 0 if report.passed else 1
 
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     rad.add_argument("--bound", choices=[*BOUNDS, "all"], default="renyi", help="which certificate (default: renyi)")
     rad.add_argument("--delta", type=float, default=1e-5, help="delta of the PixelDP bound (default: 1e-5)")
     rad.add_argument("--json", action="store_true", help="print one JSON object per line")
+    add_option_argument(rad)
     rad.set_defaults(func=_cmd_radius)
 
     chk = sub.add_parser(
@@ -176,8 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--scale", type=float, default=0.3, help="noise scale to check at (default: 0.3; 1.0 hides a scale**2 mix-up)")
     chk.add_argument("--quick", action="store_true", help="fewer points and samples (a few seconds; what CI runs)")
     chk.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
-    chk.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable): closed-form, norm-ball, laws, sampler-density, sampler-divergence")
+    chk.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable): closed-form, norm-ball, laws, optional-methods, sampler-density, sampler-divergence")
     chk.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    chk.add_argument("--dimension", type=int, help="the input dimension to search the worst shift in (default: the mechanism's own, else 1 to 8 and structured shifts up to 1024)")
+    add_option_argument(chk)
     chk.set_defaults(func=_cmd_check)
 
     table = sub.add_parser("table", help="print a table of certified radii for the built-in mechanisms", description="A table of certified radii for both built-in mechanisms under every bound, with p2 = 1 - p1.")

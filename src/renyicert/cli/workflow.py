@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_batch_size
-from .arguments import float_list
+from .arguments import add_option_argument, float_list, mechanism_from_arguments
 
 __all__ = ["add_workflow_commands"]
 
@@ -36,7 +36,6 @@ def _split(args: argparse.Namespace, part: str) -> Any:
 
 def _smoothed(args: argparse.Namespace, data: Any) -> Any:
     from ..workflow.models import load_checkpoint
-    from ..registry import get_mechanism
     from ..smoothing import Smoothed
 
     model, config = load_checkpoint(args.checkpoint)
@@ -44,25 +43,35 @@ def _smoothed(args: argparse.Namespace, data: Any) -> Any:
         raise ValueError(f"the checkpoint's model takes inputs of shape {tuple(config['input_shape'])}, the data has {data.input_shape}")
     if int(config["num_classes"]) != data.num_classes:
         raise ValueError(f"the checkpoint's model scores {config['num_classes']} classes, the data has {data.num_classes}")
-    trained_with = config.get("mechanism") or {}
-    mechanism_name = args.mechanism if args.mechanism is not None else trained_with.get("name")
-    scale = args.scale if args.scale is not None else trained_with.get("scale")
-    if mechanism_name is None or scale is None:
-        raise ValueError("give --mechanism and --scale (the checkpoint was trained without noise)")
-    mechanism = get_mechanism(mechanism_name, scale=scale)
+    mechanism = _certifying_mechanism(args, config.get("mechanism") or {})
     smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=_progress(args))
     return smoothed
+
+
+def _certifying_mechanism(args: argparse.Namespace, trained_with: dict[str, Any]) -> Any:
+    """The noise to certify with: ``--mechanism``/``--scale``/``-o`` where given, the checkpoint's where not.
+
+    The checkpoint's parameters (beyond the scale) are used only with its own
+    mechanism; ``-o`` replaces them one by one.
+    """
+    name = args.mechanism if args.mechanism is not None else trained_with.get("name")
+    scale = args.scale if args.scale is not None else trained_with.get("scale")
+    if name is None or scale is None:
+        raise ValueError("give --mechanism and --scale (the checkpoint's configuration names no noise)")
+    stored = (trained_with.get("parameters") or {}) if name == trained_with.get("name") else {}
+    if not isinstance(stored, dict):
+        raise ValueError(f"the checkpoint's mechanism parameters must be a JSON object, got {stored!r}")
+    return mechanism_from_arguments(name, scale, args.options, stored)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from ..workflow.models import build_model
-    from ..registry import get_mechanism
     from ..workflow.training import train
 
     data = _split(args, "train")
-    mechanism = None if args.method == "standard" else get_mechanism(args.mechanism, scale=args.scale)
+    mechanism = None if args.method == "standard" else mechanism_from_arguments(args.mechanism, args.scale, args.options)
     torch.manual_seed(args.seed)
     model = build_model(args.model, data.input_shape, data.num_classes)
     config = {"model": args.model, "input_shape": list(data.input_shape), "num_classes": data.num_classes, "data": args.data}
@@ -189,6 +198,7 @@ def _smoothing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="only the first LIMIT inputs")
     parser.add_argument("--batch-size", type=_batch_size, default=4096, help="noisy copies per model call, or 'auto' to time the model and pick (default: 4096)")
     parser.add_argument("--sampler", choices=["auto", "triton", "native", "compiled", "eager"], default="auto", help="noise sampler path (default: auto; all draw the same noise)")
+    add_option_argument(parser)
 
 
 def add_workflow_commands(sub: Any) -> None:
@@ -201,6 +211,7 @@ def add_workflow_commands(sub: Any) -> None:
     tr.add_argument("--method", choices=METHODS, default="augmentation", help="training method (default: augmentation)")
     tr.add_argument("--mechanism", default="gaussian", help="noise for augmentation/stability (default: gaussian)")
     tr.add_argument("--scale", type=float, default=0.25, help="noise scale (default: 0.25)")
+    add_option_argument(tr)
     tr.add_argument("--epochs", type=int, default=30, help="epochs (default: 30)")
     tr.add_argument("--train-batch-size", type=int, default=64, help="training batch size (default: 64)")
     tr.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default: 1e-3)")

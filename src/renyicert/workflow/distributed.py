@@ -98,9 +98,9 @@ def check_settings(path: Path, settings: dict[str, Any], resume: bool) -> None:
             f"cannot resume {str(path)!r}: its records are in format {old.get('format', 1)} (renyicert 0.1, where 'alpha' in a record "
             f"was the Rényi order), this version writes format {settings['format']}; certify into a new file (report reads both formats)"
         )
-    for key, value in settings.items():
-        if old.get(key) != value:
-            raise ValueError(f"cannot resume {str(path)!r}: it was made with {key} = {old.get(key)!r}, this run has {key} = {value!r}")
+    for key in [*settings, *(k for k in old if k not in settings)]:
+        if old.get(key) != settings.get(key):
+            raise ValueError(f"cannot resume {str(path)!r}: it was made with {key} = {old.get(key)!r}, this run has {key} = {settings.get(key)!r}")
 
 
 def write_settings(path: Path, settings: dict[str, Any]) -> None:

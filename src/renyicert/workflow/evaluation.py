@@ -152,13 +152,17 @@ def certify_dataset(
 
 def _run_settings(smoothed: Smoothed, **options: Any) -> dict[str, Any]:
     """What makes a run's records: kept beside them, compared on resume."""
-    from .models import model_sha256
+    from .models import mechanism_parameters, model_sha256
 
     mechanism = smoothed.mechanism
-    return {
+    settings = {
         "format": RECORDS_FORMAT, "mechanism": mechanism.label, "scale": mechanism.scale, **options,
         "num_classes": smoothed.num_classes, "model_sha256": model_sha256(smoothed.model),
     }  # fmt: skip
+    parameters = mechanism_parameters(mechanism)
+    if parameters:  # only where there are any, so that the settings of the built-ins read as before
+        settings["parameters"] = parameters
+    return settings
 
 
 def _open_records(path: Path, settings: dict[str, Any], resume: bool, rank: int) -> dict[int, dict[str, Any]]:

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DigitsCNN", "DigitsMLP", "build_model", "file_sha256", "load_checkpoint", "model_sha256", "save_checkpoint"]
+__all__ = ["DigitsCNN", "DigitsMLP", "build_model", "file_sha256", "load_checkpoint", "mechanism_parameters", "model_sha256", "save_checkpoint"]
 
 
 def _torch_nn() -> Any:
@@ -133,6 +133,27 @@ def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: in
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, num_classes):
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise ValueError(f"{name} maps inputs of shape (2, *{tuple(input_shape)}) to {shape}; expected (2, {num_classes}) logits")
+
+
+def mechanism_parameters(mechanism: Any) -> dict[str, Any]:
+    """A mechanism's parameters beyond its scale, as JSON values (for checkpoints and records settings).
+
+    Examples
+    --------
+    >>> import renyicert
+    >>> from renyicert.workflow.models import mechanism_parameters
+    >>> mechanism_parameters(renyicert.get_mechanism("gaussian", scale=0.5))
+    {}
+    """
+    parameters = {key: value for key, value in mechanism.get_params().items() if key != "scale"}
+    for key, value in parameters.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"parameter {key!r} of {mechanism.label} is {value!r}, which strict JSON cannot store")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError(f"parameter {key!r} of {mechanism.label} is {value!r}, which cannot be stored as JSON") from None
+    return parameters
 
 
 def file_sha256(path: str | Path) -> str:

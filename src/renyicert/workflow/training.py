@@ -209,9 +209,10 @@ def _step_loss(model: Any, x: Any, y: Any, mechanism: Mechanism | None, method: 
 
 def _save_trained(path: str | Path, model: Any, data: LabelledData, mechanism: Mechanism | None, hyperparameters: dict[str, Any], config: dict[str, Any] | None) -> None:
     """The checkpoint: the weights, and beside them the model's description, the noise and the hyper-parameters."""
-    from .models import save_checkpoint
+    from .models import mechanism_parameters, save_checkpoint
 
     meta = {"model": type(model).__name__, "input_shape": list(data.input_shape), "num_classes": data.num_classes}
     meta.update(config or {})
-    meta.update(hyperparameters, mechanism=None if mechanism is None else {"name": mechanism.name, "scale": mechanism.scale})
+    noise = None if mechanism is None else {"name": mechanism.label, "scale": mechanism.scale, "parameters": mechanism_parameters(mechanism)}
+    meta.update(hyperparameters, mechanism=noise)
     save_checkpoint(path, model, meta)
