@@ -145,3 +145,66 @@ def test_malformed_data_and_checkpoint_files(tmp_path_factory: pytest.TempPathFa
         Path(folder / "file.json").write_bytes(content)
         with pytest.raises(ValueError):
             load_checkpoint(path)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from renyicert.workflow.models import DigitsMLP, save_checkpoint
+
+    path = tmp_path_factory.mktemp("checkpoint") / "m.pt"
+    save_checkpoint(path, DigitsMLP(), {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10, "mechanism": {"name": "gaussian", "scale": 0.25, "parameters": {}}})
+    return path
+
+
+@FUZZ
+@given(key=st.sampled_from(["model", "input_shape", "num_classes", "mechanism", "state_dict_sha256", "config_sha256"]), value=json_values, reseal=st.booleans())
+def test_hostile_checkpoint_descriptions_are_refused_or_harmless(saved_checkpoint: Path, key: str, value: object, reseal: bool) -> None:
+    """Any value in any key of a checkpoint's description, resealed with its checksum or not: a ValueError or a model, never code or a traceback."""
+    import json
+    import shutil
+
+    from renyicert.workflow.models import config_sha256, load_checkpoint
+
+    folder = saved_checkpoint.parent / "edited"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(saved_checkpoint, folder / "m.pt")
+    config = json.loads(saved_checkpoint.with_suffix(".json").read_text())
+    config[key] = value
+    if reseal and key != "config_sha256":
+        config["config_sha256"] = config_sha256(config)
+    (folder / "m.json").write_text(json.dumps(config))
+    try:
+        model, loaded = load_checkpoint(folder / "m.pt")
+    except ValueError:
+        return
+    assert isinstance(model, torch.nn.Module) and loaded["model"] in ("mlp", "cnn")
+
+
+@FUZZ
+@given(settings_value=json_values, record=json_values)
+def test_hostile_settings_and_record_files_are_refused_clearly(tmp_path_factory: pytest.TempPathFactory, settings_value: object, record: object) -> None:
+    """A resume over any settings file and any record line: a ValueError naming the problem, never a traceback."""
+    import json
+
+    from renyicert.workflow import distributed
+
+    folder = tmp_path_factory.mktemp("records")
+    path = folder / "r.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    distributed.settings_path(path).write_text(json.dumps(settings_value))
+    try:
+        distributed.check_settings(path, {"format": 2, "n": 10}, resume=True)
+    except ValueError:
+        pass
+    try:
+        distributed.recorded(path, repair=False, inputs=3)
+    except ValueError:
+        pass
+    assert main(["report", str(path)]) in (0, 2)

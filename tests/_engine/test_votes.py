@@ -146,3 +146,26 @@ def test_native_vote_counting_matches_torch_argmax_with_ties_and_non_finite_logi
         assert not count_votes(poisoned, row_input, 150, native, ops) and torch.equal(native, before)
         assert not count_votes(poisoned, row_input, 150, reference, None)
         assert count_votes(poisoned, row_input, 149, native, ops)  # the bad row is padding: not looked at
+
+
+def test_a_phase_is_planned_in_segments_with_the_same_counts(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Before: the row indices of a whole phase were allocated at once (16 bytes x inputs x n: --n 1e8 ran out of memory).
+    import renyicert
+    from renyicert._engine import engine
+
+    model = torch.nn.Linear(6, 3)
+    smoothed = renyicert.Smoothed(model, "gaussian", 3, scale=0.5, input_shape=(6,), batch_size=64, progress=False)
+    x = torch.rand(3, 6)
+    whole = smoothed.class_counts(x, 1000, seed=4)
+    sizes: list[int] = []
+    planned = engine._phase_rows
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        rows = planned(*args)
+        sizes.append(rows[0].shape[0])
+        return rows
+
+    monkeypatch.setattr(engine, "SEGMENT_ROWS", 256)
+    monkeypatch.setattr(engine, "_phase_rows", spy)
+    segmented = smoothed.class_counts(x, 1000, seed=4)
+    assert (segmented == whole).all() and max(sizes) <= 256 and sum(sizes) == 3000

@@ -32,13 +32,16 @@ def test_user_data_and_model_paths(tmp_path: Path, capsys: pytest.CaptureFixture
     model = tmp_path / "m.pt"
     argv = ["train", "--data", str(tmp_path / "d.npz"), "--model", "tests.workflow.test_models:wide_model", "--epochs", "2", "--out", str(model), "--quiet"]
     assert main(argv) == 0
-    assert main(["certify", "--data", str(tmp_path / "d.npz"), "--checkpoint", str(model), "--n", "100", "--quiet"]) == 0
+    # The checkpoint names module:callable code: imported only when the user names it too.
+    assert main(["certify", "--data", str(tmp_path / "d.npz"), "--checkpoint", str(model), "--n", "100", "--quiet"]) == 2
+    assert "imports a module:callable only when you name it yourself" in capsys.readouterr().err
+    assert main(["certify", "--data", str(tmp_path / "d.npz"), "--checkpoint", str(model), "--model", "tests.workflow.test_models:wide_model", "--n", "100", "--quiet"]) == 0
     np.savez(tmp_path / "wide.npz", x=rng.random((10, 7)).astype("float32"), y=y[:10])
     capsys.readouterr()
-    assert main(["certify", "--data", str(tmp_path / "wide.npz"), "--checkpoint", str(model), "--quiet"]) == 2
+    assert main(["certify", "--data", str(tmp_path / "wide.npz"), "--checkpoint", str(model), "--model", "tests.workflow.test_models:wide_model", "--quiet"]) == 2
     assert "takes inputs of shape (5,), the data has (7,)" in capsys.readouterr().err
     np.savez(tmp_path / "three.npz", x=x[:9], y=np.arange(9) % 3)
-    assert main(["certify", "--data", str(tmp_path / "three.npz"), "--checkpoint", str(model), "--quiet"]) == 2
+    assert main(["certify", "--data", str(tmp_path / "three.npz"), "--checkpoint", str(model), "--model", "tests.workflow.test_models:wide_model", "--num-classes", "3", "--quiet"]) == 2
     assert "scores 2 classes, the data has 3" in capsys.readouterr().err
     assert main(["train", "--model", "cnn", "--data", str(tmp_path / "d.npz"), "--out", str(model), "--quiet"]) == 2
     assert "DigitsCNN needs images" in capsys.readouterr().err
@@ -110,3 +113,58 @@ def test_bad_mechanism_options_are_one_line_errors(tmp_path: Path, capsys: pytes
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = tmp_path_factory.mktemp("trained") / "m.pt"
+    assert main(["train", "--epochs", "1", "--out", str(model), "--quiet"]) == 0
+    return model
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_triton_on_a_cpu_machine_is_a_one_line_error(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--sampler", "triton", "--limit", "1", "--n", "50", "--quiet"], "the Triton sampler runs on CUDA tensors")
+
+
+def test_train_out_onto_a_directory_is_refused_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "d.pt").mkdir()
+    _one_line_error(capsys, ["train", "--epochs", "30", "--out", str(tmp_path / "d.pt"), "--quiet"], "is a directory")
+    _one_line_error(capsys, ["train", "--epochs", "30", "--out", str(tmp_path / "m.bin"), "--quiet"], "--out must end in .pt")
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"correct": True, "radius_renyi": "inf"}, "radius_renyi must be a finite number >= 0, got 'inf'"),
+        ({"correct": True, "radius_renyi": -0.5}, "radius_renyi must be a finite number >= 0, got -0.5"),
+        ({"correct": True, "radius_renyi": "nan"}, "radius_renyi must be a finite number >= 0, got 'nan'"),
+        ({"correct": True}, "the record has no 'radius_renyi'"),
+        ({"radius_renyi": 0.1}, "'correct' must be true or false"),
+    ],
+)
+def test_report_refuses_records_it_cannot_trust(tmp_path: Path, capsys: pytest.CaptureFixture[str], record: dict[str, object], message: str) -> None:
+    # Before: Infinity gave a table with r=nan columns; NaN and negative radii were accepted; a missing key a traceback.
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"correct": True, "radius_renyi": 0.2}) + "\n" + json.dumps(record) + "\n")
+    _one_line_error(capsys, ["report", str(path)], f"{path} record 2: {message}")
+
+
+def test_num_classes_on_the_command_line(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--num-classes", "12", "--limit", "1", "--quiet"], "the digits have 10 classes, got --num-classes 12")
+    # A user file whose labels lack the top class still certifies: the classes default to the checkpoint's model's.
+    from renyicert.workflow.data import load_digits
+
+    test = load_digits()[1]
+    keep = test.y < 9
+    np.savez(tmp_path / "no9.npz", x=test.x[keep][:4].numpy(), y=test.y[keep][:4].numpy())
+    assert main(["certify", "--data", str(tmp_path / "no9.npz"), "--checkpoint", str(trained), "--n", "50", "--quiet"]) == 0

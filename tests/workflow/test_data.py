@@ -68,3 +68,40 @@ def test_a_torch_dataset_becomes_labelled_data() -> None:
         as_labelled_data([1, 2, 3])
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
         LabelledData(torch.zeros(2, 1), torch.zeros(2, dtype=torch.long), 1)
+
+
+def test_the_fingerprint_follows_values_labels_and_size() -> None:
+    from renyicert.workflow.data import LabelledData, load_digits
+
+    test = load_digits()[1]
+    base = test.subset(5).fingerprint()
+    assert base == test.subset(5).fingerprint()
+    assert base != test.subset(4).fingerprint()
+    assert base != LabelledData(test.x[:5] + 1e-7, test.y[:5], 10).fingerprint()
+    assert base != LabelledData(test.x[:5], (test.y[:5] + 1) % 10, 10).fingerprint()
+
+
+def test_a_huge_label_asks_for_the_number_of_classes() -> None:
+    import torch
+
+    from renyicert.workflow.data import as_labelled_data
+
+    x, y = torch.zeros(2, 3), torch.tensor([0, 2**62])
+    # Before: "data has 4611686018427387905 classes".
+    with pytest.raises(ValueError, match="the largest label is 4611686018427387904.*give num_classes"):
+        as_labelled_data((x, y))
+    with pytest.raises(ValueError, match="labels must be in \\[0, 5\\), got 4611686018427387904"):
+        as_labelled_data((x, y), num_classes=5)
+    assert as_labelled_data((x, torch.tensor([0, 1])), num_classes=7).num_classes == 7
+
+
+@pytest.mark.parametrize("make", ["sparse", "meta"])
+def test_sparse_or_meta_tensors_are_refused(tmp_path: Path, make: str) -> None:
+    import torch
+
+    from renyicert.workflow.data import load_data
+
+    x = torch.zeros(4, 3).to_sparse() if make == "sparse" else torch.empty(4, 3, device="meta")
+    torch.save({"x": x, "y": torch.tensor([0, 1, 0, 1])}, tmp_path / "d.pt")
+    with pytest.raises(ValueError, match="must be a dense tensor with values"):
+        load_data(tmp_path / "d.pt")

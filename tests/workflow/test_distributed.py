@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from renyicert.cli import main
 from renyicert.workflow.records import read_records
@@ -120,3 +121,92 @@ def test_resume_with_other_settings_is_refused_naming_the_setting(checkpoint: Pa
     records.unlink()  # records removed, settings file left behind: a fresh run with other settings is fine
     assert main(_certify_argv(checkpoint, records, limit=3, samples=500)) == 0
     assert json.loads(records.with_name("r.jsonl.settings.json").read_text())["n"] == 500
+
+
+# ------------------------------------------------------------- one writer, known data
+def _smoothed_digits() -> tuple[object, object]:
+    import renyicert
+    from renyicert.workflow.data import load_digits
+    from renyicert.workflow.models import DigitsMLP
+
+    torch.manual_seed(0)
+    return renyicert.Smoothed(DigitsMLP(), "gaussian", 10, scale=0.25, progress=False), load_digits()[1]
+
+
+def test_a_second_run_into_one_records_file_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    from renyicert.workflow.evaluation import certify_dataset
+
+    records = tmp_path / "r.jsonl"
+    holder = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from renyicert.workflow.distributed import RecordsLock
+        lock = RecordsLock(Path({str(records)!r}), 0)
+        print("locked", flush=True)
+        sys.stdin.read()   # held until the test closes stdin
+        lock.release()
+    """)
+    process = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "locked"
+        smoothed, test = _smoothed_digits()
+        # Before: both runs exited 0 and the file held one run's records under the other's summary.
+        with pytest.raises(ValueError, match=f"is being written by another run \\(pid {process.pid} on "):
+            certify_dataset(smoothed, test.subset(2), records, n0=10, n=50, progress=False)
+        assert not records.exists()
+    finally:
+        process.communicate("", timeout=30)
+    smoothed, test = _smoothed_digits()
+    assert len(certify_dataset(smoothed, test.subset(2), records, n0=10, n=50, progress=False)) == 2  # free again
+    assert not records.with_name("r.jsonl.lock.holder").exists()
+
+
+def test_resume_with_other_data_or_another_limit_is_refused(tmp_path: Path) -> None:
+    from renyicert.workflow.data import LabelledData
+    from renyicert.workflow.evaluation import certify_dataset
+
+    smoothed, test = _smoothed_digits()
+    records = tmp_path / "r.jsonl"
+    certify_dataset(smoothed, test.subset(4), records, n0=10, n=50, progress=False)
+    other = LabelledData(test.x[:4].flip(0).contiguous(), test.y[:4].flip(0).contiguous(), 10)
+    # Before: a resume with --data other.npz exited 0 with records of two data sets in one table.
+    with pytest.raises(ValueError, match="it was made with data_sha256 = "):
+        certify_dataset(smoothed, other, records, n0=10, n=50, resume=True, progress=False)
+    with pytest.raises(ValueError, match="it was made with inputs = 4, this run has inputs = 2"):
+        certify_dataset(smoothed, test.subset(2), records, n0=10, n=50, resume=True, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ('{"label": 1}\n', "'index' must be an integer in \\[0, 3\\), got None"),
+        ('{"index": 99}\n', "'index' must be an integer in \\[0, 3\\), got 99"),
+        ('{"index": "0"}\n', "got '0'"),
+        ("[1, 2]\n", "got None"),
+    ],
+)
+def test_resuming_over_a_foreign_record_line_is_a_clear_error(tmp_path: Path, line: str, match: str) -> None:
+    from renyicert.workflow.evaluation import certify_dataset
+
+    smoothed, test = _smoothed_digits()
+    records = tmp_path / "r.jsonl"
+    certify_dataset(smoothed, test.subset(3), records, n0=10, n=50, progress=False)
+    records.write_text(records.read_text().splitlines(keepends=True)[0] + line)
+    with pytest.raises(ValueError, match=match):
+        certify_dataset(smoothed, test.subset(3), records, n0=10, n=50, resume=True, progress=False)
+
+
+@pytest.mark.parametrize(("text", "match"), [("[1, 2]", "holds a JSON list, not the settings object"), ("{not json", "is not JSON")])
+def test_a_foreign_settings_file_is_a_clear_error(tmp_path: Path, text: str, match: str) -> None:
+    from renyicert.workflow.evaluation import certify_dataset
+
+    smoothed, test = _smoothed_digits()
+    records = tmp_path / "r.jsonl"
+    certify_dataset(smoothed, test.subset(2), records, n0=10, n=50, progress=False)
+    records.with_name("r.jsonl.settings.json").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        certify_dataset(smoothed, test.subset(2), records, n0=10, n=50, resume=True, progress=False)

@@ -37,10 +37,16 @@ def test_records_match_certifying_each_input_alone(smoothed: renyicert.Smoothed,
         certify_dataset(smoothed, data, tmp_path / "r.jsonl", progress=False)
     with pytest.raises(ValueError, match="it was made with n = 300, this run has n = 400"):
         certify_dataset(smoothed, test.subset(7), tmp_path / "r.jsonl", n0=20, n=400, seed=7, inputs_per_call=2, resume=True, progress=False)
-    again = certify_dataset(smoothed, test.subset(7), tmp_path / "r.jsonl", n0=20, n=300, seed=7, inputs_per_call=2, resume=True, progress=False)
-    assert [r["index"] for r in again] == list(range(7)) and again[:5] == records
+    # Other data (here: two more inputs) is refused: the settings hold the data's size and SHA-256.
+    with pytest.raises(ValueError, match="it was made with inputs = 5, this run has inputs = 7"):
+        certify_dataset(smoothed, test.subset(7), tmp_path / "r.jsonl", n0=20, n=300, seed=7, inputs_per_call=2, resume=True, progress=False)
+    lines = (tmp_path / "r.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "r.jsonl").write_text("".join(lines[:3]))  # an interrupted run
+    again = certify_dataset(smoothed, data, tmp_path / "r.jsonl", n0=20, n=300, seed=7, inputs_per_call=2, resume=True, progress=False)
+    untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in run] for run in (again, records)]
+    assert untimed[0] == untimed[1]  # the same records, whatever was interrupted
     csv = write_csv(again, tmp_path / "r.csv").read_text().splitlines()
-    assert len(csv) == 8 and csv[0].startswith("index,label,prediction,correct,radius_renyi")
+    assert len(csv) == 6 and csv[0].startswith("index,label,prediction,correct,radius_renyi")
 
 
 def test_certified_accuracy_curve_is_non_increasing_and_starts_at_clean_accuracy() -> None:

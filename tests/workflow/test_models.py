@@ -72,3 +72,85 @@ def test_not_a_checkpoint_gets_a_clear_error(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "x.pt")
     with pytest.raises(ValueError, match="must end in .pt"):
         save_checkpoint(tmp_path / "m.bin", DigitsMLP(), {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10})
+
+
+# --------------------------------------------------------- checkpoints run no code
+def _saved(tmp_path: Path, spec: str = "mlp") -> Path:
+    save_checkpoint(tmp_path / "m.pt", DigitsMLP(), {"model": spec, "input_shape": (1, 8, 8), "num_classes": 10})
+    return tmp_path / "m.pt"
+
+
+def _edit(path: Path, **changes: object) -> None:
+    """Edit the description and recompute both checksums, as an attacker would."""
+    from renyicert.workflow.models import config_sha256
+
+    config = json.loads(path.with_suffix(".json").read_text())
+    config.update(changes)
+    config["config_sha256"] = config_sha256(config)
+    path.with_suffix(".json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("spec", ["sys:exit", "os:abort", "tempfile:mkstemp", "pdb:set_trace"])
+def test_a_checkpoint_description_cannot_import_or_call_code(tmp_path: Path, spec: str) -> None:
+    # Before: "sys:exit" exited 0 with no output, "os:abort" 134, "tempfile:mkstemp" created a file.
+    path = _saved(tmp_path)
+    _edit(path, model=spec)
+    with pytest.raises(ValueError, match=f"the checkpoint's model is '{spec}', code that a file names"):
+        load_checkpoint(path)
+
+
+def test_a_module_callable_named_by_the_caller_is_used(tmp_path: Path) -> None:
+    spec = "renyicert.workflow.models:DigitsMLP"
+    path = _saved(tmp_path, spec)
+    with pytest.raises(ValueError, match="only when you name it yourself"):
+        load_checkpoint(path)
+    model, _ = load_checkpoint(path, trusted_models=(spec,))
+    assert type(model).__name__ == "DigitsMLP"
+
+
+def test_an_edited_description_fails_its_own_checksum(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    config = json.loads(path.with_suffix(".json").read_text())
+    config["mechanism"] = {"name": "laplace", "scale": 5.0}
+    path.with_suffix(".json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="does not match its own checksum"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"input_shape": [-1, 8, 8]}, "'input_shape' must be a list of positive integers"),
+        ({"input_shape": [1 << 20, 1 << 20]}, "'input_shape' must be a list of positive integers"),
+        ({"num_classes": 1}, "'num_classes' must be an integer in \\[2, 2\\^24\\]"),
+        ({"mechanism": "gaussian"}, "'mechanism' must be null or an object"),
+        ({"mechanism": {"name": "gaussian", "scale": "big"}}, "the mechanism's 'scale' must be a number"),
+        ({"model": 3}, "'model' must be a non-empty string"),
+    ],
+)
+def test_a_wrong_typed_description_is_a_clear_error(tmp_path: Path, changes: dict[str, object], match: str) -> None:
+    path = _saved(tmp_path)
+    _edit(path, **changes)
+    with pytest.raises(ValueError, match=match):
+        load_checkpoint(path)
+
+
+def test_a_description_that_is_a_list_is_a_clear_error(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    path.with_suffix(".json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="a JSON list, not an object"):
+        load_checkpoint(path)
+
+
+def test_saving_onto_a_directory_is_refused_and_a_failed_write_leaves_no_half_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "d.pt").mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        save_checkpoint(tmp_path / "d.pt", DigitsMLP(), {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10})
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match=f"cannot write '{tmp_path / 'm.pt'}': No space left on device"):
+        save_checkpoint(tmp_path / "m.pt", DigitsMLP(), {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.pt"]

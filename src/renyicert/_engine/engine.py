@@ -55,6 +55,20 @@ def noise_keys(count: int, seed: int | None, generator: Any, share_noise: bool =
     return torch.tensor([base if share_noise else (base + i) % 2**63 for i in range(count)], dtype=torch.int64)
 
 
+#: Rows planned at once in a phase (two int64 indices each: 64 MiB), whatever the number of samples.
+SEGMENT_ROWS = 1 << 22
+
+
+def _phase_rows(inputs: int, samples: int, first_sample: int, start: int, stop: int, share_noise: bool, device: Any) -> tuple[Any, Any]:
+    """Rows ``start ... stop - 1`` of a phase: each row's input and noise number (input-major, or sample-major with ``share_noise``)."""
+    import torch
+
+    position = torch.arange(start, stop, dtype=torch.int64, device=device)
+    if share_noise:
+        return position % inputs, position // inputs + first_sample
+    return position // samples, position % samples + first_sample
+
+
 def _next_power_of_two(value: int) -> int:
     return 1 << max(int(value) - 1, 0).bit_length()
 
@@ -200,19 +214,16 @@ class VoteEngine:
 
         With ``share_noise`` the rows go sample by sample (the inputs' copies of
         one draw side by side, so that the native sampler draws it once); the
-        counts do not depend on the order.
+        counts do not depend on the order.  The rows are planned a segment of at
+        most :data:`SEGMENT_ROWS` (rounded to whole batches) at a time, so memory
+        does not grow with ``samples``; counter-based noise makes the counts the
+        same as for one segment.
         """
         import torch
 
         inputs = x.shape[0]
         device = x.device
         total = inputs * samples
-        if share_noise:
-            row_input = torch.arange(inputs, device=device).repeat(samples)
-            row_sample = torch.arange(samples, device=device).repeat_interleave(inputs) + first_sample
-        else:
-            row_input = torch.arange(inputs, device=device).repeat_interleave(samples)
-            row_sample = torch.arange(samples, device=device).repeat(inputs) + first_sample
         keys = keys.to(device)
         counts = torch.zeros(inputs * self.num_classes, dtype=torch.int64, device=device)
         # Few distinct shapes, so few compilations of the sampler (and of a compiled model): the buffer's
@@ -222,14 +233,19 @@ class VoteEngine:
         if padded > inputs:
             x = torch.cat([x, x[:1].expand(padded - inputs, *x.shape[1:])])
             keys = torch.cat([keys, keys[:1].expand(padded - inputs)])
-        tail = -total % rows  # the last batch's padding rows (its first row again): drawn, for one buffer shape, never counted
-        if tail:
-            last = total - total % rows
-            row_input = torch.cat([row_input, row_input[last : last + 1].expand(tail)])
-            row_sample = torch.cat([row_sample, row_sample[last : last + 1].expand(tail)])
         buffer = torch.empty((rows, *x.shape[1:]), dtype=x.dtype, device=device)
-        step = self._batch_step(buffer, x, keys, row_input, row_sample, counts)
-        count_phase_votes(self._runner(tuple(x.shape[1:])), buffer, total, self.num_classes, step, bar)
+        runner = self._runner(tuple(x.shape[1:]))
+        segment = max(rows, SEGMENT_ROWS // rows * rows)
+        for start in range(0, total, segment):
+            row_input, row_sample = _phase_rows(inputs, samples, first_sample, start, min(start + segment, total), share_noise, device)
+            valid = row_input.shape[0]
+            tail = -valid % rows  # the last batch's padding rows (its first row again): drawn, for one buffer shape, never counted
+            if tail:
+                last = valid - valid % rows
+                row_input = torch.cat([row_input, row_input[last : last + 1].expand(tail)])
+                row_sample = torch.cat([row_sample, row_sample[last : last + 1].expand(tail)])
+            step = self._batch_step(buffer, x, keys, row_input, row_sample, counts)
+            count_phase_votes(runner, buffer, valid, self.num_classes, step, bar)
         return counts.view(inputs, self.num_classes).cpu().numpy()
 
     def draw_copies(self, x: Any, key: int, samples: int) -> Any:
@@ -250,12 +266,6 @@ class VoteEngine:
         step = self._batch_step(buffer, x, keys, row_input, row_sample, counts)
         step(None, 0, 0, 0)  # write the first (here: the only) batch
         return buffer
-
-    def sampler_path(self, x: Any) -> str:
-        """The path a phase on inputs like ``x`` draws through: ``"native"``, ``"triton"``, ``"compiled"``, ``"eager"`` or ``"own"`` (``sample()``)."""
-        if self._sampler is None:
-            return "own"
-        return self._sampler.path(x, x)
 
     # --------------------------------------------------------------- paths
     def _batch_step(self, buffer: Any, x: Any, keys: Any, row_input: Any, row_sample: Any, counts: Any) -> GenericBatchStep | NativeBatchStep:

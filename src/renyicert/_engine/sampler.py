@@ -280,6 +280,10 @@ class FusedSampler:
         if path == "triton":
             if self.kind == "uniform":
                 raise ValueError("the Triton path supports the 'normal' and 'laplace' kinds only")
+            if out.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+                raise ValueError(f"the Triton sampler runs on CUDA tensors (or under TRITON_INTERPRET=1), the inputs are on {out.device}: use sampler 'auto'")
+            if not _triton_available():
+                raise ValueError("the Triton sampler needs the triton package, which is not installed: use sampler 'auto'")
             import triton
 
             groups = (numel + 3) // 4

@@ -8,10 +8,10 @@ it returns; :class:`CheckReport` gathers one run's results (see
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._json import dumps
 from ..mechanism import Mechanism
 
 __all__ = ["CheckContext", "CheckReport", "CheckResult", "Verdict"]
@@ -98,7 +98,7 @@ class CheckReport:
 
     def to_json(self) -> str:
         """The report as one line of JSON."""
-        return json.dumps(self.to_dict())
+        return dumps(self.to_dict())
 
     def __str__(self) -> str:
         mode = "quick" if self.quick else "full"

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._json import dumps
 from ..registry import available_mechanisms, get_mechanism
 from ..smoothing import BOUNDS
 from ..solver import certified_radius, pixeldp_radius, tight_radius
@@ -121,7 +122,7 @@ def _cmd_radius(args: argparse.Namespace) -> int:
         rows.append(row)
     if args.json:
         for row in rows:
-            print(json.dumps(row))
+            print(dumps(row))
     else:
         _print_table(rows, ["p1", "p2", *bounds, *(["order"] if "renyi" in results else [])])
     return 0

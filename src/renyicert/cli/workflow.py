@@ -8,13 +8,13 @@ bring the user's own.  :mod:`renyicert.cli` registers them.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._json import dumps
 from .._validation import check_batch_size
 from .arguments import add_option_argument, float_list, mechanism_from_arguments
 
@@ -25,27 +25,41 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.quiet else None
 
 
-def _split(args: argparse.Namespace, part: str) -> Any:
-    """The ``part`` ("train" or "test") of ``--data``: the digits split, or the whole user file."""
+def _split(args: argparse.Namespace, part: str, classes: int | None = None) -> Any:
+    """The ``part`` ("train" or "test") of ``--data``: the digits split, or the whole user file.
+
+    The number of classes is ``--num-classes``, else ``classes`` (a checkpoint's),
+    else the largest label + 1.
+    """
     from ..workflow.data import load_data, load_digits
 
+    classes = args.num_classes if args.num_classes is not None else classes
     if args.data == "digits":
+        if classes is not None and classes != 10:
+            raise ValueError(f"the digits have 10 classes, got --num-classes {classes}" if args.num_classes is not None else f"the checkpoint's model scores {classes} classes, the digits have 10")
         return load_digits()[0 if part == "train" else 1]
-    return load_data(args.data)
+    return load_data(args.data, num_classes=classes)
 
 
-def _smoothed(args: argparse.Namespace, data: Any) -> Any:
+def _smoothed(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``(smoothed classifier, test data)``: the checkpoint first, so that the data's classes default to its model's."""
     from ..workflow.models import load_checkpoint
     from ..smoothing import Smoothed
 
-    model, config = load_checkpoint(args.checkpoint)
+    model, config = load_checkpoint(args.checkpoint, trusted_models=_trusted(args))
+    data = _split(args, "test", int(config["num_classes"])).subset(args.limit)
     if tuple(config["input_shape"]) != data.input_shape:
         raise ValueError(f"the checkpoint's model takes inputs of shape {tuple(config['input_shape'])}, the data has {data.input_shape}")
     if int(config["num_classes"]) != data.num_classes:
         raise ValueError(f"the checkpoint's model scores {config['num_classes']} classes, the data has {data.num_classes}")
     mechanism = _certifying_mechanism(args, config.get("mechanism") or {})
     smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=_progress(args))
-    return smoothed
+    return smoothed, data
+
+
+def _trusted(args: argparse.Namespace) -> tuple[str, ...]:
+    """The ``module:callable`` model the user named with ``--model`` (the only code a checkpoint may use)."""
+    return (args.model,) if getattr(args, "model", None) else ()
 
 
 def _certifying_mechanism(args: argparse.Namespace, trained_with: dict[str, Any]) -> Any:
@@ -64,12 +78,27 @@ def _certifying_mechanism(args: argparse.Namespace, trained_with: dict[str, Any]
     return mechanism_from_arguments(name, scale, args.options, stored)
 
 
+def _check_output(out: str) -> None:
+    """Refuse, before any training, a checkpoint path that cannot be written."""
+    import os
+
+    path = Path(out)
+    if path.suffix != ".pt":
+        raise ValueError(f"--out must end in .pt, got {out!r}")
+    if path.is_dir() or path.with_suffix(".json").is_dir():
+        raise ValueError(f"--out {out!r} is a directory (or its .json is); give a file name ending in .pt")
+    folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("."))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {out!r}: the folder {str(folder)!r} is not writable")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from ..workflow.models import build_model
     from ..workflow.training import train
 
+    _check_output(args.out)
     data = _split(args, "train")
     mechanism = None if args.method == "standard" else mechanism_from_arguments(args.mechanism, args.scale, args.options)
     torch.manual_seed(args.seed)
@@ -96,8 +125,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
 
         atexit.register(dist.destroy_process_group)
     rank, world = distributed.rank_and_world()
-    data = _split(args, "test").subset(args.limit)
-    smoothed = _smoothed(args, data)
+    smoothed, data = _smoothed(args)
     if world > 1 and not args.records:
         raise ValueError("a distributed run needs --records (each rank writes a part of it)")
     records = certify_dataset(
@@ -123,13 +151,12 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from ..workflow.attacks import ATTACKS, empirical_robustness
     from ..workflow.models import load_checkpoint
 
-    data = _split(args, "test").subset(args.limit)
-    smoothed = _smoothed(args, data)
+    smoothed, data = _smoothed(args)
     attacks = args.attacks.split(",") if args.attacks else [a for a in ATTACKS if a != "transfer" or args.undefended]
-    undefended = load_checkpoint(args.undefended)[0] if args.undefended else None
+    undefended = load_checkpoint(args.undefended, trusted_models=_trusted(args))[0] if args.undefended else None
     result = empirical_robustness(smoothed, data, args.eps, attacks=attacks, undefended=undefended, vote_samples=args.vote_samples, seed=args.seed, progress=_progress(args))
     if args.json:
-        print(json.dumps({"eps": result.eps, "accuracy": result.accuracy, "clean_accuracy": result.clean_accuracy, "inputs": result.inputs}))
+        print(dumps({"eps": result.eps, "accuracy": result.accuracy, "clean_accuracy": result.clean_accuracy, "inputs": result.inputs}))
         return 0
     print(f"empirical robust accuracy of {result.inputs} inputs (clean majority-vote accuracy {result.clean_accuracy:.1%})")
     print(f"{'attack':<12}" + "".join(f"{f'eps={e:g}':>11}" for e in result.eps))
@@ -139,7 +166,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ..workflow.evaluation import BOUNDS, certified_accuracy, plot_certified_accuracy, radius_grid, upgrade_record
+    from ..workflow.evaluation import BOUNDS, certified_accuracy, checked_record, plot_certified_accuracy, radius_grid
     from ..workflow.records import read_records
 
     curves = {}
@@ -148,7 +175,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         found = read_records(path)
         if not found.records:
             raise ValueError(f"{path!r} holds no records")
-        runs.append((Path(path).stem, [upgrade_record(record) for record in found.records]))
+        runs.append((Path(path).stem, [checked_record(record, f"{path} record {k}") for k, record in enumerate(found.records, start=1)]))
     grid = radius_grid([r for _, records in runs for r in records])
     largest = max(grid[-1] * 1.25, 1e-9)
     print(f"{'records':<28}{'bound':<9}" + "".join(f"{f'r={r:g}':>9}" for r in grid))
@@ -179,6 +206,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _common(parser: argparse.ArgumentParser, data_default: str = "digits") -> None:
     parser.add_argument("--data", default=data_default, help="'digits' (embedded, default) or a .npz/.pt file with arrays x and y")
+    parser.add_argument("--num-classes", type=int, help="number of classes (default: the checkpoint's model's, else the largest label + 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -193,6 +221,7 @@ def _batch_size(text: str) -> int | str:
 
 def _smoothing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a model saved by 'renyicert train' (FILE.pt beside FILE.json)")
+    parser.add_argument("--model", help="module:callable of the checkpoint's architecture, when it is not built in: only code you name here is imported, never code a checkpoint names")
     parser.add_argument("--mechanism", help="noise (default: the one the checkpoint was trained with)")
     parser.add_argument("--scale", type=float, help="noise scale (default: the checkpoint's)")
     parser.add_argument("--limit", type=int, help="only the first LIMIT inputs")

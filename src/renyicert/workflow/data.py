@@ -18,6 +18,8 @@ from .._validation import check_positive_int
 
 __all__ = ["DIGITS_SHAPE", "LabelledData", "as_labelled_data", "load_data", "load_digits"]
 
+#: The most classes the largest-label rule infers (beyond it, give the number of classes).
+_MAX_DEFAULT_CLASSES = 100_000
 #: Shape of one digits image.
 DIGITS_SHAPE = (1, 8, 8)
 
@@ -62,6 +64,26 @@ class LabelledData:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input."""
         return tuple(int(s) for s in self.x.shape[1:])
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the inputs and labels (values, dtypes, shapes) and the number of classes: what a records file certifies.
+
+        Examples
+        --------
+        >>> from renyicert.workflow.data import load_digits
+        >>> test = load_digits()[1]
+        >>> test.fingerprint() == test.subset(360).fingerprint() != test.subset(10).fingerprint()
+        True
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name, tensor in (("x", self.x), ("y", self.y)):
+            array = tensor.detach().cpu().contiguous().numpy()
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+            digest.update(array.tobytes())
+        digest.update(f"classes:{self.num_classes}".encode())
+        return digest.hexdigest()
 
     def subset(self, count: int | None) -> LabelledData:
         """The first ``count`` examples (all of them for ``None``)."""
@@ -117,6 +139,9 @@ def as_labelled_data(source: Any, num_classes: int | None = None) -> LabelledDat
             raise TypeError(f"the dataset must have a length and yield (x, y) pairs of one shape: {error}") from error
     else:
         raise TypeError(f"expected a torch Dataset or an (x, y) pair, got {type(source).__name__}")
+    for name, value in (("x", x), ("y", y)):
+        if isinstance(value, torch.Tensor) and (value.layout != torch.strided or value.device.type == "meta"):
+            raise ValueError(f"{name} must be a dense tensor with values, got a {value.layout} tensor on {value.device}")
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
     if not x.dtype.is_floating_point:
@@ -126,7 +151,10 @@ def as_labelled_data(source: Any, num_classes: int | None = None) -> LabelledDat
             raise ValueError("labels y must be integers")
         y = y.long()
     if num_classes is None:
-        num_classes = int(y.max()) + 1 if y.numel() else 2
+        largest = int(y.max()) if y.numel() else 1
+        if largest >= _MAX_DEFAULT_CLASSES:
+            raise ValueError(f"the largest label is {largest}; the number of classes is taken as the largest label + 1 only up to {_MAX_DEFAULT_CLASSES}: give num_classes (--num-classes)")
+        num_classes = max(largest + 1, 2)
     return LabelledData(x.float(), y.long(), num_classes)
 
 

@@ -14,12 +14,12 @@ and writes ``results/``:
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._json import dumps
 from .._progress import progress_bar
 from .evaluation import BOUNDS, certified_accuracy, certify_dataset, write_csv
 
@@ -106,7 +106,7 @@ def run_demo(out_dir: str | Path = "results", settings: DemoSettings | None = No
     report = write_report(out, summary)
     summary["seconds"] = time.perf_counter() - start
     without_records = dict(summary, results={k: {f: v for f, v in e.items() if f != "_records"} for k, e in summary["results"].items()})
-    (out / "summary.json").write_text(json.dumps(without_records, indent=2, default=float) + "\n")
+    (out / "summary.json").write_text(dumps(without_records, indent=2, default=float) + "\n")
     return DemoResult(report=report, summary=summary, seconds=summary["seconds"])
 
 

@@ -23,9 +23,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._json import dumps
 from .records import read_records
 
-__all__ = ["barrier", "chunk_indices", "init_from_environment", "merge_parts", "part_paths", "rank_and_world", "settings_path"]
+__all__ = ["RecordsLock", "barrier", "chunk_indices", "init_from_environment", "merge_parts", "part_paths", "rank_and_world", "settings_path"]
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -92,7 +93,12 @@ def check_settings(path: Path, settings: dict[str, Any], resume: bool) -> None:
         if existing:
             raise ValueError(f"{str(path)!r} holds records but no {stored.name}: cannot tell which settings made them")
         return
-    old = json.loads(stored.read_text())
+    try:
+        old = json.loads(stored.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot resume {str(path)!r}: {stored.name} is not JSON ({error})") from None
+    if not isinstance(old, dict):
+        raise ValueError(f"cannot resume {str(path)!r}: {stored.name} holds a JSON {type(old).__name__}, not the settings object")
     if "format" in settings and old.get("format", 1) != settings["format"]:
         raise ValueError(
             f"cannot resume {str(path)!r}: its records are in format {old.get('format', 1)} (renyicert 0.1, where 'alpha' in a record "
@@ -105,7 +111,7 @@ def check_settings(path: Path, settings: dict[str, Any], resume: bool) -> None:
 
 def write_settings(path: Path, settings: dict[str, Any]) -> None:
     """Store ``settings`` beside ``path`` (atomically)."""
-    _atomic_write(settings_path(path), json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    _atomic_write(settings_path(path), dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -122,12 +128,19 @@ def _atomic_write(path: Path, text: str) -> None:
         os.close(directory)
 
 
-def recorded(path: Path, repair: bool) -> dict[int, dict[str, Any]]:
-    """Every record in ``path`` and its part files, by index (the first of duplicates); torn last lines cut off with ``repair``."""
+def recorded(path: Path, repair: bool, inputs: int | None = None) -> dict[int, dict[str, Any]]:
+    """Every record in ``path`` and its part files, by index (the first of duplicates); torn last lines cut off with ``repair``.
+
+    A record without an integer ``"index"`` in ``[0, inputs)`` is a ``ValueError`` naming the file and the line.
+    """
     done: dict[int, dict[str, Any]] = {}
     for source in [path, *part_paths(path)]:
-        for record in read_records(source, repair=repair).records:
-            done.setdefault(int(record["index"]), record)
+        for line, record in enumerate(read_records(source, repair=repair).records, start=1):
+            index = record.get("index") if isinstance(record, dict) else None
+            if isinstance(index, bool) or not isinstance(index, int) or index < 0 or (inputs is not None and index >= inputs):
+                expected = f"an integer in [0, {inputs})" if inputs is not None else "an integer >= 0"
+                raise ValueError(f"{str(source)!r}, record {line}: 'index' must be {expected}, got {index!r}; this file does not hold this run's records")
+            done.setdefault(index, record)
     return done
 
 
@@ -138,7 +151,61 @@ def merge_parts(path: Path) -> list[dict[str, Any]]:
     parts = part_paths(path)
     current = read_records(path).records if path.exists() else []
     if parts or [r["index"] for r in current] != sorted(done):
-        _atomic_write(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        _atomic_write(path, "".join(dumps(r, sort_keys=True) + "\n" for r in records))
         for part in parts:
             part.unlink()
     return records
+
+
+class RecordsLock:
+    """An exclusive lock on a records file for one run (``filelock``; under torchrun rank 0 holds it).
+
+    A second run into the same file is refused at once, with a message naming the
+    file and the process that holds it; every rank of a distributed run raises
+    together.  The lock is ``<records>.lock``; the holder is described in
+    ``<records>.lock.holder`` while it is held.
+    """
+
+    def __init__(self, path: Path, rank: int) -> None:
+        import socket
+        import time
+
+        from filelock import FileLock, Timeout
+
+        self._lock: Any = None
+        self._holder = path.with_name(path.name + ".lock.holder")
+        failure: str | None = None
+        if rank == 0:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                lock = FileLock(str(path.with_name(path.name + ".lock")), timeout=0)
+                lock.acquire()
+            except Timeout:
+                holder = self._holder.read_text().strip() if self._holder.exists() else "another process"
+                failure = f"{str(path)!r} is being written by another run ({holder}); wait for it to finish, or certify into another file"
+            except OSError as error:
+                failure = f"cannot lock {str(path)!r} for writing: {error.strerror or error} ({error.filename or path})"
+            else:
+                self._lock = lock
+                self._holder.write_text(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        failure = _from_rank_zero(failure)
+        if failure is not None:
+            raise ValueError(failure)
+
+    def release(self) -> None:
+        """Let the next run in (idempotent)."""
+        if self._lock is not None:
+            self._holder.unlink(missing_ok=True)
+            self._lock.release()
+            self._lock = None
+
+
+def _from_rank_zero(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (itself without a process group)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -37,11 +37,45 @@ from . import distributed
 from .data import LabelledData, as_labelled_data
 from .records import RecordWriter, read_records
 
-__all__ = ["BOUNDS", "RECORDS_FORMAT", "certified_accuracy", "certify_dataset", "plot_certified_accuracy", "radius_grid", "upgrade_record", "write_csv"]
+__all__ = ["BOUNDS", "RECORDS_FORMAT", "certified_accuracy", "checked_record", "certify_dataset", "plot_certified_accuracy", "radius_grid", "upgrade_record", "write_csv"]
 
 #: The records format this version writes (stored in the settings file as ``"format"``).
 RECORDS_FORMAT = 2
 BOUND_LABELS = {"renyi": "Rényi (Li et al. 2019)", "tight": "tight (Cohen 2019 / Teng 2020)", "pixeldp": "PixelDP (Lecuyer 2019)"}
+
+
+def checked_record(record: Any, where: str) -> dict[str, Any]:
+    """A record read from a file, upgraded (:func:`upgrade_record`) and checked for what ``report`` uses.
+
+    ``correct`` must be true or false and ``radius_renyi`` a finite number ``>= 0``
+    (the comparison radii too, where present); anything else is a ``ValueError``
+    naming ``where`` (the file and the record), so that no table is printed over
+    NaN, negative or infinite radii.
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import checked_record
+    >>> checked_record({"correct": True, "radius_renyi": "nan"}, "r.jsonl record 1")
+    Traceback (most recent call last):
+    ...
+    ValueError: r.jsonl record 1: radius_renyi must be a finite number >= 0, got 'nan'
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: a record must be a JSON object, got a {type(record).__name__}")
+    record = upgrade_record(record)
+    if not isinstance(record.get("correct"), bool):
+        raise ValueError(f"{where}: 'correct' must be true or false, got {record.get('correct', 'nothing')!r}")
+    for bound in BOUNDS:
+        key = f"radius_{bound}"
+        if key not in record and bound == "renyi":
+            raise ValueError(f"{where}: the record has no {key!r}; is this a renyicert records file?")
+        value = record.get(key)
+        if value is None and bound != "renyi":
+            continue
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if number is None or not math.isfinite(number) or number < 0:
+            raise ValueError(f"{where}: {key} must be a finite number >= 0, got {value!r}")
+    return record
 
 
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +129,8 @@ def certify_dataset(
         :class:`~renyicert.workflow.data.LabelledData` (or a Dataset / ``(x, y)`` pair).
     path
         JSONL file the records are appended to as they are produced (``None``: keep them in memory only).
-        Its settings (records format, mechanism, scale, n0, n, alpha, seed, chunk size, model checksum) are kept beside it.
+        Its settings (records format, mechanism and its parameters, n0, n, alpha, seed, chunk size, model checksum,
+        the data's size and SHA-256) are kept beside it; one run at a time writes it (a lock file beside it).
     inputs_per_call
         Inputs certified together (a chunk: their noisy copies share the model batches).
     resume
@@ -125,10 +160,16 @@ def certify_dataset(
     inputs_per_call = check_positive_int(inputs_per_call, "inputs_per_call")
     rank, world = distributed.rank_and_world()
     done: dict[int, dict[str, Any]] = {}
+    lock = None
     if path is not None:
         path = Path(path)
-        settings = _run_settings(smoothed, n0=n0, n=n, alpha=alpha, seed=seed, inputs_per_call=inputs_per_call)
-        done = _open_records(path, settings, resume, rank)
+        lock = distributed.RecordsLock(path, rank)  # one writer per records file, for the whole run
+        settings = _run_settings(smoothed, data, n0=n0, n=n, alpha=alpha, seed=seed, inputs_per_call=inputs_per_call)
+        try:
+            done = _open_records(path, settings, resume, rank, len(data))
+        except BaseException:
+            lock.release()
+            raise
     chunks = [c for k, c in enumerate(distributed.chunk_indices(len(data), inputs_per_call)) if k % world == rank and any(i not in done for i in c)]
     writer = None if path is None else RecordWriter(path if world == 1 else path.with_name(f"{path.name}.part{rank}"))
     device = model_device(smoothed.model)
@@ -147,17 +188,22 @@ def certify_dataset(
     finally:
         if writer is not None:
             writer.close()
-    return _gather_records(path, done, rank)
+    try:
+        return _gather_records(path, done, rank)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def _run_settings(smoothed: Smoothed, **options: Any) -> dict[str, Any]:
-    """What makes a run's records: kept beside them, compared on resume."""
+def _run_settings(smoothed: Smoothed, data: LabelledData, **options: Any) -> dict[str, Any]:
+    """What makes a run's records: kept beside them, compared on resume (the data by its content and size)."""
     from .models import mechanism_parameters, model_sha256
 
     mechanism = smoothed.mechanism
     settings = {
         "format": RECORDS_FORMAT, "mechanism": mechanism.label, "scale": mechanism.scale, **options,
         "num_classes": smoothed.num_classes, "model_sha256": model_sha256(smoothed.model),
+        "inputs": len(data), "data_sha256": data.fingerprint(),
     }  # fmt: skip
     parameters = mechanism_parameters(mechanism)
     if parameters:  # only where there are any, so that the settings of the built-ins read as before
@@ -165,13 +211,13 @@ def _run_settings(smoothed: Smoothed, **options: Any) -> dict[str, Any]:
     return settings
 
 
-def _open_records(path: Path, settings: dict[str, Any], resume: bool, rank: int) -> dict[int, dict[str, Any]]:
+def _open_records(path: Path, settings: dict[str, Any], resume: bool, rank: int, inputs: int) -> dict[int, dict[str, Any]]:
     """The records already in ``path`` (a torn last line cut off by rank 0), after checking that this run may add to them."""
     distributed.check_settings(path, settings, resume)  # every rank checks: all raise together
     done: dict[int, dict[str, Any]] = {}
     if rank == 0:
         before = {p: p.stat().st_size for p in [path, *distributed.part_paths(path)] if p.exists()}
-        done = distributed.recorded(path, repair=True)
+        done = distributed.recorded(path, repair=True, inputs=inputs)
         if any(p.stat().st_size != size for p, size in before.items()):
             import warnings
 
@@ -179,7 +225,7 @@ def _open_records(path: Path, settings: dict[str, Any], resume: bool, rank: int)
         distributed.write_settings(path, settings)
     distributed.barrier()
     if rank != 0:
-        done = distributed.recorded(path, repair=False)
+        done = distributed.recorded(path, repair=False, inputs=inputs)
     return done
 
 

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DigitsCNN", "DigitsMLP", "build_model", "file_sha256", "load_checkpoint", "mechanism_parameters", "model_sha256", "save_checkpoint"]
+__all__ = ["DigitsCNN", "DigitsMLP", "build_model", "file_sha256", "config_sha256", "load_checkpoint", "mechanism_parameters", "model_sha256", "save_checkpoint"]
 
 
 def _torch_nn() -> Any:
@@ -189,34 +189,102 @@ def model_sha256(model: Any) -> str:
     return digest.hexdigest()
 
 
+def config_sha256(config: dict[str, Any]) -> str:
+    """SHA-256 of a checkpoint description without its own ``config_sha256`` key (canonical JSON)."""
+    body = {key: value for key, value in config.items() if key != "config_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+def _atomic_save(path: Path, write: Any) -> None:
+    """``write(temporary)``, fsync, then rename over ``path``: a crash or a full disk leaves the old file or none, never half of one."""
+    import os
+
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OSError(error.errno, f"cannot write {str(path)!r}: {error.strerror or error}") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def save_checkpoint(path: str | Path, model: Any, config: dict[str, Any]) -> Path:
-    """Save ``model``'s state dict to ``path`` (``.pt``) and ``config`` plus its checksum to ``path`` with ``.json``.
+    """Save ``model``'s state dict to ``path`` (``.pt``) and ``config`` plus both checksums to ``path`` with ``.json``.
 
     ``config`` must hold ``model`` (the spec), ``input_shape`` and ``num_classes``;
     anything else JSON-serialisable (mechanism, hyper-parameters) is kept as is.
-    Returns the JSON file's path.
+    Both files are written atomically (temporary file, fsync, rename); the
+    description holds the weights' SHA-256 and its own. Returns the JSON file's path.
     """
     import torch
 
     path = Path(path)
     if path.suffix != ".pt":
         raise ValueError(f"checkpoint path must end in .pt, got {str(path)!r}")
+    if path.is_dir() or path.with_suffix(".json").is_dir():
+        raise ValueError(f"checkpoint path {str(path)!r} is a directory (or its .json is); give a file name ending in .pt")
     missing = [key for key in ("model", "input_shape", "num_classes") if key not in config]
     if missing:
         raise ValueError(f"checkpoint config lacks {missing}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot create the folder of {str(path)!r}: {error.strerror or error}") from None
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _atomic_save(path, lambda target: torch.save(state, target))
     meta = dict(config, input_shape=list(config["input_shape"]), state_dict_sha256=file_sha256(path))
+    meta["config_sha256"] = config_sha256(meta)
     json_path = path.with_suffix(".json")
-    json_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    _atomic_save(json_path, lambda target: target.write_text(json.dumps(meta, indent=2, sort_keys=True, allow_nan=False) + "\n"))
     return json_path
 
 
-def load_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any]]:
+#: The largest input a checkpoint may describe (elements), and the most classes.
+_MAX_ELEMENTS = 1 << 31
+_MAX_CLASSES = 1 << 24
+
+
+def _checked_description(config: Any, json_path: Path) -> tuple[str, tuple[int, ...], int]:
+    """``(spec, input_shape, num_classes)`` of a checkpoint description, each checked for type and range."""
+    where = f"{str(json_path)!r}"
+    if not isinstance(config, dict):
+        raise ValueError(f"{where} is not a renyicert checkpoint description: a JSON {type(config).__name__}, not an object")
+    missing = [key for key in ("model", "input_shape", "num_classes") if key not in config]
+    if missing:
+        raise ValueError(f"{where} is not a renyicert checkpoint description: it lacks {missing}")
+    spec, shape, classes = config["model"], config["input_shape"], config["num_classes"]
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"{where}: 'model' must be a non-empty string, got {spec!r}")
+    if not isinstance(shape, list) or not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape) or math.prod(shape) > _MAX_ELEMENTS:
+        raise ValueError(f"{where}: 'input_shape' must be a list of positive integers with at most 2^31 elements in all, got {shape!r}")
+    if isinstance(classes, bool) or not isinstance(classes, int) or not 2 <= classes <= _MAX_CLASSES:
+        raise ValueError(f"{where}: 'num_classes' must be an integer in [2, 2^24], got {classes!r}")
+    mechanism = config.get("mechanism")
+    if mechanism is not None:
+        if not isinstance(mechanism, dict) or not isinstance(mechanism.get("name"), str):
+            raise ValueError(f"{where}: 'mechanism' must be null or an object with a string 'name', got {mechanism!r}")
+        scale = mechanism.get("scale")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise ValueError(f"{where}: the mechanism's 'scale' must be a number, got {scale!r}")
+        if not isinstance(mechanism.get("parameters", {}), dict):
+            raise ValueError(f"{where}: the mechanism's 'parameters' must be an object, got {mechanism.get('parameters')!r}")
+    return spec, tuple(shape), classes
+
+
+def load_checkpoint(path: str | Path, trusted_models: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
     """``(model, config)`` from a checkpoint written by :func:`save_checkpoint` (``model.pt`` beside ``model.json``).
 
-    The state dict is read with ``torch.load(weights_only=True)`` and must match
-    the checksum in the JSON file and the architecture the spec builds.
+    A checkpoint cannot run code: the state dict is read with
+    ``torch.load(weights_only=True)`` and must match the checksum in the JSON
+    file (which covers itself too); a built-in architecture (``"mlp"``, ``"cnn"``)
+    is built by name, and a ``module:callable`` one is imported only when the
+    caller names that spec in ``trusted_models`` (the command line's ``--model``),
+    never because the file says so.  See ``docs/security.md``.
     """
     import torch
 
@@ -228,17 +296,26 @@ def load_checkpoint(path: str | Path) -> tuple[Any, dict[str, Any]]:
         raise ValueError(f"checkpoint {str(path)!r} has no {json_path.name} beside it (the architecture and settings)")
     try:
         config = json.loads(json_path.read_text())
-        spec, input_shape, num_classes = config["model"], tuple(config["input_shape"]), int(config["num_classes"])
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, UnicodeDecodeError) as error:
         raise ValueError(f"{str(json_path)!r} is not a renyicert checkpoint description: {type(error).__name__}: {error}") from error
+    spec, input_shape, num_classes = _checked_description(config, json_path)
+    if "config_sha256" in config and config["config_sha256"] != config_sha256(config):
+        raise ValueError(f"{str(json_path)!r} does not match its own checksum: the description was edited after it was saved")
     if file_sha256(path) != config.get("state_dict_sha256"):
         raise ValueError(f"checkpoint {str(path)!r} does not match the checksum in {json_path.name}: the file was changed or replaced")
+    if spec not in BUILT_IN_MODELS and spec not in trusted_models:
+        raise ValueError(
+            f"the checkpoint's model is {spec!r}, code that a file names: renyicert imports a module:callable only when you "
+            f"name it yourself (--model {spec}, or load_checkpoint(..., trusted_models=({spec!r},))) and trust it"
+        )
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:
         raise ValueError(f"{str(path)!r} is not a loadable state dict: {type(error).__name__}: {error}") from error
-    if not isinstance(state, dict):
-        raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of tensors")
+    if any(v.is_sparse or v.device.type == "meta" for v in state.values()):
+        raise ValueError(f"{str(path)!r} holds sparse or meta tensors, not a model's weights")
     model = build_model(spec, input_shape, num_classes)
     try:
         model.load_state_dict(state)

@@ -1,6 +1,7 @@
 """Append-only JSONL records that survive a crash: whole lines, flushed and fsynced, torn tails repaired.
 
-A record is one JSON object on one line.  :class:`RecordWriter` writes each line
+A record is one JSON object on one line, strict JSON (a non-finite number is
+written as ``"inf"``, ``"-inf"`` or ``"nan"``: see :mod:`renyicert._json`).  :class:`RecordWriter` writes each line
 with a single ``write`` on a file opened for appending, then ``fsync``\\s it, so
 after a crash the file holds whole records plus at most one torn last line;
 :func:`read_records` reports such a line and, with ``repair=True``, cuts it off
@@ -14,6 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .._json import dumps
 
 __all__ = ["RecordFile", "RecordWriter", "read_records"]
 
@@ -81,7 +84,7 @@ class RecordWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one line."""
-        line = (json.dumps(record, sort_keys=True, allow_nan=True) + "\n").encode()
+        line = (dumps(record, sort_keys=True) + "\n").encode()
         written = os.write(self._fd, line)
         while written < len(line):  # os.write may write less; finish the same line
             written += os.write(self._fd, line[written:])
