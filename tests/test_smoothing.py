@@ -472,3 +472,14 @@ def test_a_mechanism_for_d_coordinates_refuses_inputs_of_another_size() -> None:
     smoothed = Smoothed(threshold_model(), LinfGaussian(0.5, d=4), num_classes=2, progress=False)
     with pytest.raises(ValueError, match="states its divergence for 4 coordinates, but the inputs have 2"):
         smoothed.certify(torch.tensor([1.0, 0.0]), n=50, seed=0)
+
+
+def test_a_model_error_unrelated_to_shape_is_named() -> None:
+    class Broken(torch.nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            raise RuntimeError("CUDA out of memory (simulated)")
+
+    # Before: the message said only "pass input_shape= to Smoothed".
+    smoothed = Smoothed(Broken(), "gaussian", num_classes=2, scale=0.5, progress=False)
+    with pytest.raises(ValueError, match="RuntimeError: CUDA out of memory \\(simulated\\)"):
+        smoothed.certify(torch.zeros(3), n=10, seed=0)

@@ -236,7 +236,7 @@ class Smoothed:
             return tuple(x.shape[1:])
         raise ValueError(
             f"the model accepts x of shape {tuple(x.shape)} neither as one input nor as a batch "
-            f"with output (B, {self.num_classes}); pass input_shape= to Smoothed"
+            f"with output (B, {self.num_classes}) (as a batch: {self._engine.last_error}); if x is right, pass input_shape= to Smoothed"
         )
 
     # ---------------------------------------------------------------- public

@@ -168,3 +168,24 @@ def test_num_classes_on_the_command_line(trained: Path, tmp_path: Path, capsys: 
     keep = test.y < 9
     np.savez(tmp_path / "no9.npz", x=test.x[keep][:4].numpy(), y=test.y[keep][:4].numpy())
     assert main(["certify", "--data", str(tmp_path / "no9.npz"), "--checkpoint", str(trained), "--n", "50", "--quiet"]) == 0
+
+
+def test_records_in_a_new_folder_and_a_read_only_folder(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    # Before: --records newdir/r.jsonl failed naming ...settings.json.tmp.
+    assert main(["certify", "--checkpoint", str(trained), "--limit", "1", "--n", "50", "--records", str(tmp_path / "new" / "r.jsonl"), "--quiet"]) == 0
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--limit", "1", "--n", "50", "--records", str(locked / "r.jsonl"), "--quiet"], str(locked / "r.jsonl"))
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_seed_beyond_the_philox_keys_is_refused(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: seeds were taken modulo 2^63 without a word.
+    _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--limit", "2", "--n", "50", "--seed", str(2**63 - 1), "--quiet"], "seed must be at most 2^63 - 2")

@@ -52,6 +52,8 @@ def noise_keys(count: int, seed: int | None, generator: Any, share_noise: bool =
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     else:
         base = int(seed)
+    if base + (1 if share_noise else count) > 2**63:
+        raise ValueError(f"seed must be at most 2^63 - {1 if share_noise else count} (input i is drawn with key seed + i, a 63-bit Philox key), got {seed!r}")
     return torch.tensor([base if share_noise else (base + i) % 2**63 for i in range(count)], dtype=torch.int64)
 
 
@@ -112,6 +114,8 @@ class VoteEngine:
         self._sampler = FusedSampler(mechanism, backend) if fused_noise_kind(mechanism) is not None else None
         self._compile = bool(compile)
         self._compiled: CompiledModel | None = None
+        #: Why the last :meth:`accepts` said no (for messages).
+        self.last_error = ""
 
     # ------------------------------------------------------------ the model
     @contextlib.contextmanager
@@ -133,13 +137,16 @@ class VoteEngine:
                 model.train(was_training)
 
     def accepts(self, batch: Any) -> bool:
-        """Whether the model maps ``batch`` to logits ``(len(batch), num_classes)`` (an error counts as no)."""
+        """Whether the model maps ``batch`` to logits ``(len(batch), num_classes)`` (an error counts as no; it is kept in :attr:`last_error`)."""
         try:
             with self.evaluation():
                 logits = self.model(batch)
-        except Exception:
+        except Exception as error:
+            self.last_error = f"{type(error).__name__}: {error}"
             return False
-        return tuple(getattr(logits, "shape", ())) == (batch.shape[0], self.num_classes)
+        shape = tuple(getattr(logits, "shape", ()))
+        self.last_error = f"it returned shape {shape}, expected ({batch.shape[0]}, {self.num_classes})"
+        return shape == (batch.shape[0], self.num_classes)
 
     def _runner(self, input_shape: tuple[int, ...]) -> Any:
         """The model as run on the batches: the eager one, or its compiled copy (which falls back to eager by itself)."""

@@ -115,17 +115,23 @@ def write_settings(path: Path, settings: dict[str, Any]) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file, fsync and rename; an ``OSError`` names ``path`` (not the temporary)."""
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OSError(error.errno, f"cannot write {str(path)!r}: {error.strerror or error}") from None
 
 
 def recorded(path: Path, repair: bool, inputs: int | None = None) -> dict[int, dict[str, Any]]:

@@ -78,18 +78,24 @@ class RecordWriter:
 
     def __init__(self, path: str | Path, fsync: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise OSError(error.errno, f"cannot open {str(self.path)!r} for appending: {error.strerror or error}") from None
         self._fsync = fsync
 
     def write(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one line."""
         line = (dumps(record, sort_keys=True) + "\n").encode()
-        written = os.write(self._fd, line)
-        while written < len(line):  # os.write may write less; finish the same line
-            written += os.write(self._fd, line[written:])
-        if self._fsync:
-            os.fsync(self._fd)
+        try:
+            written = os.write(self._fd, line)
+            while written < len(line):  # os.write may write less; finish the same line
+                written += os.write(self._fd, line[written:])
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError as error:
+            raise OSError(error.errno, f"cannot append a record to {str(self.path)!r}: {error.strerror or error}") from None
 
     def close(self) -> None:
         """Close the file."""
