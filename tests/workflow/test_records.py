@@ -74,3 +74,23 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_records(tmp_path: P
     assert all(json.loads(line) for line in lines) and len(lines) == 40
     resumed = sorted(read_records(killed).records, key=lambda r: r["index"])
     assert _strip(resumed) == _strip(read_records(full).records)
+
+
+def test_a_full_disk_names_the_records_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    import pytest
+
+    from renyicert.workflow.records import RecordWriter
+
+    writer = RecordWriter(tmp_path / "r.jsonl")
+
+    def full(*args):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    # Before: "No space left on device" without the path.
+    with pytest.raises(OSError, match=f"cannot append a record to '{tmp_path / 'r.jsonl'}': No space left on device"):
+        writer.write({"index": 0})
+    monkeypatch.undo()
+    writer.close()
