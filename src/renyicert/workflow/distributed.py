@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._json import dumps
-from .records import read_records
+from .records import atomic_write, read_records
 
 __all__ = ["RecordsLock", "barrier", "chunk_indices", "init_from_environment", "merge_parts", "part_paths", "rank_and_world", "settings_path"]
 
@@ -115,23 +115,8 @@ def write_settings(path: Path, settings: dict[str, Any]) -> None:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a temporary file, fsync and rename; an ``OSError`` names ``path`` (not the temporary)."""
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise OSError(error.errno, f"cannot write {str(path)!r}: {error.strerror or error}") from None
+    """``text`` into ``path`` atomically (see :func:`renyicert.workflow.records.atomic_write`)."""
+    atomic_write(path, lambda target: target.write_text(text))
 
 
 def recorded(path: Path, repair: bool, inputs: int | None = None) -> dict[int, dict[str, Any]]:

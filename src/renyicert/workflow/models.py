@@ -19,6 +19,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .records import atomic_write
+
 __all__ = ["DigitsCNN", "DigitsMLP", "build_model", "file_sha256", "config_sha256", "load_checkpoint", "mechanism_parameters", "model_sha256", "save_checkpoint"]
 
 
@@ -195,24 +197,6 @@ def config_sha256(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
-def _atomic_save(path: Path, write: Any) -> None:
-    """``write(temporary)``, fsync, then rename over ``path``: a crash or a full disk leaves the old file or none, never half of one."""
-    import os
-
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(temporary)
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise OSError(error.errno, f"cannot write {str(path)!r}: {error.strerror or error}") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | Path, model: Any, config: dict[str, Any]) -> Path:
     """Save ``model``'s state dict to ``path`` (``.pt``) and ``config`` plus both checksums to ``path`` with ``.json``.
 
@@ -236,11 +220,11 @@ def save_checkpoint(path: str | Path, model: Any, config: dict[str, Any]) -> Pat
     except OSError as error:
         raise OSError(error.errno, f"cannot create the folder of {str(path)!r}: {error.strerror or error}") from None
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_save(path, lambda target: torch.save(state, target))
+    atomic_write(path, lambda target: torch.save(state, target))
     meta = dict(config, input_shape=list(config["input_shape"]), state_dict_sha256=file_sha256(path))
     meta["config_sha256"] = config_sha256(meta)
     json_path = path.with_suffix(".json")
-    _atomic_save(json_path, lambda target: target.write_text(json.dumps(meta, indent=2, sort_keys=True, allow_nan=False) + "\n"))
+    atomic_write(json_path, lambda target: target.write_text(json.dumps(meta, indent=2, sort_keys=True, allow_nan=False) + "\n"))
     return json_path
 
 

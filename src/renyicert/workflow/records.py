@@ -18,7 +18,30 @@ from typing import Any
 
 from .._json import dumps
 
-__all__ = ["RecordFile", "RecordWriter", "read_records"]
+__all__ = ["RecordFile", "RecordWriter", "atomic_write", "read_records"]
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """``write(temporary)``, fsync, rename over ``path``, fsync the folder: a crash or a full disk leaves the old file or none,
+    never half of one; an ``OSError`` names ``path`` (not the temporary)."""
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise OSError(error.errno, f"cannot write {str(path)!r}: {error.strerror or error}") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
