@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sampler.py
 	$(BIN)/python benchmarks/certify.py
 	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/sequential.py
 
 clean:
 	rm -rf $(VENV) docs/_build build src/*.egg-info .pytest_cache .hypothesis

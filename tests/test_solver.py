@@ -338,3 +338,42 @@ def test_a_scan_of_tiny_pairs_never_certifies_above_the_reference() -> None:
         assert (radius[p1 - p2 < SMALLEST_BUDGET] == 0.0).all()
         for i in np.flatnonzero(radius > 0.0)[:6]:  # the positive ones, against 50 digits
             assert radius[i] <= reference_radius(mechanism.name, p1[i], p2[i]) * (1 + 1e-9)
+
+
+# ------------------------------------------------------------- probability_threshold
+@pytest.mark.parametrize("name,scale", [("gaussian", 0.25), ("gaussian", 1.0), ("laplace", 0.5)])
+@pytest.mark.parametrize("bound", ["renyi", "tight", "pixeldp"])
+def test_probability_threshold_is_the_smallest_p1_that_certifies_the_radius(name: str, scale: float, bound: str) -> None:
+    from renyicert.solver import probability_threshold
+
+    mechanism = renyicert.get_mechanism(name, scale=scale)
+    radius_of = {"renyi": lambda p: renyicert.certified_radius(mechanism, p, 1 - p)[0], "tight": lambda p: renyicert.tight_radius(mechanism, p, 1 - p),
+                 "pixeldp": lambda p: renyicert.pixeldp_radius(mechanism, p, 1 - p)}[bound]  # fmt: skip
+    radii = np.array([1e-6, 0.01, 0.3, 1.0, 2.5]) * scale
+    thresholds = probability_threshold(mechanism, radii, bound)
+    for r, c in zip(radii, thresholds):
+        if c == 1.0:  # out of reach below 1: the largest double below 1 does not reach it
+            assert float(radius_of(np.nextafter(1.0, 0.0))) < r
+            continue
+        assert float(radius_of(c)) >= r  # c certifies r ...
+        below = c - 4 * np.spacing(c)
+        assert float(radius_of(below)) < r  # ... and a few doubles less do not
+    assert np.all(np.diff(thresholds) >= 0)
+
+
+def test_probability_threshold_matches_phi_for_the_gaussian_tight_bound_and_edges() -> None:
+    from scipy.stats import norm
+
+    from renyicert.solver import probability_threshold
+
+    gaussian = renyicert.get_mechanism("gaussian", scale=0.5)
+    radii = np.array([0.1, 0.5, 1.0, 2.0])
+    assert probability_threshold(gaussian, radii, "tight") == pytest.approx(norm.cdf(radii / 0.5), rel=1e-13)
+    assert probability_threshold(gaussian, 0.0) == 0.5
+    assert probability_threshold(gaussian, 100.0) == 1.0  # beyond any p1 < 1
+    with pytest.raises(ValueError, match=r"radius must be a finite number >= 0, got -1.0"):
+        probability_threshold(gaussian, -1.0)
+    with pytest.raises(ValueError, match="bound must be one of"):
+        probability_threshold(gaussian, 1.0, "best")
+    with pytest.raises(ValueError, match="radius must be a finite number >= 0, got inf"):
+        probability_threshold(gaussian, np.inf)

@@ -31,8 +31,9 @@ from .registry import (
     register,
     unregister,
 )
+from .sequential import SequentialCertificate
 from .smoothing import ABSTAIN, Certificate, Smoothed
-from .solver import RadiusResult, certified_radius, pixeldp_radius, radius_at_order, tight_radius
+from .solver import RadiusResult, certified_radius, pixeldp_radius, probability_threshold, radius_at_order, tight_radius
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ __all__ = [
     "MechanismRegistry",
     "PluginLoadError",
     "RadiusResult",
+    "SequentialCertificate",
     "Smoothed",
     "UnknownMechanismError",
     "available_mechanisms",
@@ -55,6 +57,7 @@ __all__ = [
     "get_mechanism",
     "hookimpl",
     "pixeldp_radius",
+    "probability_threshold",
     "radius_at_order",
     "register",
     "renyi_budget",

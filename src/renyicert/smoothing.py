@@ -30,9 +30,10 @@ from ._validation import check_batch_size, check_flag, check_positive_int
 from .confidence import P2_MODES, top_two_bounds
 from .mechanism import Mechanism
 from .registry import resolve_mechanism
+from .sequential import SequentialCertificate, certify_stream, check_extended_budget, radius_thresholds
 from .solver import certified_radius, pixeldp_radius, tight_radius
 
-__all__ = ["ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "Certificate", "Smoothed", "radii_where_certified"]
+__all__ = ["ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "Certificate", "SequentialCertificate", "Smoothed", "radii_where_certified"]
 
 #: The label of an abstention.
 ABSTAIN = -1
@@ -390,4 +391,100 @@ class Smoothed:
             )
             for i in range(batch.shape[0])
         ]
+        return results[0] if single else results
+
+    def certify_at(
+        self,
+        x: Any,
+        radii: Any,
+        alpha: float = 0.001,
+        *,
+        budget: int = 100_000,
+        extended_budget: int | None = None,
+        n0: int = 100,
+        bound: str = "renyi",
+        batch_size: int | str | None = None,
+        inputs_at_once: int | None = None,
+        seed: int | None = None,
+        generator: Any = None,
+    ) -> Any:
+        """Decide, sequentially, whether each input is certified at each of ``radii``: a :class:`SequentialCertificate` or a list of them.
+
+        Selection as in :meth:`certify` (``n0`` copies pick the candidate class),
+        then fresh copies until a confidence sequence for the candidate's
+        probability has left the threshold of every radius, or ``budget``
+        estimation copies are spent (see :mod:`renyicert.sequential`).  An input
+        with ``p1 = 0.999`` is decided at a radius whose threshold is 0.9 after a
+        few hundred copies, where :meth:`certify` spends ``n`` on every input.
+
+        Guarantee: for each input, the probability that any of its "certified"
+        answers is wrong is at most ``alpha``, under this data-dependent
+        stopping (an anytime-valid confidence sequence, Ville's inequality), with
+        every radius decided from the same copies.
+
+        Parameters
+        ----------
+        x
+            One input or a batch; input ``i`` of a batch gets key ``seed + i``,
+            and its answers are those it gets alone with that seed.
+        radii
+            One radius or an increasing list, in the mechanism's norm.
+        alpha
+            Failure probability per input, for all its radii together.
+        budget
+            Most estimation copies per input (default 100,000); where it runs out
+            the open radii are ``undecided`` (not certified).
+        extended_budget
+            Optional, ``>= budget``: an input still undecided at ``budget`` goes on,
+            up to this many copies, for the radii the sequence would certify by then
+            if its estimate were the truth (the ones more copies would most likely certify).
+        n0
+            Selection copies.
+        bound
+            ``"renyi"`` (Li et al. 2019) or ``"tight"`` (the mechanism's tight
+            certificate): each radius's threshold is the smallest ``p1`` whose
+            radius under this bound, with ``p2 = 1 - p1``, reaches it.
+        batch_size
+            Noisy copies per model call (``None``: the ``Smoothed``'s own).  The
+            answers do not depend on it, nor on ``inputs_at_once``.
+        inputs_at_once
+            Undecided inputs whose copies share the model's batches (default: all).
+        seed, generator
+            As in :meth:`certify`.
+
+        Examples
+        --------
+        >>> import torch, renyicert
+        >>> model = torch.nn.Linear(1, 2)
+        >>> with torch.no_grad():
+        ...     _ = model.weight.copy_(torch.tensor([[1.0], [-1.0]])); _ = model.bias.zero_()
+        >>> smoothed = renyicert.Smoothed(model, "gaussian", num_classes=2, scale=1.0, progress=False)
+        >>> answer = smoothed.certify_at(torch.tensor([2.0]), [0.0, 1.0, 3.0], bound="tight", seed=0)
+        >>> answer.label, answer.certified, answer.undecided, answer.samples < 2_000
+        (0, (True, True, False), (False, False, False), True)
+        """
+        from ._progress import progress_bar
+
+        alpha = _check_alpha(alpha)
+        budget = check_positive_int(budget, "budget")
+        extended_budget = check_extended_budget(extended_budget, budget)
+        n0 = check_positive_int(n0, "n0")
+        requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        if bound not in ("renyi", "tight"):
+            raise ValueError(f"bound must be 'renyi' or 'tight', got {bound!r}")
+        if bound == "tight" and not self.mechanism.has_tight_radius:
+            raise ValueError(f"bound='tight' needs a tight certificate, which {self.mechanism.label} does not provide")
+        thresholds = radius_thresholds(self.mechanism, radii, bound)
+        radii_tuple = tuple(float(r) for r in np.atleast_1d(np.asarray(radii, dtype=np.float64)))
+        batch, single = self._as_batch(x)
+        at_once = batch.shape[0] if inputs_at_once is None else check_positive_int(inputs_at_once, "inputs_at_once")
+        keys = noise_keys(batch.shape[0], seed, generator).tolist()
+        source = ((i, batch[i : i + 1], keys[i]) for i in range(batch.shape[0]))
+        results: list[Any] = [None] * batch.shape[0]
+        with progress_bar(batch.shape[0], "certify at radii", "input", self.progress) as bar:
+            for i, certificate in certify_stream(
+                self._engine, source, thresholds, radii_tuple, alpha=alpha, budget=budget, extended_budget=extended_budget, n0=n0,
+                batch_size=requested, inputs_at_once=at_once, bar=bar,
+            ):
+                results[i] = certificate
         return results[0] if single else results

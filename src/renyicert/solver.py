@@ -34,7 +34,7 @@ from .bounds import PairBudget
 from ._torch import like_inputs
 from .mechanism import Mechanism
 
-__all__ = ["RadiusResult", "certified_radius", "tight_radius", "pixeldp_radius", "radius_at_order"]
+__all__ = ["RadiusResult", "certified_radius", "pixeldp_radius", "probability_threshold", "radius_at_order", "tight_radius"]
 
 #: Budgets (and margins ``p1 - p2``) below this certify radius 0. Float64 loses relative precision below
 #: about 2.2e-308 (subnormal numbers), where a divergence evaluated near zero may come out below the true
@@ -527,3 +527,74 @@ def pixeldp_radius(mechanism: Mechanism, p1: Any, p2: Any, delta: float = 1e-5) 
     with np.errstate(invalid="ignore", divide="ignore"):
         radius = np.where(a > b, mechanism._eval_pixeldp_radius(a, b, delta), 0.0)
     return like_inputs(radius, p1, p2)
+
+
+#: The certificates :func:`probability_threshold` inverts: Li et al.'s Rényi bound, the mechanism's tight bound, PixelDP's.
+THRESHOLD_BOUNDS = ("renyi", "tight", "pixeldp")
+
+
+def probability_threshold(mechanism: Mechanism, radius: Any, bound: str = "renyi") -> Any:
+    """The smallest ``p1`` whose certified radius, with ``p2 = 1 - p1``, reaches ``radius``: a lower bound ``p1 > c`` certifies ``radius``.
+
+    Bisection on ``p1`` in ``[1/2, 1)`` to adjacent doubles, keeping the upper
+    end, where the radius is computed and reaches ``radius``: the returned
+    ``c`` always certifies it (``bound``'s radius at ``(c, 1 - c)`` is
+    ``>= radius``), and no double below ``c`` by more than one step does.
+    ``radius = 0`` gives exactly ``1/2`` (a top class above one half is the
+    smoothed prediction); a radius no ``p1 < 1`` reaches gives ``1.0`` (never
+    certified from a bound below 1).
+
+    Parameters
+    ----------
+    mechanism
+        The noise.
+    radius
+        Radii ``>= 0`` (a scalar or an array).
+    bound
+        ``"renyi"`` (:func:`certified_radius`), ``"tight"`` (:func:`tight_radius`) or ``"pixeldp"`` (:func:`pixeldp_radius`).
+
+    Examples
+    --------
+    >>> import renyicert
+    >>> from renyicert.solver import probability_threshold
+    >>> gaussian = renyicert.get_mechanism("gaussian", scale=0.5)
+    >>> [round(float(c), 6) for c in probability_threshold(gaussian, [0.0, 0.5, 1.0], "tight")]  # Phi(r / sigma)
+    [0.5, 0.841345, 0.97725]
+    """
+    mechanism = _check_mechanism(mechanism)
+    if bound not in THRESHOLD_BOUNDS:
+        raise ValueError(f"bound must be one of {THRESHOLD_BOUNDS}, got {bound!r}")
+    radii = as_float_array(radius, "radius")
+    bad = np.isnan(radii) | (radii < 0) | np.isinf(radii)
+    if bad.any():
+        raise ValueError(f"radius must be a finite number >= 0, got {first_bad(radii, bad)!r}")
+    if bound == "tight" and not mechanism.has_tight_radius:
+        raise ValueError(f"bound='tight' needs a tight certificate, which {mechanism.label} does not provide")
+    if bound == "pixeldp" and not mechanism.has_pixeldp_radius:
+        raise ValueError(f"bound='pixeldp' needs a PixelDP certificate, which {mechanism.label} does not provide")
+    shape = radii.shape
+    target = radii.ravel()
+
+    def reaches(p1: NDArray[np.float64]) -> NDArray[np.bool_]:
+        p2 = 1.0 - p1
+        if bound == "renyi":
+            value = certified_radius(mechanism, p1, p2)[0]
+        elif bound == "tight":
+            value = tight_radius(mechanism, p1, p2)
+        else:
+            value = pixeldp_radius(mechanism, p1, p2)
+        return np.asarray(value, dtype=np.float64) >= target
+
+    below = np.full(target.shape, 0.5)  # radius 0 at a tie: below every positive radius
+    above = np.full(target.shape, np.nextafter(1.0, 0.0))
+    reachable = reaches(above)
+    for _ in range(80):  # [1/2, 1) holds 2^52 doubles: 53 halvings reach adjacent ones
+        middle = 0.5 * (below + above)
+        open_gap = (middle > below) & (middle < above)
+        if not open_gap.any():
+            break
+        ok = reaches(middle)
+        above = np.where(open_gap & ok, middle, above)
+        below = np.where(open_gap & ~ok, middle, below)
+    threshold = np.where(target == 0.0, 0.5, np.where(reachable, above, 1.0))
+    return threshold.reshape(shape) if shape else float(threshold[0])

@@ -169,3 +169,28 @@ def test_a_phase_is_planned_in_segments_with_the_same_counts(monkeypatch) -> Non
     monkeypatch.setattr(engine, "_phase_rows", spy)
     segmented = smoothed.class_counts(x, 1000, seed=4)
     assert (segmented == whole).all() and max(sizes) <= 256 and sum(sizes) == 3000
+
+
+def test_count_rows_counts_the_same_votes_as_a_phase_whatever_the_rows_order() -> None:
+    import numpy as np
+
+    import renyicert
+    from renyicert._engine.engine import SEGMENT_ROWS, VoteEngine
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 3))
+    engine = VoteEngine(model, renyicert.get_mechanism("gaussian", scale=0.5), 3)
+    x, keys = torch.rand(3, 5), torch.tensor([7, 8, 9])
+    with engine.evaluation():
+        (phase,) = engine.count_votes(x, keys, [200], batch_size=64)
+    # Input 1's copies 0..199 in two parts (two voters), then inputs 0 and 2, shuffled.
+    voters = torch.stack([x[1], x[1], x[0], x[2]])
+    voter_keys = torch.tensor([8, 8, 7, 9])
+    row_input = torch.cat([torch.zeros(120), torch.ones(80), torch.full((200,), 2.0), torch.full((200,), 3.0)]).long()
+    row_sample = torch.cat([torch.arange(120), torch.arange(120, 200), torch.arange(200), torch.arange(200)])
+    order = torch.randperm(600)
+    counts = engine.count_rows(voters, voter_keys, row_input[order], row_sample[order], batch_size=64)
+    assert np.array_equal(counts[0] + counts[1], phase[1]) and np.array_equal(counts[2], phase[0]) and np.array_equal(counts[3], phase[2])
+    assert engine.count_rows(voters, voter_keys, row_input[:0], row_sample[:0], batch_size=64).sum() == 0
+    with pytest.raises(ValueError, match=f"at most {SEGMENT_ROWS} rows per call"):
+        engine.count_rows(voters, voter_keys, torch.zeros(SEGMENT_ROWS + 1, dtype=torch.long), torch.zeros(SEGMENT_ROWS + 1, dtype=torch.long), batch_size=64)

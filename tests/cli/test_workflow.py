@@ -189,3 +189,29 @@ def test_records_in_a_new_folder_and_a_read_only_folder(trained: Path, tmp_path:
 def test_a_seed_beyond_the_philox_keys_is_refused(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Before: seeds were taken modulo 2^63 without a word.
     _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--limit", "2", "--n", "50", "--seed", str(2**63 - 1), "--quiet"], "seed must be at most 2^63 - 2")
+
+
+def test_certify_at_radii_sequentially_and_report_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, records, fixed = tmp_path / "m.pt", tmp_path / "s.jsonl", tmp_path / "f.jsonl"
+    assert main(["train", "--epochs", "3", "--out", str(model), "--quiet"]) == 0
+    argv = ["certify", "--checkpoint", str(model), "--limit", "6", "--radii", "0,0.25", "--budget", "2000", "--records", str(records), "--quiet"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "decided sequentially" in out and "undecided" in out and "mean forward passes per input" in out
+    assert len(records.read_text().splitlines()) == 6
+    assert json.loads((tmp_path / "s.jsonl.settings.json").read_text())["radii"] == [0.0, 0.25]
+    assert main(["report", str(records)]) == 0
+    assert "certified" in capsys.readouterr().out
+    assert main(["certify", "--checkpoint", str(model), "--limit", "3", "--n", "100", "--records", str(fixed), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(records), str(fixed)]) == 2
+    assert "cannot report fixed-n records" in capsys.readouterr().err
+    assert main(["report", str(records), "--plot", str(tmp_path / "p.png")]) == 2
+    assert "--plot draws curves" in capsys.readouterr().err
+    assert main(["certify", "--checkpoint", str(model), "--limit", "3", "--budget", "100", "--quiet"]) == 2
+    assert "--budget applies to sequential certification: give --radii too" in capsys.readouterr().err
+    assert main(["certify", "--checkpoint", str(model), "--limit", "3", "--radii", "0.1", "--n", "100", "--quiet"]) == 2
+    assert "--n belongs to fixed-n certification" in capsys.readouterr().err
+    assert main(["certify", "--checkpoint", str(model), "--limit", "3", "--radii", "0.3,0.1", "--quiet"]) == 2
+    assert "radii must be strictly increasing" in capsys.readouterr().err

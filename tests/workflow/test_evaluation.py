@@ -76,3 +76,51 @@ def test_class_mismatch_is_a_clear_error(smoothed: renyicert.Smoothed) -> None:
 
     with pytest.raises(ValueError, match="the data has 3 classes but the smoothed model scores 10"):
         certify_dataset(smoothed, LabelledData(torch.zeros(2, 1, 8, 8), torch.tensor([0, 2]), 3), progress=False)
+
+
+def test_sequential_records_match_certify_at_alone_resume_and_refuse_other_settings(smoothed: renyicert.Smoothed, tmp_path: Path) -> None:
+    from renyicert.workflow.evaluation import certify_dataset_at, summarize_sequential
+
+    _, test = load_digits()
+    data = test.subset(7)
+    path = tmp_path / "s.jsonl"
+    radii = [0.0, 0.1, 0.2]
+    records = certify_dataset_at(smoothed, data, radii, path, budget=800, seed=3, inputs_per_call=2, inputs_at_once=3, progress=False)
+    assert [r["index"] for r in records] == list(range(7))
+    for r in records:
+        alone = smoothed.certify_at(data.x[r["index"]], radii, budget=800, seed=3 + r["index"])
+        assert (r["certified"], r["undecided"], r["samples"], r["selected"]) == (list(alone.certified), list(alone.undecided), alone.samples, alone.label)
+        assert r["prediction"] == (alone.label if alone.certified[0] else -1) and r["label"] == int(data.y[r["index"]])
+    # Other chunking and pool sizes give the same records; an interrupted file resumes to the same records.
+    assert certify_dataset_at(smoothed, data, radii, budget=800, seed=3, inputs_per_call=5, inputs_at_once=1, progress=False) == records
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:3]) + lines[3][:10])  # three records and a torn line
+    with pytest.warns(RuntimeWarning, match="torn last line"):
+        resumed = certify_dataset_at(smoothed, data, radii, path, budget=800, seed=3, inputs_per_call=2, resume=True, progress=False)
+    assert resumed == records
+    with pytest.raises(ValueError, match=r"it was made with radii = \[0.0, 0.1, 0.2\], this run has radii = \[0.0, 0.1\]"):
+        certify_dataset_at(smoothed, data, [0.0, 0.1], path, budget=800, seed=3, inputs_per_call=2, resume=True, progress=False)
+    with pytest.raises(ValueError, match="it was made with budget = 800, this run has budget = 900"):
+        certify_dataset_at(smoothed, data, radii, path, budget=900, seed=3, inputs_per_call=2, resume=True, progress=False)
+    with pytest.raises(ValueError, match="radii must be strictly increasing"):
+        certify_dataset_at(smoothed, data, [0.2, 0.1], tmp_path / "bad.jsonl", progress=False)
+    assert not (tmp_path / "bad.jsonl").exists()
+    summary = summarize_sequential(records, radii)
+    assert summary.inputs == 7 and summary.certified_accuracy[0] >= summary.certified_accuracy[2]
+    assert summary.forward_passes == pytest.approx(np.mean([r["n0"] + r["samples"] for r in records]))
+
+
+@pytest.mark.parametrize(
+    ("record", "match"),
+    [
+        ({"label": 1, "selected": 1, "certified": [True], "undecided": [False], "samples": 5, "n0": 1}, "must hold 2 true/false values"),
+        ({"label": 1, "selected": 1, "certified": [True, "yes"], "undecided": [False, False], "samples": 5, "n0": 1}, "must hold 2 true/false values"),
+        ({"label": 1, "selected": 1, "certified": [True, True], "undecided": [False, False], "samples": -5, "n0": 1}, "must be integers"),
+        ({"label": 1, "radius_renyi": 0.3}, "needs lists 'certified' and 'undecided'"),
+    ],
+)
+def test_sequential_summary_refuses_records_that_do_not_fit(record: dict, match: str) -> None:
+    from renyicert.workflow.evaluation import summarize_sequential
+
+    with pytest.raises(ValueError, match=match):
+        summarize_sequential([record], [0.0, 0.5], "s.jsonl")

@@ -229,31 +229,57 @@ class VoteEngine:
         import torch
 
         inputs = x.shape[0]
-        device = x.device
         total = inputs * samples
-        keys = keys.to(device)
-        counts = torch.zeros(inputs * self.num_classes, dtype=torch.int64, device=device)
-        # Few distinct shapes, so few compilations of the sampler (and of a compiled model): the buffer's
-        # rows are rounded up (at most 12.5% more) and the inputs padded to a power of two; padding is never counted.
+        counts = torch.zeros(inputs * self.num_classes, dtype=torch.int64, device=x.device)
         rows = min(batch_size, round_rows(total))
+        segment = max(rows, SEGMENT_ROWS // rows * rows)
+        for start in range(0, total, segment):
+            row_input, row_sample = _phase_rows(inputs, samples, first_sample, start, min(start + segment, total), share_noise, x.device)
+            self._count_rows_into(x, keys, row_input, row_sample, rows, counts, bar)
+        return counts.view(inputs, self.num_classes).cpu().numpy()
+
+    def count_rows(self, x: Any, keys: Any, row_input: Any, row_sample: Any, *, batch_size: int, bar: Any = None) -> Any:
+        """Class counts ``(B, num_classes)`` over the given rows: row ``j`` is noise number ``row_sample[j]`` of input ``row_input[j]``.
+
+        The caller plans the rows (at most :data:`SEGMENT_ROWS` of them, int64
+        tensors on the inputs' device); the model runs on batches of
+        ``batch_size`` rows (fewer when there are fewer rows), the last one
+        padded with rows that draw noise but never vote.  What sequential
+        certification runs, several inputs at different sample numbers in one batch.
+        """
+        import torch
+
+        total = int(row_input.shape[0])
+        if total > SEGMENT_ROWS:
+            raise ValueError(f"at most {SEGMENT_ROWS} rows per call, got {total}")
+        counts = torch.zeros(x.shape[0] * self.num_classes, dtype=torch.int64, device=x.device)
+        if total:
+            with self.evaluation():
+                self._count_rows_into(x, keys, row_input, row_sample, min(batch_size, round_rows(total)), counts, bar)
+        return counts.view(x.shape[0], self.num_classes).cpu().numpy()
+
+    def _count_rows_into(self, x: Any, keys: Any, row_input: Any, row_sample: Any, rows: int, counts: Any, bar: Any) -> None:
+        """Add the votes of the given rows to ``counts`` (``inputs * num_classes``), in batches of ``rows``."""
+        import torch
+
+        inputs = x.shape[0]
+        keys = keys.to(x.device)
+        # Few distinct shapes, so few compilations of the sampler (and of a compiled model): the buffer's
+        # rows are rounded up by the caller and the inputs padded to a power of two; padding is never counted.
         padded = _next_power_of_two(inputs)
         if padded > inputs:
             x = torch.cat([x, x[:1].expand(padded - inputs, *x.shape[1:])])
             keys = torch.cat([keys, keys[:1].expand(padded - inputs)])
-        buffer = torch.empty((rows, *x.shape[1:]), dtype=x.dtype, device=device)
+        buffer = torch.empty((rows, *x.shape[1:]), dtype=x.dtype, device=x.device)
         runner = self._runner(tuple(x.shape[1:]))
-        segment = max(rows, SEGMENT_ROWS // rows * rows)
-        for start in range(0, total, segment):
-            row_input, row_sample = _phase_rows(inputs, samples, first_sample, start, min(start + segment, total), share_noise, device)
-            valid = row_input.shape[0]
-            tail = -valid % rows  # the last batch's padding rows (its first row again): drawn, for one buffer shape, never counted
-            if tail:
-                last = valid - valid % rows
-                row_input = torch.cat([row_input, row_input[last : last + 1].expand(tail)])
-                row_sample = torch.cat([row_sample, row_sample[last : last + 1].expand(tail)])
-            step = self._batch_step(buffer, x, keys, row_input, row_sample, counts)
-            count_phase_votes(runner, buffer, valid, self.num_classes, step, bar)
-        return counts.view(inputs, self.num_classes).cpu().numpy()
+        valid = row_input.shape[0]
+        tail = -valid % rows  # the last batch's padding rows (its first row again): drawn, for one buffer shape, never counted
+        if tail:
+            last = valid - valid % rows
+            row_input = torch.cat([row_input, row_input[last : last + 1].expand(tail)])
+            row_sample = torch.cat([row_sample, row_sample[last : last + 1].expand(tail)])
+        step = self._batch_step(buffer, x, keys, row_input, row_sample, counts)
+        count_phase_votes(runner, buffer, valid, self.num_classes, step, bar)
 
     def draw_copies(self, x: Any, key: int, samples: int) -> Any:
         """Noisy copies ``0 ... samples - 1`` of the one input ``x`` (``(1, *shape)``), written as a phase's first batch is.

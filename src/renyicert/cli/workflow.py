@@ -128,6 +128,15 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     smoothed, data = _smoothed(args)
     if world > 1 and not args.records:
         raise ValueError("a distributed run needs --records (each rank writes a part of it)")
+    if args.radii is not None:
+        return _certify_at_radii(args, smoothed, data, rank)
+    sequential_only = [
+        name for name, value in (("--budget", args.budget), ("--extended-budget", args.extended_budget), ("--bound", args.bound), ("--inputs-at-once", args.inputs_at_once))
+        if value is not None
+    ]  # fmt: skip
+    if sequential_only:
+        raise ValueError(f"{sequential_only[0]} applies to sequential certification: give --radii too (fixed-n certification reports every bound, at n = --n samples)")
+    args.n = 10_000 if args.n is None else args.n
     records = certify_dataset(
         smoothed, data, args.records, n0=args.n0, n=args.n, alpha=args.alpha, seed=args.seed, inputs_per_call=args.inputs_per_call,
         resume=args.resume, progress=_progress(args),
@@ -145,6 +154,39 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     if args.records:
         print(f"records: {args.records}")
     return 0
+
+
+def _certify_at_radii(args: argparse.Namespace, smoothed: Any, data: Any, rank: int) -> int:
+    """``certify --radii``: sequential certification at the given radii (fixed-n options refused, not ignored)."""
+    from ..workflow.evaluation import certify_dataset_at, summarize_sequential
+
+    if args.n is not None or args.csv:
+        raise ValueError(f"{'--n' if args.n is not None else '--csv'} belongs to fixed-n certification; with --radii the samples per input are decided as they come, up to --budget")
+    bound = args.bound or "renyi"
+    budget = 100_000 if args.budget is None else args.budget
+    records = certify_dataset_at(
+        smoothed, data, args.radii, args.records, alpha=args.alpha, budget=budget, extended_budget=args.extended_budget, n0=args.n0, bound=bound, seed=args.seed,
+        inputs_per_call=args.inputs_per_call, inputs_at_once=128 if args.inputs_at_once is None else args.inputs_at_once,
+        resume=args.resume, progress=_progress(args),
+    )  # fmt: skip
+    if rank != 0:
+        return 0
+    _print_sequential(summarize_sequential(records, args.radii), f"{smoothed.mechanism.name}, scale {smoothed.mechanism.scale:g}, {bound} bound, alpha = {args.alpha:g}", budget, args.n0)
+    if args.records:
+        print(f"records: {args.records}")
+    return 0
+
+
+def _print_sequential(summary: Any, what: str, budget: Any, n0: Any) -> None:
+    """The table of a sequential run: certified accuracy and undecided inputs per radius, and the copies spent."""
+    print(f"certified accuracy of {summary.inputs} inputs at the given radii, decided sequentially ({what})")
+    print(f"{'radius':<12}" + "".join(f"{r:>10g}" for r in summary.radii))
+    print(f"{'certified':<12}" + "".join(f"{a:>10.1%}" for a in summary.certified_accuracy))
+    print(f"{'undecided':<12}" + "".join(f"{u:>10d}" for u in summary.undecided))
+    spent = f"mean forward passes per input: {summary.forward_passes:,.0f}"
+    if isinstance(budget, int) and isinstance(n0, int) and summary.forward_passes > 0:
+        spent += f" (fixed n = {budget:,} spends {budget + n0:,} with n0 = {n0}: {(budget + n0) / summary.forward_passes:.1f}x as many)"
+    print(spent)
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
@@ -169,6 +211,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ..workflow.evaluation import BOUNDS, certified_accuracy, checked_record, plot_certified_accuracy, radius_grid
     from ..workflow.records import read_records
 
+    sequential = [_sequential_settings(path) for path in args.records]
+    if any(sequential):
+        return _report_sequential(args, sequential)
     curves = {}
     runs = []
     for path in args.records:
@@ -189,6 +234,45 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.plot:
         plot_certified_accuracy(curves, args.plot, title=args.title, norm=args.norm)
         print(f"plot: {args.plot}")
+    return 0
+
+
+def _sequential_settings(path: str) -> dict[str, Any] | None:
+    """The settings of ``path`` when its records come from ``certify --radii``, else ``None``."""
+    import json
+
+    from ..workflow.distributed import settings_path
+
+    stored = settings_path(Path(path))
+    if not stored.exists():
+        return None
+    try:
+        settings = json.loads(stored.read_text())
+    except ValueError as error:
+        raise ValueError(f"{str(stored)!r} is not JSON ({error})") from None
+    return settings if isinstance(settings, dict) and settings.get("method") == "sequential" else None
+
+
+def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] | None]) -> int:
+    """``report`` on records of ``certify --radii``: one table per file (mixing them with fixed-n records is refused)."""
+    from ..workflow.evaluation import summarize_sequential
+    from ..workflow.records import read_records
+
+    if not all(settings):
+        fixed = [p for p, s in zip(args.records, settings) if not s]
+        raise ValueError(f"cannot report fixed-n records ({', '.join(fixed)}) together with sequential ones (certify --radii): their radii are not comparable; report them apart")
+    if args.plot:
+        raise ValueError("--plot draws curves over radii from fixed-n records; sequential records hold answers at their own radii only")
+    for path, stored in zip(args.records, settings):
+        assert stored is not None
+        radii = stored.get("radii")
+        if not isinstance(radii, list) or not radii or not all(isinstance(r, (int, float)) and not isinstance(r, bool) for r in radii):
+            raise ValueError(f"{path}: its settings hold no list of radii, got {radii!r}")
+        records = read_records(path).records
+        if not records:
+            raise ValueError(f"{path!r} holds no records")
+        what = f"{Path(path).stem}: {stored.get('mechanism')}, scale {stored.get('scale')}, {stored.get('bound')} bound, alpha = {stored.get('alpha')}"
+        _print_sequential(summarize_sequential(records, radii, path), what, stored.get("budget"), stored.get("n0"))
     return 0
 
 
@@ -257,12 +341,17 @@ def add_workflow_commands(sub: Any) -> None:
     _common(ce)
     _smoothing_options(ce)
     ce.add_argument("--n0", type=int, default=100, help="selection samples (default: 100)")
-    ce.add_argument("--n", "--samples", dest="n", type=int, default=10_000, help="estimation samples (default: 10000); under torchrun write --samples, as torchrun reads --n as its own option")
+    ce.add_argument("--n", "--samples", dest="n", type=int, help="estimation samples (default: 10000); under torchrun write --samples, as torchrun reads --n as its own option")
     ce.add_argument("--alpha", type=float, default=0.001, help="failure probability (default: 0.001)")
     ce.add_argument("--records", help="JSONL file for the records")
     ce.add_argument("--csv", help="also write the records as CSV")
     ce.add_argument("--resume", action="store_true", help="continue an interrupted --records file (refused if its settings differ)")
-    ce.add_argument("--inputs-per-call", type=int, default=32, help="inputs certified together, a chunk (default: 32)")
+    ce.add_argument("--inputs-per-call", type=int, default=32, help="inputs certified together, a chunk (default: 32); with --radii, the chunks shared out among torchrun's ranks")
+    ce.add_argument("--radii", type=float_list, help="decide certification at these radii (comma-separated, increasing) sequentially: each input draws samples until a confidence sequence decides every radius, or --budget runs out")
+    ce.add_argument("--budget", type=int, help="with --radii: most estimation samples per input (default: 100000)")
+    ce.add_argument("--extended-budget", type=int, help="with --radii: inputs still undecided at --budget go on, up to this many samples, for the radii they would be certified at by then if their estimate were the truth (default: none)")
+    ce.add_argument("--bound", choices=["renyi", "tight"], help="with --radii: the certificate whose radius the thresholds come from (default: renyi)")
+    ce.add_argument("--inputs-at-once", type=int, help="with --radii: undecided inputs sharing the model's batches (default: 128)")
     ce.set_defaults(func=_cmd_certify)
 
     at = sub.add_parser("attack", help="attack a smoothed model", description="Empirical robust accuracy of the smoothed classifier under PGD, transfer and boundary attacks.")

@@ -8,6 +8,7 @@ and writes ``results/``:
 * ``records/<noise>-<method>.jsonl`` (and ``.csv``): one certification record per test input;
 * ``models/<noise>-<method>.pt`` + ``.json``: the trained models;
 * ``certified-<noise>.png``, ``bounds-<noise>.png``, ``empirical-<noise>.png``: the curves;
+* ``records/<noise>-<method>-sequential.jsonl``: sequential certification at the table's radii (``certify_at``);
 * ``report.md``: the tables, the seed text's claims as they came out, and the checks;
 * ``summary.json``: every number in the report.
 """
@@ -21,9 +22,14 @@ from typing import Any
 
 from .._json import dumps
 from .._progress import progress_bar
-from .evaluation import BOUNDS, certified_accuracy, certify_dataset, write_csv
+from .evaluation import BOUNDS, certified_accuracy, certify_dataset, certify_dataset_at, radius_grid, summarize_sequential, write_csv
 
-__all__ = ["DemoSettings", "run_demo"]
+__all__ = ["DemoSettings", "run_demo", "table_radii"]
+
+
+def table_radii(entries: list[dict[str, Any]], points: int = 6) -> list[float]:
+    """The radii of one noise's table: :func:`~renyicert.workflow.evaluation.radius_grid` over all its methods' fixed-n records."""
+    return radius_grid([r for e in entries for r in e["_records"]], points)
 
 
 @dataclass(frozen=True)
@@ -45,13 +51,15 @@ class DemoSettings:
     boundary_iterations: int = 50
     batch_size: int = 4096
     seed: int = 0
+    sequential_budget: int = 100_000  # certify_at at the table's radii: most estimation samples per input
+    sequential_extended_budget: int | None = None  # and where the estimate is above a threshold
 
     @classmethod
     def quick(cls, **changes: Any) -> DemoSettings:
         """A version that finishes in about a minute on 2 cores."""
         settings = dict(
             noises=(("gaussian", 0.25), ("laplace", 0.25)), epochs=12, test_inputs=80, n=1000, attack_inputs=30,
-            eps_multiples=(0.5, 1.0, 2.0), vote_samples=300, boundary_iterations=30,
+            eps_multiples=(0.5, 1.0, 2.0), vote_samples=300, boundary_iterations=30, sequential_budget=5000,
         )  # fmt: skip
         settings.update(changes)
         return cls(**settings)  # type: ignore[arg-type]
@@ -89,10 +97,10 @@ def run_demo(out_dir: str | Path = "results", settings: DemoSettings | None = No
     train_data, test_data = load_digits(seed=settings.seed)
     test_data = test_data.subset(settings.test_inputs)
     jobs = [(noise, method) for noise in settings.noises for method in settings.methods]
-    stage_seconds = {"train": 0.0, "certify": 0.0, "attack": 0.0}
+    stage_seconds = {"train": 0.0, "certify": 0.0, "attack": 0.0, "sequential": 0.0}
     summary: dict[str, Any] = {"settings": asdict(settings), "gamma": DEFAULT_GAMMA, "train_size": len(train_data), "test_size": len(test_data), "results": {}}
     summary["stage_seconds"] = stage_seconds
-    with progress_bar(3 * len(jobs), "demo", "stage", progress, leave=True) as stages:
+    with progress_bar(4 * len(jobs), "demo", "stage", progress, leave=True) as stages:
         # 1. Training: one undefended model, and per noise one model per noise-trained method.
         models = _train_models(jobs, settings, train_data, out, stage_seconds, stages, progress)
         undefended = models.get(("none", "standard"))
@@ -101,6 +109,14 @@ def run_demo(out_dir: str | Path = "results", settings: DemoSettings | None = No
             model = models[("none", "standard") if method == "standard" else (noise, method)]
             entry = _certify_and_attack(model, noise, method, undefended, settings, train_data, test_data, out, stage_seconds, stages, progress)
             summary["results"][f"{_noise_key(*noise)}/{method}"] = entry
+        # 4. Sequential certification at the table's radii (those of each noise's fixed-n records), per (noise, method).
+        for noise, method in jobs:
+            model = models[("none", "standard") if method == "standard" else (noise, method)]
+            entries = [e for k, e in summary["results"].items() if k.startswith(f"{_noise_key(*noise)}/")]
+            entry = summary["results"][f"{_noise_key(*noise)}/{method}"]
+            entry["sequential"] = _certify_sequentially(model, noise, method, table_radii(entries), settings, test_data, out, stage_seconds, progress)
+            if stages is not None:
+                stages.update(1)
     from .report import write_report
 
     report = write_report(out, summary)
@@ -173,4 +189,32 @@ def _certify_and_attack(
         "empirical": {"eps": eps, "inputs": robustness.inputs, "clean_vote_accuracy": robustness.clean_accuracy, "accuracy": robustness.accuracy},
         "certified_on_attacked": {b: certified_accuracy(attacked, eps, b).tolist() for b in BOUNDS if attacked and attacked[0][f"radius_{b}"] is not None},
         "_records": records,
+    }  # fmt: skip
+
+
+def _certify_sequentially(
+    model: Any, noise: tuple[str, float], method: str, radii: list[float], settings: DemoSettings, test_data: Any, out: Path,
+    stage_seconds: dict[str, float], progress: bool | None,
+) -> dict[str, Any]:  # fmt: skip
+    """Sequential certification of the test set at ``radii``; the summary entry (its records are written beside the fixed-n ones)."""
+    from ..registry import get_mechanism
+    from ..smoothing import Smoothed
+
+    mechanism = get_mechanism(noise[0], scale=noise[1])
+    smoothed = Smoothed(model, mechanism, test_data.num_classes, input_shape=test_data.input_shape, batch_size=settings.batch_size, progress=progress)
+    path = out / "records" / f"{_noise_key(*noise)}-{method}-sequential.jsonl"
+    path.unlink(missing_ok=True)
+    tick = time.perf_counter()
+    records = certify_dataset_at(
+        smoothed, test_data, radii, path, alpha=settings.alpha, budget=settings.sequential_budget, extended_budget=settings.sequential_extended_budget,
+        n0=settings.n0, seed=settings.seed, progress=progress,
+    )  # fmt: skip
+    seconds = time.perf_counter() - tick
+    stage_seconds["sequential"] += seconds
+    summary = summarize_sequential(records, radii, str(path))
+    return {
+        "records": str(path.relative_to(out)), "radii": list(summary.radii), "certified_accuracy": list(summary.certified_accuracy),
+        "undecided": list(summary.undecided), "forward_passes": summary.forward_passes, "seconds": seconds,
+        "budget": settings.sequential_budget, "extended_budget": settings.sequential_extended_budget,
+        "max_forward_passes": max((r["n0"] + r["samples"] for r in records), default=0),
     }  # fmt: skip

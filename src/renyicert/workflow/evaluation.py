@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from . import distributed
 from .data import LabelledData, as_labelled_data
 from .records import RecordWriter, read_records
 
-__all__ = ["BOUNDS", "RECORDS_FORMAT", "certified_accuracy", "checked_record", "certify_dataset", "plot_certified_accuracy", "radius_grid", "upgrade_record", "write_csv"]
+__all__ = ["BOUNDS", "RECORDS_FORMAT", "certified_accuracy", "checked_record", "certify_dataset", "certify_dataset_at", "SequentialSummary", "summarize_sequential", "plot_certified_accuracy", "radius_grid", "upgrade_record", "write_csv"]
 
 #: The records format this version writes (stored in the settings file as ``"format"``).
 RECORDS_FORMAT = 2
@@ -155,16 +156,135 @@ def certify_dataset(
     ([0, 1, 2], ['correct', 'counts', 'index', 'label'])
     """
     data = as_labelled_data(data)
+    inputs_per_call = check_positive_int(inputs_per_call, "inputs_per_call")
+    settings = _run_settings(smoothed, data, n0=n0, n=n, alpha=alpha, seed=seed, inputs_per_call=inputs_per_call)
+    device = model_device(smoothed.model)
+
+    def certify_chunks(chunks: list[range], done: dict[int, Any], bar: Any) -> Iterator[dict[str, Any]]:
+        for chunk in chunks:
+            for record in _certify_chunk(smoothed, data, chunk, device, n0=n0, n=n, alpha=alpha, seed=seed):
+                if record["index"] not in done:  # the rest of a chunk an interrupted run left half-written
+                    yield record
+            if bar is not None:
+                bar.update(len(chunk))
+
+    return _run_records(smoothed, data, path, settings, inputs_per_call, resume, progress, certify_chunks)
+
+
+def certify_dataset_at(
+    smoothed: Smoothed,
+    data: LabelledData | Any,
+    radii: Sequence[float],
+    path: str | Path | None = None,
+    *,
+    alpha: float = 0.001,
+    budget: int = 100_000,
+    extended_budget: int | None = None,
+    n0: int = 100,
+    bound: str = "renyi",
+    seed: int = 0,
+    inputs_per_call: int = 32,
+    inputs_at_once: int = 128,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Sequential certification of every input of ``data`` at ``radii`` (:meth:`~renyicert.Smoothed.certify_at`); input ``i`` gets key ``seed + i``.
+
+    Records, resumption, the lock and ``torchrun`` sharding are those of
+    :func:`certify_dataset` (a rank takes the chunks ``k`` with ``k % world ==
+    rank``), but each input is recorded as soon as it is decided, and
+    ``inputs_at_once`` undecided inputs share the model's batches, new ones
+    joining as others stop.  A record holds ``index``, ``label``, ``prediction``
+    (the candidate class where radius ``radii[0]`` is certified, else ``-1``),
+    ``selected`` (the candidate), ``certified`` and ``undecided`` (one flag per
+    radius), ``samples`` (estimation copies), ``successes``, ``p1_lower``,
+    ``p1_upper`` and ``n0``; the radii, ``alpha``, ``budget``, ``extended_budget``
+    and ``bound`` are in the settings. Records do not depend on the ranks, ``inputs_per_call`` or ``inputs_at_once``.
+
+    Examples
+    --------
+    >>> import renyicert
+    >>> from renyicert.workflow.data import load_digits
+    >>> from renyicert.workflow.evaluation import certify_dataset_at
+    >>> from renyicert.workflow.models import DigitsMLP
+    >>> _, test = load_digits()
+    >>> smoothed = renyicert.Smoothed(DigitsMLP(), "gaussian", 10, scale=0.25, progress=False)
+    >>> records = certify_dataset_at(smoothed, test.subset(3), [0.0, 0.25], budget=500, progress=False)
+    >>> [r["index"] for r in records], len(records[0]["certified"])
+    ([0, 1, 2], 2)
+    """
+    data = as_labelled_data(data)
+    inputs_per_call = check_positive_int(inputs_per_call, "inputs_per_call")
+    inputs_at_once = check_positive_int(inputs_at_once, "inputs_at_once")
+    from ..sequential import check_extended_budget, radius_thresholds
+
+    budget = check_positive_int(budget, "budget")
+    extended_budget = check_extended_budget(extended_budget, budget)
+    n0 = check_positive_int(n0, "n0")
+    radius_thresholds(smoothed.mechanism, radii, bound)  # refuse bad radii before any file is touched
+    radii = [float(r) for r in radii]
+    settings = _run_settings(
+        smoothed, data, method="sequential", radii=radii, alpha=alpha, budget=budget, extended_budget=extended_budget, n0=n0, bound=bound, seed=seed,
+        inputs_per_call=inputs_per_call,
+    )  # fmt: skip
+    device = model_device(smoothed.model)
+
+    def certify_stream(chunks: list[range], done: dict[int, Any], bar: Any) -> Iterator[dict[str, Any]]:
+        indices = [i for chunk in chunks for i in chunk if i not in done]
+        for start in range(0, len(indices), _STREAM_CALL):  # one certify_at call per slice: its inputs stream through the pool
+            part = indices[start : start + _STREAM_CALL]
+            for index, answer in zip(part, _certify_indices(smoothed, data, part, device, radii, alpha, (budget, extended_budget), n0, bound, seed, inputs_at_once)):
+                if bar is not None:
+                    bar.update(1)
+                label = int(data.y[index])
+                yield {
+                    "index": index, "label": label, "prediction": answer.label if answer.certified[0] else -1,
+                    "selected": answer.label, "certified": list(answer.certified), "undecided": list(answer.undecided),
+                    "samples": answer.samples, "successes": answer.successes, "p1_lower": answer.p1_lower, "p1_upper": answer.p1_upper, "n0": n0,
+                }  # fmt: skip
+
+    return _run_records(smoothed, data, path, settings, inputs_per_call, resume, progress, certify_stream)
+
+
+#: Inputs per :meth:`Smoothed.certify_at` call in :func:`certify_dataset_at` (its pool streams through them; this bounds the memory of one call).
+_STREAM_CALL = 4096
+
+
+def _certify_indices(
+    smoothed: Smoothed, data: LabelledData, indices: list[int], device: Any, radii: list[float], alpha: float, budgets: tuple[int, int | None], n0: int, bound: str,
+    seed: int, inputs_at_once: int,
+) -> list[Any]:  # fmt: skip
+    """``certify_at`` on the inputs at ``indices`` (input ``i`` with key ``seed + i``, as if certified alone)."""
+    from ..sequential import certify_stream, radius_thresholds
+
+    thresholds = radius_thresholds(smoothed.mechanism, radii, bound)
+    x = data.x[indices]
+    if device is not None:
+        x = x.to(device)
+    smoothed._as_batch(x)  # the shape, dtype and device checks of certify_at
+    source = ((k, x[k : k + 1], seed + i) for k, i in enumerate(indices))
+    answers: list[Any] = [None] * len(indices)
+    for k, answer in certify_stream(
+        smoothed._engine, source, thresholds, tuple(radii), alpha=alpha, budget=budgets[0], extended_budget=budgets[1], n0=n0, batch_size=smoothed.batch_size,
+        inputs_at_once=inputs_at_once,
+    ):  # fmt: skip
+        answers[k] = answer
+    return answers
+
+
+def _run_records(
+    smoothed: Smoothed, data: LabelledData, path: str | Path | None, settings: dict[str, Any], inputs_per_call: int, resume: bool, progress: bool | None,
+    certify: Callable[[list[range], dict[int, Any], Any], Iterator[dict[str, Any]]],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The run around a certification: the lock, the settings, resumption, this rank's chunks, the writer, the merge."""
     if data.num_classes != smoothed.num_classes:
         raise ValueError(f"the data has {data.num_classes} classes but the smoothed model scores {smoothed.num_classes}")
-    inputs_per_call = check_positive_int(inputs_per_call, "inputs_per_call")
     rank, world = distributed.rank_and_world()
     done: dict[int, dict[str, Any]] = {}
     lock = None
     if path is not None:
         path = Path(path)
         lock = distributed.RecordsLock(path, rank)  # one writer per records file, for the whole run
-        settings = _run_settings(smoothed, data, n0=n0, n=n, alpha=alpha, seed=seed, inputs_per_call=inputs_per_call)
         try:
             done = _open_records(path, settings, resume, rank, len(data))
         except BaseException:
@@ -172,19 +292,13 @@ def certify_dataset(
             raise
     chunks = [c for k, c in enumerate(distributed.chunk_indices(len(data), inputs_per_call)) if k % world == rank and any(i not in done for i in c)]
     writer = None if path is None else RecordWriter(path if world == 1 else path.with_name(f"{path.name}.part{rank}"))
-    device = model_device(smoothed.model)
     try:
         description = f"certify dataset{f' (rank {rank})' if world > 1 else ''}"
         with progress_bar(sum(len(c) for c in chunks), description, "input", progress) as bar:
-            for chunk in chunks:
-                for record in _certify_chunk(smoothed, data, chunk, device, n0=n0, n=n, alpha=alpha, seed=seed):
-                    if record["index"] in done:  # the rest of a chunk an interrupted run left half-written
-                        continue
-                    done[record["index"]] = record
-                    if writer is not None:
-                        writer.write(record)
-                if bar is not None:
-                    bar.update(len(chunk))
+            for record in certify(chunks, done, bar):
+                done[record["index"]] = record
+                if writer is not None:
+                    writer.write(record)
     finally:
         if writer is not None:
             writer.close()
@@ -295,6 +409,66 @@ def certified_accuracy(records: Sequence[dict[str, Any]], radii: Sequence[float]
     correct = np.array([bool(r["correct"]) for r in records])  # an abstention is never correct
     radius = np.array([float(r[key]) for r in records])
     return (correct[None, :] & (radius[None, :] >= radii[:, None])).mean(axis=1)
+
+
+@dataclass(frozen=True)
+class SequentialSummary:
+    """What sequential records say, per radius: certified accuracy, undecided inputs, and the copies spent.
+
+    Attributes
+    ----------
+    radii
+        The radii decided.
+    certified_accuracy
+        Per radius, the share of inputs whose candidate is the true label and is certified there.
+    undecided
+        Per radius, the inputs whose budget ran out before a decision (counted as not certified).
+    inputs
+        Records read.
+    forward_passes
+        Mean noisy copies classified per input (selection included).
+    """
+
+    radii: tuple[float, ...]
+    certified_accuracy: tuple[float, ...]
+    undecided: tuple[int, ...]
+    inputs: int
+    forward_passes: float
+
+
+def summarize_sequential(records: Sequence[dict[str, Any]], radii: Sequence[float], where: str = "records") -> SequentialSummary:
+    """Certified accuracy at ``radii`` from :func:`certify_dataset_at`'s records, each checked (a ``ValueError`` names ``where`` and the record).
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import summarize_sequential
+    >>> records = [{"label": 3, "selected": 3, "certified": [True, False], "undecided": [False, True], "samples": 900, "n0": 100},
+    ...            {"label": 1, "selected": 2, "certified": [True, True], "undecided": [False, False], "samples": 100, "n0": 100}]
+    >>> summary = summarize_sequential(records, [0.0, 0.5])
+    >>> summary.certified_accuracy, summary.undecided, summary.forward_passes
+    ((0.5, 0.0), (0, 1), 600.0)
+    """
+    count = len(radii)
+    correct = np.zeros((len(records), count), dtype=bool)
+    undecided = np.zeros((len(records), count), dtype=bool)
+    passes = np.zeros(len(records))
+    for k, record in enumerate(records):
+        at = f"{where} record {k + 1}"
+        if not isinstance(record, dict) or not isinstance(record.get("certified"), list) or not isinstance(record.get("undecided"), list):
+            raise ValueError(f"{at}: a sequential record needs lists 'certified' and 'undecided'; is this a 'renyicert certify --radii' records file?")
+        flags = record["certified"] + record["undecided"]
+        if len(record["certified"]) != count or len(record["undecided"]) != count or not all(isinstance(f, bool) for f in flags):
+            raise ValueError(f"{at}: 'certified' and 'undecided' must hold {count} true/false values (one per radius), got {record['certified']!r} and {record['undecided']!r}")
+        numbers = [record.get(key) for key in ("label", "selected", "samples", "n0")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in numbers) or numbers[2] < 0 or numbers[3] < 0:
+            raise ValueError(f"{at}: 'label', 'selected', 'samples' and 'n0' must be integers (the last two >= 0), got {numbers!r}")
+        correct[k] = np.array(record["certified"]) & (record["selected"] == record["label"])
+        undecided[k] = record["undecided"]
+        passes[k] = record["n0"] + record["samples"]
+    return SequentialSummary(
+        radii=tuple(float(r) for r in radii), certified_accuracy=tuple(float(a) for a in correct.mean(axis=0)) if records else (0.0,) * count,
+        undecided=tuple(int(u) for u in undecided.sum(axis=0)), inputs=len(records), forward_passes=float(passes.mean()) if records else 0.0,
+    )  # fmt: skip
 
 
 def radius_grid(records: Sequence[dict[str, Any]], points: int = 6, bound: str = "renyi") -> list[float]:

@@ -26,6 +26,22 @@ def _grid(entries: list[dict[str, Any]], points: int = 6) -> list[float]:
     return radius_grid([r for e in entries for r in e["_records"]], points)
 
 
+def _sequential_rows(entries: list[dict[str, Any]], grid: list[float], n0: int) -> list[list[str]]:
+    """One row per method certified sequentially at the table's radii: its accuracies, undecided inputs and forward passes."""
+    rows = []
+    for e in entries:
+        seq = e.get("sequential")
+        if not seq or [round(r, 9) for r in seq["radii"]] != [round(r, 9) for r in grid]:
+            continue
+        fixed_cost = seq["budget"] + n0
+        undecided = sum(seq["undecided"])
+        rows.append([
+            f"{METHOD_LABELS[e['method']]}, sequential", *(_pct(a) for a in seq["certified_accuracy"]),
+            f"{seq['forward_passes']:,.0f}", f"{fixed_cost / seq['forward_passes']:.1f}x", f"{undecided}",
+        ])  # fmt: skip
+    return rows
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -44,13 +60,34 @@ def _by_noise(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def main_table(summary: dict[str, Any]) -> str:
-    """Certified accuracy (Rényi bound) at a few radii, per noise and training method, as Markdown."""
+    """Certified accuracy (Rényi bound) at a few radii, per noise and training method, as Markdown.
+
+    Each method has a row at fixed ``n``, and where the summary holds one, a row
+    certified sequentially at the same radii, with the forward passes it spent
+    per input and how many times that fixed ``n`` = budget would spend.
+    """
     parts = []
+    settings = summary["settings"]
     for noise, entries in _by_noise(summary).items():
         grid = _grid(entries)
         norm = NORM_NAMES.get(float(entries[0]["norm"]), f"l{entries[0]['norm']}")
-        rows = [[METHOD_LABELS[e["method"]], *(_pct(a) for a in certified_accuracy(e["_records"], grid, "renyi"))] for e in entries]
-        parts.append(f"**{noise}** (certified accuracy, Rényi bound, {norm} radius r)\n\n" + _table(["method", *(f"r = {r:g}" for r in grid)], rows))
+        n = settings["n"]
+        rows = [
+            [f"{METHOD_LABELS[e['method']]}, n = {n:,}", *(_pct(a) for a in certified_accuracy(e["_records"], grid, "renyi")), f"{n + settings['n0']:,}", "", ""]
+            for e in entries
+        ]  # fmt: skip
+        sequential = _sequential_rows(entries, grid, settings["n0"])
+        budget = settings.get("sequential_budget", 0)
+        header = ["method", *(f"r = {r:g}" for r in grid), "forward passes / input", f"fixed n = {budget:,} spends", "undecided (all radii)"]
+        note = ""
+        if sequential:
+            extended = settings.get("sequential_extended_budget")
+            note = (
+                f"\n\nSequential rows: `Smoothed.certify_at` at these radii, alpha = {settings['alpha']}, a budget of {budget:,} samples per input"
+                + (f" (up to {extended:,} where the estimate is above a threshold)" if extended else "")
+                + f"; fixed n = {budget:,} would spend {budget + settings['n0']:,} per input for the same answers."
+            )
+        parts.append(f"**{noise}** (certified accuracy, Rényi bound, {norm} radius r)\n\n" + _table(header, rows + sequential) + note)
     return "\n\n".join(parts)
 
 
@@ -188,6 +225,10 @@ def _notes(stage: dict[str, float]) -> list[str]:
         "The gap between certified and empirical accuracy under Laplace noise is still partly the attacks'.",
         "- The boundary attack minimises the l2 distance; under Laplace noise its examples are judged by their l1 distance.",
         "- PixelDP's Gaussian certificate cannot exceed sigma / sqrt(2 ln(1.25 / delta)) (eps <= 1, delta = 1e-5): about 0.2 sigma.",
-        f"- Time: training {stage.get('train', 0):.0f} s, certification {stage.get('certify', 0):.0f} s, attacks {stage.get('attack', 0):.0f} s.",
+        f"- Time: training {stage.get('train', 0):.0f} s, certification {stage.get('certify', 0):.0f} s (fixed n), "
+        f"{stage.get('sequential', 0):.0f} s (sequential), attacks {stage.get('attack', 0):.0f} s.",
+        "- Sequential certification (`certify_at`) decides each radius with an anytime-valid confidence sequence: an input stops "
+        "as soon as its interval holds none of the radii's thresholds. Its guarantee is the fixed-n one (each input's "
+        "certified answers are all right with probability >= 1 - alpha); undecided inputs are counted as not certified.",
         "",
     ]

@@ -1,0 +1,204 @@
+"""Sequential certification against fixed n: certified accuracy and forward passes per input, same models, same run.
+
+On the demo's stability-trained digits MLPs (Gaussian sigma 0.25 and 0.5, Laplace b = 0.25; loaded from
+results/models/ when `make demo` has written them, else trained here with the demo's settings and seed), on all
+360 test digits, alpha = 0.001, n0 = 100, and for each radius of a grid from 0 to the largest radius fixed n
+certifies (7 radii):
+
+* (a) fixed n = 100,000 as Cohen et al. do it: Smoothed.certify(n0=100, n=100_000, p2_mode="complement"),
+      certified at r where the bound's radius at (p1_lower, 1 - p1_lower) reaches r;
+* (b) the union-bound sequential test of Voráček (NeurIPS 2024, vvoracek/RS_conf_seq, its
+      get_thresholds_union_bound, re-implemented here): binomial tests at sample counts 1.1^k with
+      alpha_k = 5 alpha / ((k + 4)(k + 5)), stopped at the first sample where a test decides; it tests the class
+      our selection chose, from the same n0 = 100 selection copies, and draws its own copies one by one;
+* (c) ours for that single radius: certify_dataset_at(radii=[r]);
+* (c+) the same with extended_budget (--extended-budget, default 400,000): inputs undecided at the budget go on
+       where the sequence would certify them by then if their estimate were the truth;
+* (d), (d+) ours for the whole grid at once: certify_dataset_at(radii=grid), without and with the extension.
+
+Every method gets the same budget of estimation samples (--budget, default 100,000); an input still undecided
+there counts as not certified (and (c+)/(d+) are the "budget above 100,000 for the few inputs still undecided"). Forward passes per input include the n0 selection copies. Wall time is measured
+for (a) and (c) (and (d)); (b) is counted, not timed (its per-sample loop is the benchmark's, not a product).
+The certified answers must agree with (a) where both decide; the goals are in issue 15.
+Prints a table per model and one JSON line.
+Usage: python benchmarks/sequential.py [--budget 100000] [--inputs 360] [--models gaussian-0.25,gaussian-0.5,laplace-0.25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import binom
+
+import renyicert
+from renyicert.sequential import radius_thresholds
+from renyicert.workflow.data import load_digits
+from renyicert.workflow.demo import DemoSettings
+from renyicert.workflow.evaluation import certify_dataset_at
+from renyicert.workflow.models import build_model, load_checkpoint
+from renyicert.workflow.training import train
+
+ALPHA = 0.001
+N0 = 100
+
+
+def demo_model(noise: str, scale: float, train_data: object) -> torch.nn.Module:
+    """The demo's stability-trained model for this noise: results/models/ if there, else trained as the demo trains it."""
+    settings = DemoSettings()
+    path = Path("results/models") / f"{noise}-{scale:g}-stability.pt"
+    if path.exists():
+        return load_checkpoint(path)[0]
+    torch.manual_seed(settings.seed)
+    model = build_model(settings.model, train_data.input_shape, train_data.num_classes)
+    train(model, train_data, renyicert.get_mechanism(noise, scale=scale), method="stability", epochs=settings.epochs, seed=settings.seed, progress=False)
+    return model
+
+
+def union_bound_thresholds(p: float, alpha: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Voráček's get_thresholds_union_bound(p, alpha, n): (lower, upper) success counts per sample count that stop the test."""
+
+    def upper(q: float) -> np.ndarray:
+        growth, first = 1.1, 11
+        up = np.arange(n) + 100  # out of reach (more successes than samples) except where set
+        k = first
+        for i in range(1, n):
+            if i > growth**k:
+                k += 1
+                j = k - first
+                up[i] = binom.ppf(1 - 5 * alpha / (j + 4) / (j + 5), i, q) + 1
+        return np.minimum.accumulate(up[::-1])[::-1]
+
+    hi = upper(p)
+    lo = np.maximum.accumulate(np.arange(n) - upper(1 - p))
+    return lo, hi
+
+
+def union_bound_run(smoothed: renyicert.Smoothed, x: torch.Tensor, candidate: int, threshold: float, budget: int, seed: int, lo: np.ndarray, hi: np.ndarray) -> tuple[bool, int]:
+    """(b) on one input: copies one by one (drawn in chunks, counted one by one) until a test decides; (certified, samples)."""
+    mechanism = smoothed.mechanism
+    generator = torch.Generator().manual_seed(seed)
+    successes, drawn, chunk = 0, 0, 256
+    with torch.inference_mode():
+        while drawn < budget - 1:
+            size = min(chunk, budget - 1 - drawn)
+            noise = mechanism.sample((size, *x.shape), generator=generator, dtype=x.dtype)
+            votes = (smoothed.model(x.unsqueeze(0) + noise).argmax(1) == candidate).numpy()
+            counts = successes + np.cumsum(votes)
+            steps = np.arange(drawn + 1, drawn + size + 1)
+            stop = np.nonzero((counts >= hi[steps]) | (counts <= lo[steps]))[0]
+            if stop.size:
+                k = stop[0]
+                return bool(counts[k] >= hi[steps[k]]), int(steps[k])
+            successes, drawn, chunk = int(counts[-1]), drawn + size, min(chunk * 2, 16384)
+    return False, budget
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=100_000)
+    parser.add_argument("--extended-budget", type=int, default=400_000, help="(c+)/(d+): inputs undecided at --budget go on up to this where it would decide them")
+    parser.add_argument("--inputs", type=int, default=360)
+    parser.add_argument("--models", default="gaussian-0.25,gaussian-0.5,laplace-0.25")
+    parser.add_argument("--radii", type=int, default=7)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    train_data, test_data = load_digits(seed=0)
+    test_data = test_data.subset(args.inputs)
+    labels = test_data.y.numpy()
+    out: dict[str, object] = {"budget": args.budget, "extended_budget": args.extended_budget, "inputs": len(test_data), "alpha": ALPHA, "n0": N0, "models": {}}
+    for name in args.models.split(","):
+        noise, scale = name.rsplit("-", 1)
+        model = demo_model(noise, float(scale), train_data)
+        model.eval()
+        smoothed = renyicert.Smoothed(model, noise, 10, scale=float(scale), input_shape=train_data.input_shape, batch_size=4096, progress=False)
+        mechanism = smoothed.mechanism
+        # (a) fixed n, timed.
+        start = time.perf_counter()
+        fixed = smoothed.certify(test_data.x, n0=N0, n=args.budget, alpha=ALPHA, p2_mode="complement", seed=0)
+        fixed_seconds = time.perf_counter() - start
+        p1 = np.array([c.p1_lower for c in fixed])
+        top = np.array([c.label for c in fixed])
+        fixed_radius = np.where(top >= 0, np.asarray(renyicert.certified_radius(mechanism, np.where(top >= 0, p1, 1.0), np.where(top >= 0, 1 - p1, 0.0))[0]), -1.0)
+        largest = float(fixed_radius[top == labels].max())
+        grid = [round(largest * k / (args.radii - 1), 3) for k in range(args.radii)]
+        grid[-1] = float(np.floor(largest * 1000) / 1000)
+        thresholds = radius_thresholds(mechanism, grid, "renyi")
+        # (d) ours for the whole grid, timed, with the budget alone and with the extension.
+        whole: dict[str, list] = {}
+        whole_seconds: dict[str, float] = {}
+        for config, extended in (("c", None), ("c+", args.extended_budget)):
+            start = time.perf_counter()
+            whole[config] = certify_dataset_at(smoothed, test_data, grid, alpha=ALPHA, budget=args.budget, extended_budget=extended, n0=N0, seed=0, progress=False)
+            whole_seconds[config] = time.perf_counter() - start
+        rows = []
+        for j, radius in enumerate(grid):
+            row: dict[str, object] = {"radius": radius, "threshold": float(thresholds[j])}
+            accuracy = {"a": float(((top == labels) & (fixed_radius >= radius)).mean())}
+            passes = {"a": float(N0 + args.budget)}
+            for config, extended in (("c", None), ("c+", args.extended_budget)):
+                # (c) ours for this radius alone, timed.
+                start = time.perf_counter()
+                single = certify_dataset_at(smoothed, test_data, [radius], alpha=ALPHA, budget=args.budget, extended_budget=extended, n0=N0, seed=0, progress=False)
+                row[f"seconds_{config}"] = time.perf_counter() - start
+                accuracy[config] = float(np.mean([r["certified"][0] and r["selected"] == r["label"] for r in single]))
+                passes[config] = float(np.mean([r["n0"] + r["samples"] for r in single]))
+                accuracy[f"d{config[1:]}"] = float(np.mean([r["certified"][j] and r["selected"] == r["label"] for r in whole[config]]))
+                row[f"undecided_{config}"] = int(sum(r["undecided"][0] for r in single))
+            # (b) union bound on the class our selection chose.
+            lo, hi = union_bound_thresholds(float(thresholds[j]), ALPHA, args.budget + 1)
+            union_ok, union_passes = [], []
+            for i, record in enumerate(single):
+                ok, samples = (False, 0) if thresholds[j] >= 1.0 else union_bound_run(smoothed, test_data.x[i], record["selected"], float(thresholds[j]), args.budget, 10**6 + i, lo, hi)
+                union_ok.append(ok and record["selected"] == record["label"])
+                union_passes.append(N0 + samples)
+            accuracy["b"], passes["b"] = float(np.mean(union_ok)), float(np.mean(union_passes))
+            row["accuracy"], row["passes"] = accuracy, passes
+            rows.append(row)
+        print(
+            f"\n{name}: {len(test_data)} inputs, alpha = {ALPHA}, n0 = {N0}, budget {args.budget:,} (c+ and d+: extended to {args.extended_budget:,}); "
+            f"(a) fixed n took {fixed_seconds:.1f} s"
+        )
+        print(f"{'radius':>7} {'thresh':>9} | {'acc a':>6} {'acc b':>6} {'acc c':>6} {'acc c+':>6} {'acc d':>6} {'acc d+':>6} | "
+              f"{'pass a':>7} {'pass b':>7} {'pass c':>7} {'pass c+':>7} {'a/c':>6} {'a/c+':>6} | {'und c':>5} {'und c+':>6} {'t c':>6} {'t c+':>6}")  # fmt: skip
+        for row in rows:
+            acc, passes = row["accuracy"], row["passes"]
+            print(
+                f"{row['radius']:>7.3f} {row['threshold']:>9.6f} | {acc['a']:>6.1%} {acc['b']:>6.1%} {acc['c']:>6.1%} {acc['c+']:>6.1%} {acc['d']:>6.1%} {acc['d+']:>6.1%} | "
+                f"{passes['a']:>7,.0f} {passes['b']:>7,.0f} {passes['c']:>7,.0f} {passes['c+']:>7,.0f} {passes['a'] / passes['c']:>6.1f} {passes['a'] / passes['c+']:>6.1f} | "
+                f"{row['undecided_c']:>5d} {row['undecided_c+']:>6d} {row['seconds_c']:>5.1f}s {row['seconds_c+']:>5.1f}s"
+            )
+        summary: dict[str, object] = {"grid": grid, "rows": rows, "fixed_seconds": fixed_seconds}
+        for config in ("c", "c+"):
+            mean_passes = float(np.mean([r["passes"][config] for r in rows]))
+            whole_passes = float(np.mean([r["n0"] + r["samples"] for r in whole[config]]))
+            seconds = float(np.mean([r[f"seconds_{config}"] for r in rows]))
+            summary[config] = {
+                "a_over_mean_passes": (N0 + args.budget) / mean_passes,
+                "a_over_passes_worst_radius": min((N0 + args.budget) / r["passes"][config] for r in rows),
+                "worst_accuracy_loss_points": max(100 * (r["accuracy"]["a"] - r["accuracy"][config]) for r in rows),
+                "fewer_passes_than_b_at": sum(r["passes"][config] < r["passes"]["b"] for r in rows),
+                "accuracy_at_least_b_at": sum(r["accuracy"][config] >= r["accuracy"]["b"] for r in rows),
+                "b_over_mean_passes": float(np.mean([r["passes"]["b"] for r in rows])) / mean_passes,
+                "whole_grid_passes": whole_passes, "whole_grid_seconds": whole_seconds[config],
+                "whole_grid_over_sum_of_singles": whole_passes / sum(r["passes"][config] for r in rows),
+                "a_over_mean_wall_time": fixed_seconds / seconds,
+            }  # fmt: skip
+            result = summary[config]
+            print(
+                f"({config}) averaged over the grid: (a)/({config}) passes {result['a_over_mean_passes']:.1f}x, worst radius {result['a_over_passes_worst_radius']:.1f}x; "
+                f"worst accuracy loss against (a) {result['worst_accuracy_loss_points']:.2f} points; fewer passes than (b) at {result['fewer_passes_than_b_at']}/{len(rows)} radii "
+                f"(mean (b)/({config}) {result['b_over_mean_passes']:.2f}), accuracy >= (b) at {result['accuracy_at_least_b_at']}/{len(rows)}; the whole grid at once: "
+                f"{result['whole_grid_passes']:,.0f} passes/input, {result['whole_grid_over_sum_of_singles']:.2f} of one run per radius, {result['whole_grid_seconds']:.1f} s; "
+                f"wall time (a) / mean ({config}) = {result['a_over_mean_wall_time']:.1f}x"
+            )
+        out["models"][name] = summary  # type: ignore[index]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

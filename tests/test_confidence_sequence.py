@@ -1,0 +1,95 @@
+"""The confidence sequence: anytime coverage under optional stopping, its decisions, its bounds, its edges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import beta
+
+from renyicert.confidence_sequence import ABOVE, BELOW, PRIOR, UNDECIDED, log_wealth, sequence_bounds, threshold_decisions
+
+
+def _misses(p: float, alpha: float, streams: int, steps: int, seed: int) -> tuple[float, float]:
+    """Over ``streams`` Bernoulli(p) streams checked after *every* sample up to ``steps``: the share whose sequence ever
+    excludes ``p`` (optional stopping at the worst moment), and the same for Clopper-Pearson re-tested at every sample."""
+    rng = np.random.default_rng(seed)
+    successes = np.cumsum(rng.random((streams, steps)) < p, axis=1)
+    # Every (s, t) a stream can pass through, evaluated once: out[t - 1, s] says whether p is outside at s of t.
+    t_grid, s_grid = np.meshgrid(np.arange(1, steps + 1), np.arange(steps + 1), indexing="ij")
+    possible = s_grid <= t_grid
+    s_flat, t_flat = s_grid[possible], t_grid[possible]
+    out = np.zeros(t_grid.shape, dtype=bool)
+    out[possible] = log_wealth(s_flat, t_flat, p) - 1e-9 >= np.log(1 / alpha)
+    # Two-sided Clopper-Pearson at level alpha, recomputed as samples come in: valid at a fixed n only.
+    naive = np.zeros(t_grid.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        lower = np.where(s_flat > 0, beta.ppf(alpha / 2, s_flat, t_flat - s_flat + 1), 0.0)
+        upper = np.where(s_flat < t_flat, beta.ppf(1 - alpha / 2, s_flat + 1, t_flat - s_flat), 1.0)
+    naive[possible] = (lower > p) | (upper < p)
+    steps_index = np.arange(steps)[None, :]
+    return float(out[steps_index, successes].any(axis=1).mean()), float(naive[steps_index, successes].any(axis=1).mean())
+
+
+@pytest.mark.parametrize(("alpha", "streams", "steps"), [(0.05, 4000, 1000), (0.001, 20000, 1000)])
+@pytest.mark.parametrize("p", [0.5, 0.9, 0.99])
+def test_anytime_coverage_under_optional_stopping_at_every_step(alpha: float, streams: int, steps: int, p: float) -> None:
+    ours, naive = _misses(p, alpha, streams, steps, seed=int(p * 1000) + streams)
+    assert ours <= alpha, f"the sequence missed p = {p} on {ours:.4f} of the streams, above alpha = {alpha}"
+    if alpha == 0.05 and p == 0.5:  # the test can fail: a fixed-n interval re-tested at every step misses far more often
+        assert naive > 3 * alpha
+
+
+def test_decisions_match_the_bounds_and_the_bounds_contain_the_estimate() -> None:
+    rng = np.random.default_rng(1)
+    trials = rng.integers(1, 200_000, 300)
+    successes = np.minimum(trials, rng.binomial(trials, rng.choice([0.5, 0.9, 0.999, 0.99999, 1.0], 300)))
+    lower, upper = sequence_bounds(successes, trials, 0.001)
+    assert np.all(lower <= successes / trials) and np.all(successes / trials <= upper)
+    for c in (0.5, 0.9, 0.999, 0.9999):
+        decision = threshold_decisions(successes, trials, c, 0.001)
+        # ABOVE exactly where c lies below the lower bound (to the bisection's precision), BELOW where above the upper.
+        assert np.all((decision == ABOVE) == (lower > c)[...] | ((decision == ABOVE) & (np.abs(lower - c) < 1e-12)))
+        assert np.all((decision == BELOW) <= (upper < c + 1e-12))
+        assert np.all((decision == UNDECIDED) <= ((lower <= c + 1e-12) & (upper >= c - 1e-12)))
+
+
+def test_threshold_decisions_example_and_every_threshold_from_one_sequence() -> None:
+    assert threshold_decisions(990, 1000, [0.5, 0.98, 0.99, 0.999], 0.001).tolist() == [ABOVE, UNDECIDED, UNDECIDED, BELOW]
+    # Convexity: once c is certified, every smaller threshold is too.
+    decisions = threshold_decisions(9990, 10_000, np.linspace(0.5, 0.9999, 400), 0.001)
+    above = decisions == ABOVE
+    assert above.any() and np.all(above[: above.argmin()]) and not above[above.argmin():].any()
+
+
+def test_edges_are_exact() -> None:
+    assert log_wealth(0, 0, 0.3) == pytest.approx(0.0, abs=1e-12)  # no data: wealth 1
+    assert log_wealth(3, 5, 0.0) == np.inf and log_wealth(2, 5, 1.0) == np.inf  # data that rule m out
+    lower, upper = sequence_bounds(0, 0, 0.05)
+    assert (lower, upper) == (0.0, 1.0)
+    lower, upper = sequence_bounds(50, 50, 0.05)
+    assert upper == 1.0 and 0.8 < lower < 1.0
+    lower, upper = sequence_bounds(0, 50, 0.05)
+    assert lower == 0.0 and 0.0 < upper < 0.2
+
+
+def test_prior_is_a_probability_and_the_mixture_a_likelihood_ratio() -> None:
+    assert sum(w for w, _, _ in PRIOR) == pytest.approx(1.0)
+    # E_m[M_1(m)] = 1: the expected wealth after one trial is the starting wealth, at any m.
+    for m in (0.1, 0.5, 0.999):
+        assert m * np.exp(log_wealth(1, 1, m)) + (1 - m) * np.exp(log_wealth(0, 1, m)) == pytest.approx(1.0, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: threshold_decisions(5, 4, 0.5, 0.05), "0 <= successes <= trials"),
+        (lambda: threshold_decisions(1.5, 4, 0.5, 0.05), "integers"),
+        (lambda: threshold_decisions(1, 4, 0.5, 1.5), r"alpha must be in \(0, 1\), got 1.5"),
+        (lambda: sequence_bounds(1, 4, 0.0), r"alpha must be in \(0, 1\), got 0.0"),
+        (lambda: log_wealth(1, 4, 1.2), r"m must be in \[0, 1\], got 1.2"),
+        (lambda: log_wealth(1, 4, float("nan")), r"m must be in \[0, 1\]"),
+    ],
+)
+def test_bad_input_is_refused_by_name(call, match) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=match):
+        call()

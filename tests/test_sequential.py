@@ -1,0 +1,169 @@
+"""Sequential certification at radii: sound under optional stopping, the same in any batch, full batches, strict input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import beta, norm
+
+import renyicert
+import renyicert.sequential as sequential
+from renyicert import Smoothed
+from renyicert.confidence_sequence import ABOVE, BELOW, UNDECIDED
+from renyicert.sequential import FIRST_BLOCK, decision_points
+from renyicert.solver import probability_threshold
+from renyicert.workflow.models import DigitsMLP
+
+
+def threshold_model() -> torch.nn.Module:
+    """Logits (x, -x): class 0 exactly when the input is positive, so under Gaussian noise p0 = Phi(x / sigma) exactly."""
+    model = torch.nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+    return model
+
+
+def _wrong_certifications(alpha: float) -> tuple[int, int]:
+    """2,000 inputs whose true top-class probability lies just below the threshold of radius 0.5 sigma (tight bound):
+    every "certified" answer is wrong. Returns (wrong answers, inputs)."""
+    sigma, radius, inputs = 1.0, 0.5, 2000
+    threshold = float(probability_threshold(renyicert.get_mechanism("gaussian", scale=sigma), radius, "tight"))
+    p_true = np.linspace(threshold - 0.04, threshold - 1e-4, inputs)
+    xs = torch.tensor(sigma * norm.ppf(p_true), dtype=torch.float32)[:, None]
+    assert np.all(norm.cdf(xs.numpy()[:, 0] / sigma) < threshold)  # float32 rounding keeps every input below
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=sigma, input_shape=(1,), batch_size=8192, progress=False)
+    answers = smoothed.certify_at(xs, [radius], alpha, budget=2000, n0=20, bound="tight", seed=0)
+    return sum(a.certified[0] for a in answers), inputs
+
+
+def test_wrong_certifications_are_at_most_alpha_on_a_model_with_known_probabilities() -> None:
+    wrong, inputs = _wrong_certifications(alpha=0.05)
+    assert wrong / inputs <= 0.05, f"{wrong} of {inputs} inputs certified above their true probability"
+
+
+def test_the_soundness_test_fails_for_a_fixed_n_interval_retested_at_every_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clopper-Pearson at level alpha, re-tested at each decision point (valid only at one fixed n): the same test catches it."""
+
+    def retested_clopper_pearson(successes, trials, thresholds, alpha):  # type: ignore[no-untyped-def]
+        c = np.asarray(thresholds, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            lower = np.where(successes > 0, beta.ppf(alpha, successes, trials - successes + 1), 0.0)
+            upper = np.where(successes < trials, beta.ppf(1 - alpha, successes + 1, trials - successes), 1.0)
+        return np.where(lower > c, ABOVE, np.where(upper < c, BELOW, UNDECIDED)).astype(np.int8)
+
+    monkeypatch.setattr(sequential, "threshold_decisions", retested_clopper_pearson)
+    wrong, inputs = _wrong_certifications(alpha=0.05)
+    assert wrong / inputs > 0.05
+
+
+def mlp_smoothed(batch_size: int = 1000) -> Smoothed:
+    torch.manual_seed(0)
+    return Smoothed(DigitsMLP(), "gaussian", 10, scale=0.25, input_shape=(64,), batch_size=batch_size, progress=False)
+
+
+def test_answers_do_not_depend_on_batch_size_inputs_at_once_or_the_other_inputs() -> None:
+    torch.manual_seed(1)
+    x = torch.rand(6, 64)
+    radii = [0.0, 0.1, 0.3]
+    reference = mlp_smoothed(1000).certify_at(x, radii, budget=1500, seed=5)
+    assert reference != mlp_smoothed(1000).certify_at(x, radii, budget=1500, seed=6)  # the seed matters
+    assert len({a.samples for a in reference}) > 2  # inputs come and go at different times
+    for batch_size, at_once in [(13, 1), (64, 2), (4096, 6)]:
+        assert mlp_smoothed(batch_size).certify_at(x, radii, budget=1500, seed=5, inputs_at_once=at_once) == reference
+    for i in range(6):
+        assert mlp_smoothed(300).certify_at(x[i], radii, budget=1500, seed=5 + i) == reference[i]
+
+
+def test_every_model_batch_is_full_while_inputs_remain(monkeypatch: pytest.MonkeyPatch) -> None:
+    smoothed = mlp_smoothed(256)
+    engine = smoothed._engine
+    calls: list[int] = []
+    count_rows = engine.count_rows
+
+    def recording(x, keys, row_input, row_sample, *, batch_size, bar=None):  # type: ignore[no-untyped-def]
+        calls.append(int(row_input.shape[0]))
+        assert batch_size == 256
+        return count_rows(x, keys, row_input, row_sample, batch_size=batch_size, bar=bar)
+
+    monkeypatch.setattr(engine, "count_rows", recording)
+    torch.manual_seed(2)
+    answers = smoothed.certify_at(torch.rand(40, 64), [0.0, 0.05], budget=2000, seed=0, inputs_at_once=8)
+    budget_left = [a for a in answers if a.samples < 2000]
+    assert calls and budget_left
+    # Every call but those where the undecided inputs' streams had no more room is whole batches.
+    full = [rows % 256 == 0 for rows in calls]
+    assert sum(full) >= len(calls) - 2, calls
+
+
+def test_a_certain_input_stops_at_the_first_point_and_radii_follow_the_thresholds() -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
+    first = smoothed.certify_at(torch.tensor([8.0]), [0.0], budget=1000, n0=10, seed=0)
+    assert first.label == 0 and first.certified == (True,) and first.samples == FIRST_BLOCK and first.forward_passes == 10 + FIRST_BLOCK
+    # Radius 1 needs p1 > 0.893 under the Rényi bound: 80 successes in a row show it (16 do not), and radius 0 comes with it.
+    answer = smoothed.certify_at(torch.tensor([8.0]), [0.0, 1.0], budget=1000, n0=10, seed=0)
+    assert answer.certified == (True, True) and answer.samples == 80 and answer.successes == 80
+    assert answer.radius == 1.0 and answer.p1_lower >= answer.thresholds[1]
+    # The other class's side: refused at every radius, also quickly.
+    refused = smoothed.certify_at(torch.tensor([0.0]), [0.5, 1.0], budget=1000, n0=10, seed=0)
+    assert refused.certified == (False, False) and refused.undecided == (False, False) and refused.samples < 1000
+    assert refused.radius == -np.inf and refused.p1_upper <= refused.thresholds[0]
+
+
+def test_a_radius_the_budget_cannot_reach_is_undecided_at_once_and_costs_nothing_more() -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
+    # p = 1 in practice; radius 3 needs p1 > Phi(3) = 0.99865, which 1,000 successes in a row cannot show.
+    answer = smoothed.certify_at(torch.tensor([9.0]), [0.0, 3.0], budget=1000, n0=10, bound="tight", seed=0)
+    assert answer.certified == (True, False) and answer.undecided == (False, True) and answer.samples == FIRST_BLOCK
+    # With enough budget the same radius is certified.
+    assert smoothed.certify_at(torch.tensor([9.0]), [0.0, 3.0], budget=20_000, n0=10, bound="tight", seed=0).certified == (True, True)
+    # A radius no probability below 1 certifies is refused without a copy.
+    far = smoothed.certify_at(torch.tensor([9.0]), [1e6], budget=1000, n0=10, seed=0)
+    assert far.certified == (False,) and far.samples == 0 and far.label == -1
+
+
+def test_the_extended_budget_goes_on_only_where_the_estimate_would_be_certified_by_then() -> None:
+    sigma = 1.0
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=sigma, input_shape=(1,), progress=False)
+    threshold = float(probability_threshold(smoothed.mechanism, 0.5, "tight"))
+    above, below = sigma * norm.ppf(threshold + 0.02), sigma * norm.ppf(threshold - 0.02)
+    xs = torch.tensor([[above], [below]], dtype=torch.float32)
+    plain = smoothed.certify_at(xs, [0.5], budget=2000, n0=10, bound="tight", seed=3)
+    extended = smoothed.certify_at(xs, [0.5], budget=2000, extended_budget=200_000, n0=10, bound="tight", seed=3)
+    # Without the extension both are undecided at the budget (or sooner, once even a run of successes could not decide them).
+    assert plain[0].samples <= 2000 and plain[0].undecided == (True,) and plain[1].certified == (False,)
+    assert extended[1].samples <= 2000 and extended[1].certified == (False,)  # below: stops by the budget
+    assert extended[0].samples > 2000 and extended[0].certified == (True,)  # above: goes on, and is certified
+    # Just above the threshold, where even the extended budget would not tell: stops at the budget.
+    close = torch.tensor([sigma * norm.ppf(threshold + 0.001)], dtype=torch.float32)
+    answers = [smoothed.certify_at(close, [0.5], budget=2000, extended_budget=10_000, n0=10, bound="tight", seed=seed) for seed in range(5)]
+    assert all(a.samples <= 2000 and a.undecided == (True,) for a in answers)
+
+
+def test_decision_points_grow_by_a_twentieth_and_end_at_the_budgets() -> None:
+    points = decision_points(100_000, 150_000)
+    assert points[0] == FIRST_BLOCK and 100_000 in points and points[-1] == 150_000
+    steps = np.diff(points)
+    assert np.all(steps >= 1) and np.all(steps[:-1] <= np.maximum(FIRST_BLOCK, points[:-2] // 20))
+    assert decision_points(5).tolist() == [5]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda s: s.certify_at(torch.ones(1), [0.5, 0.25]), ValueError, r"radii must be strictly increasing, got \[0.5, 0.25\]"),
+        (lambda s: s.certify_at(torch.ones(1), [-0.1]), ValueError, r"radii must be finite numbers >= 0, got \[-0.1\]"),
+        (lambda s: s.certify_at(torch.ones(1), [float("nan")]), ValueError, "radii must be finite numbers >= 0"),
+        (lambda s: s.certify_at(torch.ones(1), []), ValueError, "radii must be one radius or a non-empty list"),
+        (lambda s: s.certify_at(torch.ones(1), [0.1], budget=0), ValueError, "budget must be a positive integer"),
+        (lambda s: s.certify_at(torch.ones(1), [0.1], budget=100, extended_budget=50), ValueError, r"extended_budget must be an integer >= budget \(100\), or None; got 50"),
+        (lambda s: s.certify_at(torch.ones(1), [0.1], alpha=1.0), ValueError, r"alpha must be in \(0, 1\), got 1.0"),
+        (lambda s: s.certify_at(torch.ones(1), [0.1], bound="pixeldp"), ValueError, "bound must be 'renyi' or 'tight', got 'pixeldp'"),
+        (lambda s: s.certify_at(torch.ones(1), [0.1], inputs_at_once=0), ValueError, "inputs_at_once must be a positive integer"),
+        (lambda s: s.certify_at(torch.ones(3), [0.1]), ValueError, r"x has shape \(3,\)"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(call, error, match) -> None:  # type: ignore[no-untyped-def]
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
+    with pytest.raises(error, match=match):
+        call(smoothed)
