@@ -11,7 +11,7 @@ certifies (7 radii):
       get_thresholds_union_bound, re-implemented here): binomial tests at sample counts 1.1^k with
       alpha_k = 5 alpha / ((k + 4)(k + 5)), stopped at the first sample where a test decides; it tests the class
       our selection chose, from the same n0 = 100 selection copies, and draws its own copies one by one;
-* (c) ours for that single radius: certify_dataset_at(radii=[r]);
+* (c) ours for that single radius: certify_dataset_at(radii=[r], p2_mode="complement"), the same p2 = 1 - p1 as (a);
 * (c+) the same with extended_budget (--extended-budget, default 400,000): inputs undecided at the budget go on
        where the sequence would certify them by then if their estimate were the truth;
 * (d), (d+) ours for the whole grid at once: certify_dataset_at(radii=grid), without and with the extension.
@@ -133,7 +133,7 @@ def main() -> None:
         whole_seconds: dict[str, float] = {}
         for config, extended in (("c", None), ("c+", args.extended_budget)):
             start = time.perf_counter()
-            whole[config] = certify_dataset_at(smoothed, test_data, grid, alpha=ALPHA, budget=args.budget, extended_budget=extended, n0=N0, seed=0, progress=False)
+            whole[config] = certify_dataset_at(smoothed, test_data, grid, alpha=ALPHA, budget=args.budget, extended_budget=extended, n0=N0, p2_mode="complement", seed=0, progress=False)
             whole_seconds[config] = time.perf_counter() - start
         rows = []
         for j, radius in enumerate(grid):
@@ -143,7 +143,7 @@ def main() -> None:
             for config, extended in (("c", None), ("c+", args.extended_budget)):
                 # (c) ours for this radius alone, timed.
                 start = time.perf_counter()
-                single = certify_dataset_at(smoothed, test_data, [radius], alpha=ALPHA, budget=args.budget, extended_budget=extended, n0=N0, seed=0, progress=False)
+                single = certify_dataset_at(smoothed, test_data, [radius], alpha=ALPHA, budget=args.budget, extended_budget=extended, n0=N0, p2_mode="complement", seed=0, progress=False)
                 row[f"seconds_{config}"] = time.perf_counter() - start
                 accuracy[config] = float(np.mean([r["certified"][0] and r["selected"] == r["label"] for r in single]))
                 passes[config] = float(np.mean([r["n0"] + r["samples"] for r in single]))

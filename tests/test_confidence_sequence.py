@@ -61,6 +61,14 @@ def test_threshold_decisions_example_and_every_threshold_from_one_sequence() -> 
     assert above.any() and np.all(above[: above.argmin()]) and not above[above.argmin():].any()
 
 
+def test_one_side_is_the_same_bound_as_both() -> None:
+    lower, upper = sequence_bounds([3, 900, 1000], [10, 1000, 1000], 0.01)
+    only_lower, one = sequence_bounds([3, 900, 1000], [10, 1000, 1000], 0.01, "lower")
+    zero, only_upper = sequence_bounds([3, 900, 1000], [10, 1000, 1000], 0.01, "upper")
+    assert np.array_equal(lower, only_lower) and np.array_equal(upper, only_upper)
+    assert np.all(one == 1.0) and np.all(zero == 0.0)
+
+
 def test_edges_are_exact() -> None:
     assert log_wealth(0, 0, 0.3) == pytest.approx(0.0, abs=1e-12)  # no data: wealth 1
     assert log_wealth(3, 5, 0.0) == np.inf and log_wealth(2, 5, 1.0) == np.inf  # data that rule m out
@@ -88,6 +96,7 @@ def test_prior_is_a_probability_and_the_mixture_a_likelihood_ratio() -> None:
         (lambda: sequence_bounds(1, 4, 0.0), r"alpha must be in \(0, 1\), got 0.0"),
         (lambda: log_wealth(1, 4, 1.2), r"m must be in \[0, 1\], got 1.2"),
         (lambda: log_wealth(1, 4, float("nan")), r"m must be in \[0, 1\]"),
+        (lambda: sequence_bounds(1, 4, 0.05, "left"), "side must be 'both', 'lower' or 'upper', got 'left'"),
     ],
 )
 def test_bad_input_is_refused_by_name(call, match) -> None:  # type: ignore[no-untyped-def]

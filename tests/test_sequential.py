@@ -24,7 +24,7 @@ def threshold_model() -> torch.nn.Module:
     return model
 
 
-def _wrong_certifications(alpha: float) -> tuple[int, int]:
+def _wrong_certifications(alpha: float, p2_mode: str = "complement") -> tuple[int, int]:
     """2,000 inputs whose true top-class probability lies just below the threshold of radius 0.5 sigma (tight bound):
     every "certified" answer is wrong. Returns (wrong answers, inputs)."""
     sigma, radius, inputs = 1.0, 0.5, 2000
@@ -33,12 +33,13 @@ def _wrong_certifications(alpha: float) -> tuple[int, int]:
     xs = torch.tensor(sigma * norm.ppf(p_true), dtype=torch.float32)[:, None]
     assert np.all(norm.cdf(xs.numpy()[:, 0] / sigma) < threshold)  # float32 rounding keeps every input below
     smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=sigma, input_shape=(1,), batch_size=8192, progress=False)
-    answers = smoothed.certify_at(xs, [radius], alpha, budget=2000, n0=20, bound="tight", seed=0)
+    answers = smoothed.certify_at(xs, [radius], alpha, budget=2000, n0=20, bound="tight", p2_mode=p2_mode, seed=0)
     return sum(a.certified[0] for a in answers), inputs
 
 
-def test_wrong_certifications_are_at_most_alpha_on_a_model_with_known_probabilities() -> None:
-    wrong, inputs = _wrong_certifications(alpha=0.05)
+@pytest.mark.parametrize("p2_mode", ["complement", "runner-up"])
+def test_wrong_certifications_are_at_most_alpha_on_a_model_with_known_probabilities(p2_mode: str) -> None:
+    wrong, inputs = _wrong_certifications(alpha=0.05, p2_mode=p2_mode)
     assert wrong / inputs <= 0.05, f"{wrong} of {inputs} inputs certified above their true probability"
 
 
@@ -55,6 +56,20 @@ def test_the_soundness_test_fails_for_a_fixed_n_interval_retested_at_every_point
     monkeypatch.setattr(sequential, "threshold_decisions", retested_clopper_pearson)
     wrong, inputs = _wrong_certifications(alpha=0.05)
     assert wrong / inputs > 0.05
+
+
+def test_the_runner_up_form_certifies_a_top_class_below_one_half() -> None:
+    """Three classes in 120-degree sectors of the plane: near the origin p1 = 0.45 and the others share the rest,
+    so p2 = 1 - p1 never separates, and a bound on the runner-up does."""
+    model = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [-0.5, 0.75**0.5], [-0.5, -(0.75**0.5)]]))
+    smoothed = Smoothed(model, "gaussian", num_classes=3, scale=1.0, input_shape=(2,), progress=False)
+    x = torch.tensor([0.35, 0.0])
+    complement = smoothed.certify_at(x, [0.0], budget=20_000, p2_mode="complement", seed=0)
+    runner_up = smoothed.certify_at(x, [0.0], budget=20_000, p2_mode="runner-up", seed=0)
+    assert complement.label == runner_up.label == 0 and complement.certified == (False,) and runner_up.certified == (True,)
+    assert runner_up.p1_lower < 0.5 and runner_up.p2_upper < runner_up.p1_lower and sum(runner_up.counts) == runner_up.samples
 
 
 def mlp_smoothed(batch_size: int = 1000) -> Smoothed:
@@ -98,27 +113,27 @@ def test_every_model_batch_is_full_while_inputs_remain(monkeypatch: pytest.Monke
 
 def test_a_certain_input_stops_at_the_first_point_and_radii_follow_the_thresholds() -> None:
     smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
-    first = smoothed.certify_at(torch.tensor([8.0]), [0.0], budget=1000, n0=10, seed=0)
+    first = smoothed.certify_at(torch.tensor([8.0]), [0.0], budget=1000, n0=10, seed=0, p2_mode="complement")
     assert first.label == 0 and first.certified == (True,) and first.samples == FIRST_BLOCK and first.forward_passes == 10 + FIRST_BLOCK
     # Radius 1 needs p1 > 0.893 under the Rényi bound: 80 successes in a row show it (16 do not), and radius 0 comes with it.
-    answer = smoothed.certify_at(torch.tensor([8.0]), [0.0, 1.0], budget=1000, n0=10, seed=0)
+    answer = smoothed.certify_at(torch.tensor([8.0]), [0.0, 1.0], budget=1000, n0=10, seed=0, p2_mode="complement")
     assert answer.certified == (True, True) and answer.samples == 80 and answer.successes == 80
     assert answer.radius == 1.0 and answer.p1_lower >= answer.thresholds[1]
     # The other class's side: refused at every radius, also quickly.
-    refused = smoothed.certify_at(torch.tensor([0.0]), [0.5, 1.0], budget=1000, n0=10, seed=0)
+    refused = smoothed.certify_at(torch.tensor([0.0]), [0.5, 1.0], budget=1000, n0=10, seed=0, p2_mode="complement")
     assert refused.certified == (False, False) and refused.undecided == (False, False) and refused.samples < 1000
-    assert refused.radius == -np.inf and refused.p1_upper <= refused.thresholds[0]
+    assert refused.radius == -np.inf
 
 
 def test_a_radius_the_budget_cannot_reach_is_undecided_at_once_and_costs_nothing_more() -> None:
     smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
     # p = 1 in practice; radius 3 needs p1 > Phi(3) = 0.99865, which 1,000 successes in a row cannot show.
-    answer = smoothed.certify_at(torch.tensor([9.0]), [0.0, 3.0], budget=1000, n0=10, bound="tight", seed=0)
+    answer = smoothed.certify_at(torch.tensor([9.0]), [0.0, 3.0], budget=1000, n0=10, bound="tight", seed=0, p2_mode="complement")
     assert answer.certified == (True, False) and answer.undecided == (False, True) and answer.samples == FIRST_BLOCK
     # With enough budget the same radius is certified.
-    assert smoothed.certify_at(torch.tensor([9.0]), [0.0, 3.0], budget=20_000, n0=10, bound="tight", seed=0).certified == (True, True)
+    assert smoothed.certify_at(torch.tensor([9.0]), [0.0, 3.0], budget=20_000, n0=10, bound="tight", seed=0, p2_mode="complement").certified == (True, True)
     # A radius no probability below 1 certifies is refused without a copy.
-    far = smoothed.certify_at(torch.tensor([9.0]), [1e6], budget=1000, n0=10, seed=0)
+    far = smoothed.certify_at(torch.tensor([9.0]), [1e6], budget=1000, n0=10, seed=0, p2_mode="complement")
     assert far.certified == (False,) and far.samples == 0 and far.label == -1
 
 
@@ -128,15 +143,15 @@ def test_the_extended_budget_goes_on_only_where_the_estimate_would_be_certified_
     threshold = float(probability_threshold(smoothed.mechanism, 0.5, "tight"))
     above, below = sigma * norm.ppf(threshold + 0.02), sigma * norm.ppf(threshold - 0.02)
     xs = torch.tensor([[above], [below]], dtype=torch.float32)
-    plain = smoothed.certify_at(xs, [0.5], budget=2000, n0=10, bound="tight", seed=3)
-    extended = smoothed.certify_at(xs, [0.5], budget=2000, extended_budget=200_000, n0=10, bound="tight", seed=3)
+    plain = smoothed.certify_at(xs, [0.5], budget=2000, n0=10, bound="tight", seed=3, p2_mode="complement")
+    extended = smoothed.certify_at(xs, [0.5], budget=2000, extended_budget=200_000, n0=10, bound="tight", seed=3, p2_mode="complement")
     # Without the extension both are undecided at the budget (or sooner, once even a run of successes could not decide them).
     assert plain[0].samples <= 2000 and plain[0].undecided == (True,) and plain[1].certified == (False,)
     assert extended[1].samples <= 2000 and extended[1].certified == (False,)  # below: stops by the budget
     assert extended[0].samples > 2000 and extended[0].certified == (True,)  # above: goes on, and is certified
     # Just above the threshold, where even the extended budget would not tell: stops at the budget.
     close = torch.tensor([sigma * norm.ppf(threshold + 0.001)], dtype=torch.float32)
-    answers = [smoothed.certify_at(close, [0.5], budget=2000, extended_budget=10_000, n0=10, bound="tight", seed=seed) for seed in range(5)]
+    answers = [smoothed.certify_at(close, [0.5], budget=2000, extended_budget=10_000, n0=10, bound="tight", seed=seed, p2_mode="complement") for seed in range(5)]
     assert all(a.samples <= 2000 and a.undecided == (True,) for a in answers)
 
 
@@ -160,6 +175,7 @@ def test_decision_points_grow_by_a_twentieth_and_end_at_the_budgets() -> None:
         (lambda s: s.certify_at(torch.ones(1), [0.1], alpha=1.0), ValueError, r"alpha must be in \(0, 1\), got 1.0"),
         (lambda s: s.certify_at(torch.ones(1), [0.1], bound="pixeldp"), ValueError, "bound must be 'renyi' or 'tight', got 'pixeldp'"),
         (lambda s: s.certify_at(torch.ones(1), [0.1], inputs_at_once=0), ValueError, "inputs_at_once must be a positive integer"),
+        (lambda s: s.certify_at(torch.ones(1), [0.1], p2_mode="both"), ValueError, "p2_mode must be one of"),
         (lambda s: s.certify_at(torch.ones(3), [0.1]), ValueError, r"x has shape \(3,\)"),
     ],
 )

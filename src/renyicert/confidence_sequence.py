@@ -146,11 +146,12 @@ def threshold_decisions(successes: Any, trials: Any, thresholds: Any, alpha: flo
     return np.where(rejected & above, ABOVE, np.where(rejected & below, BELOW, UNDECIDED)).astype(np.int8)
 
 
-def sequence_bounds(successes: Any, trials: Any, alpha: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def sequence_bounds(successes: Any, trials: Any, alpha: float, side: str = "both") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(L_t, U_t)``: the confidence sequence at ``successes`` of ``trials``, by bisection of the convex ``log M_t``.
 
-    The bounds are rounded outwards (``L`` down, ``U`` up) to within ``1e-12``,
-    so that ``[L, U]`` always contains the exact interval.
+    The bounds are rounded outwards (``L`` down, ``U`` up) by less than ``1e-15``,
+    so that ``[L, U]`` always contains the exact interval.  ``side="lower"`` or
+    ``"upper"`` computes that end only (the other is returned as 0 or 1).
 
     Examples
     --------
@@ -160,6 +161,8 @@ def sequence_bounds(successes: Any, trials: Any, alpha: float) -> tuple[NDArray[
     (0.9683, 0.9985)
     """
     alpha = _check_alpha(alpha)
+    if side not in ("both", "lower", "upper"):
+        raise ValueError(f"side must be 'both', 'lower' or 'upper', got {side!r}")
     s, t = _check_counts(successes, trials)
     s, t = np.broadcast_arrays(s, t)
     level = np.log(1.0 / alpha)
@@ -170,13 +173,16 @@ def sequence_bounds(successes: Any, trials: Any, alpha: float) -> tuple[NDArray[
         return mixture - _log_likelihood(s, t - s, m) - _ROUNDING_MARGIN >= level
 
     def bisect(outside: NDArray[np.float64], inside: NDArray[np.float64]) -> NDArray[np.float64]:
-        # outside is rejected (or the edge 0 / 1), inside is not; keep it so, halving the gap 60 times (< 1e-18).
-        for _ in range(60):
+        # outside is rejected (or the edge 0 / 1), inside is not; keep it so, halving the gap 50 times (< 1e-15).
+        for _ in range(50):
             middle = 0.5 * (outside + inside)
             reject = rejected(middle)
             outside, inside = np.where(reject, middle, outside), np.where(reject, inside, middle)
         return outside
 
-    lower = np.where(rejected(np.zeros_like(estimate)), bisect(np.zeros_like(estimate), estimate.copy()), 0.0)
-    upper = np.where(rejected(np.ones_like(estimate)), bisect(np.ones_like(estimate), estimate.copy()), 1.0)
+    lower, upper = np.zeros_like(estimate), np.ones_like(estimate)
+    if side != "upper":
+        lower = np.where(rejected(lower), bisect(np.zeros_like(estimate), estimate.copy()), 0.0)
+    if side != "lower":
+        upper = np.where(rejected(upper), bisect(np.ones_like(estimate), estimate.copy()), 1.0)
     return lower, upper

@@ -48,14 +48,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._engine.engine import SEGMENT_ROWS, VoteEngine
+from .confidence import P2_MODES
 from .confidence_sequence import ABOVE, BELOW, UNDECIDED, sequence_bounds, threshold_decisions
 from .mechanism import Mechanism
-from .solver import probability_threshold
+from .solver import certified_radius, probability_threshold, tight_radius
 
 #: A threshold the budget cannot decide any more (reported as undecided; the input stops drawing for it).
 OUT_OF_BUDGET = 2
 
-__all__ = ["FIRST_BLOCK", "SequentialCertificate", "certify_stream", "check_extended_budget", "decision_points", "radius_thresholds"]
+__all__ = ["FIRST_BLOCK", "DecisionRule", "SequentialCertificate", "certify_stream", "check_extended_budget", "decision_points", "decision_rule", "radius_thresholds"]
 
 #: Estimation samples before the first decision, and the smallest step between two decisions.
 FIRST_BLOCK = 16
@@ -140,12 +141,15 @@ class SequentialCertificate:
         Estimation copies drawn for this input (the ``n0`` selection copies apart).
     successes
         Votes for ``label`` among them.
-    p1_lower, p1_upper
-        The confidence sequence for ``p_label`` when the input stopped (intersected with what the decisions showed).
+    p1_lower, p2_upper
+        The sequences' bounds on ``p_label`` and on the runner-up when the input stopped (``p2_upper = 1 - p1_lower``
+        in the complement form, where ``p1_lower`` is also intersected with the thresholds decided earlier).
     thresholds
         The probability threshold of each radius.
     n0
         Selection copies.
+    counts
+        Class counts of the estimation copies.
     """
 
     label: int
@@ -155,9 +159,10 @@ class SequentialCertificate:
     samples: int
     successes: int
     p1_lower: float
-    p1_upper: float
+    p2_upper: float
     thresholds: tuple[float, ...]
     n0: int
+    counts: tuple[int, ...] = ()
 
     @property
     def forward_passes(self) -> int:
@@ -213,46 +218,167 @@ class _InputState:
         return True
 
 
-def _decide(states: list[_InputState], thresholds: NDArray[np.float64], n0: int, alpha: float) -> None:
-    """Decide the open radii of inputs at a decision point, all at once (one vectorised evaluation of the sequence)."""
-    successes = np.array([int(state.counts[state.label]) for state in states], dtype=np.int64)[:, None]
-    samples = np.array([state.drawn - n0 for state in states], dtype=np.int64)[:, None]
-    budget = np.array([state.end - n0 for state in states], dtype=np.int64)[:, None]
+@dataclass(frozen=True)
+class DecisionRule:
+    """How the radii are decided from an input's estimation counts: the threshold form or the runner-up form.
+
+    ``p2_mode="complement"`` (Cohen et al.): ``p2 = 1 - p1``, so radius ``r`` is
+    a threshold ``t(r)`` on ``p1`` alone, decided by one confidence sequence at
+    level ``alpha`` (:func:`~renyicert.confidence_sequence.threshold_decisions`).
+
+    ``p2_mode="runner-up"``: as :func:`renyicert.confidence.top_two_bounds`
+    bounds them at a fixed ``n``, Bonferroni over the classes: a lower sequence
+    for ``p1`` at ``alpha / 2`` and an upper one for every other class at
+    ``alpha / (2 (K - 1))`` (the largest count gives the largest, so it is
+    ``p2_upper``, capped at ``1 - p1_lower``). Radius ``r`` is certified once
+    ``p1_lower > p2_upper`` and the bound's radius at ``(p1_lower, p2_upper)``
+    reaches ``r``; it is refused once the radius at the most favourable corner
+    (``p1``'s upper end, the runner-up's lower end) is below ``r``. All the
+    sequences hold at every time together with probability ``>= 1 - alpha``, so
+    the guarantee is unchanged; where the votes the top class does not get are
+    spread over several classes, ``p2`` is much smaller than ``1 - p1``.
+    """
+
+    mechanism: Mechanism
+    bound: str
+    p2_mode: str
+    radii: NDArray[np.float64]
+    thresholds: NDArray[np.float64]
+    alpha: float
+    classes: int
+
+    def decisions(self, counts: NDArray[np.int64], label: NDArray[np.int64], samples: NDArray[np.int64], budget: Any = None) -> tuple[NDArray[np.int8], Any]:
+        """:data:`ABOVE` (certified), :data:`BELOW` (refused) or :data:`UNDECIDED`, per input (rows) and radius (columns);
+        with ``budget``, also whether a vote for the candidate on every copy left until then would certify each radius."""
+        rows = np.arange(len(label))
+        best = None
+        if budget is not None:
+            best = counts.copy()
+            best[rows, label] += budget - samples
+        if self.p2_mode == "complement":
+            top = counts[rows, label][:, None]
+            decided = threshold_decisions(top, samples[:, None], self.thresholds[None, :], self.alpha)
+            reachable = None if best is None else threshold_decisions(best[rows, label][:, None], budget[:, None], self.thresholds[None, :], self.alpha) == ABOVE
+            return decided, reachable
+        p1_lower, p1_upper, p2_lower, p2_upper = self._bounds(counts, label, samples)
+        favourable = np.minimum(p2_lower, 1.0 - p1_upper)  # the most favourable corner the sequences allow
+        pairs = [(p1_lower, p2_upper), (p1_upper, favourable)]
+        if best is not None:
+            best_lower, _, _, best_upper = self._bounds(best, label, budget, side="certify")
+            pairs.append((best_lower, best_upper))
+        # One solver call for every pair (the solver's cost is mostly per call).
+        radius = self._radius(np.concatenate([p for p, _ in pairs]), np.concatenate([q for _, q in pairs])).reshape(len(pairs), len(label), 1)
+        certified = (p1_lower > p2_upper) & (radius[0] >= self.radii[None, :])
+        refused = ~(p1_upper > p2_lower) | (radius[1] < self.radii[None, :])
+        decided = np.where(certified, ABOVE, np.where(refused, BELOW, UNDECIDED)).astype(np.int8)
+        reachable = None if best is None else (pairs[2][0] > pairs[2][1]) & (radius[2] >= self.radii[None, :])
+        return decided, reachable
+
+    def certifiable(self, counts: NDArray[np.int64], label: NDArray[np.int64], samples: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether these counts would certify each radius."""
+        if self.p2_mode == "complement":
+            return self.decisions(counts, label, samples)[0] == ABOVE
+        p1_lower, _, _, p2_upper = self._bounds(counts, label, samples, side="certify")
+        return (p1_lower > p2_upper) & (self._radius(p1_lower, p2_upper) >= self.radii[None, :])
+
+    def _bounds(self, counts: NDArray[np.int64], label: NDArray[np.int64], samples: NDArray[np.int64], side: str = "both") -> tuple[Any, Any, Any, Any]:
+        """The runner-up form's ``(p1_lower, p1_upper, p2_lower, p2_upper)``; with ``side="certify"`` only the first and last are computed."""
+        rows = np.arange(len(label))
+        top = counts[rows, label]
+        others = counts.copy()
+        others[rows, label] = -1
+        runner_up = np.maximum(others.max(axis=1), 0) if self.classes > 1 else np.zeros_like(top)
+        p1_lower, p1_upper = sequence_bounds(top, samples, self.alpha / 2, "lower" if side == "certify" else "both")
+        p2_lower, p2_upper = sequence_bounds(runner_up, samples, self.alpha / (2 * max(self.classes - 1, 1)), "upper" if side == "certify" else "both")
+        p2_upper = np.minimum(p2_upper, 1.0 - p1_lower)
+        return p1_lower[:, None], p1_upper[:, None], p2_lower[:, None], p2_upper[:, None]
+
+    def _radius(self, p1: NDArray[np.float64], p2: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The bound's radius at ``(p1, p2)`` broadcast over the radii's columns (0 where ``p1 <= p2``)."""
+        p1, p2 = np.broadcast_arrays(p1, p2)
+        separated = p1 > p2
+        p1, p2 = np.where(separated, p1, 1.0), np.where(separated, p2, 0.0)  # the formulas never see p1 <= p2
+        if self.bound == "renyi":
+            radius = np.asarray(certified_radius(self.mechanism, p1, p2)[0], dtype=np.float64)
+        else:
+            radius = np.asarray(tight_radius(self.mechanism, p1, p2), dtype=np.float64)
+        return np.where(separated, radius, 0.0)
+
+    def bounds(self, counts: NDArray[np.int64], label: NDArray[np.int64], samples: NDArray[np.int64]) -> tuple[Any, Any]:
+        """``(p1_lower, p2_upper)`` of the inputs' sequences (the second ``1 - p1_lower`` in the complement form)."""
+        if self.p2_mode == "complement":
+            lower, _ = sequence_bounds(counts[np.arange(len(label)), label], samples, self.alpha, "lower")
+            return lower, 1.0 - lower
+        p1_lower, _, _, p2_upper = self._bounds(counts, label, samples, side="certify")
+        return p1_lower[:, 0], p2_upper[:, 0]
+
+
+def decision_rule(mechanism: Mechanism, radii: Any, bound: str, p2_mode: str, alpha: float, classes: int) -> DecisionRule:
+    """The :class:`DecisionRule` for these radii, every argument checked (a ``ValueError`` names the bad one).
+
+    Examples
+    --------
+    >>> import renyicert
+    >>> from renyicert.sequential import decision_rule
+    >>> rule = decision_rule(renyicert.get_mechanism("gaussian", scale=1.0), [0.0, 1.0], "tight", "complement", 0.001, 10)
+    >>> rule.thresholds.round(6).tolist()
+    [0.5, 0.841345]
+    """
+    if bound not in ("renyi", "tight"):
+        raise ValueError(f"bound must be 'renyi' or 'tight', got {bound!r}")
+    if bound == "tight" and not mechanism.has_tight_radius:
+        raise ValueError(f"bound='tight' needs a tight certificate, which {mechanism.label} does not provide")
+    if p2_mode not in P2_MODES:
+        raise ValueError(f"p2_mode must be one of {P2_MODES}, got {p2_mode!r}")
+    thresholds = radius_thresholds(mechanism, radii, bound)
+    values = np.atleast_1d(np.asarray(radii, dtype=np.float64))
+    return DecisionRule(mechanism=mechanism, bound=bound, p2_mode=p2_mode, radii=values, thresholds=thresholds, alpha=alpha, classes=classes)
+
+
+def _decide(states: list[_InputState], rule: DecisionRule, n0: int) -> None:
+    """Decide the open radii of inputs at a decision point, all at once (one vectorised evaluation of the sequences)."""
+    counts = np.stack([state.counts for state in states])
+    label = np.array([state.label for state in states], dtype=np.int64)
+    samples = np.array([state.drawn - n0 for state in states], dtype=np.int64)
+    budget = np.array([state.end - n0 for state in states], dtype=np.int64)
     decisions = np.stack([state.decisions for state in states])
-    open_ = decisions == UNDECIDED
-    decisions = np.where(open_, threshold_decisions(successes, samples, thresholds[None, :], alpha), decisions)
-    # A threshold that even a success on every remaining sample would not pass by the budget stays undecided, and stops
-    # drawing: along that path the wealth falls then rises, so the budget's end is its best chance.
-    still = decisions == UNDECIDED
-    unreachable = threshold_decisions(successes + budget - samples, budget, thresholds[None, :], alpha) != ABOVE
-    decisions = np.where(still & unreachable, OUT_OF_BUDGET, decisions)
-    # At the budget, the extension goes on only for the thresholds the sequence would pass by its end if the estimate
-    # were the truth (the estimate is above them by more than the sequence's half-width there): the others stop.
-    at_budget = np.array([state.drawn == state.budget_end < state.end for state in states])[:, None]
-    if at_budget.any():
-        projected = np.rint(successes / np.maximum(samples, 1) * budget).astype(np.int64)
-        promising = threshold_decisions(projected, budget, thresholds[None, :], alpha) == ABOVE
-        decisions = np.where(at_budget & (decisions == UNDECIDED) & ~promising, OUT_OF_BUDGET, decisions)
+    decided, reachable = rule.decisions(counts, label, samples, budget)
+    decisions = np.where(decisions == UNDECIDED, decided, decisions)
+    # A radius that even a vote for the candidate on every remaining copy would not certify by the budget stays undecided,
+    # and stops drawing (for the threshold form, the wealth along that path falls then rises, so the end is its best chance).
+    decisions = np.where((decisions == UNDECIDED) & ~reachable, OUT_OF_BUDGET, decisions)
+    # At the budget, the extension goes on only for the radii the sequences would certify by its end if the estimates
+    # were the truth: the others stop.
+    at_budget = np.array([state.drawn == state.budget_end < state.end for state in states])
+    if at_budget.any() and (decisions[at_budget] == UNDECIDED).any():
+        projected = np.rint(counts / np.maximum(samples, 1)[:, None] * budget[:, None]).astype(np.int64)
+        promising = rule.certifiable(projected, label, budget)
+        decisions = np.where(at_budget[:, None] & (decisions == UNDECIDED) & ~promising, OUT_OF_BUDGET, decisions)
     for k, state in enumerate(states):
         state.decisions = decisions[k].astype(np.int8)
         state.done = state.drawn == state.end or not (state.decisions == UNDECIDED).any()
 
 
-def _certificates(states: list[_InputState], radii: tuple[float, ...], n0: int, alpha: float) -> list[SequentialCertificate]:
-    """The certificates of stopped inputs, their confidence sequences' bounds computed together."""
+def _certificates(states: list[_InputState], rule: DecisionRule, n0: int) -> list[SequentialCertificate]:
+    """The certificates of stopped inputs, their sequences' bounds computed together."""
     samples = np.array([max(state.drawn - n0, 0) for state in states], dtype=np.int64)
-    successes = np.array([int(state.counts[state.label]) if state.label >= 0 else 0 for state in states], dtype=np.int64)
-    lowers, uppers = sequence_bounds(successes, samples, alpha)
+    selected = np.array([max(state.label, 0) for state in states], dtype=np.int64)
+    counts = np.stack([state.counts for state in states])
+    lowers, uppers = rule.bounds(counts, selected, samples)
+    radii = tuple(float(r) for r in rule.radii)
     certificates = []
     for k, state in enumerate(states):
-        above, below = state.decisions == ABOVE, state.decisions == BELOW
-        # The decisions were made at earlier points; the intervals there held too (the same event), so intersect.
-        lower = max([float(lowers[k]), *state.thresholds[above].tolist()])
-        upper = min([float(uppers[k]), *state.thresholds[below].tolist()])
+        above = state.decisions == ABOVE
+        lower, upper = float(lowers[k]), float(uppers[k])
+        if rule.p2_mode == "complement":
+            # The decisions were made at earlier points; the intervals there held too (the same event), so intersect.
+            lower = max([lower, *state.thresholds[above].tolist()])
+            upper = 1.0 - lower
         certificates.append(SequentialCertificate(
             label=state.label, radii=radii, certified=tuple(bool(a) for a in above),
             undecided=tuple(bool(d in (UNDECIDED, OUT_OF_BUDGET)) for d in state.decisions), samples=int(samples[k]),
-            successes=int(successes[k]), p1_lower=lower, p1_upper=upper, thresholds=tuple(state.thresholds.tolist()), n0=n0,
+            successes=int(state.counts[state.label]) if state.label >= 0 else 0, p1_lower=lower, p2_upper=upper,
+            thresholds=tuple(state.thresholds.tolist()), n0=n0, counts=tuple(int(c) for c in state.counts),
         ))  # fmt: skip
     return certificates
 
@@ -260,10 +386,8 @@ def _certificates(states: list[_InputState], radii: tuple[float, ...], n0: int, 
 def certify_stream(
     engine: VoteEngine,
     source: Iterable[tuple[Any, Any, int]],
-    thresholds: NDArray[np.float64],
-    radii: tuple[float, ...],
+    rule: DecisionRule,
     *,
-    alpha: float,
     budget: int,
     extended_budget: int | None = None,
     n0: int,
@@ -289,10 +413,10 @@ def certify_stream(
             except StopIteration:
                 exhausted = True
                 break
-            state = _InputState(tag=tag, x=x, key=int(key), points=points, budget_end=n0 + budget, classes=engine.num_classes, thresholds=thresholds)
+            state = _InputState(tag=tag, x=x, key=int(key), points=points, budget_end=n0 + budget, classes=engine.num_classes, thresholds=rule.thresholds)
             if (state.decisions != UNDECIDED).all():  # every radius unreachable: nothing to draw
                 state.done = True
-                yield tag, _certificates([state], radii, n0, alpha)[0]
+                yield tag, _certificates([state], rule, n0)[0]
                 if bar is not None:
                     bar.update(1)
                 continue
@@ -302,16 +426,16 @@ def certify_stream(
         if rows_per_batch is None:
             with engine.evaluation():
                 rows_per_batch = engine.batch_size(batch_size, pool[0].x)
-        _run_round(engine, pool, rows_per_batch, n0, alpha)
+        _run_round(engine, pool, rows_per_batch, n0, rule)
         stopped = [s for s in pool if s.done]
         pool[:] = [s for s in pool if not s.done]
-        for state, certificate in zip(stopped, _certificates(stopped, radii, n0, alpha) if stopped else []):
+        for state, certificate in zip(stopped, _certificates(stopped, rule, n0) if stopped else []):
             yield state.tag, certificate
             if bar is not None:
                 bar.update(1)
 
 
-def _run_round(engine: VoteEngine, pool: list[_InputState], rows_per_batch: int, n0: int, alpha: float) -> None:
+def _run_round(engine: VoteEngine, pool: list[_InputState], rows_per_batch: int, n0: int, rule: DecisionRule) -> None:
     """Draw every pool input's copies up to its next decision point (and more, to fill the last batch), count, decide."""
     import torch
 
@@ -372,4 +496,4 @@ def _run_round(engine: VoteEngine, pool: list[_InputState], rows_per_batch: int,
                     break
         if not pending:
             return
-        _decide(pending, pending[0].thresholds, n0, alpha)
+        _decide(pending, rule, n0)

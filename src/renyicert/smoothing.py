@@ -30,7 +30,7 @@ from ._validation import check_batch_size, check_flag, check_positive_int
 from .confidence import P2_MODES, top_two_bounds
 from .mechanism import Mechanism
 from .registry import resolve_mechanism
-from .sequential import SequentialCertificate, certify_stream, check_extended_budget, radius_thresholds
+from .sequential import SequentialCertificate, certify_stream, check_extended_budget, decision_rule
 from .solver import certified_radius, pixeldp_radius, tight_radius
 
 __all__ = ["ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "Certificate", "SequentialCertificate", "Smoothed", "radii_where_certified"]
@@ -403,6 +403,7 @@ class Smoothed:
         extended_budget: int | None = None,
         n0: int = 100,
         bound: str = "renyi",
+        p2_mode: str = "runner-up",
         batch_size: int | str | None = None,
         inputs_at_once: int | None = None,
         seed: int | None = None,
@@ -444,6 +445,11 @@ class Smoothed:
             ``"renyi"`` (Li et al. 2019) or ``"tight"`` (the mechanism's tight
             certificate): each radius's threshold is the smallest ``p1`` whose
             radius under this bound, with ``p2 = 1 - p1``, reaches it.
+        p2_mode
+            ``"runner-up"`` (as in :meth:`certify`: a lower sequence for ``p1`` at
+            ``alpha / 2`` and an upper one for every other class, Bonferroni) or
+            ``"complement"`` (``p2 = 1 - p1``: one sequence, radius ``r`` a threshold
+            on ``p1``); see :class:`~renyicert.sequential.DecisionRule`.
         batch_size
             Noisy copies per model call (``None``: the ``Smoothed``'s own).  The
             answers do not depend on it, nor on ``inputs_at_once``.
@@ -470,12 +476,7 @@ class Smoothed:
         extended_budget = check_extended_budget(extended_budget, budget)
         n0 = check_positive_int(n0, "n0")
         requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
-        if bound not in ("renyi", "tight"):
-            raise ValueError(f"bound must be 'renyi' or 'tight', got {bound!r}")
-        if bound == "tight" and not self.mechanism.has_tight_radius:
-            raise ValueError(f"bound='tight' needs a tight certificate, which {self.mechanism.label} does not provide")
-        thresholds = radius_thresholds(self.mechanism, radii, bound)
-        radii_tuple = tuple(float(r) for r in np.atleast_1d(np.asarray(radii, dtype=np.float64)))
+        rule = decision_rule(self.mechanism, radii, bound, p2_mode, alpha, self.num_classes)
         batch, single = self._as_batch(x)
         at_once = batch.shape[0] if inputs_at_once is None else check_positive_int(inputs_at_once, "inputs_at_once")
         keys = noise_keys(batch.shape[0], seed, generator).tolist()
@@ -483,7 +484,7 @@ class Smoothed:
         results: list[Any] = [None] * batch.shape[0]
         with progress_bar(batch.shape[0], "certify at radii", "input", self.progress) as bar:
             for i, certificate in certify_stream(
-                self._engine, source, thresholds, radii_tuple, alpha=alpha, budget=budget, extended_budget=extended_budget, n0=n0,
+                self._engine, source, rule, budget=budget, extended_budget=extended_budget, n0=n0,
                 batch_size=requested, inputs_at_once=at_once, bar=bar,
             ):
                 results[i] = certificate

@@ -131,7 +131,10 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     if args.radii is not None:
         return _certify_at_radii(args, smoothed, data, rank)
     sequential_only = [
-        name for name, value in (("--budget", args.budget), ("--extended-budget", args.extended_budget), ("--bound", args.bound), ("--inputs-at-once", args.inputs_at_once))
+        name for name, value in (
+            ("--budget", args.budget), ("--extended-budget", args.extended_budget), ("--bound", args.bound), ("--p2-mode", args.p2_mode),
+            ("--inputs-at-once", args.inputs_at_once),
+        )
         if value is not None
     ]  # fmt: skip
     if sequential_only:
@@ -165,13 +168,14 @@ def _certify_at_radii(args: argparse.Namespace, smoothed: Any, data: Any, rank: 
     bound = args.bound or "renyi"
     budget = 100_000 if args.budget is None else args.budget
     records = certify_dataset_at(
-        smoothed, data, args.radii, args.records, alpha=args.alpha, budget=budget, extended_budget=args.extended_budget, n0=args.n0, bound=bound, seed=args.seed,
+        smoothed, data, args.radii, args.records, alpha=args.alpha, budget=budget, extended_budget=args.extended_budget, n0=args.n0, bound=bound,
+        p2_mode=args.p2_mode or "runner-up", seed=args.seed,
         inputs_per_call=args.inputs_per_call, inputs_at_once=128 if args.inputs_at_once is None else args.inputs_at_once,
         resume=args.resume, progress=_progress(args),
     )  # fmt: skip
     if rank != 0:
         return 0
-    _print_sequential(summarize_sequential(records, args.radii), f"{smoothed.mechanism.name}, scale {smoothed.mechanism.scale:g}, {bound} bound, alpha = {args.alpha:g}", budget, args.n0)
+    _print_sequential(summarize_sequential(records, args.radii), f"{smoothed.mechanism.name}, scale {smoothed.mechanism.scale:g}, {bound} bound, p2 {args.p2_mode or 'runner-up'}, alpha = {args.alpha:g}", budget, args.n0)
     if args.records:
         print(f"records: {args.records}")
     return 0
@@ -351,6 +355,7 @@ def add_workflow_commands(sub: Any) -> None:
     ce.add_argument("--budget", type=int, help="with --radii: most estimation samples per input (default: 100000)")
     ce.add_argument("--extended-budget", type=int, help="with --radii: inputs still undecided at --budget go on, up to this many samples, for the radii they would be certified at by then if their estimate were the truth (default: none)")
     ce.add_argument("--bound", choices=["renyi", "tight"], help="with --radii: the certificate whose radius the thresholds come from (default: renyi)")
+    ce.add_argument("--p2-mode", choices=["runner-up", "complement"], help="with --radii: bound the runner-up class (default) or take p2 = 1 - p1")
     ce.add_argument("--inputs-at-once", type=int, help="with --radii: undecided inputs sharing the model's batches (default: 128)")
     ce.set_defaults(func=_cmd_certify)
 

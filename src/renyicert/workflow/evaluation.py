@@ -182,6 +182,7 @@ def certify_dataset_at(
     extended_budget: int | None = None,
     n0: int = 100,
     bound: str = "renyi",
+    p2_mode: str = "runner-up",
     seed: int = 0,
     inputs_per_call: int = 32,
     inputs_at_once: int = 128,
@@ -197,9 +198,9 @@ def certify_dataset_at(
     joining as others stop.  A record holds ``index``, ``label``, ``prediction``
     (the candidate class where radius ``radii[0]`` is certified, else ``-1``),
     ``selected`` (the candidate), ``certified`` and ``undecided`` (one flag per
-    radius), ``samples`` (estimation copies), ``successes``, ``p1_lower``,
-    ``p1_upper`` and ``n0``; the radii, ``alpha``, ``budget``, ``extended_budget``
-    and ``bound`` are in the settings. Records do not depend on the ranks, ``inputs_per_call`` or ``inputs_at_once``.
+    radius), ``samples`` (estimation copies), ``successes``, ``counts``, ``p1_lower``,
+    ``p2_upper`` and ``n0``; the radii, ``alpha``, ``budget``, ``extended_budget``,
+    ``bound`` and ``p2_mode`` are in the settings. Records do not depend on the ranks, ``inputs_per_call`` or ``inputs_at_once``.
 
     Examples
     --------
@@ -216,16 +217,18 @@ def certify_dataset_at(
     data = as_labelled_data(data)
     inputs_per_call = check_positive_int(inputs_per_call, "inputs_per_call")
     inputs_at_once = check_positive_int(inputs_at_once, "inputs_at_once")
-    from ..sequential import check_extended_budget, radius_thresholds
+    from ..sequential import check_extended_budget, decision_rule
 
     budget = check_positive_int(budget, "budget")
     extended_budget = check_extended_budget(extended_budget, budget)
     n0 = check_positive_int(n0, "n0")
-    radius_thresholds(smoothed.mechanism, radii, bound)  # refuse bad radii before any file is touched
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    rule = decision_rule(smoothed.mechanism, radii, bound, p2_mode, float(alpha), smoothed.num_classes)  # bad radii refused before any file is touched
     radii = [float(r) for r in radii]
     settings = _run_settings(
-        smoothed, data, method="sequential", radii=radii, alpha=alpha, budget=budget, extended_budget=extended_budget, n0=n0, bound=bound, seed=seed,
-        inputs_per_call=inputs_per_call,
+        smoothed, data, method="sequential", radii=radii, alpha=alpha, budget=budget, extended_budget=extended_budget, n0=n0, bound=bound,
+        p2_mode=p2_mode, seed=seed, inputs_per_call=inputs_per_call,
     )  # fmt: skip
     device = model_device(smoothed.model)
 
@@ -233,14 +236,15 @@ def certify_dataset_at(
         indices = [i for chunk in chunks for i in chunk if i not in done]
         for start in range(0, len(indices), _STREAM_CALL):  # one certify_at call per slice: its inputs stream through the pool
             part = indices[start : start + _STREAM_CALL]
-            for index, answer in zip(part, _certify_indices(smoothed, data, part, device, radii, alpha, (budget, extended_budget), n0, bound, seed, inputs_at_once)):
+            for index, answer in zip(part, _certify_indices(smoothed, data, part, device, rule, (budget, extended_budget), n0, seed, inputs_at_once)):
                 if bar is not None:
                     bar.update(1)
                 label = int(data.y[index])
                 yield {
                     "index": index, "label": label, "prediction": answer.label if answer.certified[0] else -1,
                     "selected": answer.label, "certified": list(answer.certified), "undecided": list(answer.undecided),
-                    "samples": answer.samples, "successes": answer.successes, "p1_lower": answer.p1_lower, "p1_upper": answer.p1_upper, "n0": n0,
+                    "samples": answer.samples, "successes": answer.successes, "p1_lower": answer.p1_lower, "p2_upper": answer.p2_upper,
+                    "counts": list(answer.counts), "n0": n0,
                 }  # fmt: skip
 
     return _run_records(smoothed, data, path, settings, inputs_per_call, resume, progress, certify_stream)
@@ -251,13 +255,11 @@ _STREAM_CALL = 4096
 
 
 def _certify_indices(
-    smoothed: Smoothed, data: LabelledData, indices: list[int], device: Any, radii: list[float], alpha: float, budgets: tuple[int, int | None], n0: int, bound: str,
-    seed: int, inputs_at_once: int,
+    smoothed: Smoothed, data: LabelledData, indices: list[int], device: Any, rule: Any, budgets: tuple[int, int | None], n0: int, seed: int, inputs_at_once: int,
 ) -> list[Any]:  # fmt: skip
     """``certify_at`` on the inputs at ``indices`` (input ``i`` with key ``seed + i``, as if certified alone)."""
-    from ..sequential import certify_stream, radius_thresholds
+    from ..sequential import certify_stream
 
-    thresholds = radius_thresholds(smoothed.mechanism, radii, bound)
     x = data.x[indices]
     if device is not None:
         x = x.to(device)
@@ -265,7 +267,7 @@ def _certify_indices(
     source = ((k, x[k : k + 1], seed + i) for k, i in enumerate(indices))
     answers: list[Any] = [None] * len(indices)
     for k, answer in certify_stream(
-        smoothed._engine, source, thresholds, tuple(radii), alpha=alpha, budget=budgets[0], extended_budget=budgets[1], n0=n0, batch_size=smoothed.batch_size,
+        smoothed._engine, source, rule, budget=budgets[0], extended_budget=budgets[1], n0=n0, batch_size=smoothed.batch_size,
         inputs_at_once=inputs_at_once,
     ):  # fmt: skip
         answers[k] = answer

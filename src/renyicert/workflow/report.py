@@ -78,7 +78,7 @@ def main_table(summary: dict[str, Any]) -> str:
         ]  # fmt: skip
         sequential = _sequential_rows(entries, grid, settings["n0"])
         budget = settings.get("sequential_budget", 0)
-        header = ["method", *(f"r = {r:g}" for r in grid), "forward passes / input", f"fixed n = {budget:,} spends", "undecided (all radii)"]
+        header = ["method", *(f"r = {r:g}" for r in grid), "forward passes / input", f"fixed n = {budget:,} spends (times)", "undecided (all radii)"]
         note = ""
         if sequential:
             extended = settings.get("sequential_extended_budget")
