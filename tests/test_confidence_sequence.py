@@ -102,3 +102,36 @@ def test_prior_is_a_probability_and_the_mixture_a_likelihood_ratio() -> None:
 def test_bad_input_is_refused_by_name(call, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_the_rounding_margin_only_ever_withholds_a_decision() -> None:
+    """At a threshold where log M exceeds log(1/alpha) by less than the margin, nothing is decided, and the bound stays
+    on the undecided side of it: the margin absorbs rounding in the conservative direction only."""
+    alpha, s, t = 0.001, 970, 1000
+    level = np.log(1 / alpha)
+    low, high = 0.5, 0.97  # log M falls from above level + margin to below level across [low, high]
+    for _ in range(200):
+        middle = 0.5 * (low + high)
+        if log_wealth(s, t, middle) > level + 0.5e-9:
+            low = middle
+        else:
+            high = middle
+    c = low
+    assert level < log_wealth(s, t, c) < level + 1e-9  # inside the margin
+    assert threshold_decisions(s, t, c, alpha) == UNDECIDED
+    lower, _ = sequence_bounds(s, t, alpha)
+    assert lower <= c
+
+
+def test_decisions_are_int8_and_errors_name_the_bad_value_among_many() -> None:
+    assert threshold_decisions([1, 2], [4, 4], 0.5, 0.05).dtype == np.int8
+    with pytest.raises(ValueError, match=r"got 5.0 of 4.0"):
+        threshold_decisions([1, 5], 4, 0.5, 0.05)
+    with pytest.raises(ValueError, match=r"got 3.0 of 2.0"):
+        sequence_bounds(3, [2, 9], 0.05)
+    with pytest.raises(ValueError, match=r"m must be in \[0, 1\], got 1.2"):
+        log_wealth(1, 4, [0.0, 0.5, 1.0, 1.2])
+    with pytest.raises(ValueError, match=r"m must be in \[0, 1\], got -0.1"):
+        log_wealth(1, 4, [0.0, 1.0, -0.1])
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\), got 1.0"):
+        threshold_decisions(1, 4, 0.5, 1.0)
