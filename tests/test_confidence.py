@@ -69,3 +69,13 @@ def test_bounds_ignore_the_callers_floating_point_settings() -> None:
     # scipy returns nan for the k = 0 lower (and k = n upper) bound, which the function replaces: no warning leaks out.
     with np.errstate(invalid="raise"):
         assert float(clopper_pearson_lower(0, 10, 0.01)) == 0.0 and float(clopper_pearson_upper(10, 10, 0.01)) == 1.0
+
+
+def test_a_lower_bound_never_rounds_to_one_even_at_alpha_next_to_one() -> None:
+    """alpha = 1 - 2^-53 with every vote for the top class: the exact bound alpha^(1/n) rounds to 1.0 (found by the fuzz suite:
+    an infinite radius from two samples); the bound returned stays below 1 and below the exact value."""
+    from renyicert.confidence import clopper_pearson_lower
+
+    alpha = np.nextafter(1.0, 0.0)
+    bound = float(clopper_pearson_lower(2, 2, alpha))
+    assert bound < 1.0 and bound <= alpha ** 0.5

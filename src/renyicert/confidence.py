@@ -39,7 +39,10 @@ def _clopper_pearson(successes: Any, trials: Any, alpha: Any, upper: Any) -> NDA
     upper = np.asarray(upper, dtype=bool)
     with np.errstate(invalid="ignore"):
         bound = beta.ppf(np.where(upper, 1.0 - alpha, alpha), np.where(upper, k + 1.0, k), np.where(upper, n - k, n - k + 1.0))
-    return np.where(upper, np.where(k < n, bound, 1.0), np.where(k > 0, bound, 0.0))
+    # A lower bound is below 1 (alpha^(1/n) at k = n); for alpha within an ulp of 1 it rounds to 1.0 (an infinite radius):
+    # the largest double below 1 is below the exact bound then, so it stays a valid lower bound.
+    lower = np.minimum(np.where(k > 0, bound, 0.0), np.nextafter(1.0, 0.0))
+    return np.where(upper, np.where(k < n, bound, 1.0), lower)
 
 
 def clopper_pearson_lower(successes: Any, trials: Any, alpha: float) -> NDArray[np.float64]:

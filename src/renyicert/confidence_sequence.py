@@ -43,7 +43,8 @@ Why not the ``confseq`` package: its count-based Bernoulli bound
 several thresholds could not share one ``alpha`` by the argument above; its
 betting sequences (``betting_cs``) take the stream sample by sample and recompute
 over a grid of ``m`` at every call, ``O(t x grid)`` per input, where the engine
-produces counts. And it is a C++ build on every set-up.
+produces counts. And it does not install here: its C++ extension needs the Boost headers
+(``pip install confseq`` stops at CMake's ``Boost_INCLUDE_DIR-NOTFOUND`` on the project's machines).
 """
 
 from __future__ import annotations
