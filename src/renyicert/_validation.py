@@ -49,6 +49,22 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def check_alpha(alpha: Any) -> float:
+    """``alpha`` as a float in ``(0, 1)``: the failure probability of a certificate.
+
+    Examples
+    --------
+    >>> from renyicert._validation import check_alpha
+    >>> check_alpha(1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: alpha must be in (0, 1), got 1.0
+    """
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
 def check_batch_size(value: Any) -> int | str:
     """``value`` as a positive ``int``, or ``"auto"``; else ``ValueError`` naming it."""
     if isinstance(value, str) and value == "auto":

@@ -54,6 +54,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._validation import check_alpha
+
 __all__ = ["ABOVE", "BELOW", "PRIOR", "UNDECIDED", "log_wealth", "sequence_bounds", "threshold_decisions"]
 
 #: :func:`threshold_decisions`' answers: the probability is above the threshold, below it, or the sequence cannot tell yet.
@@ -77,11 +79,6 @@ def _check_counts(successes: Any, trials: Any) -> tuple[NDArray[np.float64], NDA
         )
     return s, t
 
-
-def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    return float(alpha)
 
 
 def log_wealth(successes: Any, trials: Any, m: Any) -> NDArray[np.float64]:
@@ -137,7 +134,7 @@ def threshold_decisions(successes: Any, trials: Any, thresholds: Any, alpha: flo
     >>> threshold_decisions(990, 1000, [0.5, 0.98, 0.99, 0.999], 0.001).tolist()
     [1, 0, 0, -1]
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     s, t = _check_counts(successes, trials)
     c = np.asarray(thresholds, dtype=np.float64)
     rejected = log_wealth(s, t, c) - _ROUNDING_MARGIN >= np.log(1.0 / alpha)
@@ -161,7 +158,7 @@ def sequence_bounds(successes: Any, trials: Any, alpha: float, side: str = "both
     >>> round(float(lower), 4), round(float(upper), 4)
     (0.9683, 0.9985)
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     if side not in ("both", "lower", "upper"):
         raise ValueError(f"side must be 'both', 'lower' or 'upper', got {side!r}")
     s, t = _check_counts(successes, trials)

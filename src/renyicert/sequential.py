@@ -189,7 +189,6 @@ class _InputState:
     drawn: int = 0
     next_point: int = 0
     label: int = -1
-    selection: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     counts: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     decisions: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     done: bool = False
@@ -211,8 +210,7 @@ class _InputState:
             return False
         self.next_point += 1
         if stop == n0:  # the selection's end: pick the candidate, start the estimation counts afresh
-            self.selection = self.counts.copy()
-            self.label = int(np.argmax(self.selection))
+            self.label = int(np.argmax(self.counts))
             self.counts = np.zeros(self.classes, dtype=np.int64)
             return False
         return True

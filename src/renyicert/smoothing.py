@@ -26,7 +26,7 @@ import numpy as np
 from ._engine.engine import VoteEngine, noise_keys
 from ._engine.tuning import AUTO_BATCH_SIZES
 from ._torch import model_device
-from ._validation import check_batch_size, check_flag, check_positive_int
+from ._validation import check_alpha, check_batch_size, check_flag, check_positive_int
 from .confidence import P2_MODES, top_two_bounds
 from .mechanism import Mechanism
 from .registry import resolve_mechanism
@@ -107,11 +107,6 @@ class Certificate:
         """Whether the smoothed classifier abstained."""
         return self.label == ABSTAIN
 
-
-def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    return float(alpha)
 
 
 class Smoothed:
@@ -259,7 +254,7 @@ class Smoothed:
         """
         from scipy.stats import binomtest
 
-        alpha = _check_alpha(alpha)
+        alpha = check_alpha(alpha)
         counts = self.class_counts(x, n, batch_size=batch_size, seed=seed, generator=generator, share_noise=share_noise)
         single = counts.ndim == 1
         counts = counts.reshape(-1, self.num_classes)
@@ -352,7 +347,7 @@ class Smoothed:
         """
         n0 = check_positive_int(n0, "n0")
         n = check_positive_int(n, "n")
-        alpha = _check_alpha(alpha)
+        alpha = check_alpha(alpha)
         requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
         share_noise = check_flag(share_noise, "share_noise")
         if bound not in ("renyi", "tight"):
@@ -471,7 +466,7 @@ class Smoothed:
         """
         from ._progress import progress_bar
 
-        alpha = _check_alpha(alpha)
+        alpha = check_alpha(alpha)
         budget = check_positive_int(budget, "budget")
         extended_budget = check_extended_budget(extended_budget, budget)
         n0 = check_positive_int(n0, "n0")

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from .._progress import progress_bar
 from .._torch import model_device
-from .._validation import check_positive_int
+from .._validation import check_alpha, check_positive_int
 from ..smoothing import BOUNDS, Smoothed, radii_where_certified
 from . import distributed
 from .data import LabelledData, as_labelled_data
@@ -222,9 +222,7 @@ def certify_dataset_at(
     budget = check_positive_int(budget, "budget")
     extended_budget = check_extended_budget(extended_budget, budget)
     n0 = check_positive_int(n0, "n0")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    rule = decision_rule(smoothed.mechanism, radii, bound, p2_mode, float(alpha), smoothed.num_classes)  # bad radii refused before any file is touched
+    rule = decision_rule(smoothed.mechanism, radii, bound, p2_mode, check_alpha(alpha), smoothed.num_classes)  # bad radii refused before any file is touched
     radii = [float(r) for r in radii]
     settings = _run_settings(
         smoothed, data, method="sequential", radii=radii, alpha=alpha, budget=budget, extended_budget=extended_budget, n0=n0, bound=bound,
