@@ -21,6 +21,8 @@ test: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	# The math must render with no network: MathJax comes from _static, never from a CDN.
+	! grep -rl --include='*.html' -e 'cdn.jsdelivr' -e 'cdnjs' -e 'unpkg.com' docs/_build/html
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W -b html docs docs/_build/html
