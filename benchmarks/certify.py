@@ -2,7 +2,8 @@
 
 Models (random weights; speed does not depend on training):
 * mlp: 64-256-256-10 on 8x8 digits-sized inputs;
-* cnn: a small MNIST CNN (two conv layers, two linear) on 1x28x28.
+* cnn: a small MNIST CNN (two conv layers, two linear) on 1x28x28;
+* resnet20: He et al.'s CIFAR ResNet-20 (the model zoo's ``resnet20``; Cohen et al. used depth 110) on 3x32x32.
 
 For each model it times, over the same inputs and the same n0 + n samples each:
 * ours:         renyicert.Smoothed(..., batch_size=1000).certify(batch of inputs): fused sampler, packed batches;
@@ -24,8 +25,10 @@ Two overheads per variant:
   whose wrapper would be compiled too.
 Prints a table and one JSON line. Every variant runs once per round, in turn, for --rounds rounds, and its best round counts.
 Inputs per call: 32 for the MLP (certify_dataset's default chunk, so the per-call costs weigh as they do
-on a data set), 4 for the CNN (its run is long enough). Both can be set with --inputs.
-Usage: python benchmarks/certify.py [--n 10000] [--inputs N] [--rounds N] [--models mlp,cnn]
+on a data set), 4 for the CNN and 1 for ResNet-20 (their runs are long enough). Both can be set with --inputs.
+--device cuda runs the models, the noise (the Triton kernel) and Cohen's loop on the GPU; compile is then skipped
+unless --compile-on-cuda is given (its setup is minutes).
+Usage: python benchmarks/certify.py [--n 10000] [--inputs N] [--rounds N] [--models mlp,cnn,resnet20] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ def cohen_certify(model: torch.nn.Module, x: torch.Tensor, n0: int, n: int, alph
             for _ in range(math.ceil(num / batch_size)):
                 this_batch_size = min(batch_size, remaining)
                 remaining -= this_batch_size
-                batch = x.repeat((this_batch_size, 1, 1, 1)) if x.dim() == 3 else x.repeat((this_batch_size, 1))
+                batch = x.repeat((this_batch_size, *([1] * x.dim())))
                 noise = torch.randn_like(batch) * sigma
                 predictions = model(batch + noise).argmax(1)
                 counts += np.bincount(predictions.cpu().numpy(), minlength=10)
@@ -98,20 +101,32 @@ class ForwardTimer(torch.nn.Module):
         return logits
 
 
-def forward_passes(model: torch.nn.Module, shape: tuple[int, ...], rows: int, batch_size: int):
+def resnet20() -> torch.nn.Module:
+    from renyicert.workflow.models import resnet20 as build
+
+    return build((3, 32, 32), 10)
+
+
+def forward_passes(model: torch.nn.Module, shape: tuple[int, ...], rows: int, batch_size: int, device: torch.device):
     """The bare forward passes over `rows` rows in batches of `batch_size` (a callable to time)."""
-    buffer = torch.rand(batch_size, *shape)
+    buffer = torch.rand(batch_size, *shape, device=device)
 
     def forward_only() -> None:
         with torch.inference_mode():
             for _ in range(math.ceil(rows / batch_size)):
                 model(buffer)
+        synchronize(device)
 
     return forward_only
 
 
-DEFAULT_ROUNDS = {"mlp": 10, "cnn": 3}
-DEFAULT_INPUTS = {"mlp": 32, "cnn": 4}
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+DEFAULT_ROUNDS = {"mlp": 10, "cnn": 3, "resnet20": 2}
+DEFAULT_INPUTS = {"mlp": 32, "cnn": 4, "resnet20": 1}
 VARIANTS = {
     "ours": ({}, {}),
     "ours+share": ({}, {"share_noise": True}),
@@ -128,20 +143,25 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=None, help="inputs per certify call (default: 32 for the MLP, as certify_dataset's chunks; 4 for the CNN, for time)")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default: 10 for the MLP, 3 for the CNN); each variant's best round counts")
-    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--models", default="mlp,cnn,resnet20")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--compile-on-cuda", action="store_true", help="also time compile=True on CUDA")
     args = parser.parse_args()
+    device = torch.device(args.device)
     torch.manual_seed(0)
     sigma = 0.25
     results = []
-    for name, make, shape in (("mlp", mlp, (64,)), ("cnn", cnn, (1, 28, 28))):
+    for name, make, shape in (("mlp", mlp, (64,)), ("cnn", cnn, (1, 28, 28)), ("resnet20", resnet20, (3, 32, 32))):
         if name not in args.models.split(","):
             continue
-        model = make().eval()
+        model = make().eval().to(device)
         inputs = args.inputs or DEFAULT_INPUTS[name]
-        xs = torch.rand(inputs, *shape)
+        xs = torch.rand(inputs, *shape, device=device)
         rows = inputs * (args.n0 + args.n)
         functions, setup, sizes, outside = {}, {}, {}, {}
         for variant, (options, call) in VARIANTS.items():
+            if options.get("compile") and device.type == "cuda" and not args.compile_on_cuda:
+                continue
             options = {"batch_size": args.batch_size, **options}
             timer = None if options.get("compile") else ForwardTimer(model).eval()
             smoothed = renyicert.Smoothed(timer or model, "gaussian", 10, scale=sigma, input_shape=shape, progress=False, **options)
@@ -155,20 +175,21 @@ def main() -> None:
                     timer.seconds = 0.0
                 start = time.perf_counter()
                 smoothed.certify(xs, n0=args.n0, n=args.n, seed=0, **call)
+                synchronize(device)
                 if timer is not None:
                     shares.append((time.perf_counter() - start - timer.seconds) / timer.seconds)
 
             functions[variant] = certify
             sizes[variant] = next(iter(smoothed.tuned_batch_sizes.values()), args.batch_size)
-        functions["cohen"] = lambda: [cohen_certify(model, x, args.n0, args.n, 0.001, args.batch_size, sigma) for x in xs]
+        functions["cohen"] = lambda: ([cohen_certify(model, x, args.n0, args.n, 0.001, args.batch_size, sigma) for x in xs], synchronize(device))
         for size in sorted(set(sizes.values())):  # each variant's limit: the bare model at its batch size
-            functions[f"forward@{size}"] = forward_passes(model, shape, rows, size)
+            functions[f"forward@{size}"] = forward_passes(model, shape, rows, size, device)
         rounds = args.rounds or DEFAULT_ROUNDS[name]
         timings = interleaved_best(functions, rounds)
-        row = {"model": name, "inputs": inputs, "n": args.n, "n0": args.n0, "rounds": rounds, "batch_size": sizes}
+        row = {"model": name, "device": str(device), "inputs": inputs, "n": args.n, "n0": args.n0, "rounds": rounds, "batch_size": sizes}
         row.update({f"setup_{k}_s": round(v, 2) for k, v in setup.items()})
         row.update({f"{k}_inputs_per_s": round(inputs / v, 3) for k, v in timings.items()})
-        for variant in VARIANTS:
+        for variant in (v for v in VARIANTS if v in timings):
             row[f"{variant}/cohen"] = round(timings["cohen"] / timings[variant], 2)
             row[f"{variant}_overhead"] = round(timings[variant] / timings[f"forward@{sizes[variant]}"] - 1.0, 3)
             if outside[variant]:
@@ -177,7 +198,7 @@ def main() -> None:
     per_call = ", ".join(f"{r['model']} {r['inputs']}" for r in results)
     print(f"{'model':<6}{'variant':<17}{'batch':>6}{'inputs/s':>10}{'vs cohen':>10}{'overhead vs forward':>21}{'in run':>9}   (inputs per call: {per_call})")
     for r in results:
-        labels = [*VARIANTS, "cohen", *sorted((k.removesuffix("_inputs_per_s") for k in r if k.startswith("forward@")), key=lambda k: int(k[8:]))]
+        labels = [*(v for v in VARIANTS if f"{v}_inputs_per_s" in r), "cohen", *sorted((k.removesuffix("_inputs_per_s") for k in r if k.startswith("forward@")), key=lambda k: int(k[8:]))]
         for label in labels:
             ratio = f"{r[f'{label}/cohen']}x" if f"{label}/cohen" in r else ""
             overhead = f"{r[f'{label}_overhead']:+.1%}" if f"{label}_overhead" in r else ""

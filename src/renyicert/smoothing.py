@@ -90,6 +90,9 @@ class Certificate:
         Selection and estimation samples.
     seconds
         Wall time spent on this input (its share of a batch).
+    selected
+        The class the ``n0`` selection copies chose, the one tested, whether
+        certified or not (what recomputing the certificate from ``counts`` needs).
     """
 
     label: int
@@ -101,6 +104,7 @@ class Certificate:
     n0: int
     n: int
     seconds: float
+    selected: int = ABSTAIN
 
     @property
     def abstained(self) -> bool:
@@ -383,6 +387,7 @@ class Smoothed:
                 n0=n0,
                 n=n,
                 seconds=seconds,
+                selected=int(top[i]),
             )
             for i in range(batch.shape[0])
         ]

@@ -215,3 +215,127 @@ def test_certify_at_radii_sequentially_and_report_it(tmp_path: Path, capsys: pyt
     assert "--n belongs to fixed-n certification" in capsys.readouterr().err
     assert main(["certify", "--checkpoint", str(model), "--limit", "3", "--radii", "0.3,0.1", "--quiet"]) == 2
     assert "radii must be strictly increasing" in capsys.readouterr().err
+
+
+def test_a_users_own_weights_certify_without_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from renyicert.workflow.models import DigitsMLP
+
+    torch.manual_seed(0)
+    torch.save(DigitsMLP().state_dict(), tmp_path / "w.pt")
+    base = ["certify", "--model", "mlp", "--weights", str(tmp_path / "w.pt"), "--limit", "4", "--n", "100", "--quiet"]
+    # Plain weights do not say which noise: asked for, naming what is missing, never assumed.
+    _one_line_error(capsys, base, "give --mechanism and --scale: the noise to certify with, normally the one the model was trained with (plain weights do not record it)")
+    _one_line_error(capsys, [*base, "--mechanism", "laplace"], "give --scale: the noise to certify with")
+    assert main([*base, "--mechanism", "laplace", "--scale", "0.25", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["mechanism"], summary["norm"], summary["inputs"], summary["n"]) == ("laplace", "l1", 4, 100)
+    assert set(summary["acr"]) == {"renyi", "tight", "pixeldp"} and 0.0 <= summary["abstention_rate"] <= 1.0
+    _one_line_error(capsys, ["certify", "--weights", str(tmp_path / "w.pt"), "--quiet"], "--weights needs --model")
+    _one_line_error(capsys, [*base, "--checkpoint", str(tmp_path / "w.pt")], "not both")
+    _one_line_error(capsys, ["certify", "--quiet"], "give the model: --checkpoint FILE.pt")
+    _one_line_error(capsys, ["certify", "--model", "cnn", "--weights", str(tmp_path / "w.pt"), "--mechanism", "gaussian", "--scale", "0.25", "--quiet"], "do not fit the model")
+
+
+def test_a_checkpoint_without_noise_asks_for_it_without_claiming_how_it_was_trained(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = json.loads(trained.with_suffix(".json").read_text())
+    from renyicert.workflow.models import load_checkpoint, save_checkpoint
+
+    model, _ = load_checkpoint(trained)
+    save_checkpoint(tmp_path / "bare.pt", model, {key: value for key, value in config.items() if key not in ("mechanism", "config_sha256", "state_dict_sha256")})
+    # Before: "the model was trained without noise", which the file does not say.
+    _one_line_error(capsys, ["certify", "--checkpoint", str(tmp_path / "bare.pt"), "--quiet"], "the checkpoint does not record one: it was saved without a mechanism")
+
+
+@pytest.mark.parametrize("device,message", [("cuda", "torch sees no CUDA device here"), ("tpu", "--device must be auto, cpu, cuda or cuda:N, got 'tpu'"), ("nonsense:x", "--device must be")])
+def test_devices_that_are_not_here_are_refused(trained: Path, capsys: pytest.CaptureFixture[str], device: str, message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for command in (["certify", "--checkpoint", str(trained)], ["predict", "--checkpoint", str(trained)], ["attack", "--checkpoint", str(trained), "--eps", "0.1"]):
+        _one_line_error(capsys, [*command, "--device", device, "--limit", "2", "--quiet"], message)
+    _one_line_error(capsys, ["train", "--device", device, "--epochs", "1", "--out", str(trained.parent / "x.pt"), "--quiet"], message)
+
+
+def test_device_auto_and_cpu_run_on_the_cpu_here(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "--device", "auto", "--epochs", "1", "--out", str(tmp_path / "m.pt"), "--quiet"]) == 0
+    assert "on cpu" in capsys.readouterr().out
+    for device in ("auto", "cpu"):
+        assert main(["certify", "--checkpoint", str(trained), "--device", device, "--limit", "2", "--n", "50", "--json", "--quiet"]) == 0
+        assert json.loads(capsys.readouterr().out)["inputs"] == 2
+
+
+def test_predict_prints_a_class_or_an_abstention_per_input(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["predict", "--checkpoint", str(trained), "--limit", "5", "--n", "200", "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["predictions"]) == 5 and all(-1 <= p < 10 for p in result["predictions"])
+    import renyicert
+    from renyicert.workflow.data import load_digits
+    from renyicert.workflow.models import load_checkpoint
+
+    model, _ = load_checkpoint(trained)
+    smoothed = renyicert.Smoothed(model, "gaussian", 10, scale=0.25, progress=False)
+    assert result["predictions"] == smoothed.predict(load_digits()[1].x[:5], n=200, alpha=0.001, seed=0)
+    assert main(["predict", "--checkpoint", str(trained), "--limit", "2", "--n", "50", "--quiet"]) == 0
+    assert "abstained on" in capsys.readouterr().out
+    _one_line_error(capsys, ["predict", "--checkpoint", str(trained), "--inputs-per-call", "0", "--quiet"], "--inputs-per-call must be a positive integer, got 0")
+    _one_line_error(capsys, ["predict", "--checkpoint", str(trained), "--n", "0", "--quiet"], "n must be a positive integer, got 0")
+
+
+def test_input_ranges_on_the_command_line(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from renyicert.workflow.data import load_digits
+
+    test = load_digits()[1]
+    np.savez(tmp_path / "bytes.npz", x=(test.x[:4].numpy() * 255).round().astype(np.uint8), y=test.y[:4].numpy())
+    _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--data", str(tmp_path / "bytes.npz"), "--quiet"], "holds values in [0, 255], outside [0, 1]")
+    assert main(["certify", "--checkpoint", str(trained), "--data", str(tmp_path / "bytes.npz"), "--input-range", "0,255", "--n", "50", "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["inputs"] == 4
+    _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--input-range", "0,255", "--quiet"], "--input-range applies to .npz/.pt files")
+
+
+def test_report_reads_the_norm_from_the_settings_and_refuses_to_mix_norms(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gauss, laplace = tmp_path / "g.jsonl", tmp_path / "l.jsonl"
+    assert main(["certify", "--checkpoint", str(trained), "--limit", "6", "--n", "200", "--records", str(gauss), "--quiet"]) == 0
+    assert main(["certify", "--checkpoint", str(trained), "--mechanism", "laplace", "--limit", "6", "--n", "200", "--records", str(laplace), "--quiet"]) == 0
+    capsys.readouterr()
+    # Before: Laplace records were labelled l2, and records of both mechanisms shared one table.
+    assert main(["report", str(laplace), "--all-bounds", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["mechanism"], r["norm"], r["bound"]) for r in rows] == [("laplace", "l1", "renyi"), ("laplace", "l1", "tight"), ("laplace", "l1", "pixeldp")]
+    assert all({"acr", "abstention_rate", "clean_accuracy", "certified_accuracy"} <= set(r) for r in rows)
+    _one_line_error(capsys, ["report", str(gauss), str(laplace)], "different norms (l1, l2)")
+    _one_line_error(capsys, ["report", str(laplace), "--norm", "l2"], "its records are l1 radii (laplace noise), not l2")
+    assert main(["report", str(laplace), "--all-bounds", "--plot", str(tmp_path / "l.png")]) == 0
+    out = capsys.readouterr().out
+    assert "ACR" in out and "abstain" in out and "l1 radii" in out
+
+
+def test_recertify_from_the_counts_without_the_model(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    records, again = tmp_path / "r.jsonl", tmp_path / "r01.jsonl"
+    assert main(["certify", "--checkpoint", str(trained), "--limit", "6", "--n", "200", "--records", str(records), "--quiet"]) == 0
+    assert main(["certify", "--checkpoint", str(trained), "--limit", "6", "--n", "200", "--alpha", "0.1", "--records", str(tmp_path / "direct.jsonl"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["recertify", str(records), "--alpha", "0.1", "--out", str(again), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["alpha"] == 0.1
+    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in path.read_text().splitlines()]  # noqa: E731
+    assert strip(again) == strip(tmp_path / "direct.jsonl")
+    settings = json.loads((tmp_path / "r01.jsonl.settings.json").read_text())
+    assert settings["alpha"] == 0.1 and settings["recertified_from"] == str(records)
+    _one_line_error(capsys, ["recertify", str(records), "--alpha", "0.1", "--out", str(again)], "already exists")
+    _one_line_error(capsys, ["recertify", str(records), "--alpha", "2"], "alpha must be in (0, 1)")
+    (tmp_path / "bare.jsonl").write_text(records.read_text())
+    _one_line_error(capsys, ["recertify", str(tmp_path / "bare.jsonl"), "--alpha", "0.1"], "the mechanism and scale its counts were drawn with are unknown")
+    sequential = tmp_path / "s.jsonl"
+    assert main(["certify", "--checkpoint", str(trained), "--limit", "2", "--radii", "0", "--budget", "200", "--records", str(sequential), "--quiet"]) == 0
+    _one_line_error(capsys, ["recertify", str(sequential), "--alpha", "0.1"], "holds sequential records")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import renyicert
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"renyicert {renyicert.__version__}"

@@ -27,7 +27,7 @@ def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  
 def test_quick_demo_writes_the_report_plots_and_records(quick_demo: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
     out, summary = quick_demo
     report = (out / "report.md").read_text()
-    for heading in ("## Certified accuracy (Rényi bound)", "## The seed text's claims", "## Consistency check", "stability training", "PixelDP"):
+    for heading in ("## Certified accuracy (Rényi bound)", "## The paper's claims", "## Consistency check", "stability training", "PixelDP"):
         assert heading in report
     for noise in ("gaussian-0.25", "laplace-0.25"):
         for kind in ("certified", "bounds", "empirical"):

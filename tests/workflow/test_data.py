@@ -105,3 +105,25 @@ def test_sparse_or_meta_tensors_are_refused(tmp_path: Path, make: str) -> None:
     torch.save({"x": x, "y": torch.tensor([0, 1, 0, 1])}, tmp_path / "d.pt")
     with pytest.raises(ValueError, match="must be a dense tensor with values"):
         load_data(tmp_path / "d.pt")
+
+
+def test_inputs_outside_0_1_are_refused_with_their_range_or_mapped_from_the_one_given(tmp_path: Path) -> None:
+    # Before: a uint8 file holding 0-254 was certified as is, its radii in 0-255 units under plots saying [0, 1].
+    np.savez(tmp_path / "pixels.npz", x=np.array([[0, 254], [3, 17]], dtype=np.uint8), y=np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"holds values in \[0, 254\], outside \[0, 1\].*--input-range 0,255"):
+        load_data(tmp_path / "pixels.npz")
+    data = load_data(tmp_path / "pixels.npz", input_range=(0.0, 255.0))
+    assert data.x.dtype == torch.float32 and data.x.tolist() == [[0.0, pytest.approx(254 / 255)], [pytest.approx(3 / 255), pytest.approx(17 / 255)]]
+    with pytest.raises(ValueError, match=r"holds values in \[0, 254\], outside \[0, 100\]: .*give the range they span"):
+        load_data(tmp_path / "pixels.npz", input_range=(0.0, 100.0))
+    np.savez(tmp_path / "negative.npz", x=np.array([[-0.5, 0.5]], dtype=np.float32), y=np.array([0]))
+    with pytest.raises(ValueError, match=r"values in \[-0.5, 0.5\]"):
+        load_data(tmp_path / "negative.npz", num_classes=2)
+
+
+@pytest.mark.parametrize("text,match", [("0", "two numbers LOW,HIGH"), ("a,b", "two numbers"), ("1,1", "finite LOW < HIGH"), ("0,inf", "finite LOW < HIGH")])
+def test_bad_input_ranges_are_refused(text: str, match: str) -> None:
+    from renyicert.workflow.data import parse_input_range
+
+    with pytest.raises(ValueError, match=match):
+        parse_input_range(text)

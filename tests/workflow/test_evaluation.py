@@ -124,3 +124,100 @@ def test_sequential_summary_refuses_records_that_do_not_fit(record: dict, match:
 
     with pytest.raises(ValueError, match=match):
         summarize_sequential([record], [0.0, 0.5], "s.jsonl")
+
+
+def test_recertify_at_the_records_alpha_gives_them_back_and_at_another_alpha_what_certify_gives(smoothed: renyicert.Smoothed) -> None:
+    from renyicert.workflow.evaluation import recertify_records
+
+    test = load_digits()[1].subset(24)
+    strip = lambda records: [{k: v for k, v in r.items() if k != "seconds"} for r in records]  # noqa: E731
+    at_001 = certify_dataset(smoothed, test, n0=20, n=60, alpha=0.001, progress=False)
+    assert strip(recertify_records(at_001, smoothed.mechanism, 0.001)) == strip(at_001)
+    # The same seed draws the same counts: certifying at alpha = 0.2 is recertifying the 0.001 records at 0.2.
+    at_02 = certify_dataset(smoothed, test, n0=20, n=60, alpha=0.2, progress=False)
+    assert strip(recertify_records(at_001, smoothed.mechanism, 0.2)) == strip(at_02)
+    assert sum(r["prediction"] == -1 for r in at_001) > sum(r["prediction"] == -1 for r in at_02)  # abstentions came back certified
+    complement = recertify_records(at_001, smoothed.mechanism, 0.001, p2_mode="complement")
+    assert all(r["p2_upper"] == pytest.approx(1 - r["p1_lower"]) for r in complement)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"counts": [1, -1]}, "'counts' must be a list of non-negative integers"),
+        ({"counts": "12"}, "'counts' must be a list"),
+        ({"selected": None, "prediction": -1}, "the class the selection chose is not recorded"),
+        ({"selected": 5}, "the class the selection chose is not recorded"),
+        ({"n": 7}, "its counts sum to 10, its n is 7"),
+    ],
+)
+def test_recertify_refuses_records_it_cannot_recompute(change: dict, match: str) -> None:  # type: ignore[type-arg]
+    from renyicert.workflow.evaluation import recertify_records
+
+    record = {"index": 3, "label": 0, "prediction": 0, "selected": 0, "counts": [9, 1], "n": 10}
+    record.update(change)
+    if change.get("selected", 0) is None:
+        del record["selected"]
+    with pytest.raises(ValueError, match=match):
+        recertify_records([record], renyicert.get_mechanism("gaussian", scale=0.25), 0.01)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        recertify_records([record], renyicert.get_mechanism("gaussian", scale=0.25), 1.5)
+
+
+def test_the_summary_gives_acr_and_the_abstention_rate(smoothed: renyicert.Smoothed) -> None:
+    from renyicert.workflow.evaluation import summarize_certified
+
+    records = certify_dataset(smoothed, load_digits()[1].subset(20), n0=20, n=100, progress=False)
+    summary = summarize_certified(records)
+    radii = np.linspace(0, 10, 200_001)
+    area = float(np.sum(certified_accuracy(records, radii)[1:]) * (radii[1] - radii[0]))
+    assert summary.average_certified_radius == pytest.approx(area, abs=1e-3)  # ACR = area under the certified accuracy curve
+    assert summary.clean_accuracy == certified_accuracy(records, [0.0])[0]
+    assert summary.abstention_rate == sum(r["prediction"] == -1 for r in records) / 20
+    with pytest.raises(ValueError, match="bound must be one of"):
+        summarize_certified(records, "best")
+
+
+def test_plots_run_to_where_every_curve_is_zero_and_keep_the_legend_off_the_data(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from renyicert.workflow.evaluation import curve_radii
+
+    records = [{"correct": True, "radius_renyi": r} for r in (0.1, 0.4, 1.7)] + [{"correct": False, "radius_renyi": 5.0}]
+    radii = curve_radii([records])
+    assert radii[-1] > 1.7 and certified_accuracy(records, radii)[-1] == 0.0  # the longest curve reaches zero inside the axis
+    captured = {}
+    original = plt.Figure.savefig
+
+    def keep(figure, *args, **kwargs):  # type: ignore[no-untyped-def]
+        captured["figure"] = figure
+        return original(figure, *args, **kwargs)
+
+    matplotlib.figure.Figure.savefig = keep
+    try:
+        curves = {f"curve {k}": (radii, certified_accuracy(records, radii) * (1 - k / 10)) for k in range(9)}
+        plot_certified_accuracy(curves, tmp_path / "p.png", title="t", norm="l1", note="a caption")
+    finally:
+        matplotlib.figure.Figure.savefig = original
+    figure = captured["figure"]
+    axes = figure.axes[0]
+    assert axes.get_xlim()[1] >= 1.7 * 1.04
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    legend, frame = axes.get_legend().get_window_extent(renderer), axes.get_window_extent(renderer)
+    assert legend.x0 >= frame.x1  # beside the axes, never over a curve
+    assert "l1 norm" in axes.get_xlabel()
+    assert any("a caption" in text.get_text() for text in axes.texts)
+
+
+def test_bound_labels_say_when_a_bound_uses_p1_only() -> None:
+    from renyicert.workflow.evaluation import TENG_NOTE, bound_label
+
+    assert "p1 only" in bound_label("tight", "laplace") and "Cohen" in bound_label("tight", "gaussian")
+    assert bound_label("renyi", "laplace").startswith("Rényi") and "p2" in TENG_NOTE

@@ -33,7 +33,7 @@ def test_built_ins_and_user_specs_build() -> None:
 @pytest.mark.parametrize(
     "spec,shape,classes,match",
     [
-        ("resnet", (1, 8, 8), 10, "model must be 'mlp', 'cnn' or 'module:callable'"),
+        ("resnet", (1, 8, 8), 10, "model must be one of \\['cnn', 'mlp', 'resnet20'\\] or 'module:callable'"),
         ("no_such_module:f", (1, 8, 8), 10, "cannot load model"),
         ("cnn", (64,), 10, "DigitsCNN needs images"),
         ("tests.workflow.test_models:four_classes", (3,), 2, r"maps inputs of shape \(2, \*\(3,\)\) to \(2, 4\); expected \(2, 2\) logits"),
@@ -154,3 +154,59 @@ def test_saving_onto_a_directory_is_refused_and_a_failed_write_leaves_no_half_fi
     with pytest.raises(OSError, match=f"cannot write '{tmp_path / 'm.pt'}': No space left on device"):
         save_checkpoint(tmp_path / "m.pt", DigitsMLP(), {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.pt"]
+
+
+def test_resnet20_is_he_et_al_s_cifar_resnet_and_checks_its_depth() -> None:
+    import torch
+
+    from renyicert.workflow.models import CifarResNet, build_model
+
+    model = build_model("resnet20", (3, 32, 32), 10)
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convolutions) + 1 == 20  # 19 3x3 convolutions and the classifier
+    assert sum(p.numel() for p in model.parameters()) == 272_474
+    assert build_model("resnet20", (1, 28, 28), 3)(torch.zeros(2, 1, 28, 28)).shape == (2, 3)
+    for depth in (19, 2, True):
+        with pytest.raises(ValueError, match="depth must be 6k \\+ 2"):
+            CifarResNet(depth=depth)
+    with pytest.raises(ValueError, match="CifarResNet needs images"):
+        build_model("resnet20", (64,), 10)
+
+
+def test_a_user_model_is_found_in_the_working_directory_as_python_m_finds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from renyicert.workflow.models import build_model
+
+    (tmp_path / "mynets_for_this_test.py").write_text("import torch\ndef net(num_classes):\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, num_classes))\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    model = build_model("mynets_for_this_test:net", (4,), 3)
+    assert model[1].out_features == 3
+    assert sys.path == before  # the working directory was on the path for that import only
+    with pytest.raises(ValueError, match="cannot load model 'no_such_module_here:net': ModuleNotFoundError"):
+        build_model("no_such_module_here:net", (4,), 3)
+
+
+def test_plain_weights_load_into_the_named_model(tmp_path: Path) -> None:
+    import torch
+
+    from renyicert.workflow.models import load_weights
+
+    source = torch.nn.Linear(3, 2)
+    torch.save(source.state_dict(), tmp_path / "plain.pt")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}, "epoch": 90, "arch": "linear"}, tmp_path / "cohen.pt")
+    for name in ("plain.pt", "cohen.pt"):
+        target = load_weights(torch.nn.Linear(3, 2), tmp_path / name)
+        assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
+    with pytest.raises(ValueError, match=r"(?s)do not fit the model: .*size mismatch"):
+        load_weights(torch.nn.Linear(4, 2), tmp_path / "plain.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="holds a list, not a state dict of tensors"):
+        load_weights(torch.nn.Linear(3, 2), tmp_path / "list.pt")
+    torch.save(source, tmp_path / "pickled-module.pt")  # a whole module: loading it would run code
+    with pytest.raises(ValueError, match="not a state dict that loads without running code"):
+        load_weights(torch.nn.Linear(3, 2), tmp_path / "pickled-module.pt")
+    with pytest.raises(ValueError, match="does not exist"):
+        load_weights(torch.nn.Linear(3, 2), tmp_path / "missing.pt")

@@ -150,7 +150,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = Parser(prog="renyicert", description="Rényi-divergence certificates for randomized smoothing.")
+    parser.add_argument("--version", action="version", version=f"renyicert {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     mech = sub.add_parser("mechanisms", help="list the installed noise mechanisms", description="List the mechanisms discovered through the 'renyicert' entry points.")

@@ -1,8 +1,9 @@
-"""The workflow commands of the ``renyicert`` CLI: ``train``, ``certify``, ``attack``, ``report`` and ``demo``.
+"""The workflow commands of the ``renyicert`` CLI: ``train``, ``certify``, ``predict``, ``attack``, ``report``, ``recertify`` and ``demo``.
 
-Each defaults to the embedded digits; ``--data FILE`` (``.npz`` or ``.pt`` with
-``x`` and ``y``) and ``--model module:callable`` or ``--checkpoint FILE.pt``
-bring the user's own.  :mod:`renyicert.cli` registers them.
+Each defaults to the embedded digits; ``--data`` (a ``.npz``/``.pt`` file with
+``x`` and ``y``, CIFAR-10's python batches, or image folders) and ``--model
+module:callable`` with ``--weights FILE`` or ``--checkpoint FILE.pt`` bring the
+user's own (``docs/your-model.md``).  :mod:`renyicert.cli` registers them.
 """
 
 from __future__ import annotations
@@ -26,34 +27,88 @@ def _progress(args: argparse.Namespace) -> bool | None:
 
 
 def _split(args: argparse.Namespace, part: str, classes: int | None = None) -> Any:
-    """The ``part`` ("train" or "test") of ``--data``: the digits split, or the whole user file.
+    """The ``part`` ("train" or "test") of ``--data``: the digits split, a data set folder's part, or the whole user file.
 
     The number of classes is ``--num-classes``, else ``classes`` (a checkpoint's),
-    else the largest label + 1.
+    else the data set's own (CIFAR-10: 10; image folders: one per folder), else
+    the largest label + 1.
     """
-    from ..workflow.data import load_data, load_digits
+    from ..workflow.data import load_data, load_digits, parse_input_range
+    from ..workflow.datasets import open_data
 
     classes = args.num_classes if args.num_classes is not None else classes
-    if args.data == "digits":
-        if classes is not None and classes != 10:
-            raise ValueError(f"the digits have 10 classes, got --num-classes {classes}" if args.num_classes is not None else f"the checkpoint's model scores {classes} classes, the digits have 10")
-        return load_digits()[0 if part == "train" else 1]
-    return load_data(args.data, num_classes=classes)
+    input_range = parse_input_range(args.input_range) if getattr(args, "input_range", None) else None
+    folder = None if args.data == "digits" else open_data(args.data, part, image_size=getattr(args, "image_size", None))
+    if (args.data == "digits" or folder is not None) and input_range is not None:
+        raise ValueError(f"--input-range applies to .npz/.pt files; {args.data!r} is read as 8-bit pixels scaled to [0, 1]")
+    if args.data == "digits" or folder is not None:
+        data = load_digits()[0 if part == "train" else 1] if folder is None else folder
+        if classes is not None and classes != data.num_classes:
+            what = "the digits have" if folder is None else f"{args.data!r} has"
+            raise ValueError(f"{what} {data.num_classes} classes, got --num-classes {classes}" if args.num_classes is not None else f"the checkpoint's model scores {classes} classes, {what} {data.num_classes}")
+        return data
+    return load_data(args.data, num_classes=classes, input_range=input_range)
+
+
+def _device(args: argparse.Namespace) -> Any:
+    """``--device`` as a torch device: ``auto`` is CUDA when there is one, else the CPU; an absent CUDA device is refused."""
+    import torch
+
+    text = getattr(args, "device", None) or "auto"
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {text!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {text!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {text}: torch sees no CUDA device here (torch.cuda.is_available() is False); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {text}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    return device
+
+
+def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """``(model on --device, test data, the noise it was trained with)``: a checkpoint, or ``--model`` with ``--weights``.
+
+    With a checkpoint the model is read first, so that the data's classes default
+    to its model's; with plain weights the data come first and give the shapes.
+    """
+    from ..workflow.models import build_model, load_checkpoint, load_weights
+
+    if args.checkpoint and args.weights:
+        raise ValueError("give --checkpoint (a model saved by 'renyicert train') or --model with --weights (your own), not both")
+    if args.checkpoint:
+        model, config = load_checkpoint(args.checkpoint, trusted_models=_trusted(args))
+        data = _split(args, "test", int(config["num_classes"])).subset(args.limit)
+        if tuple(config["input_shape"]) != data.input_shape:
+            raise ValueError(f"the checkpoint's model takes inputs of shape {tuple(config['input_shape'])}, the data has {data.input_shape}")
+        if int(config["num_classes"]) != data.num_classes:
+            raise ValueError(f"the checkpoint's model scores {config['num_classes']} classes, the data has {data.num_classes}")
+        trained_with = config.get("mechanism") or {}
+    elif args.weights:
+        if not args.model:
+            raise ValueError("--weights needs --model: the architecture to load them into (a built-in name or module:callable)")
+        data = _split(args, "test").subset(args.limit)
+        model = load_weights(build_model(args.model, data.input_shape, data.num_classes), args.weights).eval()
+        trained_with = {}
+    else:
+        raise ValueError("give the model: --checkpoint FILE.pt (saved by 'renyicert train'), or --model SPEC --weights FILE.pt (your own; see docs/your-model.md)")
+    return model.to(_device(args)), data, trained_with
 
 
 def _smoothed(args: argparse.Namespace) -> tuple[Any, Any]:
-    """``(smoothed classifier, test data)``: the checkpoint first, so that the data's classes default to its model's."""
-    from ..workflow.models import load_checkpoint
+    """``(smoothed classifier, test data)`` for ``certify``, ``predict`` and ``attack``."""
     from ..smoothing import Smoothed
 
-    model, config = load_checkpoint(args.checkpoint, trusted_models=_trusted(args))
-    data = _split(args, "test", int(config["num_classes"])).subset(args.limit)
-    if tuple(config["input_shape"]) != data.input_shape:
-        raise ValueError(f"the checkpoint's model takes inputs of shape {tuple(config['input_shape'])}, the data has {data.input_shape}")
-    if int(config["num_classes"]) != data.num_classes:
-        raise ValueError(f"the checkpoint's model scores {config['num_classes']} classes, the data has {data.num_classes}")
-    mechanism = _certifying_mechanism(args, config.get("mechanism") or {})
-    smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=_progress(args))
+    model, data, trained_with = _model_and_data(args)
+    mechanism = _certifying_mechanism(args, trained_with)
+    # The per-call bars of the smoothed classifier only on a terminal: in a log, the data set's lines say enough.
+    inner = _progress(args) if sys.stderr.isatty() else False
+    smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=inner)
     return smoothed, data
 
 
@@ -71,7 +126,9 @@ def _certifying_mechanism(args: argparse.Namespace, trained_with: dict[str, Any]
     name = args.mechanism if args.mechanism is not None else trained_with.get("name")
     scale = args.scale if args.scale is not None else trained_with.get("scale")
     if name is None or scale is None:
-        raise ValueError("give --mechanism and --scale (the checkpoint's configuration names no noise)")
+        source = "plain weights do not record it" if args.weights else "the checkpoint does not record one: it was saved without a mechanism"
+        missing = " and ".join(flag for flag, value in (("--mechanism", name), ("--scale", scale)) if value is None)
+        raise ValueError(f"give {missing}: the noise to certify with, normally the one the model was trained with ({source})")
     stored = (trained_with.get("parameters") or {}) if name == trained_with.get("name") else {}
     if not isinstance(stored, dict):
         raise ValueError(f"the checkpoint's mechanism parameters must be a JSON object, got {stored!r}")
@@ -101,14 +158,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _check_output(args.out)
     data = _split(args, "train")
     mechanism = None if args.method == "standard" else mechanism_from_arguments(args.mechanism, args.scale, args.options)
+    device = _device(args)
     torch.manual_seed(args.seed)
-    model = build_model(args.model, data.input_shape, data.num_classes)
+    model = build_model(args.model, data.input_shape, data.num_classes).to(device)
     config = {"model": args.model, "input_shape": list(data.input_shape), "num_classes": data.num_classes, "data": args.data}
     result = train(
         model, data, mechanism, method=args.method, epochs=args.epochs, batch_size=args.train_batch_size, lr=args.lr, gamma=args.gamma,
         seed=args.seed, progress=_progress(args), checkpoint=args.out, config=config,
     )  # fmt: skip
-    print(f"trained {args.model} ({args.method}) for {args.epochs} epochs in {result.seconds:.1f} s: loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}, "
+    print(f"trained {args.model} ({args.method}) on {device} for {args.epochs} epochs in {result.seconds:.1f} s: loss {result.losses[0]:.3f} -> {result.losses[-1]:.3f}, "
           f"training accuracy {result.accuracies[-1]:.1%}; saved {args.out} and {Path(args.out).with_suffix('.json')}")  # fmt: skip
     return 0
 
@@ -148,15 +206,42 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         return 0
     if args.csv:
         write_csv(records, args.csv)
-    grid = radius_grid(records)
-    bounds = [b for b in BOUNDS if records and records[0][f"radius_{b}"] is not None]
-    print(f"certified accuracy of {len(records)} inputs ({smoothed.mechanism.name}, scale {smoothed.mechanism.scale:g}, n = {args.n}, alpha = {args.alpha:g})")
-    print(f"{'bound':<10}" + "".join(f"{f'r={r:g}':>10}" for r in grid))
-    for bound in bounds:
-        print(f"{bound:<10}" + "".join(f"{a:>10.1%}" for a in certified_accuracy(records, grid, bound)))
-    if args.records:
-        print(f"records: {args.records}")
+    mechanism = smoothed.mechanism
+    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": _norm_name(mechanism.norm), "n0": args.n0, "n": args.n, "alpha": args.alpha}
+    _print_fixed_n(records, what, args.json, args.records)
     return 0
+
+
+def _norm_name(norm: float) -> str:
+    import math
+
+    return "linf" if math.isinf(norm) else f"l{norm:g}"
+
+
+def _print_fixed_n(records: list[dict[str, Any]], what: dict[str, Any], as_json: bool, path: str | None, grid: list[float] | None = None) -> None:
+    """Certified accuracy per bound at a grid of radii, with ACR and the abstention rate: a table, or one JSON object."""
+    from ..workflow.evaluation import BOUNDS, certified_accuracy, radius_grid, summarize_certified
+
+    grid = radius_grid(records) if grid is None else grid
+    bounds = [b for b in BOUNDS if records and records[0].get(f"radius_{b}") is not None]
+    summaries = {b: summarize_certified(records, b) for b in bounds}
+    accuracy = {b: [float(a) for a in certified_accuracy(records, grid, b)] for b in bounds}
+    if as_json:
+        print(dumps({
+            **what, "inputs": len(records), "records": path, "radii": grid, "certified_accuracy": accuracy,
+            "acr": {b: s.average_certified_radius for b, s in summaries.items()},
+            "clean_accuracy": summaries[bounds[0]].clean_accuracy if bounds else 0.0,
+            "abstention_rate": summaries[bounds[0]].abstention_rate if bounds else 0.0,
+        }))  # fmt: skip
+        return
+    print(f"certified accuracy of {len(records)} inputs ({what['mechanism']}, scale {what['scale']:g}, {what['norm']} radii, n = {what['n']}, alpha = {what['alpha']:g})")
+    print(f"{'bound':<10}" + "".join(f"{f'r={r:g}':>10}" for r in grid) + f"{'ACR':>10}")
+    for bound in bounds:
+        print(f"{bound:<10}" + "".join(f"{a:>10.1%}" for a in accuracy[bound]) + f"{summaries[bound].average_certified_radius:>10.4f}")
+    if bounds:
+        print(f"abstained on {summaries[bounds[0]].abstention_rate:.1%} of the inputs; ACR: average certified radius (0 where wrong or abstained)")
+    if path:
+        print(f"records: {path}")
 
 
 def _certify_at_radii(args: argparse.Namespace, smoothed: Any, data: Any, rank: int) -> int:
@@ -175,10 +260,25 @@ def _certify_at_radii(args: argparse.Namespace, smoothed: Any, data: Any, rank: 
     )  # fmt: skip
     if rank != 0:
         return 0
-    _print_sequential(summarize_sequential(records, args.radii), f"{smoothed.mechanism.name}, scale {smoothed.mechanism.scale:g}, {bound} bound, p2 {args.p2_mode or 'runner-up'}, alpha = {args.alpha:g}", budget, args.n0)
+    summary = summarize_sequential(records, args.radii)
+    if args.json:
+        mechanism = smoothed.mechanism
+        print(dumps({
+            "mechanism": mechanism.label, "scale": mechanism.scale, "norm": _norm_name(mechanism.norm), "bound": bound, "p2_mode": args.p2_mode or "runner-up",
+            "alpha": args.alpha, "budget": budget, "n0": args.n0, "records": args.records, **_sequential_json(summary),
+        }))  # fmt: skip
+        return 0
+    _print_sequential(summary, f"{smoothed.mechanism.name}, scale {smoothed.mechanism.scale:g}, {bound} bound, p2 {args.p2_mode or 'runner-up'}, alpha = {args.alpha:g}", budget, args.n0)
     if args.records:
         print(f"records: {args.records}")
     return 0
+
+
+def _sequential_json(summary: Any) -> dict[str, Any]:
+    return {
+        "inputs": summary.inputs, "radii": list(summary.radii), "certified_accuracy": list(summary.certified_accuracy),
+        "undecided": list(summary.undecided), "forward_passes": summary.forward_passes,
+    }  # fmt: skip
 
 
 def _print_sequential(summary: Any, what: str, budget: Any, n0: Any) -> None:
@@ -193,13 +293,41 @@ def _print_sequential(summary: Any, what: str, budget: Any, n0: Any) -> None:
     print(spent)
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    """``predict``: the smoothed classifier's prediction per input (Cohen et al.'s PREDICT: abstain unless the top two counts differ significantly)."""
+    from ..smoothing import ABSTAIN
+
+    from .._validation import check_positive_int
+
+    per_call = check_positive_int(args.inputs_per_call, "--inputs-per-call")
+    smoothed, data = _smoothed(args)
+    device = _device(args)
+    predictions: list[int] = []
+    for start in range(0, len(data), per_call):
+        x = data.inputs(slice(start, start + per_call)).to(device)
+        batch = smoothed.predict(x, n=args.n, alpha=args.alpha, seed=args.seed + start)
+        predictions += [int(p) for p in batch]
+    labels = data.y.tolist()
+    correct = sum(p == y for p, y in zip(predictions, labels))
+    abstained = sum(p == ABSTAIN for p in predictions)
+    if args.json:
+        print(dumps({"inputs": len(labels), "n": args.n, "alpha": args.alpha, "accuracy": correct / len(labels), "abstention_rate": abstained / len(labels),
+                     "predictions": predictions, "labels": labels}))  # fmt: skip
+        return 0
+    print(f"{'index':>7}{'label':>7}{'prediction':>12}")
+    for index, (label, prediction) in enumerate(zip(labels, predictions)):
+        print(f"{index:>7}{label:>7}{'abstain' if prediction == ABSTAIN else prediction:>12}")
+    print(f"accuracy {correct / len(labels):.1%} of {len(labels)} inputs, abstained on {abstained / len(labels):.1%} (n = {args.n}, alpha = {args.alpha:g})")
+    return 0
+
+
 def _cmd_attack(args: argparse.Namespace) -> int:
     from ..workflow.attacks import ATTACKS, empirical_robustness
     from ..workflow.models import load_checkpoint
 
     smoothed, data = _smoothed(args)
     attacks = args.attacks.split(",") if args.attacks else [a for a in ATTACKS if a != "transfer" or args.undefended]
-    undefended = load_checkpoint(args.undefended, trusted_models=_trusted(args))[0] if args.undefended else None
+    undefended = load_checkpoint(args.undefended, trusted_models=_trusted(args))[0].to(_device(args)) if args.undefended else None
     result = empirical_robustness(smoothed, data, args.eps, attacks=attacks, undefended=undefended, vote_samples=args.vote_samples, seed=args.seed, progress=_progress(args))
     if args.json:
         print(dumps({"eps": result.eps, "accuracy": result.accuracy, "clean_accuracy": result.clean_accuracy, "inputs": result.inputs}))
@@ -211,50 +339,100 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    from ..workflow.evaluation import BOUNDS, certified_accuracy, checked_record, plot_certified_accuracy, radius_grid
-    from ..workflow.records import read_records
-
-    sequential = [_sequential_settings(path) for path in args.records]
-    if any(sequential):
-        return _report_sequential(args, sequential)
-    curves = {}
-    runs = []
-    for path in args.records:
-        found = read_records(path)
-        if not found.records:
-            raise ValueError(f"{path!r} holds no records")
-        runs.append((Path(path).stem, [checked_record(record, f"{path} record {k}") for k, record in enumerate(found.records, start=1)]))
-    grid = radius_grid([r for _, records in runs for r in records])
-    largest = max(grid[-1] * 1.25, 1e-9)
-    print(f"{'records':<28}{'bound':<9}" + "".join(f"{f'r={r:g}':>9}" for r in grid))
-    for name, records in runs:
-        for bound in BOUNDS:
-            if records[0].get(f"radius_{bound}") is None or (bound != "renyi" and not args.all_bounds):
-                continue
-            print(f"{name:<28}{bound:<9}" + "".join(f"{a:>9.1%}" for a in certified_accuracy(records, grid, bound)))
-            radii = np.linspace(0.0, largest, 400)
-            curves[f"{name} ({bound})"] = (radii, certified_accuracy(records, radii, bound))
-    if args.plot:
-        plot_certified_accuracy(curves, args.plot, title=args.title, norm=args.norm)
-        print(f"plot: {args.plot}")
-    return 0
-
-
-def _sequential_settings(path: str) -> dict[str, Any] | None:
-    """The settings of ``path`` when its records come from ``certify --radii``, else ``None``."""
+def _records_settings(path: str) -> dict[str, Any]:
+    """The settings stored beside a records file (``{}`` when there are none)."""
     import json
 
     from ..workflow.distributed import settings_path
 
     stored = settings_path(Path(path))
     if not stored.exists():
-        return None
+        return {}
     try:
         settings = json.loads(stored.read_text())
     except ValueError as error:
         raise ValueError(f"{str(stored)!r} is not JSON ({error})") from None
-    return settings if isinstance(settings, dict) and settings.get("method") == "sequential" else None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{str(stored)!r} holds a JSON {type(settings).__name__}, not the settings object")
+    return settings
+
+
+def _recorded_norm(settings: dict[str, Any]) -> str | None:
+    """The norm of the radii in records made with ``settings``: the norm of their mechanism (installed), or the one stored."""
+    from ..registry import mechanism_class
+
+    name = settings.get("mechanism")
+    if isinstance(name, str):
+        try:
+            return _norm_name(float(mechanism_class(name).norm))
+        except (ValueError, LookupError):
+            pass
+    stored = settings.get("norm")
+    return stored if isinstance(stored, str) else None
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ..workflow.evaluation import BOUNDS, bound_label, certified_accuracy, checked_record, curve_radii, plot_certified_accuracy, radius_grid, summarize_certified, TENG_NOTE
+    from ..workflow.records import read_records
+
+    sequential = [_sequential_settings(path) for path in args.records]
+    if any(sequential):
+        return _report_sequential(args, sequential)
+    runs = []
+    for path in args.records:
+        found = read_records(path)
+        if not found.records:
+            raise ValueError(f"{path!r} holds no records")
+        settings = _records_settings(path)
+        norm = _recorded_norm(settings)
+        if norm is not None and args.norm is not None and args.norm != norm:
+            raise ValueError(f"{path}: its records are {norm} radii ({settings.get('mechanism')} noise), not {args.norm}; drop --norm, which is only for records without settings")
+        records = [checked_record(record, f"{path} record {k}") for k, record in enumerate(found.records, start=1)]
+        runs.append({"path": path, "name": Path(path).stem, "settings": settings, "norm": norm or args.norm, "mechanism": settings.get("mechanism"), "records": records})
+    norms = sorted({str(run["norm"]) for run in runs})
+    if len(norms) > 1:
+        described = "; ".join(f"{run['path']}: {run['mechanism'] or 'unknown'} noise, {run['norm'] or 'norm not recorded'}" for run in runs)
+        raise ValueError(f"these records certify radii in different norms ({', '.join(norms)}), which no table or plot can compare; report them apart ({described})")
+    norm = runs[0]["norm"]
+    grid = radius_grid([r for run in runs for r in run["records"]])
+    rows, row_runs = [], []
+    for run in runs:
+        for bound in BOUNDS:
+            if run["records"][0].get(f"radius_{bound}") is None or (bound != "renyi" and not args.all_bounds):
+                continue
+            summary = summarize_certified(run["records"], bound)
+            rows.append({
+                "records": run["path"], "mechanism": run["mechanism"], "scale": run["settings"].get("scale"), "norm": norm, "bound": bound,
+                "alpha": run["settings"].get("alpha"), "n": run["settings"].get("n"), "radii": grid,
+                "certified_accuracy": [float(a) for a in certified_accuracy(run["records"], grid, bound)], **summary.as_dict(),
+            })  # fmt: skip
+            row_runs.append(run)
+    if args.json:
+        for row in rows:
+            print(dumps(row))
+    else:
+        print(f"certified accuracy ({norm or 'norm not recorded: give --norm'} radii); ACR = average certified radius, 0 where wrong or abstained")
+        print(f"{'records':<28}{'bound':<9}" + "".join(f"{f'r={r:g}':>9}" for r in grid) + f"{'ACR':>9}{'abstain':>9}")
+        for row in rows:
+            name = Path(row["records"]).stem
+            print(f"{name:<28}{row['bound']:<9}" + "".join(f"{a:>9.1%}" for a in row["certified_accuracy"]) + f"{row['acr']:>9.4f}{row['abstention_rate']:>9.1%}")
+    if args.plot:
+        radii = curve_radii([run["records"] for run in runs], [row["bound"] for row in rows])
+        curves = {}
+        for row, run in zip(rows, row_runs):
+            noise = f"{run['mechanism']} {run['settings'].get('scale'):g}" if run["mechanism"] and isinstance(run["settings"].get("scale"), (int, float)) else "noise not recorded"
+            curves[f"{run['name']}: {noise}, {bound_label(row['bound'], run['mechanism'])}"] = (radii, certified_accuracy(run["records"], radii, row["bound"]))
+        teng = any(row["bound"] == "tight" and row["mechanism"] == "laplace" for row in rows)
+        plot_certified_accuracy(curves, args.plot, title=args.title, norm=norm or "norm not recorded", note=TENG_NOTE if teng else None)
+        if not args.json:
+            print(f"plot: {args.plot}")
+    return 0
+
+
+def _sequential_settings(path: str) -> dict[str, Any] | None:
+    """The settings of ``path`` when its records come from ``certify --radii``, else ``None``."""
+    settings = _records_settings(path)
+    return settings if settings.get("method") == "sequential" else None
 
 
 def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] | None]) -> int:
@@ -275,8 +453,50 @@ def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] |
         records = read_records(path).records
         if not records:
             raise ValueError(f"{path!r} holds no records")
+        summary = summarize_sequential(records, radii, path)
+        if args.json:
+            print(dumps({
+                "records": path, "mechanism": stored.get("mechanism"), "scale": stored.get("scale"), "norm": _recorded_norm(stored), "bound": stored.get("bound"),
+                "alpha": stored.get("alpha"), **_sequential_json(summary),
+            }))  # fmt: skip
+            continue
         what = f"{Path(path).stem}: {stored.get('mechanism')}, scale {stored.get('scale')}, {stored.get('bound')} bound, alpha = {stored.get('alpha')}"
-        _print_sequential(summarize_sequential(records, radii, path), what, stored.get("budget"), stored.get("n0"))
+        _print_sequential(summary, what, stored.get("budget"), stored.get("n0"))
+    return 0
+
+
+def _cmd_recertify(args: argparse.Namespace) -> int:
+    """``recertify``: the certificates a fixed-n records file's counts give under another alpha or p2 mode, without the model."""
+    from ..workflow.distributed import settings_path, write_settings
+    from ..workflow.evaluation import checked_record, recertify_records
+    from ..workflow.records import RecordWriter, read_records
+
+    settings = _records_settings(args.records)
+    if not settings:
+        raise ValueError(f"{args.records!r} has no {settings_path(Path(args.records)).name} beside it: the mechanism and scale its counts were drawn with are unknown")
+    if settings.get("method") == "sequential":
+        raise ValueError(f"{args.records!r} holds sequential records (certify --radii): their decisions depend on the alpha at every step, so they cannot be recomputed from the final counts; certify again")
+    name, scale = settings.get("mechanism"), settings.get("scale")
+    if not isinstance(name, str) or isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise ValueError(f"{args.records!r}: its settings name no mechanism and scale, got mechanism = {name!r}, scale = {scale!r}")
+    parameters = settings.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ValueError(f"{args.records!r}: its settings' 'parameters' must be an object, got {parameters!r}")
+    mechanism = mechanism_from_arguments(name, float(scale), [], parameters)
+    found = read_records(args.records)
+    if not found.records:
+        raise ValueError(f"{args.records!r} holds no records")
+    records = recertify_records([checked_record(r, f"{args.records} record {k}") for k, r in enumerate(found.records, start=1)], mechanism, args.alpha, args.p2_mode)
+    if args.out:
+        out = Path(args.out)
+        if out.exists() or settings_path(out).exists():
+            raise ValueError(f"--out {args.out!r} already exists; choose a new file")
+        with RecordWriter(out) as writer:
+            for record in records:
+                writer.write(record)
+        write_settings(out, dict(settings, alpha=args.alpha, p2_mode=args.p2_mode, recertified_from=str(args.records)))
+    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": _norm_name(mechanism.norm), "n0": settings.get("n0"), "n": settings.get("n"), "alpha": args.alpha}
+    _print_fixed_n(records, what, args.json, args.out)
     return 0
 
 
@@ -293,8 +513,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser, data_default: str = "digits") -> None:
-    parser.add_argument("--data", default=data_default, help="'digits' (embedded, default) or a .npz/.pt file with arrays x and y")
-    parser.add_argument("--num-classes", type=int, help="number of classes (default: the checkpoint's model's, else the largest label + 1)")
+    parser.add_argument(
+        "--data", default=data_default,
+        help="'digits' (embedded, default); a .npz/.pt file with arrays x (values in [0, 1], or see --input-range) and y; a cifar-10-batches-py "
+        "folder; or an image folder (one sub-folder per class, or train/ and val/ holding them)",
+    )  # fmt: skip
+    parser.add_argument("--num-classes", type=int, help="number of classes (default: the checkpoint's model's, else the data set's, else the largest label + 1)")
+    parser.add_argument("--input-range", metavar="LOW,HIGH", help="the range the values of a .npz/.pt file span, mapped onto [0, 1], e.g. 0,255 (default: they must lie in [0, 1])")
+    parser.add_argument("--image-size", type=int, help="image folders: resize each image's shorter side to this and crop the centre (default: all images must have one size)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -308,8 +535,13 @@ def _batch_size(text: str) -> int | str:
 
 
 def _smoothing_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="a model saved by 'renyicert train' (FILE.pt beside FILE.json)")
-    parser.add_argument("--model", help="module:callable of the checkpoint's architecture, when it is not built in: only code you name here is imported, never code a checkpoint names")
+    parser.add_argument("--checkpoint", help="a model saved by 'renyicert train' (FILE.pt beside FILE.json)")
+    parser.add_argument(
+        "--model",
+        help="your model, with --weights: a built-in (mlp, cnn, resnet20) or module:callable, found from the working directory as "
+        "'python -m' finds modules; with --checkpoint, the module:callable it names (only code you name is imported, never code a file names)",
+    )  # fmt: skip
+    parser.add_argument("--weights", help="a state dict for --model (torch.save(model.state_dict(), FILE)), read without running code")
     parser.add_argument("--mechanism", help="noise (default: the one the checkpoint was trained with)")
     parser.add_argument("--scale", type=float, help="noise scale (default: the checkpoint's)")
     parser.add_argument("--limit", type=int, help="only the first LIMIT inputs")
@@ -324,7 +556,7 @@ def add_workflow_commands(sub: Any) -> None:
 
     tr = sub.add_parser("train", help="train a model with noise", description="Train a model (standard, noise augmentation or stability training) and save a checkpoint.")
     _common(tr)
-    tr.add_argument("--model", default="mlp", help="'mlp', 'cnn' or module:callable (default: mlp)")
+    tr.add_argument("--model", default="mlp", help="'mlp', 'cnn', 'resnet20' (32x32 images) or module:callable, found from the working directory (default: mlp)")
     tr.add_argument("--method", choices=METHODS, default="augmentation", help="training method (default: augmentation)")
     tr.add_argument("--mechanism", default="gaussian", help="noise for augmentation/stability (default: gaussian)")
     tr.add_argument("--scale", type=float, default=0.25, help="noise scale (default: 0.25)")
@@ -357,7 +589,17 @@ def add_workflow_commands(sub: Any) -> None:
     ce.add_argument("--bound", choices=["renyi", "tight"], help="with --radii: the certificate whose radius the thresholds come from (default: renyi)")
     ce.add_argument("--p2-mode", choices=["runner-up", "complement"], help="with --radii: bound the runner-up class (default) or take p2 = 1 - p1")
     ce.add_argument("--inputs-at-once", type=int, help="with --radii: undecided inputs sharing the model's batches (default: 128)")
+    ce.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     ce.set_defaults(func=_cmd_certify)
+
+    pr = sub.add_parser("predict", help="predict with the smoothed classifier", description="The smoothed classifier's prediction for each input (Cohen et al.'s PREDICT: it abstains unless the top two counts of n noisy copies differ significantly at level alpha).")
+    _common(pr)
+    _smoothing_options(pr)
+    pr.add_argument("--n", "--samples", dest="n", type=int, default=1000, help="noisy copies per input (default: 1000)")
+    pr.add_argument("--alpha", type=float, default=0.001, help="probability of returning a class other than the smoothed prediction (default: 0.001)")
+    pr.add_argument("--inputs-per-call", type=int, default=32, help="inputs predicted together (default: 32)")
+    pr.add_argument("--json", action="store_true", help="print JSON")
+    pr.set_defaults(func=_cmd_predict)
 
     at = sub.add_parser("attack", help="attack a smoothed model", description="Empirical robust accuracy of the smoothed classifier under PGD, transfer and boundary attacks.")
     _common(at)
@@ -374,8 +616,22 @@ def add_workflow_commands(sub: Any) -> None:
     rp.add_argument("--all-bounds", action="store_true", help="every bound, not only the Rényi one")
     rp.add_argument("--plot", help="PNG file for the plot")
     rp.add_argument("--title", default="Certified accuracy", help="plot title")
-    rp.add_argument("--norm", default="l2", help="norm name on the x axis (default: l2)")
+    rp.add_argument("--norm", help="the norm of records without a settings file (default: read from the settings, the mechanism's norm)")
+    rp.add_argument("--json", action="store_true", help="print one JSON object per row")
     rp.set_defaults(func=_cmd_report)
+
+    rc = sub.add_parser(
+        "recertify",
+        help="recompute certificates from a records file's counts",
+        description="Recompute every certificate of a fixed-n records file from its counts under another alpha or p2 mode, without the model "
+        "(every bound, as certify computes them). Choose the alpha before looking: trying several and keeping the best spends more than one.",
+    )  # fmt: skip
+    rc.add_argument("records", help="a JSONL records file written by 'renyicert certify' (its settings file beside it)")
+    rc.add_argument("--alpha", type=float, required=True, help="the failure probability to certify at")
+    rc.add_argument("--p2-mode", choices=["runner-up", "complement"], default="runner-up", help="bound the runner-up class (default, as certify does) or take p2 = 1 - p1")
+    rc.add_argument("--out", help="write the recomputed records (and their settings) here")
+    rc.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    rc.set_defaults(func=_cmd_recertify)
 
     de = sub.add_parser("demo", help="the main job on the embedded digits", description="Train undefended, noise-augmented and stability-trained models, certify the test set, attack it and write results/ with a report and plots.")
     de.add_argument("--quick", action="store_true", help="the one-minute version")

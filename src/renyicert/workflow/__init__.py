@@ -4,9 +4,11 @@ Built on the core (:class:`renyicert.Smoothed`, the solver) and never imported b
 One module per job:
 
 ``data``
-    :class:`~renyicert.workflow.data.LabelledData`, the embedded digits, ``.npz``/``.pt`` files.
+    :class:`~renyicert.workflow.data.LabelledData`, the embedded digits, ``.npz``/``.pt`` files, the input range.
+``datasets``
+    CIFAR-10's python batches and image folders, read a batch at a time.
 ``models``
-    The model zoo and checkpoints.
+    The model zoo (MLP, CNN, ResNet-20), user models, plain weights and checkpoints.
 ``training``
     Noise augmentation and stability training.
 ``attacks``

@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._progress import progress_bar
+from .._torch import model_device
 from .data import LabelledData
 from ..mechanism import Mechanism
 from ..smoothing import Smoothed
@@ -170,8 +171,13 @@ def _art_classifier(module: Any, input_shape: tuple[int, ...], num_classes: int)
 
     from art.estimators.classification import PyTorchClassifier
 
+    device = model_device(module)
+    # ART moves the module to its own device: the current CUDA device for "gpu", so the attack runs where the model is.
+    device_type = "gpu" if device is not None and device.type == "cuda" else "cpu"
+    if device_type == "gpu":
+        torch.cuda.set_device(device)
     return PyTorchClassifier(
-        model=module, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(input_shape), nb_classes=num_classes, clip_values=(0.0, 1.0), device_type="cpu"
+        model=module, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(input_shape), nb_classes=num_classes, clip_values=(0.0, 1.0), device_type=device_type
     )
 
 
@@ -233,7 +239,7 @@ def empirical_robustness(
     norm = float(smoothed.mechanism.norm)
     if norm not in (1.0, 2.0):
         raise ValueError(f"the attacks support the l1 and l2 norms, not l{norm:g} ({smoothed.mechanism.label})")
-    x = data.x.detach().cpu().float()
+    x = data.inputs(slice(None)).detach().cpu().float()
     y = data.y.detach().cpu().numpy()
     classes = data.num_classes
 
@@ -297,7 +303,8 @@ def _gradient_broken(
     for i, e in enumerate(eps):
         if e > 0 and attack_name == "pgd-strong" and art_norm == 1:
             soft = SmoothedSoftClassifier(smoothed.model, mechanism, samples=soft_samples, seed=seed + 3)
-            adversarial = sparse_l1_pgd(soft, x, torch.from_numpy(y), e, steps=50, restarts=2, seed=seed).numpy()
+            device = model_device(smoothed.model) or torch.device("cpu")
+            adversarial = sparse_l1_pgd(soft, x.to(device), torch.from_numpy(y).to(device), e, steps=50, restarts=2, seed=seed).cpu().numpy()
         elif e > 0:
             attack = ProjectedGradientDescent(
                 target, norm=art_norm, eps=e, eps_step=settings["step"] * e, max_iter=settings["max_iter"],

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._validation import check_positive_int
 
-__all__ = ["DIGITS_SHAPE", "LabelledData", "as_labelled_data", "load_data", "load_digits"]
+__all__ = ["DIGITS_SHAPE", "LabelledData", "as_labelled_data", "check_input_range", "load_data", "load_digits", "parse_input_range"]
 
 #: The most classes the largest-label rule infers (beyond it, give the number of classes).
 _MAX_DEFAULT_CLASSES = 100_000
@@ -64,6 +64,14 @@ class LabelledData:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input."""
         return tuple(int(s) for s in self.x.shape[1:])
+
+    def inputs(self, index: Any) -> Any:
+        """The inputs at ``index`` (a slice, or a tensor or list of positions) as a float tensor: what every consumer reads.
+
+        A streamed data set (:class:`~renyicert.workflow.datasets.StreamedData`) reads
+        them from disk here; this in-memory one returns ``x[index]``.
+        """
+        return self.x[index]
 
     def fingerprint(self) -> str:
         """SHA-256 of the inputs and labels (values, dtypes, shapes) and the number of classes: what a records file certifies.
@@ -126,8 +134,10 @@ def as_labelled_data(source: Any, num_classes: int | None = None) -> LabelledDat
     import numpy as np
     import torch
 
-    if isinstance(source, LabelledData):
-        return source
+    from .datasets import StreamedData
+
+    if isinstance(source, (LabelledData, StreamedData)):
+        return source  # type: ignore[return-value]
     if isinstance(source, tuple) and len(source) == 2:
         x, y = source
     elif isinstance(source, torch.utils.data.Dataset):
@@ -158,10 +168,70 @@ def as_labelled_data(source: Any, num_classes: int | None = None) -> LabelledDat
     return LabelledData(x.float(), y.long(), num_classes)
 
 
-def load_data(path: str | Path, num_classes: int | None = None) -> LabelledData:
+def parse_input_range(text: str) -> tuple[float, float]:
+    """``"0,255"`` -> ``(0.0, 255.0)``: the range an input file's values span, mapped onto ``[0, 1]``.
+
+    Examples
+    --------
+    >>> from renyicert.workflow.data import parse_input_range
+    >>> parse_input_range("0,255")
+    (0.0, 255.0)
+    """
+    parts = [part.strip() for part in str(text).split(",")]
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        raise ValueError(f"an input range is two numbers LOW,HIGH (e.g. 0,255), got {text!r}") from None
+    import math
+
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"an input range needs finite LOW < HIGH, got {text!r}")
+    return low, high
+
+
+def check_input_range(x: Any, where: str, input_range: tuple[float, float] | None = None) -> Any:
+    """``x`` mapped from ``input_range`` onto ``[0, 1]`` (unchanged for ``None``), after checking every value lies in that range.
+
+    The noise's scale and every radius are in the units of the inputs; the
+    library's plots, defaults and docs take them to be in ``[0, 1]``, as in
+    Cohen et al. and Li et al.  A file outside its range is refused with the
+    values it holds, never certified as is.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from renyicert.workflow.data import check_input_range
+    >>> check_input_range(torch.tensor([0.0, 127.5, 255.0]), "x", (0, 255)).tolist()
+    [0.0, 0.5, 1.0]
+    >>> check_input_range(torch.tensor([0.0, 254.0]), "x")
+    Traceback (most recent call last):
+    ...
+    ValueError: x holds values in [0, 254], outside [0, 1]: certificates are in the units of the inputs, which renyicert takes to be in [0, 1]; give the range the values span (--input-range 0,255, or input_range=(0, 255)) to map it onto [0, 1]
+    """
+    low, high = (0.0, 1.0) if input_range is None else input_range
+    if x.numel():
+        smallest, largest = float(x.min()), float(x.max())
+        if smallest < low or largest > high:
+            hint = (
+                "give the range the values span (--input-range 0,255, or input_range=(0, 255)) to map it onto [0, 1]"
+                if input_range is None else "give the range they span"
+            )  # fmt: skip
+            raise ValueError(
+                f"{where} holds values in [{smallest:g}, {largest:g}], outside [{low:g}, {high:g}]: certificates are in the units of the inputs, "
+                f"which renyicert takes to be in [0, 1]; {hint}"
+            )
+    if input_range is None:
+        return x
+    return ((x.double() - low) / (high - low)).clamp(0.0, 1.0).float()
+
+
+def load_data(path: str | Path, num_classes: int | None = None, input_range: tuple[float, float] | None = None) -> LabelledData:
     """Inputs and labels from a ``.npz`` (arrays ``x`` and ``y``) or ``.pt`` (a dict with tensors ``x`` and ``y``) file.
 
     ``.pt`` files are read with ``torch.load(weights_only=True)``: they cannot run code.
+    The inputs must lie in ``[0, 1]``, or in ``input_range = (low, high)``, which
+    is then mapped linearly onto ``[0, 1]`` (``(0, 255)`` for 8-bit pixels): a
+    ``ValueError`` names the values found otherwise.
     """
     import numpy as np
     import torch
@@ -184,4 +254,5 @@ def load_data(path: str | Path, num_classes: int | None = None) -> LabelledData:
     if not isinstance(content, dict) or "x" not in content or "y" not in content:
         keys = sorted(content) if isinstance(content, dict) else type(content).__name__
         raise ValueError(f"data file {str(path)!r} must hold 'x' and 'y'; found {keys}")
-    return as_labelled_data((content["x"], content["y"]), num_classes)
+    data = as_labelled_data((content["x"], content["y"]), num_classes)
+    return LabelledData(check_input_range(data.x, f"data file {str(path)!r}", input_range).float(), data.y, data.num_classes)

@@ -9,7 +9,7 @@ and writes ``results/``:
 * ``models/<noise>-<method>.pt`` + ``.json``: the trained models;
 * ``certified-<noise>.png``, ``bounds-<noise>.png``, ``empirical-<noise>.png``: the curves;
 * ``records/<noise>-<method>-sequential.jsonl``: sequential certification at the table's radii (``certify_at``);
-* ``report.md``: the tables, the seed text's claims as they came out, and the checks;
+* ``report.md``: the tables, the claims of Li et al. (2019) as they came out, and the checks;
 * ``summary.json``: every number in the report.
 """
 

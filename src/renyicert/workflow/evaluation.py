@@ -6,7 +6,8 @@ skips the inputs already recorded.  Every bound is computed from the *same*
 counts and the same ``(p1_lower, p2_upper)``, so the curves compare bounds,
 not Monte Carlo luck.  A record holds:
 
-``index``, ``label``, ``prediction`` (``-1`` = abstain), ``correct``,
+``index``, ``label``, ``prediction`` (``-1`` = abstain), ``selected`` (the
+class the selection copies chose, certified or not), ``correct``,
 ``radius_renyi``, ``radius_tight``, ``radius_pixeldp`` (``null`` where the
 mechanism has no such bound), ``p1_lower``, ``p2_upper``, ``order`` (the
 Rényi order attaining ``radius_renyi``), ``counts``, ``n0``, ``n``, ``seconds``.
@@ -38,7 +39,11 @@ from . import distributed
 from .data import LabelledData, as_labelled_data
 from .records import RecordWriter, read_records
 
-__all__ = ["BOUNDS", "RECORDS_FORMAT", "certified_accuracy", "checked_record", "certify_dataset", "certify_dataset_at", "SequentialSummary", "summarize_sequential", "plot_certified_accuracy", "radius_grid", "upgrade_record", "write_csv"]
+__all__ = [
+    "BOUNDS", "RECORDS_FORMAT", "CertifiedSummary", "SequentialSummary", "bound_label", "certified_accuracy", "checked_record", "certify_dataset",
+    "certify_dataset_at", "curve_radii", "plot_certified_accuracy", "radius_grid", "recertify_records", "summarize_certified", "summarize_sequential",
+    "upgrade_record", "write_csv",
+]  # fmt: skip
 
 #: The records format this version writes (stored in the settings file as ``"format"``).
 RECORDS_FORMAT = 2
@@ -258,7 +263,7 @@ def _certify_indices(
     """``certify_at`` on the inputs at ``indices`` (input ``i`` with key ``seed + i``, as if certified alone)."""
     from ..sequential import certify_stream
 
-    x = data.x[indices]
+    x = data.inputs(indices)
     if device is not None:
         x = x.to(device)
     smoothed._as_batch(x)  # the shape, dtype and device checks of certify_at
@@ -345,7 +350,7 @@ def _open_records(path: Path, settings: dict[str, Any], resume: bool, rank: int,
 
 def _certify_chunk(smoothed: Smoothed, data: LabelledData, chunk: range, device: Any, *, n0: int, n: int, alpha: float, seed: int) -> list[dict[str, Any]]:
     """The records of one chunk, certified as one batch (input ``i`` with seed ``seed + i``), every bound from the same counts."""
-    x = data.x[chunk.start : chunk.stop]
+    x = data.inputs(slice(chunk.start, chunk.stop))
     if device is not None:
         x = x.to(device)
     certificates = smoothed.certify(x, n0=n0, n=n, alpha=alpha, seed=seed + chunk.start)
@@ -360,6 +365,7 @@ def _certify_chunk(smoothed: Smoothed, data: LabelledData, chunk: range, device:
             "index": chunk.start + offset,
             "label": label,
             "prediction": cert.label,
+            "selected": cert.selected,
             "correct": cert.label == label,
             "radius_renyi": cert.radius,
             "radius_tight": None if extra["tight"] is None else float(extra["tight"][offset]),
@@ -409,6 +415,115 @@ def certified_accuracy(records: Sequence[dict[str, Any]], radii: Sequence[float]
     correct = np.array([bool(r["correct"]) for r in records])  # an abstention is never correct
     radius = np.array([float(r[key]) for r in records])
     return (correct[None, :] & (radius[None, :] >= radii[:, None])).mean(axis=1)
+
+
+@dataclass(frozen=True)
+class CertifiedSummary:
+    """What fixed-n records say in three numbers, under one bound.
+
+    Attributes
+    ----------
+    inputs
+        Records read.
+    clean_accuracy
+        Share predicted correctly (certified accuracy at radius 0; abstentions count as wrong).
+    abstention_rate
+        Share where the smoothed classifier abstained (the bounds did not separate the top class).
+    average_certified_radius
+        The mean over all inputs of the certified radius where the prediction is correct and 0 elsewhere
+        (ACR, as Zhai et al. 2020 define it): the area under the certified-accuracy curve.
+    """
+
+    inputs: int
+    clean_accuracy: float
+    abstention_rate: float
+    average_certified_radius: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-ready dict."""
+        return {"inputs": self.inputs, "clean_accuracy": self.clean_accuracy, "abstention_rate": self.abstention_rate, "acr": self.average_certified_radius}
+
+
+def summarize_certified(records: Sequence[dict[str, Any]], bound: str = "renyi") -> CertifiedSummary:
+    """Clean accuracy, abstention rate and average certified radius (ACR) of fixed-n records under ``bound``.
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import summarize_certified
+    >>> records = [{"correct": True, "prediction": 3, "radius_renyi": 0.6}, {"correct": False, "prediction": 2, "radius_renyi": 0.4},
+    ...            {"correct": False, "prediction": -1, "radius_renyi": 0.0}]
+    >>> summary = summarize_certified(records)
+    >>> round(summary.average_certified_radius, 6), round(summary.abstention_rate, 4), round(summary.clean_accuracy, 4)
+    (0.2, 0.3333, 0.3333)
+    """
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
+    if not records:
+        return CertifiedSummary(0, 0.0, 0.0, 0.0)
+    key = f"radius_{bound}"
+    if any(r.get(key) is None for r in records):
+        raise ValueError(f"the records have no {bound!r} radius (the mechanism offers no such bound)")
+    correct = np.array([bool(r["correct"]) for r in records])
+    radius = np.array([float(r[key]) for r in records])
+    abstained = np.array([r.get("prediction") == -1 for r in records])
+    return CertifiedSummary(len(records), float(correct.mean()), float(abstained.mean()), float(np.where(correct, radius, 0.0).mean()))
+
+
+def recertify_records(records: Sequence[dict[str, Any]], mechanism: Any, alpha: float, p2_mode: str = "runner-up") -> list[dict[str, Any]]:
+    """The certificates ``records``' counts give under another ``alpha`` (or ``p2_mode``), every bound, without the model.
+
+    Each record's ``counts`` (the estimation copies' votes) and ``selected``
+    class (the selection copies' choice) are all a certificate depends on:
+    :meth:`renyicert.Smoothed.certify` is bounds + solver on them, and so is
+    this, so at the records' own alpha it returns them unchanged (a test holds
+    it to that).  Choose the new alpha before looking at the results: trying
+    several and keeping the best spends more than one alpha.
+
+    Records written before ``selected`` was recorded hold the selected class
+    only where they certified (``prediction``); an abstention among them is
+    refused, naming the record.
+    """
+    from ..confidence import top_two_bounds
+    from ..smoothing import ABSTAIN
+
+    alpha = check_alpha(alpha)
+    if not records:
+        return []
+    counts = []
+    selected = []
+    for k, record in enumerate(records):
+        where = f"record {k + 1} (index {record.get('index')})"
+        values = record.get("counts")
+        if not isinstance(values, list) or not values or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in values):
+            raise ValueError(f"{where}: 'counts' must be a list of non-negative integers, got {values!r}")
+        choice = record.get("selected", record.get("prediction"))
+        if choice == ABSTAIN or not isinstance(choice, int) or isinstance(choice, bool) or not 0 <= choice < len(values):
+            raise ValueError(
+                f"{where}: the class the selection chose is not recorded (an abstention in records written before 'selected' was kept); "
+                f"certify again to recompute it, got selected = {record.get('selected')!r}, prediction = {record.get('prediction')!r}"
+            )
+        if record.get("n") is not None and sum(values) != record["n"]:
+            raise ValueError(f"{where}: its counts sum to {sum(values)}, its n is {record['n']}")
+        counts.append(values)
+        selected.append(choice)
+    if len({len(c) for c in counts}) != 1:
+        raise ValueError("the records' counts have different numbers of classes")
+    matrix, top = np.array(counts, dtype=np.int64), np.array(selected, dtype=np.int64)
+    p1_lower, p2_upper = top_two_bounds(matrix, top, alpha, p2_mode)
+    certified = p1_lower > p2_upper
+    radius, order = radii_where_certified(mechanism, p1_lower, p2_upper, certified, "renyi")
+    offered = {"tight": mechanism.has_tight_radius, "pixeldp": mechanism.has_pixeldp_radius}
+    extra = {b: radii_where_certified(mechanism, p1_lower, p2_upper, certified, b)[0] if has else None for b, has in offered.items()}
+    recomputed = []
+    for i, record in enumerate(records):
+        prediction = int(top[i]) if certified[i] else ABSTAIN
+        recomputed.append(dict(
+            upgrade_record(record), prediction=prediction, selected=int(top[i]), correct=prediction == record.get("label"),
+            radius_renyi=float(radius[i]), radius_tight=None if extra["tight"] is None else float(extra["tight"][i]),
+            radius_pixeldp=None if extra["pixeldp"] is None else float(extra["pixeldp"][i]), p1_lower=float(p1_lower[i]),
+            p2_upper=float(p2_upper[i]), order=None if math.isnan(order[i]) else float(order[i]),
+        ))  # fmt: skip
+    return recomputed
 
 
 @dataclass(frozen=True)
@@ -492,6 +607,57 @@ def radius_grid(records: Sequence[dict[str, Any]], points: int = 6, bound: str =
     return [round(i * step, 6) for i in range(points)]
 
 
+def bound_label(bound: str, mechanism: str | None = None) -> str:
+    """How a plot or table names ``bound`` for ``mechanism``: Teng et al.'s Laplace bound says that it uses p1 only.
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import bound_label
+    >>> bound_label("tight", "laplace")
+    'Teng 2020 (p1 only)'
+    """
+    if bound == "tight" and mechanism == "laplace":
+        return "Teng 2020 (p1 only)"
+    if bound == "tight" and mechanism == "gaussian":
+        return "tight (Cohen 2019)"
+    return BOUND_LABELS.get(bound, bound)
+
+
+#: The caption of a plot holding Teng et al.'s Laplace curve beside the Rényi one.
+TENG_NOTE = (
+    "Teng et al.'s Laplace certificate uses the top class's bound p1 only (it takes p2 = 1 - p1); the Rényi bound here also uses the "
+    "runner-up's upper bound p2, so it can certify more from the same counts. A lower Teng curve is that, not an error."
+)
+
+
+def curve_radii(records_sets: Sequence[Sequence[dict[str, Any]]], bounds: Sequence[str] = ("renyi",), points: int = 600) -> NDArray[np.float64]:
+    """Radii from 0 past the largest radius certified correctly in any of ``records_sets`` under any of ``bounds``: where every curve reaches zero.
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import curve_radii
+    >>> radii = curve_radii([[{"correct": True, "radius_renyi": 0.5}]])
+    >>> float(radii[0]), float(radii[-1]) > 0.5
+    (0.0, True)
+    """
+    largest = max(
+        (float(r.get(f"radius_{b}") or 0.0) for records in records_sets for r in records for b in bounds if r.get("correct")), default=0.0
+    )  # fmt: skip
+    return np.linspace(0.0, largest * 1.08 if largest > 0 else 1.0, points)
+
+
+def _zero_from(radii: Any, accuracy: Any) -> float:
+    """The radius from which a curve stays at zero (its last radius if it never does)."""
+    radii, accuracy = np.asarray(radii, dtype=float), np.asarray(accuracy, dtype=float)
+    if radii.size == 0:
+        return 0.0
+    nonzero = np.flatnonzero(accuracy > 0)
+    if nonzero.size == 0:
+        return float(radii[0])
+    last = int(nonzero[-1])
+    return float(radii[min(last + 1, radii.size - 1)])
+
+
 def plot_certified_accuracy(
     curves: dict[str, tuple[Any, Any]],
     path: str | Path,
@@ -499,33 +665,43 @@ def plot_certified_accuracy(
     title: str,
     norm: str,
     empirical: dict[str, tuple[Any, Any]] | None = None,
+    note: str | None = None,
 ) -> Path:
     """Plot certified accuracy against radius, one line per entry of ``curves`` (``label -> (radii, accuracies)``), to a PNG.
 
     ``empirical`` adds dashed lines with markers (``label -> (eps, robust accuracy)``),
-    the ``i``-th in the colour of the ``i``-th curve.
+    the ``i``-th in the colour of the ``i``-th curve.  The x axis runs to where
+    every curve has reached zero (give radii past the largest certified one:
+    :func:`curve_radii`), the legend sits outside the axes so that it never
+    covers a curve, and ``note`` is printed under the plot as its caption.
     """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7.0, 4.5), dpi=120)
+    figure, axes = plt.subplots(figsize=(9.0, 4.5), dpi=120)
+    right = 0.0
     for i, (label, (radii, accuracy)) in enumerate(curves.items()):
-        axes.step(radii, accuracy, where="post", label=label, linewidth=1.8, color=f"C{i}")
+        axes.step(radii, accuracy, where="post", label=label, linewidth=1.8, color=f"C{i % 10}")
+        right = max(right, _zero_from(radii, accuracy))
     for i, (label, (eps, accuracy)) in enumerate((empirical or {}).items()):  # the i-th empirical line pairs with the i-th curve
-        axes.plot(eps, accuracy, linestyle="--", marker="o", markersize=4, label=label, color=f"C{i}")
-    axes.set_xlabel(f"radius ({norm} norm, in input units: pixels scaled to [0, 1])")
+        axes.plot(eps, accuracy, linestyle="--", marker="o", markersize=4, label=label, color=f"C{i % 10}")
+        right = max(right, float(np.max(eps)) if len(eps) else 0.0)
+    axes.set_xlabel(f"radius r ({norm} norm, in the units of the inputs: [0, 1])")
     axes.set_ylabel("accuracy on the test set")
     axes.set_ylim(0.0, 1.02)
-    axes.set_xlim(left=0.0)
+    axes.set_xlim(0.0, right * 1.04 if right > 0 else 1.0)
     axes.grid(True, alpha=0.3)
     axes.set_title(title)
-    axes.legend(fontsize=8, loc="lower left")
-    figure.tight_layout()
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+    if note:
+        import textwrap
+
+        axes.text(0.0, -0.16, "\n".join(textwrap.wrap(note, 120)), transform=axes.transAxes, fontsize=7.5, va="top", ha="left")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    figure.savefig(path, bbox_inches="tight")
     plt.close(figure)
     return path
 

@@ -21,7 +21,10 @@ from typing import Any
 
 from .records import atomic_write
 
-__all__ = ["DigitsCNN", "DigitsMLP", "build_model", "file_sha256", "config_sha256", "load_checkpoint", "mechanism_parameters", "model_sha256", "save_checkpoint"]
+__all__ = [
+    "CifarResNet", "DigitsCNN", "DigitsMLP", "build_model", "file_sha256", "config_sha256", "load_checkpoint", "load_weights", "mechanism_parameters",
+    "model_sha256", "resnet20", "save_checkpoint",
+]  # fmt: skip
 
 
 def _torch_nn() -> Any:
@@ -78,7 +81,68 @@ class DigitsCNN(_torch_nn().Module):  # type: ignore[misc]
         return self.layers(x)
 
 
-BUILT_IN_MODELS = {"mlp": DigitsMLP, "cnn": DigitsCNN}
+class _BasicBlock(_torch_nn().Module):  # type: ignore[misc]
+    """Two 3x3 convolutions with batch norm, and a shortcut (a 1x1 convolution where the shape changes)."""
+
+    def __init__(self, inputs: int, outputs: int, stride: int) -> None:
+        nn = _torch_nn()
+        super().__init__()
+        self.residual = nn.Sequential(
+            nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(),
+            nn.Conv2d(outputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs),
+        )  # fmt: skip
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride=stride, bias=False), nn.BatchNorm2d(outputs)) if stride != 1 or inputs != outputs else nn.Identity()
+        )
+
+    def forward(self, x: Any) -> Any:
+        return _torch_nn().functional.relu(self.residual(x) + self.shortcut(x))
+
+
+class CifarResNet(_torch_nn().Module):  # type: ignore[misc]
+    """The ResNet of He et al. (2016, section 4.2) for 32x32 images: depth 6k + 2, three stages of 16, 32 and 64 channels.
+
+    Cohen et al. (2019) certified CIFAR-10 with depth 110 (``CifarResNet(depth=110)``);
+    ``resnet20`` is the same code at depth 20 (0.27 M parameters).  The shortcuts
+    that change shape are 1x1 convolutions (He et al.'s option B); global average
+    pooling makes any image size work.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from renyicert.workflow.models import CifarResNet
+    >>> model = CifarResNet((3, 32, 32), 10, depth=20).eval()
+    >>> model(torch.zeros(2, 3, 32, 32)).shape, sum(p.numel() for p in model.parameters())
+    (torch.Size([2, 10]), 272474)
+    """
+
+    def __init__(self, input_shape: tuple[int, ...] = (3, 32, 32), num_classes: int = 10, depth: int = 20) -> None:
+        nn = _torch_nn()
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ValueError(f"CifarResNet needs images (channels, height, width), got input_shape {tuple(input_shape)}")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"depth must be 6k + 2 with k >= 1 (20, 32, 44, 56, 110), got {depth!r}")
+        blocks = (depth - 2) // 6
+        layers: list[Any] = [nn.Conv2d(input_shape[0], 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+        channels = 16
+        for stage, width in enumerate((16, 32, 64)):
+            for block in range(blocks):
+                layers.append(_BasicBlock(channels, width, stride=2 if stage > 0 and block == 0 else 1))
+                channels = width
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Any) -> Any:
+        return self.layers(x)
+
+
+def resnet20(input_shape: tuple[int, ...] = (3, 32, 32), num_classes: int = 10) -> Any:
+    """:class:`CifarResNet` of depth 20 (the model zoo's ``"resnet20"``)."""
+    return CifarResNet(input_shape, num_classes, depth=20)
+
+
+BUILT_IN_MODELS = {"mlp": DigitsMLP, "cnn": DigitsCNN, "resnet20": resnet20}
 
 
 def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> Any:
@@ -93,17 +157,17 @@ def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> An
     import torch
 
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"model must be 'mlp', 'cnn' or 'module:callable', got {spec!r}")
+        raise ValueError(f"model must be one of {sorted(BUILT_IN_MODELS)} or 'module:callable', got {spec!r}")
     if spec in BUILT_IN_MODELS:
         factory: Any = BUILT_IN_MODELS[spec]
     elif ":" in spec:
         module_name, _, attribute = spec.partition(":")
         try:
-            factory = getattr(importlib.import_module(module_name), attribute)
+            factory = getattr(_import_user_module(module_name), attribute)
         except (ImportError, AttributeError) as error:
             raise ValueError(f"cannot load model {spec!r}: {type(error).__name__}: {error}") from error
     else:
-        raise ValueError(f"model must be 'mlp', 'cnn' or 'module:callable', got {spec!r}")
+        raise ValueError(f"model must be one of {sorted(BUILT_IN_MODELS)} or 'module:callable', got {spec!r}")
     if not callable(factory):
         raise ValueError(f"model {spec!r} is not callable")
     try:
@@ -115,6 +179,72 @@ def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> An
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
     check_model_shapes(model, input_shape, num_classes, spec)
+    return model
+
+
+def _import_user_module(name: str) -> Any:
+    """Import ``name`` as ``python -m`` would find it: from the working directory first, then the installed packages.
+
+    The ``renyicert`` script's own folder is on ``sys.path``, not the working
+    directory, so ``--model mymodels:Net`` beside ``mymodels.py`` would not be
+    found; the working directory is put first for this one import only.
+    """
+    import os
+    import sys
+
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+
+
+def load_weights(model: Any, path: str | Path) -> Any:
+    """Load the weights in ``path`` into ``model`` (in place, returned): a plain ``state_dict`` saved with ``torch.save``.
+
+    The file is read with ``torch.load(weights_only=True)``, so it cannot run code.
+    Also accepted: a dict holding the state dict under ``"state_dict"`` or
+    ``"model_state_dict"`` (what training scripts such as Cohen et al.'s save
+    beside other fields), and keys prefixed by ``module.`` (``DataParallel``).
+    The keys and shapes must match the model exactly; a ``ValueError`` names the
+    missing and unexpected ones.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from renyicert.workflow.models import load_weights
+    >>> path = Path(tempfile.mkdtemp()) / "w.pt"
+    >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
+    >>> type(load_weights(torch.nn.Linear(2, 2), path)).__name__
+    'Linear'
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:
+        raise ValueError(f"{str(path)!r} is not a state dict that loads without running code (torch.load weights_only=True): {type(error).__name__}: {error}") from None
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+                break
+    if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of tensors (save one with torch.save(model.state_dict(), path))")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"the weights in {str(path)!r} do not fit the model: {error}") from None
     return model
 
 

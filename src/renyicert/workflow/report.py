@@ -1,4 +1,4 @@
-"""The demo's report: Markdown tables, the plots, and the seed text's claims as they came out.
+"""The demo's report: Markdown tables, the plots, and the claims of Li et al. (NeurIPS 2019) as they came out.
 
 :func:`write_report` takes the summary :func:`renyicert.workflow.demo.run_demo` builds
 (records per noise and training method, empirical robustness per attack) and
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import BOUND_LABELS, BOUNDS, certified_accuracy, plot_certified_accuracy, radius_grid
+from .evaluation import BOUNDS, TENG_NOTE, bound_label, certified_accuracy, curve_radii, plot_certified_accuracy, radius_grid, summarize_certified
 
 __all__ = ["main_table", "write_report"]
 
@@ -72,13 +72,19 @@ def main_table(summary: dict[str, Any]) -> str:
         grid = _grid(entries)
         norm = NORM_NAMES.get(float(entries[0]["norm"]), f"l{entries[0]['norm']}")
         n = settings["n"]
+        summaries = [summarize_certified(e["_records"], "renyi") for e in entries]
         rows = [
-            [f"{METHOD_LABELS[e['method']]}, n = {n:,}", *(_pct(a) for a in certified_accuracy(e["_records"], grid, "renyi")), f"{n + settings['n0']:,}", "", ""]
-            for e in entries
+            [
+                f"{METHOD_LABELS[e['method']]}, n = {n:,}", *(_pct(a) for a in certified_accuracy(e["_records"], grid, "renyi")), f"{n + settings['n0']:,}", "", "",
+                f"{s.average_certified_radius:.3f}", _pct(s.abstention_rate),
+            ]
+            for e, s in zip(entries, summaries)
         ]  # fmt: skip
-        sequential = _sequential_rows(entries, grid, settings["n0"])
+        sequential = [row + ["", ""] for row in _sequential_rows(entries, grid, settings["n0"])]
         budget = settings.get("sequential_budget", 0)
-        header = ["method", *(f"r = {r:g}" for r in grid), "forward passes / input", f"fixed n = {budget:,} spends (times)", "undecided (all radii)"]
+        header = [
+            "method", *(f"r = {r:g}" for r in grid), "forward passes / input", f"fixed n = {budget:,} spends (times)", "undecided (all radii)", "ACR", "abstained",
+        ]  # fmt: skip
         note = ""
         if sequential:
             extended = settings.get("sequential_extended_budget")
@@ -87,6 +93,7 @@ def main_table(summary: dict[str, Any]) -> str:
                 + (f" (up to {extended:,} where the estimate is above a threshold)" if extended else "")
                 + f"; fixed n = {budget:,} would spend {budget + settings['n0']:,} per input for the same answers."
             )
+        note += "\n\nACR: the average certified radius (the mean over the test images of the certified radius where the prediction is right, 0 elsewhere); abstained: the share of images where the smoothed classifier abstained."
         parts.append(f"**{noise}** (certified accuracy, Rényi bound, {norm} radius r)\n\n" + _table(header, rows + sequential) + note)
     return "\n\n".join(parts)
 
@@ -114,7 +121,7 @@ def _claims(noise: str, entries: list[dict[str, Any]], grid: list[float]) -> lis
         renyi, theirs = np.array(pairs).T
         ratio = np.median(renyi / np.maximum(theirs, 1e-300))
         lines.append(
-            f"- *Rényi vs {BOUND_LABELS[other]}* ({noise}, same counts, {len(pairs)} inputs certified correctly, all training methods together): the Rényi radius is larger on "
+            f"- *Rényi vs {bound_label(other, str(entries[0]['noise']))}* ({noise}, same counts, {len(pairs)} inputs certified correctly, all training methods together): the Rényi radius is larger on "
             f"{int((renyi > theirs * (1 + 1e-9)).sum())}, smaller on {int((renyi < theirs * (1 - 1e-9)).sum())}; median ratio Rényi / {other} = {ratio:.3f}."
         )
     return lines
@@ -130,7 +137,7 @@ def write_report(out: str | Path, summary: dict[str, Any]) -> Path:
         grid = _grid(entries)
         sections += _noise_section(out, noise, entries, grid, summary["settings"], checks)
         claims += _claims(noise, entries, grid)
-    sections += ["## The seed text's claims, as they came out here", "", *claims, ""]
+    sections += ["## The paper's claims, as they came out here", "", *claims, ""]
     sections += _notes(summary.get("stage_seconds", {}))
     sections += [
         "## Consistency check",
@@ -167,16 +174,21 @@ def _introduction(summary: dict[str, Any]) -> list[str]:
 def _noise_section(out: Path, noise: str, entries: list[dict[str, Any]], grid: list[float], settings: dict[str, Any], checks: list[str]) -> list[str]:
     """One noise's section: its three plots, the per-bound table and the attacks table; failed consistency checks go to ``checks``."""
     norm = NORM_NAMES.get(float(entries[0]["norm"]), f"l{entries[0]['norm']}")
-    radii = np.linspace(0, max(grid) * 1.2 or 1.0, 400)
+    mechanism = str(entries[0]["noise"])
+    radii = curve_radii([e["_records"] for e in entries])
     curves = {METHOD_LABELS[e["method"]]: (radii, certified_accuracy(e["_records"], radii, "renyi")) for e in entries}
     plot_certified_accuracy(curves, out / f"certified-{noise}.png", title=f"Certified accuracy, {noise} noise (Rényi bound), by training method", norm=norm)
     best = max(entries, key=lambda e: certified_accuracy(e["_records"], grid, "renyi").mean())
-    radii = np.linspace(0, max(grid) * 1.5 or 1.0, 400)
-    bound_curves = {BOUND_LABELS[b]: (radii, certified_accuracy(best["_records"], radii, b)) for b in BOUNDS if best["_records"][0][f"radius_{b}"] is not None}
-    plot_certified_accuracy(bound_curves, out / f"bounds-{noise}.png", title=f"Bounds from the same counts, {noise}, {METHOD_LABELS[best['method']]}", norm=norm)
+    offered = [b for b in BOUNDS if best["_records"][0][f"radius_{b}"] is not None]
+    radii = curve_radii([best["_records"]], offered)
+    bound_curves = {bound_label(b, mechanism): (radii, certified_accuracy(best["_records"], radii, b)) for b in offered}
+    plot_certified_accuracy(
+        bound_curves, out / f"bounds-{noise}.png", title=f"Bounds from the same counts, {noise}, {METHOD_LABELS[best['method']]}", norm=norm,
+        note=TENG_NOTE if mechanism == "laplace" and "tight" in offered else None,
+    )  # fmt: skip
     sections = [f"## {noise} ({norm})", "", f"![certified accuracy by method](certified-{noise}.png)", "", f"![bounds compared](bounds-{noise}.png)", ""]
     bound_rows = [
-        [METHOD_LABELS[e["method"]], BOUND_LABELS[b], *(_pct(a) for a in certified_accuracy(e["_records"], grid, b))]
+        [METHOD_LABELS[e["method"]], bound_label(b, mechanism), *(_pct(a) for a in certified_accuracy(e["_records"], grid, b))]
         for e in entries for b in BOUNDS if e["_records"][0][f"radius_{b}"] is not None
     ]  # fmt: skip
     sections += ["Certified accuracy per bound (same counts):", "", _table(["method", "bound", *(f"r = {r:g}" for r in grid)], bound_rows), ""]
@@ -190,7 +202,7 @@ def _noise_section(out: Path, noise: str, entries: list[dict[str, Any]], grid: l
         _table(header, attack_rows),
         "",
     ]
-    radii_fine = np.linspace(0, max(max(e["empirical"]["eps"]) for e in entries) * 1.05, 400)
+    radii_fine = curve_radii([e["_records"][: e["empirical"]["inputs"]] for e in entries])
     overlay = {f"{METHOD_LABELS[e['method']]}: certified (Rényi)": (radii_fine, certified_accuracy(e["_records"][: e["empirical"]["inputs"]], radii_fine, "renyi")) for e in entries}
     plot_certified_accuracy(overlay, out / f"empirical-{noise}.png", title=f"Certified vs empirical robust accuracy, {noise}", norm=norm, empirical=empirical_curves)
     return sections + [f"![certified vs empirical](empirical-{noise}.png)", ""]

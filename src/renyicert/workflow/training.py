@@ -176,11 +176,17 @@ def _train_epoch(
     """One pass over ``data`` in a random order: the mean loss and the accuracy on the clean inputs."""
     import torch
 
+    from .._torch import model_device
+
+    device = model_device(model)
+    device = None if device is None or device.type == "cpu" else device
     order = torch.randperm(len(data), generator=generator)
     total_loss, correct = 0.0, 0
     for begin in range(0, len(data), batch_size):
         index = order[begin : begin + batch_size]
-        x, y = data.x[index], data.y[index]
+        x, y = data.inputs(index), data.y[index]
+        if device is not None:
+            x, y = x.to(device), y.to(device)
         loss, logits = _step_loss(model, x, y, mechanism, method, gamma, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -200,7 +206,8 @@ def _step_loss(model: Any, x: Any, y: Any, mechanism: Mechanism | None, method: 
         logits = model(x)
         return torch.nn.functional.cross_entropy(logits, y), logits
     assert mechanism is not None
-    noise = mechanism.sample(tuple(x.shape), generator=generator, dtype=x.dtype)
+    # Drawn from the CPU generator whatever the model's device, so that a seed trains the same model on every device.
+    noise = mechanism.sample(tuple(x.shape), generator=generator, dtype=x.dtype).to(x.device)
     loss = noise_augmentation_loss(model, x, y, noise) if method == "augmentation" else stability_loss(model, x, y, noise, gamma)
     with torch.no_grad():
         logits = model(x)
