@@ -196,7 +196,7 @@ def main() -> None:
                 row[f"{variant}_overhead_in_run"] = round(statistics.median(outside[variant]), 3)
         results.append(row)
     per_call = ", ".join(f"{r['model']} {r['inputs']}" for r in results)
-    print(f"{'model':<6}{'variant':<17}{'batch':>6}{'inputs/s':>10}{'vs cohen':>10}{'overhead vs forward':>21}{'in run':>9}   (inputs per call: {per_call})")
+    print(f"{'model':<10}{'variant':<17}{'batch':>6}{'inputs/s':>10}{'vs cohen':>10}{'overhead vs forward':>21}{'in run':>9}   (inputs per call: {per_call})")
     for r in results:
         labels = [*(v for v in VARIANTS if f"{v}_inputs_per_s" in r), "cohen", *sorted((k.removesuffix("_inputs_per_s") for k in r if k.startswith("forward@")), key=lambda k: int(k[8:]))]
         for label in labels:
@@ -204,7 +204,7 @@ def main() -> None:
             overhead = f"{r[f'{label}_overhead']:+.1%}" if f"{label}_overhead" in r else ""
             in_run = f"{r[f'{label}_overhead_in_run']:+.1%}" if f"{label}_overhead_in_run" in r else ""
             batch = r["batch_size"].get(label, "")
-            print(f"{r['model']:<6}{label:<17}{batch:>6}{r[f'{label}_inputs_per_s']:>10}{ratio:>10}{overhead:>21}{in_run:>9}")
+            print(f"{r['model']:<10}{label:<17}{batch:>6}{r[f'{label}_inputs_per_s']:>10}{ratio:>10}{overhead:>21}{in_run:>9}")
     print(json.dumps({"benchmark": "certify", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
 
 

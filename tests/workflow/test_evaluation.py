@@ -144,10 +144,14 @@ def test_recertify_at_the_records_alpha_gives_them_back_and_at_another_alpha_wha
 @pytest.mark.parametrize(
     "change,match",
     [
-        ({"counts": [1, -1]}, "'counts' must be a list of non-negative integers"),
+        ({"counts": [1, -1]}, r"record 1 \(index 3\): 'counts' must be a list of non-negative integers"),
         ({"counts": "12"}, "'counts' must be a list"),
-        ({"selected": None, "prediction": -1}, "the class the selection chose is not recorded"),
-        ({"selected": 5}, "the class the selection chose is not recorded"),
+        ({"counts": [], "n": None}, "'counts' must be a list of non-negative integers, got \\[\\]"),
+        ({"selected": None, "prediction": -1}, r"record 1 \(index 3\): the class the selection chose is not recorded.*got selected = None, prediction = -1"),
+        ({"selected": 5}, "the class the selection chose is not recorded.*got selected = 5, prediction = 0"),
+        ({"selected": 2}, "the class the selection chose is not recorded"),
+        ({"selected": True}, "the class the selection chose is not recorded"),
+        ({"selected": "0"}, "the class the selection chose is not recorded"),
         ({"n": 7}, "its counts sum to 10, its n is 7"),
     ],
 )
@@ -162,6 +166,32 @@ def test_recertify_refuses_records_it_cannot_recompute(change: dict, match: str)
         recertify_records([record], renyicert.get_mechanism("gaussian", scale=0.25), 0.01)
     with pytest.raises(ValueError, match="alpha must be in"):
         recertify_records([record], renyicert.get_mechanism("gaussian", scale=0.25), 1.5)
+
+
+def test_recertify_reads_older_records_and_mechanisms_without_comparison_bounds() -> None:
+    from renyicert import Mechanism
+    from renyicert.workflow.evaluation import recertify_records
+
+    gaussian = renyicert.get_mechanism("gaussian", scale=0.25)
+    older = {"index": 0, "label": 1, "prediction": 1, "counts": [3, 97], "n": 100}  # written before 'selected' was kept
+    (again,) = recertify_records([older], gaussian, 0.001)
+    assert again["selected"] == 1 and again["prediction"] == 1 and again["correct"] and again["radius_renyi"] > 0
+
+    class PlainGaussian(Mechanism):  # a plugin with no tight or PixelDP certificate
+        name = "plain-gaussian-for-recertify"
+        norm = 2
+
+        def _sample(self, shape, generator, dtype, device):  # type: ignore[no-untyped-def]
+            return self.scale * torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+        def _divergence(self, order, distance):  # type: ignore[no-untyped-def]
+            return order * distance**2 / (2 * self.scale**2)
+
+    (plain,) = recertify_records([older], PlainGaussian(scale=0.25), 0.001)
+    assert plain["radius_tight"] is None and plain["radius_pixeldp"] is None
+    assert plain["radius_renyi"] == pytest.approx(again["radius_renyi"], rel=1e-12)
+    with pytest.raises(ValueError, match="^the records' counts have different numbers of classes$"):
+        recertify_records([older, dict(older, counts=[1, 2, 97])], gaussian, 0.001)
 
 
 def test_the_summary_gives_acr_and_the_abstention_rate(smoothed: renyicert.Smoothed) -> None:

@@ -174,8 +174,8 @@ def _art_classifier(module: Any, input_shape: tuple[int, ...], num_classes: int)
     device = model_device(module)
     # ART moves the module to its own device: the current CUDA device for "gpu", so the attack runs where the model is.
     device_type = "gpu" if device is not None and device.type == "cuda" else "cpu"
-    if device_type == "gpu":
-        torch.cuda.set_device(device)
+    if device_type == "gpu" and device.index is not None:
+        torch.cuda.set_device(device.index)
     return PyTorchClassifier(
         model=module, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(input_shape), nb_classes=num_classes, clip_values=(0.0, 1.0), device_type=device_type
     )
