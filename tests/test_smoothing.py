@@ -483,3 +483,58 @@ def test_a_model_error_unrelated_to_shape_is_named() -> None:
     smoothed = Smoothed(Broken(), "gaussian", num_classes=2, scale=0.5, progress=False)
     with pytest.raises(ValueError, match="RuntimeError: CUDA out of memory \\(simulated\\)"):
         smoothed.certify(torch.zeros(3), n=10, seed=0)
+
+
+def test_the_best_bound_is_the_largest_radius_of_every_offered_bound_and_says_which() -> None:
+    from renyicert.smoothing import best_radii, radii_where_certified
+
+    rng = np.random.default_rng(3)
+    for name, scale in (("laplace", 0.25), ("gaussian", 0.5)):
+        mechanism = renyicert.get_mechanism(name, scale=scale)
+        p1 = rng.uniform(0.3, 0.9999, 400)
+        p2 = rng.uniform(0.0, 1.0, 400) * (1 - p1)
+        certified = p1 > p2
+        certified[:5] = False
+        radius, order, bound = best_radii(mechanism, p1, p2, certified)
+        single = {b: radii_where_certified(mechanism, p1, p2, certified, b) for b in ("renyi", "tight", "pixeldp")}
+        stacked = np.stack([single[b][0] for b in ("renyi", "tight", "pixeldp")])
+        assert np.array_equal(radius, stacked.max(axis=0))
+        for b in ("renyi", "tight", "pixeldp"):  # the named bound gave exactly that radius, and no earlier bound did as well
+            chosen = bound == b
+            assert np.array_equal(radius[chosen], single[b][0][chosen])
+        assert np.array_equal(radius[:5], np.zeros(5)) and set(bound[:5]) == {"renyi"}  # abstentions: 0, named renyi
+        renyi_won = bound == "renyi"
+        assert np.array_equal(order[renyi_won], single["renyi"][1][renyi_won], equal_nan=True) and np.isnan(order[~renyi_won]).all()
+        if name == "laplace":  # with a real runner-up the Rényi bound wins most inputs, PixelDP some, Teng's none where p2 < 1 - p1
+            assert (bound == "renyi").sum() > 200 and (bound == "pixeldp").sum() > 0
+        else:  # the Gaussian's tight bound (Cohen's) is never beaten
+            assert set(bound[certified]) == {"tight"}
+
+
+def test_a_tie_between_bounds_goes_to_the_earlier_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import renyicert.smoothing as smoothing
+
+    equal = {"renyi": [0.5, 0.2, 0.7], "tight": [0.5, 0.3, 0.7], "pixeldp": [0.5, 0.3, 0.6]}
+    monkeypatch.setattr(smoothing, "radii_where_certified", lambda m, p1, p2, c, b: (np.array(equal[b]), np.full(3, 2.0 if b == "renyi" else np.nan)))
+    radius, order, bound = smoothing.best_radii(renyicert.get_mechanism("laplace", scale=1.0), np.ones(3), np.zeros(3), np.ones(3, bool))
+    assert bound.tolist() == ["renyi", "tight", "renyi"] and radius.tolist() == [0.5, 0.3, 0.7]
+    assert order[0] == 2.0 and np.isnan(order[1]) and order[2] == 2.0
+
+
+def test_certify_with_the_best_bound_takes_the_maximum_from_the_same_counts() -> None:
+    from renyicert.smoothing import radii_where_certified
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    smoothed = Smoothed(model, "laplace", 3, scale=0.25, input_shape=(4,), progress=False)
+    x = torch.rand(8, 4)
+    best = smoothed.certify(x, n0=100, n=2000, seed=0, bound="best")
+    renyi = smoothed.certify(x, n0=100, n=2000, seed=0)
+    for b, r in zip(best, renyi):
+        assert b.counts == r.counts and b.label == r.label and b.p1_lower == r.p1_lower
+        certified = np.array([not r.abstained])
+        radii = {k: float(radii_where_certified(smoothed.mechanism, np.array([r.p1_lower]), np.array([r.p2_upper]), certified, k)[0][0]) for k in ("renyi", "tight", "pixeldp")}
+        assert b.radius == max(radii.values()) and radii[b.bound] == b.radius
+    assert {c.bound for c in renyi} == {"renyi"}
+    with pytest.raises(ValueError, match="bound must be 'renyi', 'tight' or 'best', got 'pixel'"):
+        smoothed.certify(x, n=10, bound="pixel")

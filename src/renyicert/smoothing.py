@@ -33,7 +33,7 @@ from .registry import resolve_mechanism
 from .sequential import SequentialCertificate, certify_stream, check_extended_budget, decision_rule
 from .solver import certified_radius, pixeldp_radius, tight_radius
 
-__all__ = ["ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "Certificate", "SequentialCertificate", "Smoothed", "radii_where_certified"]
+__all__ = ["ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "Certificate", "SequentialCertificate", "Smoothed", "best_radii", "offered_bounds", "radii_where_certified"]
 
 #: The label of an abstention.
 ABSTAIN = -1
@@ -70,6 +70,51 @@ def radii_where_certified(mechanism: Mechanism, p1_lower: Any, p2_upper: Any, ce
     return radius, np.where(certified, np.asarray(order, dtype=np.float64), np.nan)
 
 
+def offered_bounds(mechanism: Mechanism) -> tuple[str, ...]:
+    """The bounds of :data:`BOUNDS` that ``mechanism`` offers (the Rényi bound always).
+
+    Examples
+    --------
+    >>> import renyicert
+    >>> from renyicert.smoothing import offered_bounds
+    >>> offered_bounds(renyicert.get_mechanism("laplace", scale=1.0))
+    ('renyi', 'tight', 'pixeldp')
+    """
+    offered = {"renyi": True, "tight": mechanism.has_tight_radius, "pixeldp": mechanism.has_pixeldp_radius}
+    return tuple(bound for bound in BOUNDS if offered[bound])
+
+
+def best_radii(mechanism: Mechanism, p1_lower: Any, p2_upper: Any, certified: Any) -> tuple[Any, Any, Any]:
+    """``(radius, order, bound)``: the largest radius of every bound the mechanism offers, its Rényi order, and which bound gave it.
+
+    Each bound is a theorem "if ``p1 >= p1_lower`` and ``p2 <= p2_upper``, the
+    prediction is constant within R"; on the event where the confidence bounds
+    hold (probability ``1 - alpha``), all of them hold at once, and so does
+    their maximum: taking it spends no extra alpha.  A tie goes to the earlier
+    bound of :data:`BOUNDS` (Rényi, then tight, then PixelDP); ``order`` is the
+    Rényi order where the Rényi bound gave the radius, ``nan`` elsewhere, and
+    ``bound`` is ``"renyi"`` where the classifier abstains (radius 0).
+
+    Examples
+    --------
+    >>> import numpy as np, renyicert
+    >>> from renyicert.smoothing import best_radii
+    >>> laplace = renyicert.get_mechanism("laplace", scale=0.25)
+    >>> radius, order, bound = best_radii(laplace, np.array([0.9, 0.6]), np.array([0.01, 0.001]), np.array([True, True]))
+    >>> bound.tolist(), radius.round(4).tolist()  # PixelDP wins where the runner-up is tiny beside a small p1
+    (['renyi', 'pixeldp'], [0.6135, 0.7996])
+    """
+    bounds = offered_bounds(mechanism)
+    results = [radii_where_certified(mechanism, p1_lower, p2_upper, certified, bound) for bound in bounds]
+    radii = np.stack([np.atleast_1d(radius) for radius, _ in results])
+    winner = np.argmax(radii, axis=0)  # the first of equal maxima: the earlier bound
+    columns = np.arange(radii.shape[1])
+    radius = radii[winner, columns]
+    order = np.where(winner == 0, np.atleast_1d(results[0][1]), np.nan)
+    shape = np.shape(results[0][0])
+    return radius.reshape(shape), order.reshape(shape), np.asarray(bounds, dtype=object)[winner].reshape(shape)
+
+
 @dataclass(frozen=True)
 class Certificate:
     """The result of :meth:`Smoothed.certify` for one input.
@@ -85,7 +130,7 @@ class Certificate:
     counts
         Class counts of the ``n`` estimation samples.
     order
-        The Rényi order at which the radius is attained (``nan`` for ``bound="tight"`` or an abstention).
+        The Rényi order at which the radius is attained (``nan`` when another bound gave it, or for an abstention).
     n0, n
         Selection and estimation samples.
     seconds
@@ -93,6 +138,9 @@ class Certificate:
     selected
         The class the ``n0`` selection copies chose, the one tested, whether
         certified or not (what recomputing the certificate from ``counts`` needs).
+    bound
+        The bound that gave ``radius``: the one asked for, or with ``bound="best"``
+        the one whose radius was largest.
     """
 
     label: int
@@ -105,6 +153,7 @@ class Certificate:
     n: int
     seconds: float
     selected: int = ABSTAIN
+    bound: str = "renyi"
 
     @property
     def abstained(self) -> bool:
@@ -328,8 +377,11 @@ class Smoothed:
         alpha
             Failure probability of the certificate (of the intervals, jointly).
         bound
-            ``"renyi"`` (Li et al. 2019, maximised over the order) or ``"tight"``
-            (the mechanism's tight certificate, when it has one).
+            ``"renyi"`` (Li et al. 2019, maximised over the order), ``"tight"``
+            (the mechanism's tight certificate, when it has one) or ``"best"``:
+            the largest radius of every bound the mechanism offers (Rényi, tight,
+            PixelDP), at no extra alpha (see :func:`best_radii`); the certificate's
+            ``bound`` says which one gave it.
         p2_mode
             How ``p2_upper`` is bounded: ``"runner-up"`` (Bonferroni upper bounds on
             every other class) or ``"complement"`` (``1 - p1_lower``, Cohen et al.).
@@ -354,8 +406,8 @@ class Smoothed:
         alpha = check_alpha(alpha)
         requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
         share_noise = check_flag(share_noise, "share_noise")
-        if bound not in ("renyi", "tight"):
-            raise ValueError(f"bound must be 'renyi' or 'tight', got {bound!r}")
+        if bound not in ("renyi", "tight", "best"):
+            raise ValueError(f"bound must be 'renyi', 'tight' or 'best', got {bound!r}")
         if bound == "tight" and not self.mechanism.has_tight_radius:
             raise ValueError(f"bound='tight' needs a tight certificate, which {self.mechanism.label} does not provide")
         if p2_mode not in P2_MODES:
@@ -374,7 +426,11 @@ class Smoothed:
         p1_lower, p2_upper = top_two_bounds(estimation, top, alpha, p2_mode)
         # Certify only where the bounds separate the top class; solve for the radius there.
         certified = p1_lower > p2_upper
-        radius, order = radii_where_certified(self.mechanism, p1_lower, p2_upper, certified, bound)
+        if bound == "best":
+            radius, order, winners = best_radii(self.mechanism, p1_lower, p2_upper, certified)
+        else:
+            radius, order = radii_where_certified(self.mechanism, p1_lower, p2_upper, certified, bound)
+            winners = np.full(len(radius), bound, dtype=object)
         seconds = (time.perf_counter() - start) / batch.shape[0]
         results = [
             Certificate(
@@ -388,6 +444,7 @@ class Smoothed:
                 n=n,
                 seconds=seconds,
                 selected=int(top[i]),
+                bound=str(winners[i]),
             )
             for i in range(batch.shape[0])
         ]

@@ -143,3 +143,12 @@ def test_radius_and_check_take_mechanism_parameters(capsys: pytest.CaptureFixtur
     assert report["passed"] and "d=4" in report["mechanism"]
     assert main(["check", "test-linf-gaussian", "-o", "d=4", "--dimension", "5", "--quick", "--only", "laws"]) == 2
     assert "dimension=5 disagrees" in capsys.readouterr().err
+
+
+def test_radius_with_the_best_bound_names_the_winner(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["radius", "--mechanism", "laplace", "--scale", "0.25", "--p1", "0.9,0.9", "--p2", "0.01,0.002", "--bound", "all", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for row in rows:
+        assert row["best"] == max(row["renyi"], row["tight"], row["pixeldp"]) and row[row["best_bound"]] == row["best"]
+    assert main(["radius", "--mechanism", "gaussian", "--scale", "0.25", "--p1", "0.99", "--p2", "0.001", "--bound", "best"]) == 0
+    assert "tight" in capsys.readouterr().out  # Cohen's bound is the Gaussian's best

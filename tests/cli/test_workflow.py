@@ -231,7 +231,7 @@ def test_a_users_own_weights_certify_without_a_checkpoint(tmp_path: Path, capsys
     assert main([*base, "--mechanism", "laplace", "--scale", "0.25", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["mechanism"], summary["norm"], summary["inputs"], summary["n"]) == ("laplace", "l1", 4, 100)
-    assert set(summary["acr"]) == {"renyi", "tight", "pixeldp"} and 0.0 <= summary["abstention_rate"] <= 1.0
+    assert set(summary["acr"]) == {"renyi", "tight", "pixeldp", "best"} and 0.0 <= summary["abstention_rate"] <= 1.0
     _one_line_error(capsys, ["certify", "--weights", str(tmp_path / "w.pt"), "--quiet"], "--weights needs --model")
     _one_line_error(capsys, [*base, "--checkpoint", str(tmp_path / "w.pt")], "not both")
     _one_line_error(capsys, ["certify", "--quiet"], "give the model: --checkpoint FILE.pt")
@@ -305,7 +305,7 @@ def test_report_reads_the_norm_from_the_settings_and_refuses_to_mix_norms(traine
     # Before: Laplace records were labelled l2, and records of both mechanisms shared one table.
     assert main(["report", str(laplace), "--all-bounds", "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["mechanism"], r["norm"], r["bound"]) for r in rows] == [("laplace", "l1", "renyi"), ("laplace", "l1", "tight"), ("laplace", "l1", "pixeldp")]
+    assert [(r["mechanism"], r["norm"], r["bound"]) for r in rows] == [("laplace", "l1", "renyi"), ("laplace", "l1", "tight"), ("laplace", "l1", "pixeldp"), ("laplace", "l1", "best")]
     assert all({"acr", "abstention_rate", "clean_accuracy", "certified_accuracy"} <= set(r) for r in rows)
     _one_line_error(capsys, ["report", str(gauss), str(laplace)], "different norms (l1, l2)")
     _one_line_error(capsys, ["report", str(laplace), "--norm", "l2"], "its records are l1 radii (laplace noise), not l2")

@@ -205,7 +205,7 @@ def test_the_summary_gives_acr_and_the_abstention_rate(smoothed: renyicert.Smoot
     assert summary.clean_accuracy == certified_accuracy(records, [0.0])[0]
     assert summary.abstention_rate == sum(r["prediction"] == -1 for r in records) / 20
     with pytest.raises(ValueError, match="bound must be one of"):
-        summarize_certified(records, "best")
+        summarize_certified(records, "worst")
 
 
 def test_plots_run_to_where_every_curve_is_zero_and_keep_the_legend_off_the_data(tmp_path: Path) -> None:
@@ -251,3 +251,23 @@ def test_bound_labels_say_when_a_bound_uses_p1_only() -> None:
 
     assert "p1 only" in bound_label("tight", "laplace") and "Cohen" in bound_label("tight", "gaussian")
     assert bound_label("renyi", "laplace").startswith("Rényi") and "p2" in TENG_NOTE
+
+
+def test_records_hold_the_best_radius_and_refuse_a_forged_one(smoothed: renyicert.Smoothed) -> None:
+    from renyicert.workflow.evaluation import best_of_record, checked_record, summarize_certified
+
+    records = certify_dataset(smoothed, load_digits()[1].subset(12), n0=20, n=200, progress=False)
+    for record in records:
+        radii = {b: record[f"radius_{b}"] for b in ("renyi", "tight", "pixeldp")}
+        assert record["radius_best"] == max(radii.values()) and radii[record["best_bound"]] == record["radius_best"]
+        assert checked_record(dict(record), "r") == record
+    assert all(certified_accuracy(records, [0.1], "best") >= certified_accuracy(records, [0.1], b) for b in ("renyi", "tight", "pixeldp"))
+    assert summarize_certified(records, "best").average_certified_radius >= summarize_certified(records, "tight").average_certified_radius
+    certified = next(r for r in records if r["radius_best"] > 0)
+    with pytest.raises(ValueError, match=r"r: radius_best = .* is not the largest of its bounds' radii"):
+        checked_record(dict(certified, radius_best=certified["radius_best"] * 2), "r")
+    with pytest.raises(ValueError, match="is not the largest"):
+        checked_record(dict(certified, best_bound="pixeldp" if certified["best_bound"] != "pixeldp" else "renyi"), "r")
+    older = {k: v for k, v in certified.items() if k not in ("radius_best", "best_bound")}  # written before the best bound was kept
+    assert checked_record(older, "r")["radius_best"] == certified["radius_best"]
+    assert best_of_record({"radius_renyi": 0.0, "radius_tight": None, "radius_pixeldp": None}) == (0.0, "renyi")

@@ -34,20 +34,47 @@ from numpy.typing import NDArray
 from .._progress import progress_bar
 from .._torch import model_device
 from .._validation import check_alpha, check_positive_int
-from ..smoothing import BOUNDS, Smoothed, radii_where_certified
+from ..smoothing import BOUNDS as SINGLE_BOUNDS
+from ..smoothing import Smoothed, radii_where_certified
 from . import distributed
 from .data import LabelledData, as_labelled_data
 from .records import RecordWriter, read_records
 
 __all__ = [
-    "BOUNDS", "RECORDS_FORMAT", "CertifiedSummary", "SequentialSummary", "bound_label", "certified_accuracy", "checked_record", "certify_dataset",
+    "BOUNDS", "RECORDS_FORMAT", "CertifiedSummary", "SequentialSummary", "best_of_record", "bound_label", "certified_accuracy", "checked_record", "certify_dataset",
     "certify_dataset_at", "curve_radii", "plot_certified_accuracy", "radius_grid", "recertify_records", "summarize_certified", "summarize_sequential",
     "upgrade_record", "write_csv",
 ]  # fmt: skip
 
 #: The records format this version writes (stored in the settings file as ``"format"``).
 RECORDS_FORMAT = 2
-BOUND_LABELS = {"renyi": "Rényi (Li et al. 2019)", "tight": "tight (Cohen 2019 / Teng 2020)", "pixeldp": "PixelDP (Lecuyer 2019)"}
+#: The radii a record holds: one per bound, and ``best``, the largest of them (which bound gave it is ``best_bound``).
+BOUNDS = (*SINGLE_BOUNDS, "best")
+BOUND_LABELS = {
+    "renyi": "Rényi (Li et al. 2019)", "tight": "tight (Cohen 2019 / Teng 2020)", "pixeldp": "PixelDP (Lecuyer 2019)",
+    "best": "best of the bounds (their maximum, same alpha)",
+}  # fmt: skip
+
+
+def best_of_record(record: dict[str, Any]) -> tuple[float, str]:
+    """``(radius, bound)``: the largest of a record's per-bound radii and the bound that gave it (a tie goes to the earlier bound).
+
+    Every bound is a theorem about the same ``(p1_lower, p2_upper)``, so on the
+    event where those hold, all radii hold and so does their maximum: no extra
+    alpha is spent (see :func:`renyicert.smoothing.best_radii`).
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import best_of_record
+    >>> best_of_record({"radius_renyi": 0.4, "radius_tight": 0.5, "radius_pixeldp": None})
+    (0.5, 'tight')
+    """
+    radius, winner = -1.0, "renyi"
+    for bound in SINGLE_BOUNDS:
+        value = record.get(f"radius_{bound}")
+        if value is not None and float(value) > radius:
+            radius, winner = float(value), bound
+    return max(radius, 0.0), winner
 
 
 def checked_record(record: Any, where: str) -> dict[str, Any]:
@@ -71,7 +98,7 @@ def checked_record(record: Any, where: str) -> dict[str, Any]:
     record = upgrade_record(record)
     if not isinstance(record.get("correct"), bool):
         raise ValueError(f"{where}: 'correct' must be true or false, got {record.get('correct', 'nothing')!r}")
-    for bound in BOUNDS:
+    for bound in SINGLE_BOUNDS:
         key = f"radius_{bound}"
         if key not in record and bound == "renyi":
             raise ValueError(f"{where}: the record has no {key!r}; is this a renyicert records file?")
@@ -81,7 +108,10 @@ def checked_record(record: Any, where: str) -> dict[str, Any]:
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         if number is None or not math.isfinite(number) or number < 0:
             raise ValueError(f"{where}: {key} must be a finite number >= 0, got {value!r}")
-    return record
+    radius, winner = best_of_record(record)
+    if record.get("radius_best") is not None and (record["radius_best"] != radius or record.get("best_bound") != winner):
+        raise ValueError(f"{where}: radius_best = {record['radius_best']!r} ({record.get('best_bound')!r}) is not the largest of its bounds' radii, {radius!r} ({winner!r})")
+    return dict(record, radius_best=radius, best_bound=winner)
 
 
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +188,7 @@ def certify_dataset(
     >>> smoothed = renyicert.Smoothed(DigitsMLP(), "gaussian", 10, scale=0.25, progress=False)
     >>> records = certify_dataset(smoothed, test.subset(3), n0=20, n=200, progress=False)
     >>> [r["index"] for r in records], sorted(records[0])[:4]
-    ([0, 1, 2], ['correct', 'counts', 'index', 'label'])
+    ([0, 1, 2], ['best_bound', 'correct', 'counts', 'index'])
     """
     data = as_labelled_data(data)
     inputs_per_call = check_positive_int(inputs_per_call, "inputs_per_call")
@@ -378,6 +408,7 @@ def _certify_chunk(smoothed: Smoothed, data: LabelledData, chunk: range, device:
             "n": n,
             "seconds": cert.seconds,
         })  # fmt: skip
+        records[-1]["radius_best"], records[-1]["best_bound"] = best_of_record(records[-1])
     return records
 
 
@@ -523,6 +554,7 @@ def recertify_records(records: Sequence[dict[str, Any]], mechanism: Any, alpha: 
             radius_pixeldp=None if extra["pixeldp"] is None else float(extra["pixeldp"][i]), p1_lower=float(p1_lower[i]),
             p2_upper=float(p2_upper[i]), order=None if math.isnan(order[i]) else float(order[i]),
         ))  # fmt: skip
+        recomputed[-1]["radius_best"], recomputed[-1]["best_bound"] = best_of_record(recomputed[-1])
     return recomputed
 
 
@@ -710,7 +742,7 @@ def write_csv(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Write records as CSV (``counts`` joined with spaces)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = ["index", "label", "prediction", "correct", *(f"radius_{b}" for b in BOUNDS), "p1_lower", "p2_upper", "order", "counts", "n0", "n", "seconds"]
+    columns = ["index", "label", "prediction", "correct", *(f"radius_{b}" for b in BOUNDS), "best_bound", "p1_lower", "p2_upper", "order", "counts", "n0", "n", "seconds"]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
