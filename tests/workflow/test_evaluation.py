@@ -271,3 +271,46 @@ def test_records_hold_the_best_radius_and_refuse_a_forged_one(smoothed: renyicer
     older = {k: v for k, v in certified.items() if k not in ("radius_best", "best_bound")}  # written before the best bound was kept
     assert checked_record(older, "r")["radius_best"] == certified["radius_best"]
     assert best_of_record({"radius_renyi": 0.0, "radius_tight": None, "radius_pixeldp": None}) == (0.0, "renyi")
+
+
+GOOD = {"correct": True, "radius_renyi": 0.5, "radius_tight": None, "radius_pixeldp": 0.25}
+
+
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ([1, 2], "r: a record must be a JSON object, got a list"),
+        ({"radius_renyi": 0.5}, "r: 'correct' must be true or false, got 'nothing'"),
+        ({"correct": 1, "radius_renyi": 0.5}, "r: 'correct' must be true or false, got 1"),
+        ({"correct": True}, "r: the record has no 'radius_renyi'; is this a renyicert records file\\?"),
+        ({"correct": True, "radius_renyi": None}, "r: radius_renyi must be a finite number >= 0, got None"),
+        (dict(GOOD, radius_pixeldp=float("nan")), "r: radius_pixeldp must be a finite number >= 0, got nan"),
+        (dict(GOOD, radius_pixeldp=True), "r: radius_pixeldp must be a finite number >= 0, got True"),
+        (dict(GOOD, radius_renyi=float("inf")), "r: radius_renyi must be a finite number >= 0, got inf"),
+        (dict(GOOD, radius_renyi=-0.1), "r: radius_renyi must be a finite number >= 0, got -0.1"),
+        (dict(GOOD, radius_renyi="0.5"), "r: radius_renyi must be a finite number >= 0, got '0.5'"),
+        (dict(GOOD, radius_best=0.5, best_bound="tight"), r"r: radius_best = 0.5 \('tight'\) is not the largest of its bounds' radii, 0.5 \('renyi'\)"),
+    ],
+)
+def test_checked_record_names_what_is_wrong(record: object, message: str) -> None:
+    from renyicert.workflow.evaluation import checked_record
+
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        checked_record(record, "r")
+
+
+def test_checked_record_accepts_missing_comparison_bounds_and_adds_the_best() -> None:
+    from renyicert.workflow.evaluation import best_of_record, checked_record
+
+    assert checked_record(dict(GOOD), "r") == dict(GOOD, radius_best=0.5, best_bound="renyi")
+    assert checked_record({"correct": False, "radius_renyi": 0.0}, "r")["best_bound"] == "renyi"
+    # A tie goes to the earlier bound, as in best_radii; nothing recorded at all reads as 0 from the Rényi bound.
+    assert best_of_record({"radius_renyi": 0.3, "radius_tight": 0.3, "radius_pixeldp": 0.3}) == (0.3, "renyi")
+    assert best_of_record({}) == (0.0, "renyi")
+
+
+def test_best_radii_keeps_the_shape_of_scalar_inputs() -> None:
+    from renyicert.smoothing import best_radii
+
+    radius, order, bound = best_radii(renyicert.get_mechanism("laplace", scale=0.25), 0.9, 0.01, True)
+    assert np.shape(radius) == np.shape(order) == np.shape(bound) == () and bound == "renyi" and float(radius) > 0.6
