@@ -229,7 +229,7 @@ def test_plots_run_to_where_every_curve_is_zero_and_keep_the_legend_off_the_data
     matplotlib.figure.Figure.savefig = keep
     try:
         curves = {f"curve {k}": (radii, certified_accuracy(records, radii) * (1 - k / 10)) for k in range(9)}
-        plot_certified_accuracy(curves, tmp_path / "p.png", title="t", norm="l1", note="a caption")
+        plot_certified_accuracy(curves, tmp_path / "p.png", title="t", norm="l1", note="a caption", dashed=["curve 0"])
     finally:
         matplotlib.figure.Figure.savefig = original
     figure = captured["figure"]
@@ -244,6 +244,7 @@ def test_plots_run_to_where_every_curve_is_zero_and_keep_the_legend_off_the_data
     assert legend.x0 >= frame.x1  # beside the axes, never over a curve
     assert "l1 norm" in axes.get_xlabel()
     assert any("a caption" in text.get_text() for text in axes.texts)
+    assert axes.lines[0].get_linestyle() == "--" and axes.lines[1].get_linestyle() == "-"  # a coinciding curve stays visible
 
 
 def test_bound_labels_say_when_a_bound_uses_p1_only() -> None:

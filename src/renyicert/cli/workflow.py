@@ -421,9 +421,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
         curves = {}
         for row, run in zip(rows, row_runs):
             noise = f"{run['mechanism']} {run['settings'].get('scale'):g}" if run["mechanism"] and isinstance(run["settings"].get("scale"), (int, float)) else "noise not recorded"
-            curves[f"{run['name']}: {noise}, {bound_label(row['bound'], run['mechanism'])}"] = (radii, certified_accuracy(run["records"], radii, row["bound"]))
+            label = bound_label(row["bound"], run["mechanism"]) if len(runs) == 1 else f"{run['name']}: {noise}, {bound_label(row['bound'], run['mechanism'])}"
+            curves[label] = (radii, certified_accuracy(run["records"], radii, row["bound"]))
         teng = any(row["bound"] == "tight" and row["mechanism"] == "laplace" for row in rows)
-        plot_certified_accuracy(curves, args.plot, title=args.title, norm=norm or "norm not recorded", note=TENG_NOTE if teng else None)
+        dashed = [label for label, row in zip(curves, rows) if row["bound"] == "best"]
+        title = args.title if len(runs) > 1 else f"{args.title}: {runs[0]['name']} ({noise})"
+        plot_certified_accuracy(curves, args.plot, title=title, norm=norm or "norm not recorded", note=TENG_NOTE if teng else None, dashed=dashed)
         if not args.json:
             print(f"plot: {args.plot}")
     return 0

@@ -698,6 +698,7 @@ def plot_certified_accuracy(
     norm: str,
     empirical: dict[str, tuple[Any, Any]] | None = None,
     note: str | None = None,
+    dashed: Sequence[str] = (),
 ) -> Path:
     """Plot certified accuracy against radius, one line per entry of ``curves`` (``label -> (radii, accuracies)``), to a PNG.
 
@@ -706,6 +707,8 @@ def plot_certified_accuracy(
     every curve has reached zero (give radii past the largest certified one:
     :func:`curve_radii`), the legend sits outside the axes so that it never
     covers a curve, and ``note`` is printed under the plot as its caption.
+    The curves labelled in ``dashed`` are drawn dashed, on top, so that a curve
+    they coincide with (the best bound over the one that gave it) stays visible.
     """
     import matplotlib
 
@@ -715,7 +718,8 @@ def plot_certified_accuracy(
     figure, axes = plt.subplots(figsize=(9.0, 4.5), dpi=120)
     right = 0.0
     for i, (label, (radii, accuracy)) in enumerate(curves.items()):
-        axes.step(radii, accuracy, where="post", label=label, linewidth=1.8, color=f"C{i % 10}")
+        style = {"linestyle": (0, (4, 3)), "linewidth": 2.0, "zorder": 3} if label in dashed else {"linewidth": 1.8}
+        axes.step(radii, accuracy, where="post", label=label, color=f"C{i % 10}", **style)
         right = max(right, _zero_from(radii, accuracy))
     for i, (label, (eps, accuracy)) in enumerate((empirical or {}).items()):  # the i-th empirical line pairs with the i-th curve
         axes.plot(eps, accuracy, linestyle="--", marker="o", markersize=4, label=label, color=f"C{i % 10}")

@@ -184,7 +184,7 @@ def _noise_section(out: Path, noise: str, entries: list[dict[str, Any]], grid: l
     bound_curves = {bound_label(b, mechanism): (radii, certified_accuracy(best["_records"], radii, b)) for b in offered}
     plot_certified_accuracy(
         bound_curves, out / f"bounds-{noise}.png", title=f"Bounds from the same counts, {noise}, {METHOD_LABELS[best['method']]}", norm=norm,
-        note=TENG_NOTE if mechanism == "laplace" and "tight" in offered else None,
+        note=TENG_NOTE if mechanism == "laplace" and "tight" in offered else None, dashed=[bound_label("best", mechanism)],
     )  # fmt: skip
     sections = [f"## {noise} ({norm})", "", f"![certified accuracy by method](certified-{noise}.png)", "", f"![bounds compared](bounds-{noise}.png)", ""]
     bound_rows = [
