@@ -169,25 +169,15 @@ def test_recertify_refuses_records_it_cannot_recompute(change: dict, match: str)
 
 
 def test_recertify_reads_older_records_and_mechanisms_without_comparison_bounds() -> None:
-    from renyicert import Mechanism
     from renyicert.workflow.evaluation import recertify_records
+    from tests.test_mechanism import Minimal  # the Gaussian's two required methods only: no tight or PixelDP certificate
 
     gaussian = renyicert.get_mechanism("gaussian", scale=0.25)
     older = {"index": 0, "label": 1, "prediction": 1, "counts": [3, 97], "n": 100}  # written before 'selected' was kept
     (again,) = recertify_records([older], gaussian, 0.001)
     assert again["selected"] == 1 and again["prediction"] == 1 and again["correct"] and again["radius_renyi"] > 0
 
-    class PlainGaussian(Mechanism):  # a plugin with no tight or PixelDP certificate
-        name = "plain-gaussian-for-recertify"
-        norm = 2
-
-        def _sample(self, shape, generator, dtype, device):  # type: ignore[no-untyped-def]
-            return self.scale * torch.randn(shape, generator=generator, dtype=dtype, device=device)
-
-        def _divergence(self, order, distance):  # type: ignore[no-untyped-def]
-            return order * distance**2 / (2 * self.scale**2)
-
-    (plain,) = recertify_records([older], PlainGaussian(scale=0.25), 0.001)
+    (plain,) = recertify_records([older], Minimal(scale=0.25), 0.001)
     assert plain["radius_tight"] is None and plain["radius_pixeldp"] is None
     assert plain["radius_renyi"] == pytest.approx(again["radius_renyi"], rel=1e-12)
     with pytest.raises(ValueError, match="^the records' counts have different numbers of classes$"):

@@ -210,3 +210,13 @@ def test_plain_weights_load_into_the_named_model(tmp_path: Path) -> None:
         load_weights(torch.nn.Linear(3, 2), tmp_path / "pickled-module.pt")
     with pytest.raises(ValueError, match="does not exist"):
         load_weights(torch.nn.Linear(3, 2), tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("make", ["sparse", "meta"])
+def test_plain_weights_refuse_sparse_or_meta_tensors_as_checkpoints_do(tmp_path: Path, make: str) -> None:
+    from renyicert.workflow.models import load_weights
+
+    weight = torch.zeros(2, 3).to_sparse() if make == "sparse" else torch.empty(2, 3, device="meta")
+    torch.save({"weight": weight, "bias": torch.zeros(2)}, tmp_path / "w.pt")
+    with pytest.raises(ValueError, match="holds sparse or meta tensors, not a model's weights"):
+        load_weights(torch.nn.Linear(3, 2), tmp_path / "w.pt")

@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._json import dumps
 from .._validation import check_batch_size
 from .arguments import add_option_argument, float_list, mechanism_from_arguments
@@ -172,7 +170,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_certify(args: argparse.Namespace) -> int:
-    from ..workflow.evaluation import BOUNDS, certified_accuracy, certify_dataset, radius_grid, write_csv
+    from ..workflow.evaluation import certify_dataset, norm_name, write_csv
 
     from ..workflow import distributed
 
@@ -207,22 +205,16 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(records, args.csv)
     mechanism = smoothed.mechanism
-    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": _norm_name(mechanism.norm), "n0": args.n0, "n": args.n, "alpha": args.alpha}
+    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": norm_name(mechanism.norm), "n0": args.n0, "n": args.n, "alpha": args.alpha}
     _print_fixed_n(records, what, args.json, args.records)
     return 0
 
 
-def _norm_name(norm: float) -> str:
-    import math
-
-    return "linf" if math.isinf(norm) else f"l{norm:g}"
-
-
-def _print_fixed_n(records: list[dict[str, Any]], what: dict[str, Any], as_json: bool, path: str | None, grid: list[float] | None = None) -> None:
+def _print_fixed_n(records: list[dict[str, Any]], what: dict[str, Any], as_json: bool, path: str | None) -> None:
     """Certified accuracy per bound at a grid of radii, with ACR and the abstention rate: a table, or one JSON object."""
     from ..workflow.evaluation import BOUNDS, certified_accuracy, radius_grid, summarize_certified
 
-    grid = radius_grid(records) if grid is None else grid
+    grid = radius_grid(records)
     bounds = [b for b in BOUNDS if records and records[0].get(f"radius_{b}") is not None]
     summaries = {b: summarize_certified(records, b) for b in bounds}
     accuracy = {b: [float(a) for a in certified_accuracy(records, grid, b)] for b in bounds}
@@ -246,7 +238,7 @@ def _print_fixed_n(records: list[dict[str, Any]], what: dict[str, Any], as_json:
 
 def _certify_at_radii(args: argparse.Namespace, smoothed: Any, data: Any, rank: int) -> int:
     """``certify --radii``: sequential certification at the given radii (fixed-n options refused, not ignored)."""
-    from ..workflow.evaluation import certify_dataset_at, summarize_sequential
+    from ..workflow.evaluation import certify_dataset_at, norm_name, summarize_sequential
 
     if args.n is not None or args.csv:
         raise ValueError(f"{'--n' if args.n is not None else '--csv'} belongs to fixed-n certification; with --radii the samples per input are decided as they come, up to --budget")
@@ -264,7 +256,7 @@ def _certify_at_radii(args: argparse.Namespace, smoothed: Any, data: Any, rank: 
     if args.json:
         mechanism = smoothed.mechanism
         print(dumps({
-            "mechanism": mechanism.label, "scale": mechanism.scale, "norm": _norm_name(mechanism.norm), "bound": bound, "p2_mode": args.p2_mode or "runner-up",
+            "mechanism": mechanism.label, "scale": mechanism.scale, "norm": norm_name(mechanism.norm), "bound": bound, "p2_mode": args.p2_mode or "runner-up",
             "alpha": args.alpha, "budget": budget, "n0": args.n0, "records": args.records, **_sequential_json(summary),
         }))  # fmt: skip
         return 0
@@ -295,9 +287,8 @@ def _print_sequential(summary: Any, what: str, budget: Any, n0: Any) -> None:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     """``predict``: the smoothed classifier's prediction per input (Cohen et al.'s PREDICT: abstain unless the top two counts differ significantly)."""
-    from ..smoothing import ABSTAIN
-
     from .._validation import check_positive_int
+    from ..smoothing import ABSTAIN
 
     per_call = check_positive_int(args.inputs_per_call, "--inputs-per-call")
     smoothed, data = _smoothed(args)
@@ -360,11 +351,12 @@ def _records_settings(path: str) -> dict[str, Any]:
 def _recorded_norm(settings: dict[str, Any]) -> str | None:
     """The norm of the radii in records made with ``settings``: the norm of their mechanism (installed), or the one stored."""
     from ..registry import mechanism_class
+    from ..workflow.evaluation import norm_name
 
     name = settings.get("mechanism")
     if isinstance(name, str):
         try:
-            return _norm_name(float(mechanism_class(name).norm))
+            return norm_name(float(mechanism_class(name).norm))
         except (ValueError, LookupError):
             pass
     stored = settings.get("norm")
@@ -375,15 +367,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ..workflow.evaluation import BOUNDS, bound_label, certified_accuracy, checked_record, curve_radii, plot_certified_accuracy, radius_grid, summarize_certified, TENG_NOTE
     from ..workflow.records import read_records
 
-    sequential = [_sequential_settings(path) for path in args.records]
-    if any(sequential):
-        return _report_sequential(args, sequential)
+    stored = [_records_settings(path) for path in args.records]
+    if any(settings.get("method") == "sequential" for settings in stored):
+        return _report_sequential(args, [settings if settings.get("method") == "sequential" else None for settings in stored])
     runs = []
-    for path in args.records:
+    for path, settings in zip(args.records, stored):
         found = read_records(path)
         if not found.records:
             raise ValueError(f"{path!r} holds no records")
-        settings = _records_settings(path)
         norm = _recorded_norm(settings)
         if norm is not None and args.norm is not None and args.norm != norm:
             raise ValueError(f"{path}: its records are {norm} radii ({settings.get('mechanism')} noise), not {args.norm}; drop --norm, which is only for records without settings")
@@ -432,12 +423,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sequential_settings(path: str) -> dict[str, Any] | None:
-    """The settings of ``path`` when its records come from ``certify --radii``, else ``None``."""
-    settings = _records_settings(path)
-    return settings if settings.get("method") == "sequential" else None
-
-
 def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] | None]) -> int:
     """``report`` on records of ``certify --radii``: one table per file (mixing them with fixed-n records is refused)."""
     from ..workflow.evaluation import summarize_sequential
@@ -471,7 +456,7 @@ def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] |
 def _cmd_recertify(args: argparse.Namespace) -> int:
     """``recertify``: the certificates a fixed-n records file's counts give under another alpha or p2 mode, without the model."""
     from ..workflow.distributed import settings_path, write_settings
-    from ..workflow.evaluation import checked_record, recertify_records
+    from ..workflow.evaluation import checked_record, norm_name, recertify_records
     from ..workflow.records import RecordWriter, read_records
 
     settings = _records_settings(args.records)
@@ -498,7 +483,7 @@ def _cmd_recertify(args: argparse.Namespace) -> int:
             for record in records:
                 writer.write(record)
         write_settings(out, dict(settings, alpha=args.alpha, p2_mode=args.p2_mode, recertified_from=str(args.records)))
-    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": _norm_name(mechanism.norm), "n0": settings.get("n0"), "n": settings.get("n"), "alpha": args.alpha}
+    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": norm_name(mechanism.norm), "n0": settings.get("n0"), "n": settings.get("n"), "alpha": args.alpha}
     _print_fixed_n(records, what, args.json, args.out)
     return 0
 

@@ -175,14 +175,13 @@ def _files_digest(paths: list[Path]) -> Callable[[], str]:
     """A function returning the SHA-256 of ``paths``' names and bytes (computed once, when first asked)."""
     cached: list[str] = []
 
+    from .models import file_sha256
+
     def digest() -> str:
         if not cached:
             total = hashlib.sha256()
             for path in paths:
-                total.update(f"{path.name}:{path.stat().st_size};".encode())
-                with open(path, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        total.update(block)
+                total.update(f"{path.name}:{file_sha256(path)};".encode())
             cached.append(total.hexdigest())
         return cached[0]
 

@@ -42,7 +42,7 @@ from .records import RecordWriter, read_records
 
 __all__ = [
     "BOUNDS", "RECORDS_FORMAT", "CertifiedSummary", "SequentialSummary", "best_of_record", "bound_label", "certified_accuracy", "checked_record", "certify_dataset",
-    "certify_dataset_at", "curve_radii", "plot_certified_accuracy", "radius_grid", "recertify_records", "summarize_certified", "summarize_sequential",
+    "certify_dataset_at", "curve_radii", "norm_name", "plot_certified_accuracy", "radius_grid", "recertify_records", "summarize_certified", "summarize_sequential",
     "upgrade_record", "write_csv",
 ]  # fmt: skip
 
@@ -108,10 +108,13 @@ def checked_record(record: Any, where: str) -> dict[str, Any]:
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         if number is None or not math.isfinite(number) or number < 0:
             raise ValueError(f"{where}: {key} must be a finite number >= 0, got {value!r}")
-    radius, winner = best_of_record(record)
-    if record.get("radius_best") is not None and (record["radius_best"] != radius or record.get("best_bound") != winner):
-        raise ValueError(f"{where}: radius_best = {record['radius_best']!r} ({record.get('best_bound')!r}) is not the largest of its bounds' radii, {radius!r} ({winner!r})")
-    return dict(record, radius_best=radius, best_bound=winner)
+    checked = _with_best(record)
+    if record.get("radius_best") is not None and (record["radius_best"], record.get("best_bound")) != (checked["radius_best"], checked["best_bound"]):
+        raise ValueError(
+            f"{where}: radius_best = {record['radius_best']!r} ({record.get('best_bound')!r}) is not the largest of its bounds' radii, "
+            f"{checked['radius_best']!r} ({checked['best_bound']!r})"
+        )
+    return checked
 
 
 def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -130,11 +133,17 @@ def upgrade_record(record: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
-def _bound_radii(smoothed: Smoothed, p1: NDArray[np.float64], p2: NDArray[np.float64], certified: NDArray[np.bool_]) -> dict[str, Any]:
-    """The comparison bounds' radii from the same bounds (``None`` for a bound the mechanism does not offer)."""
-    mechanism = smoothed.mechanism
+def _comparison_radii(mechanism: Any, p1: NDArray[np.float64], p2: NDArray[np.float64], certified: NDArray[np.bool_]) -> list[dict[str, float | None]]:
+    """Per input, ``radius_tight`` and ``radius_pixeldp`` from the same bounds (``None`` for a bound the mechanism does not offer)."""
     offered = {"tight": mechanism.has_tight_radius, "pixeldp": mechanism.has_pixeldp_radius}
-    return {bound: radii_where_certified(mechanism, p1, p2, certified, bound)[0] if has else None for bound, has in offered.items()}
+    radii = {bound: radii_where_certified(mechanism, p1, p2, certified, bound)[0] if has else None for bound, has in offered.items()}
+    return [{f"radius_{bound}": None if values is None else float(values[i]) for bound, values in radii.items()} for i in range(len(p1))]
+
+
+def _with_best(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with ``radius_best`` and ``best_bound`` (:func:`best_of_record`) set from its radii."""
+    radius, winner = best_of_record(record)
+    return dict(record, radius_best=radius, best_bound=winner)
 
 
 def certify_dataset(
@@ -387,19 +396,18 @@ def _certify_chunk(smoothed: Smoothed, data: LabelledData, chunk: range, device:
     p1 = np.array([c.p1_lower for c in certificates])
     p2 = np.array([c.p2_upper for c in certificates])
     certified = np.array([not c.abstained for c in certificates])
-    extra = _bound_radii(smoothed, p1, p2, certified)
+    extra = _comparison_radii(smoothed.mechanism, p1, p2, certified)
     records = []
     for offset, cert in enumerate(certificates):
         label = int(data.y[chunk.start + offset])
-        records.append({
+        records.append(_with_best({
             "index": chunk.start + offset,
             "label": label,
             "prediction": cert.label,
             "selected": cert.selected,
             "correct": cert.label == label,
             "radius_renyi": cert.radius,
-            "radius_tight": None if extra["tight"] is None else float(extra["tight"][offset]),
-            "radius_pixeldp": None if extra["pixeldp"] is None else float(extra["pixeldp"][offset]),
+            **extra[offset],
             "p1_lower": cert.p1_lower,
             "p2_upper": cert.p2_upper,
             "order": None if math.isnan(cert.order) else cert.order,
@@ -407,8 +415,7 @@ def _certify_chunk(smoothed: Smoothed, data: LabelledData, chunk: range, device:
             "n0": n0,
             "n": n,
             "seconds": cert.seconds,
-        })  # fmt: skip
-        records[-1]["radius_best"], records[-1]["best_bound"] = best_of_record(records[-1])
+        }))  # fmt: skip
     return records
 
 
@@ -543,18 +550,15 @@ def recertify_records(records: Sequence[dict[str, Any]], mechanism: Any, alpha: 
     p1_lower, p2_upper = top_two_bounds(matrix, top, alpha, p2_mode)
     certified = p1_lower > p2_upper
     radius, order = radii_where_certified(mechanism, p1_lower, p2_upper, certified, "renyi")
-    offered = {"tight": mechanism.has_tight_radius, "pixeldp": mechanism.has_pixeldp_radius}
-    extra = {b: radii_where_certified(mechanism, p1_lower, p2_upper, certified, b)[0] if has else None for b, has in offered.items()}
+    extra = _comparison_radii(mechanism, p1_lower, p2_upper, certified)
     recomputed = []
     for i, record in enumerate(records):
         prediction = int(top[i]) if certified[i] else ABSTAIN
-        recomputed.append(dict(
+        recomputed.append(_with_best(dict(
             upgrade_record(record), prediction=prediction, selected=int(top[i]), correct=prediction == record.get("label"),
-            radius_renyi=float(radius[i]), radius_tight=None if extra["tight"] is None else float(extra["tight"][i]),
-            radius_pixeldp=None if extra["pixeldp"] is None else float(extra["pixeldp"][i]), p1_lower=float(p1_lower[i]),
-            p2_upper=float(p2_upper[i]), order=None if math.isnan(order[i]) else float(order[i]),
-        ))  # fmt: skip
-        recomputed[-1]["radius_best"], recomputed[-1]["best_bound"] = best_of_record(recomputed[-1])
+            radius_renyi=float(radius[i]), **extra[i], p1_lower=float(p1_lower[i]), p2_upper=float(p2_upper[i]),
+            order=None if math.isnan(order[i]) else float(order[i]),
+        )))  # fmt: skip
     return recomputed
 
 
@@ -637,6 +641,18 @@ def radius_grid(records: Sequence[dict[str, Any]], points: int = 6, bound: str =
     magnitude = 10 ** np.floor(np.log10(step))
     step = float(np.floor(step / magnitude * 2) / 2 * magnitude) or float(magnitude)
     return [round(i * step, 6) for i in range(points)]
+
+
+def norm_name(norm: float) -> str:
+    """A mechanism's norm as tables and plots name it.
+
+    Examples
+    --------
+    >>> from renyicert.workflow.evaluation import norm_name
+    >>> norm_name(2.0), norm_name(1), norm_name(float("inf"))
+    ('l2', 'l1', 'linf')
+    """
+    return "linf" if math.isinf(norm) else f"l{float(norm):g}"
 
 
 def bound_label(bound: str, mechanism: str | None = None) -> str:

@@ -223,29 +223,41 @@ def load_weights(model: Any, path: str | Path) -> Any:
     >>> type(load_weights(torch.nn.Linear(2, 2), path)).__name__
     'Linear'
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"weights file {str(path)!r} does not exist")
-    try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:
-        raise ValueError(f"{str(path)!r} is not a state dict that loads without running code (torch.load weights_only=True): {type(error).__name__}: {error}") from None
-    if isinstance(state, dict):
-        for key in ("state_dict", "model_state_dict"):
-            if isinstance(state.get(key), dict):
-                state = state[key]
-                break
-    if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of tensors (save one with torch.save(model.state_dict(), path))")
-    if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+    state = _read_state_dict(path, unwrap=True)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
         raise ValueError(f"the weights in {str(path)!r} do not fit the model: {error}") from None
     return model
+
+
+def _read_state_dict(path: Path, unwrap: bool = False) -> dict[str, Any]:
+    """The tensors of the state dict in ``path``, read with ``torch.load(weights_only=True)`` (no code runs), dense and with values.
+
+    With ``unwrap``, a state dict held under ``"state_dict"`` or ``"model_state_dict"``
+    is taken from there, and a ``module.`` prefix on every key (``DataParallel``) is dropped.
+    """
+    import torch
+
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:
+        raise ValueError(
+            f"{str(path)!r} is not a loadable state dict (not a state dict that loads without running code, torch.load weights_only=True): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    if unwrap and isinstance(state, dict):
+        state = next((state[key] for key in ("state_dict", "model_state_dict") if isinstance(state.get(key), dict)), state)
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of tensors (save one with torch.save(model.state_dict(), path))")
+    if any(v.is_sparse or v.device.type == "meta" for v in state.values()):
+        raise ValueError(f"{str(path)!r} holds sparse or meta tensors, not a model's weights")
+    if unwrap and state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
 
 
 def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: int, name: str = "the model") -> None:
@@ -400,8 +412,6 @@ def load_checkpoint(path: str | Path, trusted_models: tuple[str, ...] = ()) -> t
     caller names that spec in ``trusted_models`` (the command line's ``--model``),
     never because the file says so.  See ``docs/security.md``.
     """
-    import torch
-
     path = Path(path)
     json_path = path.with_suffix(".json")
     if not path.is_file():
@@ -422,14 +432,7 @@ def load_checkpoint(path: str | Path, trusted_models: tuple[str, ...] = ()) -> t
             f"the checkpoint's model is {spec!r}, code that a file names: renyicert imports a module:callable only when you "
             f"name it yourself (--model {spec}, or load_checkpoint(..., trusted_models=({spec!r},))) and trust it"
         )
-    try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:
-        raise ValueError(f"{str(path)!r} is not a loadable state dict: {type(error).__name__}: {error}") from error
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise ValueError(f"{str(path)!r} holds a {type(state).__name__}, not a state dict of tensors")
-    if any(v.is_sparse or v.device.type == "meta" for v in state.values()):
-        raise ValueError(f"{str(path)!r} holds sparse or meta tensors, not a model's weights")
+    state = _read_state_dict(path)
     model = build_model(spec, input_shape, num_classes)
     try:
         model.load_state_dict(state)

@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import BOUNDS, TENG_NOTE, bound_label, certified_accuracy, curve_radii, plot_certified_accuracy, radius_grid, summarize_certified
+from .evaluation import BOUNDS, TENG_NOTE, bound_label, certified_accuracy, curve_radii, norm_name, plot_certified_accuracy, radius_grid, summarize_certified
 
 __all__ = ["main_table", "write_report"]
 
 METHOD_LABELS = {"standard": "undefended", "augmentation": "noise augmentation", "stability": "stability training"}
-NORM_NAMES = {1.0: "l1", 2.0: "l2"}
 
 
 def _grid(entries: list[dict[str, Any]], points: int = 6) -> list[float]:
@@ -70,7 +69,7 @@ def main_table(summary: dict[str, Any]) -> str:
     settings = summary["settings"]
     for noise, entries in _by_noise(summary).items():
         grid = _grid(entries)
-        norm = NORM_NAMES.get(float(entries[0]["norm"]), f"l{entries[0]['norm']}")
+        norm = norm_name(float(entries[0]["norm"]))
         n = settings["n"]
         summaries = [summarize_certified(e["_records"], "renyi") for e in entries]
         rows = [
@@ -173,7 +172,7 @@ def _introduction(summary: dict[str, Any]) -> list[str]:
 
 def _noise_section(out: Path, noise: str, entries: list[dict[str, Any]], grid: list[float], settings: dict[str, Any], checks: list[str]) -> list[str]:
     """One noise's section: its three plots, the per-bound table and the attacks table; failed consistency checks go to ``checks``."""
-    norm = NORM_NAMES.get(float(entries[0]["norm"]), f"l{entries[0]['norm']}")
+    norm = norm_name(float(entries[0]["norm"]))
     mechanism = str(entries[0]["noise"])
     radii = curve_radii([e["_records"] for e in entries])
     curves = {METHOD_LABELS[e["method"]]: (radii, certified_accuracy(e["_records"], radii, "renyi")) for e in entries}

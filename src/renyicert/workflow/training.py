@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._progress import progress_bar
+from .._torch import model_device
 from .._validation import check_positive_int
 from .data import LabelledData, as_labelled_data
 from ..mechanism import Mechanism
@@ -176,10 +177,7 @@ def _train_epoch(
     """One pass over ``data`` in a random order: the mean loss and the accuracy on the clean inputs."""
     import torch
 
-    from .._torch import model_device
-
     device = model_device(model)
-    device = None if device is None or device.type == "cpu" else device
     order = torch.randperm(len(data), generator=generator)
     total_loss, correct = 0.0, 0
     for begin in range(0, len(data), batch_size):
