@@ -339,3 +339,24 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"renyicert {renyicert.__version__}"
+
+
+def test_data_set_folders_on_the_command_line_refuse_flags_that_do_not_apply(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.workflow.test_datasets import _write_cifar
+
+    _write_cifar(tmp_path / "cifar", {"test_batch": 3})
+    np.savez(tmp_path / "d.npz", x=np.zeros((2, 1, 8, 8), "float32"), y=np.array([0, 1]))
+    weights = ["--model", "resnet20", "--mechanism", "gaussian", "--scale", "0.25", "--n", "20", "--quiet"]
+    torch_save_resnet = tmp_path / "r.pt"
+    import torch
+
+    from renyicert.workflow.models import build_model
+
+    torch.save(build_model("resnet20", (3, 32, 32), 10).state_dict(), torch_save_resnet)
+    cifar = ["certify", "--data", str(tmp_path / "cifar"), "--weights", str(torch_save_resnet), *weights]
+    _one_line_error(capsys, [*cifar, "--num-classes", "5"], "has 10 classes, got --num-classes 5")
+    _one_line_error(capsys, [*cifar, "--image-size", "16"], "an image size applies to image folders")
+    _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--data", str(tmp_path / "d.npz"), "--image-size", "8", "--quiet"], "--image-size applies to image folders")
+    _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--image-size", "8", "--quiet"], "--image-size applies to image folders; 'digits' is not one")
+    assert main([*cifar, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["inputs"] == 3

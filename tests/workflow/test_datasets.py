@@ -142,6 +142,9 @@ def test_grey_images_give_one_channel_and_sizes_must_agree_unless_resized(tmp_pa
     assert data.input_shape == (1, 6, 6)
     with pytest.raises(ValueError, match=r"2.png' is 8x10, the first is 6x6: give an image size"):
         data.inputs(slice(None))
+    for size in (0, -3, True):
+        with pytest.raises(ValueError, match="image_size must be a positive integer"):
+            load_image_folder(tmp_path, image_size=size)
     resized = load_image_folder(tmp_path, image_size=4)
     assert resized.input_shape == (1, 4, 4) and resized.inputs(slice(None)).shape == (2, 1, 4, 4)
 

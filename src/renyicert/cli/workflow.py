@@ -36,7 +36,10 @@ def _split(args: argparse.Namespace, part: str, classes: int | None = None) -> A
 
     classes = args.num_classes if args.num_classes is not None else classes
     input_range = parse_input_range(args.input_range) if getattr(args, "input_range", None) else None
-    folder = None if args.data == "digits" else open_data(args.data, part, image_size=getattr(args, "image_size", None))
+    image_size = getattr(args, "image_size", None)
+    folder = None if args.data == "digits" else open_data(args.data, part, image_size=image_size)
+    if folder is None and image_size is not None:
+        raise ValueError(f"--image-size applies to image folders; {args.data!r} is not one")
     if (args.data == "digits" or folder is not None) and input_range is not None:
         raise ValueError(f"--input-range applies to .npz/.pt files; {args.data!r} is read as 8-bit pixels scaled to [0, 1]")
     if args.data == "digits" or folder is not None:

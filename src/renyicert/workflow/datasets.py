@@ -340,6 +340,8 @@ def open_data(path: str | Path, part: str, *, image_size: int | None = None) -> 
     if not folder.is_dir():
         return None
     if (folder / "test_batch").is_file() or (folder / "data_batch_1").is_file():
+        if image_size is not None:
+            raise ValueError(f"an image size applies to image folders; {str(folder)!r} holds CIFAR-10's batches, whose images are 32x32")
         return load_cifar10(folder, part)
     split = folder / ("train" if part == "train" else "val")
     if part != "train" and not split.is_dir():
