@@ -20,6 +20,11 @@ def test_train_certify_attack_report(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert len(records.read_text().splitlines()) == 6
     assert main(["attack", "--checkpoint", str(model), "--undefended", str(std), "--limit", "4", "--eps", "0.5", "--attacks", "pgd,transfer", "--vote-samples", "100", "--json", "--quiet"]) == 0
     capsys.readouterr()
+    argv = ["attack", "--checkpoint", str(model), "--limit", "3", "--eps", "0.5", "--attacks", "pgd-long", "--long-steps", "4", "--long-restarts", "2", "--vote-samples", "50", "--json", "--quiet"]
+    assert main(argv) == 0
+    assert set(json.loads(capsys.readouterr().out)["accuracy"]) == {"pgd-long", "all"}
+    assert main([*argv[:-4], "--long-restarts", "0", "--quiet"]) == 2
+    assert "long_restarts must be a positive integer, got 0" in capsys.readouterr().err
     assert main(["report", str(records), "--all-bounds", "--plot", str(tmp_path / "p.png")]) == 0
     out = capsys.readouterr().out
     assert "renyi" in out and "pixeldp" in out and (tmp_path / "p.png").exists()

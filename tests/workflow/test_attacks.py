@@ -11,7 +11,7 @@ import torch
 
 import renyicert
 from renyicert.workflow.attacks import SmoothedSoftClassifier, SmoothedVoteClassifier, empirical_robustness
-from renyicert.workflow.data import load_digits
+from renyicert.workflow.data import as_labelled_data, load_digits
 from renyicert.workflow.demo import DemoSettings, run_demo
 from renyicert.workflow.models import DigitsMLP
 
@@ -126,3 +126,75 @@ def test_sparse_l1_pgd_stays_in_the_ball_and_the_box_and_beats_dense_steps() -> 
         clean = (model(x).argmax(1) == y).float().mean()
         attacked = (model(adversarial).argmax(1) == y).float().mean()
     assert attacked < clean - 0.2, (clean, attacked)  # l1 = 2 (a few pixels) breaks an undefended MLP often
+
+
+def _linear_model(weight: torch.Tensor, bias: float) -> torch.nn.Module:
+    """Two logits (0, w.x + b): its exact l2 distance to the decision boundary is |w.x + b| / ||w||_2."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(weight.numel(), 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.stack([torch.zeros_like(weight), weight]))
+        model[1].bias.copy_(torch.tensor([0.0, bias]))
+    return model
+
+
+def test_pgd_with_restarts_finds_the_exact_boundary_of_a_linear_model_in_l2_and_l1() -> None:
+    from renyicert.workflow.attacks import pgd_with_restarts
+
+    weight = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    model = _linear_model(weight, -0.5)
+    x = torch.full((1, 1, 2, 2), 0.5)  # w.x + b = 0.75: class 1
+    y = torch.tensor([1])
+    distance = {2.0: 0.75 / float(weight.norm()), 1.0: 0.75 / float(weight.abs().max())}  # l1: move the largest |w_i| alone
+    for norm, d in distance.items():
+        adversarial = pgd_with_restarts(model, x, y, [0.9 * d, 1.1 * d], norm, steps=200, restarts=3, seed=0)
+        with torch.no_grad():
+            predicted = [int(model(a).argmax()) for a in adversarial]
+        assert predicted == [1, 0], (norm, predicted)  # cannot cross inside the distance, does cross just past it
+        sizes = (adversarial - x).flatten(2).norm(p=norm, dim=2)[:, 0]
+        assert (sizes <= torch.tensor([0.9 * d, 1.1 * d]) * (1 + 1e-5)).all()
+        assert ((adversarial >= 0) & (adversarial <= 1)).all()
+
+
+def test_pgd_with_restarts_refuses_bad_settings() -> None:
+    from renyicert.workflow.attacks import pgd_with_restarts
+
+    model, x, y = _linear_model(torch.ones(4), 0.0), torch.rand(2, 1, 2, 2), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="supports the l1 and l2 norms, got linf"):
+        pgd_with_restarts(model, x, y, [0.1], float("inf"))
+    with pytest.raises(ValueError, match=r"eps must be finite and > 0, got \[0.0\]"):
+        pgd_with_restarts(model, x, y, [0.0], 2.0)
+    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
+        pgd_with_restarts(model, x, y, [0.1], 2.0, steps=0)
+    with pytest.raises(ValueError, match="restarts must be a positive integer, got -1"):
+        pgd_with_restarts(model, x, y, [0.1], 2.0, restarts=-1)
+
+
+def test_deterministic_models_are_attacked_in_the_norm_given_and_judged_by_their_argmax() -> None:
+    weight = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    model = _linear_model(weight, -0.5)
+    x = torch.full((3, 1, 2, 2), 0.5)
+    data = as_labelled_data((x, torch.tensor([1, 1, 0])))  # the third label is wrong: broken at every eps
+    d = 0.75 / float(weight.norm())
+    result = empirical_robustness(model, data, [0.0, 0.9 * d, 1.1 * d], norm=2, attacks=["pgd-long", "boundary"], long_steps=100, long_restarts=2, boundary_iterations=10, progress=False)
+    assert result.clean_accuracy == pytest.approx(2 / 3)
+    assert result.accuracy["pgd-long"] == pytest.approx([2 / 3, 2 / 3, 0.0])
+    assert result.accuracy["all"][2] == 0.0
+    with pytest.raises(ValueError, match=r"give norm= \(1 or 2\) to attack a deterministic model"):
+        empirical_robustness(model, data, [0.1], attacks=["pgd"], progress=False)
+    smoothed = renyicert.Smoothed(DigitsMLP(), "gaussian", 10, scale=0.25, progress=False)
+    _, test = load_digits()
+    with pytest.raises(ValueError, match="norm 1 contradicts the mechanism's norm 2"):
+        empirical_robustness(smoothed, test.subset(2), [0.1], norm=1, attacks=["pgd"], progress=False)
+    with pytest.raises(TypeError, match="must be a Smoothed classifier or a torch.nn.Module, got str"):
+        empirical_robustness("model", data, [0.1], norm=2, attacks=["pgd"], progress=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="long_steps must be a positive integer, got 0"):
+        empirical_robustness(model, data, [0.1], norm=2, attacks=["pgd-long"], long_steps=0, progress=False)
+
+
+def test_the_long_pgd_attacks_a_smoothed_classifier_within_the_ball() -> None:
+    _, test = load_digits()
+    data = test.subset(6)
+    smoothed = renyicert.Smoothed(DigitsMLP(), "laplace", 10, scale=0.25, progress=False)
+    result = empirical_robustness(smoothed, data, [0.0, 0.5], attacks=["pgd-long"], long_steps=5, long_restarts=2, vote_samples=50, progress=False)
+    assert set(result.accuracy) == {"pgd-long", "all"}
+    assert result.accuracy["pgd-long"][1] <= result.accuracy["pgd-long"][0] == pytest.approx(result.clean_accuracy)

@@ -316,13 +316,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_attack(args: argparse.Namespace) -> int:
-    from ..workflow.attacks import ATTACKS, empirical_robustness
+    from ..workflow.attacks import DEFAULT_ATTACKS, empirical_robustness
     from ..workflow.models import load_checkpoint
 
     smoothed, data = _smoothed(args)
-    attacks = args.attacks.split(",") if args.attacks else [a for a in ATTACKS if a != "transfer" or args.undefended]
+    attacks = args.attacks.split(",") if args.attacks else [a for a in DEFAULT_ATTACKS if a != "transfer" or args.undefended]
     undefended = load_checkpoint(args.undefended, trusted_models=_trusted(args))[0].to(_device(args)) if args.undefended else None
-    result = empirical_robustness(smoothed, data, args.eps, attacks=attacks, undefended=undefended, vote_samples=args.vote_samples, seed=args.seed, progress=_progress(args))
+    result = empirical_robustness(
+        smoothed, data, args.eps, attacks=attacks, undefended=undefended, vote_samples=args.vote_samples, long_steps=args.long_steps,
+        long_restarts=args.long_restarts, seed=args.seed, progress=_progress(args),
+    )  # fmt: skip
     if args.json:
         print(dumps({"eps": result.eps, "accuracy": result.accuracy, "clean_accuracy": result.clean_accuracy, "inputs": result.inputs}))
         return 0
@@ -500,6 +503,29 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.out, settings, progress=_progress(args))
     print(main_table(result.summary))
     print(f"\nfinished in {result.seconds:.0f} s; report: {result.report} (plots and records beside it)")
+    print("TRADES, a 1-Lipschitz network and PGD with 20 random starts of 1000 steps: renyicert compare (make compare)")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from ..workflow.compare import CompareSettings, run_comparison
+
+    changes: dict[str, Any] = {"seed": args.seed}
+    for option in ("long_steps", "long_restarts", "attack_inputs"):
+        if getattr(args, option) is not None:
+            changes[option] = getattr(args, option)
+    settings = CompareSettings.quick(**changes) if args.quick else CompareSettings(**changes)
+    print(
+        f"renyicert compare{' (quick)' if args.quick else ''}: smoothing vs TRADES vs a 1-Lipschitz network on scikit-learn's digits, "
+        f"PGD with {settings.long_restarts} random starts of {settings.long_steps} steps; writing {args.out}/",
+        file=sys.stderr,
+    )
+    result = run_comparison(args.out, settings, progress=_progress(args))
+    from ..workflow.compare_report import comparison_table
+
+    for noise, noise_result in result.summary["results"].items():
+        print(f"\n{noise}\n\n" + comparison_table(noise_result, result.summary["training_seconds"], noise))
+    print(f"\nfinished in {result.seconds:.0f} s; report: {result.report} (plots and records beside it)")
     return 0
 
 
@@ -596,9 +622,11 @@ def add_workflow_commands(sub: Any) -> None:
     _common(at)
     _smoothing_options(at)
     at.add_argument("--eps", type=float_list, required=True, help="attack radii in the mechanism's norm, comma-separated")
-    at.add_argument("--attacks", help="comma-separated subset of pgd,pgd-strong,transfer,boundary (default: all that apply)")
+    at.add_argument("--attacks", help="comma-separated subset of pgd,pgd-strong,transfer,boundary,pgd-long (default: all but pgd-long that apply; pgd-long is PGD with 20 random starts of 1000 steps)")
     at.add_argument("--undefended", help="checkpoint of an undefended model, for the transfer attack")
     at.add_argument("--vote-samples", type=int, default=1000, help="noise draws judging each adversarial example (default: 1000)")
+    at.add_argument("--long-steps", type=int, default=1000, help="steps of pgd-long (default: 1000)")
+    at.add_argument("--long-restarts", type=int, default=20, help="random starts of pgd-long (default: 20)")
     at.add_argument("--json", action="store_true", help="print JSON")
     at.set_defaults(func=_cmd_attack)
 
@@ -631,3 +659,19 @@ def add_workflow_commands(sub: Any) -> None:
     de.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     de.add_argument("--quiet", action="store_true", help="no progress bars")
     de.set_defaults(func=_cmd_demo)
+
+    co = sub.add_parser(
+        "compare",
+        help="the paper's comparisons: smoothing vs TRADES vs a 1-Lipschitz network",
+        description="On the embedded digits: train the demo's smoothed models, TRADES (adversarial-robustness-toolbox) and a 1-Lipschitz network "
+        "(deel-torchlip); certify, attack them all with PGD of 20 random starts and 1000 steps among others, and write compare.md, plots and records "
+        "into the output folder.",
+    )  # fmt: skip
+    co.add_argument("--quick", action="store_true", help="the one-minute version")
+    co.add_argument("--out", default="results", help="output folder (default: results)")
+    co.add_argument("--long-steps", type=int, help="steps of the long PGD (default: 1000)")
+    co.add_argument("--long-restarts", type=int, help="random starts of the long PGD (default: 20)")
+    co.add_argument("--attack-inputs", type=int, help="test images attacked (default: 60)")
+    co.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    co.add_argument("--quiet", action="store_true", help="no progress bars")
+    co.set_defaults(func=_cmd_compare)

@@ -25,10 +25,22 @@ wrapped as a ``torch.nn.Module``:
     smoothed classifier with its noise draws fixed (so that it is
     deterministic); an input counts as broken at ``eps`` when the attack's
     example is within ``eps`` in the mechanism's norm.
+``pgd-long``
+    The attack Li et al. promise against gradient masking: PGD with 20 random
+    starts and 1,000 steps (both settable) of ``2.5 eps / steps`` (Madry et
+    al.'s rule), on the soft smoothed classifier with fresh noise at every
+    step (sparse steps in l1), all starts and eps run as one batch
+    (:func:`pgd_with_restarts`).  Not run by default: it costs about
+    ``20 * 1000`` gradient passes per input and eps.
 
 An adversarial example counts as a success when the smoothed classifier's
 majority vote on it (fresh noise, ``n`` samples, no abstention) is not the
 label.  Inputs the smoothed classifier already gets wrong count as broken.
+
+The same attacks run against a deterministic ``torch.nn.Module`` (TRADES, a
+1-Lipschitz network): the gradient attacks differentiate the model itself, the
+boundary attack queries it, and an example succeeds when the model's argmax is
+not the label.
 """
 
 from __future__ import annotations
@@ -43,13 +55,19 @@ from numpy.typing import NDArray
 
 from .._progress import progress_bar
 from .._torch import model_device
+from .._validation import check_positive_int
 from .data import LabelledData
 from ..mechanism import Mechanism
 from ..smoothing import Smoothed
 
-__all__ = ["ATTACKS", "RobustnessResult", "SmoothedSoftClassifier", "SmoothedVoteClassifier", "empirical_robustness", "project_l1_ball", "sparse_l1_pgd"]
+__all__ = [
+    "ATTACKS", "DEFAULT_ATTACKS", "RobustnessResult", "SmoothedSoftClassifier", "SmoothedVoteClassifier", "empirical_robustness", "pgd_with_restarts",
+    "project_l1_ball", "sparse_l1_pgd",
+]  # fmt: skip
 
-ATTACKS = ("pgd", "pgd-strong", "transfer", "boundary")
+ATTACKS = ("pgd", "pgd-strong", "transfer", "boundary", "pgd-long")
+#: What :func:`empirical_robustness` and ``renyicert attack`` run unless told: all but the costly ``pgd-long``.
+DEFAULT_ATTACKS = ("pgd", "pgd-strong", "transfer", "boundary")
 
 
 def _nn() -> Any:
@@ -100,8 +118,10 @@ class SmoothedVoteClassifier(_nn().Module):  # type: ignore[misc]
         return votes.float().mean(dim=1)
 
 
-def project_l1_ball(delta: Any, eps: float) -> Any:
+def project_l1_ball(delta: Any, eps: Any) -> Any:
     """Euclidean projection of each row of ``delta`` onto the l1 ball of radius ``eps`` (Duchi et al. 2008, sort-based).
+
+    ``eps`` is one radius, or one per row.
 
     Examples
     --------
@@ -113,8 +133,9 @@ def project_l1_ball(delta: Any, eps: float) -> Any:
     import torch
 
     flat = delta.reshape(delta.shape[0], -1)
+    eps = torch.as_tensor(eps, dtype=flat.dtype, device=flat.device).reshape(-1, 1)
     magnitude = flat.abs()
-    inside = magnitude.sum(dim=1) <= eps
+    inside = magnitude.sum(dim=1) <= eps[:, 0]
     ordered, _ = torch.sort(magnitude, dim=1, descending=True)
     cumulative = ordered.cumsum(dim=1) - eps
     ranks = torch.arange(1, flat.shape[1] + 1, device=flat.device, dtype=flat.dtype)
@@ -151,19 +172,124 @@ def sparse_l1_pgd(
             loss = torch.nn.functional.cross_entropy(module(x + delta), y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, delta)
             with torch.no_grad():
-                point = x + delta
-                movable = ~(((point >= 1.0) & (grad > 0)) | ((point <= 0.0) & (grad < 0)))
-                score = (grad.abs() * movable).flatten(1)
-                cut = torch.quantile(score, quantile, dim=1, keepdim=True)
-                direction = (torch.sign(grad).flatten(1) * ((score >= cut) & (score > 0))).float()
-                direction = direction / direction.abs().sum(dim=1, keepdim=True).clamp_min(1.0)
-                delta = project_l1_ball(delta + step * direction.view_as(delta), eps)
-                delta = (x + delta).clamp(0.0, 1.0) - x
+                delta = _sparse_l1_step(x, delta, grad, step, eps, quantile)
         with torch.no_grad():
             final = torch.nn.functional.cross_entropy(module(x + delta), y, reduction="none")
             better = final > best_loss
             best[better], best_loss[better] = (x + delta)[better], final[better]
     return best.detach()
+
+
+def _sparse_l1_step(x: Any, delta: Any, grad: Any, step: Any, eps: Any, quantile: float) -> Any:
+    """One sparse l1 step: move the top ``1 - quantile`` of the coordinates the box lets move, project onto the ball and the box."""
+    import torch
+
+    point = x + delta
+    movable = ~(((point >= 1.0) & (grad > 0)) | ((point <= 0.0) & (grad < 0)))
+    score = (grad.abs() * movable).flatten(1)
+    cut = torch.quantile(score, quantile, dim=1, keepdim=True)
+    direction = (torch.sign(grad).flatten(1) * ((score >= cut) & (score > 0))).float()
+    direction = direction / direction.abs().sum(dim=1, keepdim=True).clamp_min(1.0)
+    step = torch.as_tensor(step, dtype=direction.dtype, device=direction.device).reshape(-1, 1)
+    delta = project_l1_ball(delta + (step * direction).view_as(delta), eps)
+    return (x + delta).clamp(0.0, 1.0) - x
+
+
+def _random_start(x: Any, eps: Any, norm: float, generator: Any) -> Any:
+    """A random point of the l``norm`` ball of radius ``eps`` (one per row) around ``x``, clipped to [0, 1]: uniform in l2."""
+    import torch
+
+    shape = (-1, *[1] * (x.dim() - 1))
+    if norm == 2.0:
+        direction = torch.randn(x.shape, generator=generator)
+        direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
+        radius = eps * torch.rand(x.shape[0], generator=generator) ** (1.0 / x[0].numel())
+        delta = direction * radius.view(shape)
+    else:
+        start = torch.empty(x.shape).exponential_(generator=generator) * torch.where(torch.rand(x.shape, generator=generator) < 0.5, -1.0, 1.0)
+        delta = project_l1_ball(start * (eps * torch.rand(x.shape[0], generator=generator) / start.flatten(1).abs().sum(1).clamp_min(1e-12)).view(shape), eps)
+    return (x + delta.to(x.device)).clamp(0.0, 1.0) - x
+
+
+def pgd_with_restarts(
+    module: Any, x: Any, y: Any, eps: Sequence[float], norm: float, *, steps: int = 1000, restarts: int = 20, quantile: float = 0.97, seed: int = 0,
+    batch_size: int = 8192, progress: bool | None = False,
+) -> Any:  # fmt: skip
+    """PGD in l2 or l1 from ``restarts`` random starts per input and eps, run as one batch; the strongest run of each.
+
+    Each run takes ``steps`` steps of ``2.5 eps / steps`` (Madry et al. 2018's rule): the
+    normalised gradient in l2, sparse steps in l1 (as :func:`sparse_l1_pgd`), each followed by
+    the projection onto the ball and onto [0, 1].  It maximises the cross-entropy of ``module``;
+    per ``(eps, input)`` the run with the highest final loss is kept.  Runs are split into
+    batches of at most ``batch_size`` inputs.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(len(eps), N, *x.shape[1:])``: adversarial inputs within ``eps`` of ``x``, in [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> from renyicert.workflow.attacks import pgd_with_restarts
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    >>> x, y = torch.full((3, 1, 2, 2), 0.5), torch.tensor([0, 1, 0])
+    >>> adversarial = pgd_with_restarts(model, x, y, [0.1, 0.3], 2.0, steps=5, restarts=2)
+    >>> adversarial.shape, bool(((adversarial - x).flatten(2).norm(dim=2) <= torch.tensor([[0.1], [0.3]]) + 1e-6).all())
+    (torch.Size([2, 3, 1, 2, 2]), True)
+    """
+    import torch
+
+    if norm not in (1.0, 2.0):
+        raise ValueError(f"pgd_with_restarts supports the l1 and l2 norms, got l{norm:g}")
+    steps, restarts = check_positive_int(steps, "steps"), check_positive_int(restarts, "restarts")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    eps_values = [float(e) for e in eps]
+    if any(not (math.isfinite(e) and e > 0) for e in eps_values):
+        raise ValueError(f"eps must be finite and > 0, got {eps_values}")
+    x, y = x.detach().float(), y.detach()
+    runs, inputs = len(eps_values) * restarts, x.shape[0]
+    # Run r of eps e on input i is row (e * restarts + r) * inputs + i.
+    all_x = x.repeat(runs, *[1] * (x.dim() - 1))
+    all_y = y.repeat(runs)
+    all_eps = torch.tensor(eps_values, dtype=torch.float32).repeat_interleave(restarts * inputs)
+    generator = torch.Generator().manual_seed(seed)
+    adversarial = torch.empty_like(all_x)
+    losses = torch.empty(all_x.shape[0])
+    with progress_bar(steps * math.ceil(all_x.shape[0] / batch_size), "pgd with restarts", "step", progress) as bar:
+        for begin in range(0, all_x.shape[0], batch_size):
+            rows = slice(begin, begin + batch_size)
+            adversarial[rows], losses[rows] = _pgd_rows(module, all_x[rows], all_y[rows], all_eps[rows], norm, steps, quantile, generator, bar)
+    shape = (len(eps_values), restarts, inputs)
+    best = losses.reshape(shape).argmax(dim=1)  # (eps, inputs)
+    chosen = adversarial.reshape(*shape, *x.shape[1:])
+    return chosen[torch.arange(len(eps_values))[:, None], best, torch.arange(inputs)[None, :]]
+
+
+def _pgd_rows(module: Any, x: Any, y: Any, eps: Any, norm: float, steps: int, quantile: float, generator: Any, bar: Any) -> tuple[Any, Any]:
+    """PGD on a batch of rows, each with its own eps: the final points and their losses."""
+    import torch
+
+    shape = (-1, *[1] * (x.dim() - 1))
+    delta = _random_start(x, eps, norm, generator)
+    eps = eps.to(x.device)
+    step = 2.5 * eps / steps
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(module(x + delta), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, delta)
+        with torch.no_grad():
+            if norm == 2.0:
+                delta = delta + step.view(shape) * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
+                delta = delta * (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0).view(shape)
+                delta = (x + delta).clamp(0.0, 1.0) - x
+            else:
+                delta = _sparse_l1_step(x, delta, grad, step, eps, quantile)
+        if bar is not None:
+            bar.update(1)
+    with torch.no_grad():
+        final = torch.nn.functional.cross_entropy(module(x + delta), y, reduction="none")
+    return (x + delta).detach(), final.detach().cpu()
 
 
 def _art_classifier(module: Any, input_shape: tuple[int, ...], num_classes: int) -> Any:
@@ -202,32 +328,102 @@ class RobustnessResult:
         return self.accuracy.get("all", [])
 
 
+class _Float32(_nn().Module):  # type: ignore[misc]
+    """``model`` on float32 inputs whatever their dtype (ART's boundary attack hands float64 arrays)."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Any) -> Any:
+        import torch
+
+        return self.model(x.to(torch.float32))
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What the attacks need of a classifier: what gradients go through, what decisions are queried, and the verdict."""
+
+    name: str
+    norm: float
+    soft: Any  # differentiated by pgd, pgd-strong and pgd-long
+    hard: Any  # queried by the boundary attack
+    vote: Any  # (batch, salt) -> predicted classes
+
+
+def _target(classifier: Any, data: LabelledData, norm: float | None, vote_samples: int, soft_samples: int, seed: int) -> _Target:
+    """Attack ``classifier``: a :class:`Smoothed` (its soft and vote classifiers, judged by its majority vote) or a plain module."""
+    import torch
+
+    if isinstance(classifier, Smoothed):
+        mechanism = classifier.mechanism
+        if norm is not None and float(norm) != float(mechanism.norm):
+            raise ValueError(f"norm {norm!r} contradicts the mechanism's norm {mechanism.norm} ({mechanism.label}); leave it out for a Smoothed classifier")
+        classes = data.num_classes
+
+        def vote(batch: NDArray[np.float32], salt: int) -> NDArray[np.int64]:
+            """The smoothed classifier's majority vote on ``batch`` (seeded by ``salt``)."""
+            counts = classifier.class_counts(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)), vote_samples, seed=seed * 1_000_003 + salt)
+            return np.asarray(counts.reshape(len(batch), classes).argmax(axis=1))
+
+        return _Target(
+            name=mechanism.label, norm=float(mechanism.norm), soft=SmoothedSoftClassifier(classifier.model, mechanism, samples=soft_samples, seed=seed + 2),
+            hard=SmoothedVoteClassifier(classifier.model, mechanism, data.input_shape, samples=64, seed=seed + 1).eval(), vote=vote,
+        )  # fmt: skip
+    if not isinstance(classifier, torch.nn.Module):
+        raise TypeError(f"the classifier to attack must be a Smoothed classifier or a torch.nn.Module, got {type(classifier).__name__}")
+    if norm is None:
+        raise ValueError("give norm= (1 or 2) to attack a deterministic model: it has no mechanism to read it from")
+    model = classifier.eval()
+    device = model_device(model) or torch.device("cpu")
+
+    def predict(batch: NDArray[np.float32], salt: int) -> NDArray[np.int64]:
+        """The model's own prediction on ``batch`` (no noise; ``salt`` unused)."""
+        with torch.no_grad():
+            logits = torch.cat([model(torch.from_numpy(np.ascontiguousarray(batch[i : i + 4096], dtype=np.float32)).to(device)) for i in range(0, len(batch), 4096)])
+        return np.asarray(logits.argmax(dim=1).cpu().numpy())
+
+    as_float32 = _Float32(model)
+    return _Target(name=type(model).__name__, norm=float(norm), soft=as_float32, hard=as_float32, vote=predict)
+
+
 def empirical_robustness(
-    smoothed: Smoothed,
+    classifier: Smoothed | Any,
     data: LabelledData,
     eps: Sequence[float],
     *,
-    attacks: Sequence[str] = ATTACKS,
+    norm: float | None = None,
+    attacks: Sequence[str] = DEFAULT_ATTACKS,
     undefended: Any = None,
     vote_samples: int = 1000,
     soft_samples: int = 32,
     boundary_iterations: int = 200,
+    long_steps: int = 1000,
+    long_restarts: int = 20,
+    long_soft_samples: int = 1,
     seed: int = 0,
     progress: bool | None = None,
 ) -> RobustnessResult:
-    """Empirical robust accuracy of ``smoothed`` on ``data`` under each attack at each ``eps`` (mechanism's norm).
+    """Empirical robust accuracy of ``classifier`` on ``data`` under each attack at each ``eps``.
 
     Parameters
     ----------
+    classifier
+        A :class:`~renyicert.Smoothed` classifier (attacked in its mechanism's norm), or a
+        deterministic ``torch.nn.Module`` (give ``norm``).
+    norm
+        1 or 2: the norm of ``eps`` for a deterministic model; for a smoothed one it must be
+        left out or equal the mechanism's.
     undefended
         The undefended model the ``transfer`` attack is crafted on (required for it).
     vote_samples
         Noise draws of the majority vote that judges each adversarial example.
     soft_samples
         Noise draws per forward pass of the soft classifier the PGD attacks differentiate.
+    long_steps, long_restarts, long_soft_samples
+        ``pgd-long``'s steps, random starts, and noise draws per step.
     """
-    import torch
-
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
         raise ValueError(f"unknown attack {unknown[0]!r}; expected some of {ATTACKS}")
@@ -236,30 +432,28 @@ def empirical_robustness(
     eps = [float(e) for e in eps]
     if any(not (math.isfinite(e) and e >= 0) for e in eps):
         raise ValueError(f"eps must be finite and >= 0, got {eps}")
-    norm = float(smoothed.mechanism.norm)
-    if norm not in (1.0, 2.0):
-        raise ValueError(f"the attacks support the l1 and l2 norms, not l{norm:g} ({smoothed.mechanism.label})")
+    if norm is not None and norm not in (1, 2):
+        raise ValueError(f"norm must be 1 or 2, got {norm!r}")
+    if isinstance(classifier, Smoothed) and float(classifier.mechanism.norm) not in (1.0, 2.0):
+        raise ValueError(f"the attacks support the l1 and l2 norms, not l{float(classifier.mechanism.norm):g} ({classifier.mechanism.label})")
+    long_settings = (check_positive_int(long_steps, "long_steps"), check_positive_int(long_restarts, "long_restarts"), check_positive_int(long_soft_samples, "long_soft_samples"))
+    target = _target(classifier, data, norm, vote_samples, soft_samples, seed)
     x = data.inputs(slice(None)).detach().cpu().float()
     y = data.y.detach().cpu().numpy()
-    classes = data.num_classes
-
-    def vote(batch: NDArray[np.float32], salt: int) -> NDArray[np.int64]:
-        """The smoothed classifier's majority vote on ``batch`` (seeded by ``salt``)."""
-        counts = smoothed.class_counts(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)), vote_samples, seed=seed * 1_000_003 + salt)
-        return np.asarray(counts.reshape(len(batch), classes).argmax(axis=1))
-
-    clean_correct = vote(x.numpy(), 0) == y
+    clean_correct = target.vote(x.numpy(), 0) == y
     result = RobustnessResult(eps=eps, clean_accuracy=float(clean_correct.mean()), inputs=len(y))
     broken_any = np.zeros((len(eps), len(y)), dtype=bool)
     steps = sum(len(eps) if a != "boundary" else 1 for a in attacks)
     with progress_bar(steps, "attacks", "run", progress) as bar:
         for attack_name in attacks:
             if attack_name == "boundary":
-                broken = _boundary_broken(smoothed, data, x, y, eps, vote, boundary_iterations, seed)
+                broken = _boundary_broken(target, data, x, y, eps, boundary_iterations, seed)
                 if bar is not None:
                     bar.update(1)
+            elif attack_name == "pgd-long":
+                broken = _long_pgd_broken(classifier, target, x, y, eps, long_settings, seed, bar)
             else:
-                broken = _gradient_broken(attack_name, smoothed, data, x, y, eps, vote, undefended, soft_samples, seed, bar)
+                broken = _gradient_broken(attack_name, target, data, x, y, eps, undefended, seed, bar)
             broken |= ~clean_correct[None, :]
             broken_any |= broken
             result.accuracy[attack_name] = [float(1.0 - b.mean()) for b in broken]
@@ -267,55 +461,76 @@ def empirical_robustness(
     return result
 
 
-def _boundary_broken(smoothed: Smoothed, data: LabelledData, x: Any, y: Any, eps: list[float], vote: Any, iterations: int, seed: int) -> NDArray[np.bool_]:
-    """``(len(eps), inputs)``: where ART's boundary attack on the vote classifier fooled the smoothed vote within ``eps``."""
+def _checked_broken(attack_name: str, target: _Target, x_np: NDArray[np.float32], adversarial: NDArray[np.float32], y: Any, e: float, salt: int) -> NDArray[np.bool_]:
+    """Where ``adversarial`` (within ``e`` of ``x``, or an error) fooled the target's verdict."""
+    over = _norm((adversarial - x_np).astype(np.float64), target.norm) > e * (1 + 1e-5)
+    if over.any():  # never count a step outside the ball
+        raise RuntimeError(f"{attack_name} left the eps = {e} ball on {int(over.sum())} inputs")
+    return np.asarray(target.vote(adversarial, salt) != y)
+
+
+def _boundary_broken(target: _Target, data: LabelledData, x: Any, y: Any, eps: list[float], iterations: int, seed: int) -> NDArray[np.bool_]:
+    """``(len(eps), inputs)``: where ART's boundary attack on the hard classifier fooled the verdict within ``eps``."""
     from art.attacks.evasion import BoundaryAttack
 
     x_np = x.numpy()
-    vote_module = SmoothedVoteClassifier(smoothed.model, smoothed.mechanism, data.input_shape, samples=64, seed=seed + 1).eval()
-    classifier = _art_classifier(vote_module, data.input_shape, data.num_classes)
+    classifier = _art_classifier(target.hard, data.input_shape, data.num_classes)
     attack = BoundaryAttack(classifier, targeted=False, max_iter=iterations, num_trial=10, sample_size=10, init_size=50, verbose=False)
     np.random.seed(seed)  # ART draws the boundary attack's random starts from numpy's global generator
     adversarial = attack.generate(x_np, y=y)
-    distance = _norm((adversarial - x_np).astype(np.float64), float(smoothed.mechanism.norm))
-    fooled = vote(adversarial, 7) != y
+    distance = _norm((adversarial - x_np).astype(np.float64), target.norm)
+    fooled = target.vote(adversarial, 7) != y
     return np.stack([fooled & (distance <= e * (1 + 1e-6)) for e in eps])
 
 
-def _gradient_broken(
-    attack_name: str, smoothed: Smoothed, data: LabelledData, x: Any, y: Any, eps: list[float], vote: Any, undefended: Any, soft_samples: int, seed: int, bar: Any
-) -> NDArray[np.bool_]:
-    """``(len(eps), inputs)``: where a gradient attack (PGD on the soft classifier, sparse l1 PGD, or transfer) fooled the smoothed vote."""
+def _long_pgd_broken(classifier: Any, target: _Target, x: Any, y: Any, eps: list[float], settings: tuple[int, int, int], seed: int, bar: Any) -> NDArray[np.bool_]:
+    """``(len(eps), inputs)``: where :func:`pgd_with_restarts` (every positive eps in one batch) fooled the verdict."""
+    import torch
+
+    steps, restarts, soft_samples = settings
+    module = target.soft
+    if isinstance(classifier, Smoothed):
+        module = SmoothedSoftClassifier(classifier.model, classifier.mechanism, samples=soft_samples, seed=seed + 5)
+    device = model_device(classifier.model if isinstance(classifier, Smoothed) else classifier) or torch.device("cpu")
+    positive = [i for i, e in enumerate(eps) if e > 0]
+    broken = np.zeros((len(eps), len(y)), dtype=bool)
+    if positive:
+        adversarial = pgd_with_restarts(module, x.to(device), torch.from_numpy(y).to(device), [eps[i] for i in positive], target.norm, steps=steps, restarts=restarts, seed=seed)
+        x_np = x.numpy()
+        for row, i in enumerate(positive):
+            broken[i] = _checked_broken("pgd-long", target, x_np, adversarial[row].cpu().numpy().astype(np.float32), y, eps[i], 300 + i)
+    if bar is not None:
+        bar.update(len(eps))
+    return broken
+
+
+def _gradient_broken(attack_name: str, target: _Target, data: LabelledData, x: Any, y: Any, eps: list[float], undefended: Any, seed: int, bar: Any) -> NDArray[np.bool_]:
+    """``(len(eps), inputs)``: where a gradient attack (PGD on the soft classifier, sparse l1 PGD, or transfer) fooled the verdict."""
     import torch
     from art.attacks.evasion import ProjectedGradientDescent
 
-    mechanism, shape, classes = smoothed.mechanism, data.input_shape, data.num_classes
-    norm = float(mechanism.norm)
-    art_norm = 1 if norm == 1.0 else 2
+    shape, classes = data.input_shape, data.num_classes
+    art_norm = 1 if target.norm == 1.0 else 2
     x_np = x.numpy()
     if attack_name == "transfer":
-        target = _art_classifier(undefended.eval(), shape, classes)
+        art_target = _art_classifier(undefended.eval(), shape, classes)
         settings = {"max_iter": 40, "step": 0.1, "restarts": 0}
     else:
-        target = _art_classifier(SmoothedSoftClassifier(smoothed.model, mechanism, samples=soft_samples, seed=seed + 2), shape, classes)
+        art_target = _art_classifier(target.soft, shape, classes)
         settings = {"max_iter": 20, "step": 0.1, "restarts": 0} if attack_name == "pgd" else {"max_iter": 50, "step": 0.05, "restarts": 2}
     broken = np.zeros((len(eps), len(y)), dtype=bool)
     for i, e in enumerate(eps):
         if e > 0 and attack_name == "pgd-strong" and art_norm == 1:
-            soft = SmoothedSoftClassifier(smoothed.model, mechanism, samples=soft_samples, seed=seed + 3)
-            device = model_device(smoothed.model) or torch.device("cpu")
-            adversarial = sparse_l1_pgd(soft, x.to(device), torch.from_numpy(y).to(device), e, steps=50, restarts=2, seed=seed).cpu().numpy()
+            device = model_device(target.soft) or torch.device("cpu")
+            adversarial = sparse_l1_pgd(target.soft, x.to(device), torch.from_numpy(y).to(device), e, steps=50, restarts=2, seed=seed).cpu().numpy()
         elif e > 0:
             attack = ProjectedGradientDescent(
-                target, norm=art_norm, eps=e, eps_step=settings["step"] * e, max_iter=settings["max_iter"],
+                art_target, norm=art_norm, eps=e, eps_step=settings["step"] * e, max_iter=settings["max_iter"],
                 num_random_init=settings["restarts"], batch_size=128, verbose=False,
             )  # fmt: skip
             adversarial = attack.generate(x_np, y=y).astype(np.float32)
         if e > 0:
-            over = _norm((adversarial - x_np).astype(np.float64), norm) > e * (1 + 1e-5)
-            if over.any():  # never count a step outside the ball
-                raise RuntimeError(f"{attack_name} left the eps = {e} ball on {int(over.sum())} inputs")
-            broken[i] = vote(adversarial, 100 + i) != y
+            broken[i] = _checked_broken(attack_name, target, x_np, adversarial, y, e, 100 + i)
         if bar is not None:
             bar.update(1)
     return broken
