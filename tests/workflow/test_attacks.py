@@ -198,3 +198,19 @@ def test_the_long_pgd_attacks_a_smoothed_classifier_within_the_ball() -> None:
     result = empirical_robustness(smoothed, data, [0.0, 0.5], attacks=["pgd-long"], long_steps=5, long_restarts=2, vote_samples=50, progress=False)
     assert set(result.accuracy) == {"pgd-long", "all"}
     assert result.accuracy["pgd-long"][1] <= result.accuracy["pgd-long"][0] == pytest.approx(result.clean_accuracy)
+
+
+def test_an_attacks_result_does_not_depend_on_what_ran_before_it_nor_moves_numpys_generator() -> None:
+    _, test = load_digits()
+    data = test.subset(20)
+    torch.manual_seed(0)
+    model = DigitsMLP()
+    from renyicert.workflow.training import train
+
+    train(model, load_digits()[0], method="standard", epochs=3, progress=False)
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    alone = empirical_robustness(model, data, [0.5, 1.0], norm=2, attacks=["pgd-strong"], progress=False)
+    assert (np.random.get_state()[1] == before).all()
+    after_others = empirical_robustness(model, data, [0.5, 1.0], norm=2, attacks=["boundary", "pgd", "pgd-strong"], boundary_iterations=5, progress=False)
+    assert after_others.accuracy["pgd-strong"] == alone.accuracy["pgd-strong"]

@@ -45,8 +45,9 @@ not the label.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,13 +62,42 @@ from ..mechanism import Mechanism
 from ..smoothing import Smoothed
 
 __all__ = [
-    "ATTACKS", "DEFAULT_ATTACKS", "RobustnessResult", "SmoothedSoftClassifier", "SmoothedVoteClassifier", "empirical_robustness", "pgd_with_restarts",
+    "ATTACKS", "DEFAULT_ATTACKS", "RobustnessResult", "numpy_seeded", "SmoothedSoftClassifier", "SmoothedVoteClassifier", "empirical_robustness", "pgd_with_restarts",
     "project_l1_ball", "sparse_l1_pgd",
 ]  # fmt: skip
 
 ATTACKS = ("pgd", "pgd-strong", "transfer", "boundary", "pgd-long")
 #: What :func:`empirical_robustness` and ``renyicert attack`` run unless told: all but the costly ``pgd-long``.
 DEFAULT_ATTACKS = ("pgd", "pgd-strong", "transfer", "boundary")
+
+
+@contextlib.contextmanager
+def numpy_seeded(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator for the block, and put its state back after.
+
+    ART draws random starts (PGD, the boundary attack) and TRADES's shuffling from
+    numpy's global generator; seeding it per attack makes each attack's result
+    independent of what ran before it, and restoring it leaves the caller's
+    generator as it was.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from renyicert.workflow.attacks import numpy_seeded
+    >>> before = np.random.get_state()[1][:3].tolist()
+    >>> with numpy_seeded(0):
+    ...     first = np.random.rand()
+    >>> with numpy_seeded(0):
+    ...     again = np.random.rand()
+    >>> first == again, np.random.get_state()[1][:3].tolist() == before
+    (True, True)
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def _nn() -> Any:
@@ -476,8 +506,8 @@ def _boundary_broken(target: _Target, data: LabelledData, x: Any, y: Any, eps: l
     x_np = x.numpy()
     classifier = _art_classifier(target.hard, data.input_shape, data.num_classes)
     attack = BoundaryAttack(classifier, targeted=False, max_iter=iterations, num_trial=10, sample_size=10, init_size=50, verbose=False)
-    np.random.seed(seed)  # ART draws the boundary attack's random starts from numpy's global generator
-    adversarial = attack.generate(x_np, y=y)
+    with numpy_seeded(seed):  # ART draws the boundary attack's random starts from numpy's global generator
+        adversarial = attack.generate(x_np, y=y)
     distance = _norm((adversarial - x_np).astype(np.float64), target.norm)
     fooled = target.vote(adversarial, 7) != y
     return np.stack([fooled & (distance <= e * (1 + 1e-6)) for e in eps])
@@ -528,7 +558,8 @@ def _gradient_broken(attack_name: str, target: _Target, data: LabelledData, x: A
                 art_target, norm=art_norm, eps=e, eps_step=settings["step"] * e, max_iter=settings["max_iter"],
                 num_random_init=settings["restarts"], batch_size=128, verbose=False,
             )  # fmt: skip
-            adversarial = attack.generate(x_np, y=y).astype(np.float32)
+            with numpy_seeded(seed * 1_000_003 + 17 * i + ATTACKS.index(attack_name)):  # ART's random starts: the same whatever ran before
+                adversarial = attack.generate(x_np, y=y).astype(np.float32)
         if e > 0:
             broken[i] = _checked_broken(attack_name, target, x_np, adversarial, y, e, 100 + i)
         if bar is not None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._progress import progress_bar
 from .._validation import check_positive_int
+from .attacks import numpy_seeded
 from .data import LabelledData, as_labelled_data
 from .training import TrainingResult
 
@@ -62,7 +63,8 @@ def train_trades(
 
     The inner PGD takes ``attack_steps`` steps of ``2.5 eps / attack_steps`` (Madry et
     al.'s rule) from a random start in the ball, inside [0, 1].  ``seed`` seeds numpy's
-    global generator, which ART draws its shuffling and random starts from.
+    global generator, which ART draws its shuffling and random starts from, for the
+    training only (its state is put back after).
 
     Examples
     --------
@@ -101,9 +103,8 @@ def train_trades(
     )  # fmt: skip
     trainer = AdversarialTrainerTRADESPyTorch(classifier, attack, beta=float(beta))
     result = TrainingResult(model=model, method="trades")
-    np.random.seed(seed)
     start = time.perf_counter()
-    with _quiet_art_epochs(), progress_bar(epochs, "train TRADES", "epoch", progress) as bar:
+    with numpy_seeded(seed), _quiet_art_epochs(), progress_bar(epochs, "train TRADES", "epoch", progress) as bar:
         for _ in range(epochs):
             trainer.fit(x, y, nb_epochs=1, batch_size=batch_size)
             predictions = classifier.predict(x, batch_size=1024).argmax(axis=1)
