@@ -48,14 +48,20 @@ def test_certified_accuracy_never_exceeds_empirical_robust_accuracy(quick_demo: 
         assert entry["clean_accuracy"] >= 0.85, (key, entry["clean_accuracy"])  # the quick budget still learns digits
 
 
+def _standard_model(epochs: int) -> DigitsMLP:
+    """The digits MLP trained without noise (seed 0)."""
+    from renyicert.workflow.training import train
+
+    torch.manual_seed(0)
+    model = DigitsMLP()
+    train(model, load_digits()[0], method="standard", epochs=epochs, progress=False)
+    return model
+
+
 def test_attacks_hurt_an_undefended_model_and_stay_in_the_ball() -> None:
     _, test = load_digits()
     data = test.subset(12)
-    torch.manual_seed(0)
-    model = DigitsMLP()
-    from renyicert.workflow.training import train
-
-    train(model, load_digits()[0], method="standard", epochs=8, progress=False)
+    model = _standard_model(epochs=8)
     smoothed = renyicert.Smoothed(model, "gaussian", 10, scale=0.1, progress=False)
     result = empirical_robustness(smoothed, data, [0.0, 1.0, 3.0], attacks=["pgd", "transfer"], undefended=model, vote_samples=200, progress=False)
     assert result.accuracy["pgd"][0] == result.clean_accuracy >= 0.8
@@ -203,11 +209,7 @@ def test_the_long_pgd_attacks_a_smoothed_classifier_within_the_ball() -> None:
 def test_an_attacks_result_does_not_depend_on_what_ran_before_it_nor_moves_numpys_generator() -> None:
     _, test = load_digits()
     data = test.subset(20)
-    torch.manual_seed(0)
-    model = DigitsMLP()
-    from renyicert.workflow.training import train
-
-    train(model, load_digits()[0], method="standard", epochs=3, progress=False)
+    model = _standard_model(epochs=3)
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
     alone = empirical_robustness(model, data, [0.5, 1.0], norm=2, attacks=["pgd-strong"], progress=False)

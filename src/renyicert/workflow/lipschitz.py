@@ -139,6 +139,10 @@ class DeterministicCertificates:
     radius: NDArray[np.float64]
     lipschitz: float
 
+    def first(self, count: int) -> DeterministicCertificates:
+        """The certificates of the first ``count`` inputs."""
+        return DeterministicCertificates(self.prediction[:count], self.correct[:count], self.radius[:count], self.lipschitz)
+
     def certified_accuracy(self, radii: Any) -> NDArray[np.float64]:
         """The share of inputs predicted correctly with a certified radius >= each of ``radii``."""
         radii = np.asarray(radii, dtype=np.float64)
