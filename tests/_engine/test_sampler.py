@@ -145,7 +145,7 @@ def test_without_a_compiler_the_sampler_falls_back_and_says_so(tmp_path: object)
         print("|".join(messages))
         """
     )
-    environment = {**os.environ, "CXX": "/nonexistent/c++", "CC": "/nonexistent/cc", "TORCH_EXTENSIONS_DIR": str(tmp_path) + "/ext"}
+    environment = {**os.environ, "CXX": "/nonexistent/c++", "CC": "/nonexistent/cc", "RENYICERT_NATIVE_DIR": str(tmp_path) + "/ext"}
     environment["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path) + "/inductor"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

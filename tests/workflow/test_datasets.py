@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +234,64 @@ def test_streamed_data_trains_and_certifies_like_the_same_data_in_memory(tmp_pat
     from_disk = certify_dataset(smoothed, test, n0=10, n=50, progress=False)
     in_memory = certify_dataset(smoothed, LabelledData(test.inputs(slice(None)), test.y, 10), n0=10, n=50, progress=False)
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in from_disk] == [{k: v for k, v in r.items() if k != "seconds"} for r in in_memory]
+
+
+class _Reduce:
+    """An object that pickles as ``function(*arguments)`` (with ``state`` as its BUILD, if given): how a forged batch is written."""
+
+    def __init__(self, function: object, arguments: tuple, state: object = None) -> None:
+        self.reduced = (function, arguments) if state is None else (function, arguments, state)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return self.reduced
+
+
+_RECONSTRUCT = np._core.multiarray._reconstruct  # what numpy's own array pickles call, as a file names it
+
+
+def _forged_batch(tmp_path: Path, data: object = None, labels: object = None, protocol: int = 2) -> Path:
+    batch = {b"data": np.zeros((2, 3072), np.uint8) if data is None else data, b"labels": [0, 1] if labels is None else labels}
+    (tmp_path / "test_batch").write_bytes(pickle.dumps(batch, protocol=protocol))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "field,forged,match",
+    [
+        # An array with an object field over the file's bytes: numpy would read 0x4141414141414141 as a pointer (a segfault).
+        ("labels", _Reduce(np.ndarray, ((4,), np.dtype([("a", "O")]), b"A" * 32, 0, None)), "refused dtype 'V8'"),
+        ("data", _Reduce(np.ndarray, ((2, 3072), np.dtype("u1"), b"\0" * 6144, 0, None)), "not callable"),
+        # 10^9 images over one byte with zero strides: 7.45 GB asked for by a 300-byte file.
+        ("data", _Reduce(np.ndarray, ((10**9, 3072), np.dtype("u1"), b"\0", 0, (0, 0))), "not callable"),
+        # _reconstruct without its BUILD: numpy would hand out uninitialised memory as pixels.
+        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (2, 3072), b"B")), r"refused numpy _reconstruct"),
+        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b")), "an array without its data"),
+        # A BUILD whose declared shape needs more bytes than the file holds: refused before any allocation.
+        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (10**9, 3072), np.dtype("u1"), False, b"\0" * 10)), r"declares shape \(1000000000, 3072\)"),
+        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, 3072), np.dtype("O"), False, [None] * 6144)), "refused dtype 'O8'"),
+        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, -3072), np.dtype("u1"), False, b"\0" * 6144)), "refused array shape"),
+        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, 3072), np.dtype("u1"), False, "text")), "array data of type str"),
+        ("labels", functools.reduce(lambda inner, _: [inner], range(26), [0]), "'labels' must be a flat list or a 1-D array of integers"),
+        ("labels", [0, True], "'labels' must be a flat list or a 1-D array of integers"),
+        ("labels", [0, 2**70], "a label does not fit in 64 bits"),
+        ("labels", np.zeros((2, 1), np.int64), "'labels' must be a flat list or a 1-D array"),
+    ],
+)
+def test_forged_cifar_batches_are_refused_before_numpy_touches_them(tmp_path: Path, field: str, forged: object, match: str) -> None:
+    """Every forged pickle of the audit: object fields, buffers, strides, uninitialised memory, sizes past the file, deep labels."""
+    folder = _forged_batch(tmp_path, **{field: forged})
+    started = time.monotonic()
+    with pytest.raises(ValueError, match=match):
+        load_cifar10(folder, "test")
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_cifar_batches_pickled_with_any_protocol_and_order_load_the_same_pixels(tmp_path: Path, protocol: int, order: str) -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (3, 3072), dtype=np.uint8)
+    labels = np.array([4, 0, 9], dtype=">i4")  # a big-endian label array, as another machine may write it
+    folder = _forged_batch(tmp_path, np.asarray(pixels, order=order), labels, protocol)
+    data = load_cifar10(folder, "test")
+    assert data.y.tolist() == [4, 0, 9]
+    assert torch.equal(data.inputs(slice(0, 3)), torch.from_numpy(pixels.reshape(3, 3, 32, 32) / np.float32(255.0)))

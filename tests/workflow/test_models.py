@@ -121,7 +121,7 @@ def test_an_edited_description_fails_its_own_checksum(tmp_path: Path) -> None:
     ("changes", "match"),
     [
         ({"input_shape": [-1, 8, 8]}, "'input_shape' must be a list of positive integers"),
-        ({"input_shape": [1 << 20, 1 << 20]}, "'input_shape' must be a list of positive integers"),
+        ({"input_shape": [1 << 15, 1 << 14]}, "'input_shape' must be a list of positive integers"),
         ({"num_classes": 1}, "'num_classes' must be an integer in \\[2, 2\\^24\\]"),
         ({"mechanism": "gaussian"}, "'mechanism' must be null or an object"),
         ({"mechanism": {"name": "gaussian", "scale": "big"}}, "the mechanism's 'scale' must be a number"),
@@ -220,3 +220,57 @@ def test_plain_weights_refuse_sparse_or_meta_tensors_as_checkpoints_do(tmp_path:
     torch.save({"weight": weight, "bias": torch.zeros(2)}, tmp_path / "w.pt")
     with pytest.raises(ValueError, match="holds sparse or meta tensors, not a model's weights"):
         load_weights(torch.nn.Linear(3, 2), tmp_path / "w.pt")
+
+
+_PEAK_MEMORY = """
+import json, resource, sys
+from renyicert.workflow.models import load_checkpoint
+try:
+    model, _ = load_checkpoint(sys.argv[1])
+    outcome = type(model).__name__
+except ValueError as error:
+    outcome = "ValueError: " + str(error)
+print(json.dumps({"outcome": outcome, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape", "outcome"),
+    [
+        ("mlp", [1, 3500, 3500], "ValueError: .*does not fit the architecture 'mlp': keys of another shape 1: .*"),  # 12.5 GB of Linear weights
+        ("cnn", [1, 16000, 16000], "ValueError: .*does not fit the architecture 'cnn': .*"),  # 2 x 256M pixels through two convolutions
+        ("resnet20", [3, 9000, 9000], "CifarResNet"),  # the weights fit any image size: checked on the meta device, nothing allocated
+    ],
+)
+def test_a_hostile_input_shape_costs_no_memory(tmp_path: Path, spec: str, shape: list[int], outcome: str) -> None:
+    """The checkpoint fuzz test's 12.8 GB case: a resealed description with a huge input_shape loads or is refused under 1 GB."""
+    import re
+    import subprocess
+    import sys
+
+    model = build_model(spec, (1, 8, 8) if spec != "resnet20" else (3, 32, 32), 10)
+    save_checkpoint(tmp_path / "m.pt", model, {"model": spec, "input_shape": (1, 8, 8) if spec != "resnet20" else (3, 32, 32), "num_classes": 10})
+    _edit(tmp_path / "m.pt", input_shape=shape)
+    result = subprocess.run([sys.executable, "-c", _PEAK_MEMORY, str(tmp_path / "m.pt")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert re.fullmatch(outcome, found["outcome"]), found["outcome"]
+    assert found["peak_kb"] < 1 << 20, found  # under 1 GiB
+
+
+def test_a_weights_archive_declaring_far_more_than_it_holds_is_refused_before_reading(tmp_path: Path) -> None:
+    """A 200 MB entry deflated into a few hundred KB: refused from the archive's directory, without inflating it."""
+    import zipfile
+
+    from renyicert.workflow.models import load_weights
+
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive, archive.open("bomb/data.pkl", "w", force_zip64=True) as entry:
+        block = bytes(1 << 20)
+        for _ in range(200):
+            entry.write(block)
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(ValueError, match=r"declares 209,715,200 bytes of entries in a [\d,]+-byte archive: not a weights file written by torch.save"):
+        load_weights(torch.nn.Linear(3, 2), path)
+    torch.save(torch.nn.Linear(300, 200).state_dict(), tmp_path / "real.pt")  # torch.save's own archives pass
+    load_weights(torch.nn.Linear(300, 200), tmp_path / "real.pt")

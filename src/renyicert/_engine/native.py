@@ -14,13 +14,20 @@ does a model batch's ``isfinite`` check, ``argmax`` (a SIMD vector of rows at a
 time for float32) and ``index_add_`` in one pass over the logits.
 
 Building needs a C++ compiler and ninja (the same as ``torch.compile`` on the
-CPU) and takes a few seconds, once per machine: torch caches the library under
-``TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``), keyed by a hash
-of the source, the compiler flags and the torch version, and serialises
-concurrent builds with a file lock, so that several ranks starting together
-build it once. When the build fails, :func:`native_ops` returns ``None``, a
-warning says so once, and the callers use torch ops instead (the sampler its
-``torch.compile`` path). Set ``RENYICERT_NATIVE=0`` to skip the kernels.
+CPU) and takes a few seconds, once per machine.  The library is built in
+renyicert's own folder, ``RENYICERT_NATIVE_DIR`` (default
+``$XDG_CACHE_HOME/renyicert/native``, else ``~/.cache/renyicert/native``), one
+sub-folder per hash of the source, the compiler flags and the torch version.
+One process builds at a time, under an operating-system lock (``filelock``)
+that dies with its holder: a build killed half-way (Ctrl-C, the OOM killer, a
+cancelled CI job) leaves nothing that blocks the next process, which removes
+torch's own ``lock`` file left behind and builds again.  A process that has to
+wait for a live build says so on stderr, naming the holder, and waits at most
+``RENYICERT_NATIVE_TIMEOUT`` seconds (default 300); then it goes on without the
+kernels, with a warning naming the fix.  When the build fails, :func:`native_ops`
+returns ``None``, a warning says so once, and the callers use torch ops instead
+(the sampler its ``torch.compile`` path).  Set ``RENYICERT_NATIVE=0`` to skip
+the kernels.
 """
 
 from __future__ import annotations
@@ -28,12 +35,14 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BatchPlan", "native_build_flags", "native_count_then_fill", "native_ops"]
+__all__ = ["BatchPlan", "native_build_directory", "native_build_flags", "native_count_then_fill", "native_ops"]
 
 _SOURCE = Path(__file__).with_name("cpp") / "noisy_rows.cpp"
 _LOCK = threading.Lock()
@@ -146,6 +155,103 @@ def _c_entry_point(path: str) -> Any:
     return function
 
 
+#: Seconds a process waits for another's build of the kernels by default (``RENYICERT_NATIVE_TIMEOUT``).
+DEFAULT_BUILD_TIMEOUT = 300.0
+#: Seconds of waiting for another process's build before saying so on stderr.
+_QUIET_WAIT = 1.0
+
+
+def native_build_directory() -> Path:
+    """The folder the kernels are built in: ``RENYICERT_NATIVE_DIR``, else ``renyicert/native`` under ``XDG_CACHE_HOME`` (default ``~/.cache``).
+
+    Examples
+    --------
+    >>> import os
+    >>> from unittest import mock
+    >>> from renyicert._engine.native import native_build_directory
+    >>> with mock.patch.dict(os.environ, {"RENYICERT_NATIVE_DIR": "/srv/kernels"}):
+    ...     str(native_build_directory())
+    '/srv/kernels'
+    >>> with mock.patch.dict(os.environ, {"RENYICERT_NATIVE_DIR": "", "XDG_CACHE_HOME": "/var/cache"}):
+    ...     str(native_build_directory())
+    '/var/cache/renyicert/native'
+    """
+    chosen = os.environ.get("RENYICERT_NATIVE_DIR")
+    if chosen:
+        return Path(chosen).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "renyicert" / "native"
+
+
+def _build_timeout() -> float:
+    """``RENYICERT_NATIVE_TIMEOUT`` in seconds (a number >= 0), else :data:`DEFAULT_BUILD_TIMEOUT`; a ``ValueError`` names a bad value."""
+    text = os.environ.get("RENYICERT_NATIVE_TIMEOUT")
+    if text is None or not text.strip():
+        return DEFAULT_BUILD_TIMEOUT
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"RENYICERT_NATIVE_TIMEOUT must be a number of seconds >= 0, got {text!r}")
+    return seconds
+
+
+class BuildLockTimeout(RuntimeError):
+    """Another live process held the build lock past the deadline."""
+
+
+def _locked_build(folder: Path, build: Any) -> Any:
+    """``build()`` while holding ``folder``'s build lock: one builder at a time, a dead holder never blocks, a live one at most the deadline.
+
+    The lock is ``filelock``'s (``flock`` on POSIX), which the operating system
+    drops when its holder dies, so a killed build leaves nothing to wait for.
+    torch's own ``lock`` file in ``folder`` (a plain file that torch never
+    checks for a dead owner) can only be a leftover of such a build while we
+    hold ours, so it is removed before building.  The holder's pid is kept in
+    ``<folder>.lock.holder`` for the waiting message.
+    """
+    from filelock import FileLock, Timeout
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder) + ".lock")
+    holder = Path(str(folder) + ".lock.holder")
+    deadline = _build_timeout()
+    started = time.monotonic()
+    try:
+        lock.acquire(timeout=min(_QUIET_WAIT, deadline))
+    except Timeout:
+        who = holder.read_text().strip() if holder.exists() else "holder unknown"
+        print(
+            f"renyicert: another process ({who}) is building the native CPU kernels in {folder}; waiting at most {deadline:g} s "
+            "(RENYICERT_NATIVE_TIMEOUT; RENYICERT_NATIVE=0 skips the kernels)",
+            file=sys.stderr, flush=True,
+        )  # fmt: skip
+        try:
+            lock.acquire(timeout=max(0.0, deadline - (time.monotonic() - started)))
+        except Timeout:
+            raise BuildLockTimeout(
+                f"another process ({who}) held the build lock {str(folder)}.lock for more than {deadline:g} s; if no such process is building, "
+                f"remove {folder}, or set RENYICERT_NATIVE=0 to skip the kernels (RENYICERT_NATIVE_TIMEOUT sets the wait)"
+            ) from None
+    try:
+        holder.write_text(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "lock").unlink(missing_ok=True)  # torch's baton, left by a build that was killed: we hold the real lock
+        return build()
+    finally:
+        holder.unlink(missing_ok=True)
+        lock.release()
+
+
+def _library_name(flags: list[str]) -> str:
+    """The library's name: a hash of the source, the compiler flags and the torch version (its build folder's name too)."""
+    import torch
+
+    digest = hashlib.sha256("\0".join([_SOURCE.read_text(), *flags, torch.__version__]).encode()).hexdigest()[:12]
+    return f"renyicert_native_{digest}"
+
+
 def _build() -> tuple[Any, Any]:
     if os.environ.get("RENYICERT_NATIVE", "1") == "0":
         return None, None
@@ -154,18 +260,26 @@ def _build() -> tuple[Any, Any]:
         from torch.utils.cpp_extension import load
 
         flags = native_build_flags()
-        digest = hashlib.sha256("\0".join([_SOURCE.read_text(), *flags, torch.__version__]).encode()).hexdigest()[:12]
-        name = f"renyicert_native_{digest}"
-        load(
-            name=name,
-            sources=[str(_SOURCE)],
-            extra_cflags=flags,
-            extra_ldflags=["-fopenmp"],
-            is_python_module=False,
-            verbose=False,
-        )
+        name = _library_name(flags)
+        folder = native_build_directory() / name
+
+        def build() -> None:
+            load(
+                name=name,
+                sources=[str(_SOURCE)],
+                extra_cflags=flags,
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(folder),
+                is_python_module=False,
+                verbose=False,
+            )
+
+        _locked_build(folder, build)
         path = next((path for path in torch.ops.loaded_libraries if Path(path).name == f"{name}.so"), None)
         return torch.ops.renyicert_native, None if path is None else _c_entry_point(path)
+    except BuildLockTimeout as error:
+        warnings.warn(f"renyicert: not using the native CPU kernels: {error}; using torch ops and the torch.compile sampler (the same noise and counts, slower)", RuntimeWarning, stacklevel=4)
+        return None, None
     except Exception as error:  # no compiler or ninja, an unsupported platform, a read-only cache, ...
         warnings.warn(
             f"renyicert: could not build the native CPU kernels ({type(error).__name__}: {error}); using torch ops and the torch.compile sampler (the same noise and counts, slower)",

@@ -224,8 +224,7 @@ def _smoothed_entry(
 
     smoothed = Smoothed(model, mechanism, train_data.num_classes, input_shape=train_data.input_shape, batch_size=settings.batch_size, progress=progress)
     path = out / "compare-records" / f"{key}-{method}.jsonl"
-    path.unlink(missing_ok=True)
-    records = certify_dataset(smoothed, test_data, path, n0=settings.n0, n=settings.n, alpha=settings.alpha, seed=settings.seed, progress=progress)
+    records = certify_dataset(smoothed, test_data, path, n0=settings.n0, n=settings.n, alpha=settings.alpha, seed=settings.seed, overwrite=True, progress=progress)
     eps = [round(m * mechanism.scale, 6) for m in settings.eps_multiples]
     empirical = _attack(smoothed, attack_data, eps, None, undefended, settings, progress)
     attacked = records[: len(attack_data)]

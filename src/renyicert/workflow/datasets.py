@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import pickle
 from collections import OrderedDict
 from pathlib import Path
@@ -138,18 +139,136 @@ class StreamedData:
         return digest.hexdigest()
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """An unpickler that builds numpy arrays, dtypes and plain containers, and refuses any other global a file names."""
+#: The dtypes a CIFAR batch's arrays may have: plain numbers (no object fields, records or strings).
+_NUMERIC_CODES = frozenset(f"{kind}{size}" for kind, sizes in (("b", (1,)), ("i", (1, 2, 4, 8)), ("u", (1, 2, 4, 8)), ("f", (2, 4, 8))) for size in sizes)
+_LATIN_1 = ("latin1", "latin-1", "iso-8859-1")
 
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+
+class _NumericDtype:
+    """A ``numpy.dtype`` a pickle asks for, before its BUILD: only a plain numeric code and a byte order are accepted."""
+
+    def __init__(self, spec: Any, align: Any = False, copy: Any = True) -> None:
+        code = spec.lstrip("<>=|") if isinstance(spec, str) else None
+        if code not in _NUMERIC_CODES:
+            raise pickle.UnpicklingError(f"refused dtype {spec!r}: a CIFAR batch's arrays hold plain numbers ({', '.join(sorted(_NUMERIC_CODES))})")
+        self.dtype = np.dtype(code)
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) < 5 or state[1] not in ("<", ">", "|", "=") or any(part is not None for part in state[2:5]):
+            raise pickle.UnpicklingError(f"refused dtype state {state!r}: only a plain numeric dtype and its byte order")
+        if state[1] in ("<", ">") and self.dtype.itemsize > 1:
+            self.dtype = self.dtype.newbyteorder(state[1])
+
+
+def _numeric(dtype: Any) -> np.dtype[Any]:
+    if not isinstance(dtype, _NumericDtype):
+        raise pickle.UnpicklingError(f"refused an array of dtype {type(dtype).__name__}: only plain numeric dtypes")
+    return dtype.dtype
+
+
+def _array_from_bytes(raw: Any, dtype: Any, shape: Any, fortran: bool = False) -> NDArray[Any]:
+    """An array over ``raw`` (bytes from the file), after checking that the declared shape and dtype need exactly its length."""
+    dtype = _numeric(dtype)
+    if isinstance(raw, pickle.PickleBuffer):
+        raw = raw.raw()
+    if isinstance(raw, (bytearray, memoryview)):  # protocol 5 writes a writable buffer in band as a bytearray
+        raw = bytes(raw)
+    if not isinstance(raw, bytes):
+        raise pickle.UnpicklingError(f"refused array data of type {type(raw).__name__}: an array's data must be its bytes")
+    if not isinstance(shape, tuple) or not all(type(side) is int and side >= 0 for side in shape):
+        raise pickle.UnpicklingError(f"refused array shape {shape!r}: it must be a tuple of integers >= 0")
+    count = math.prod(shape)  # Python integers: a declared size cannot overflow
+    if count * dtype.itemsize != len(raw):
+        raise pickle.UnpicklingError(f"an array declares shape {shape} of {dtype} ({count * dtype.itemsize} bytes) over {len(raw)} bytes of data")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+class _PendingArray:
+    """What ``numpy``'s ``_reconstruct`` returns here: an empty placeholder, filled by its BUILD from the file's bytes (and nothing else)."""
+
+    def __init__(self) -> None:
+        self.array: NDArray[Any] | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if self.array is not None or not isinstance(state, tuple) or len(state) != 5 or state[0] != 1 or type(state[3]) is not bool:
+            raise pickle.UnpicklingError("refused an array state that is not (1, shape, dtype, fortran order, bytes)")
+        self.array = _array_from_bytes(state[4], state[2], state[1], state[3])
+
+
+class _NdarrayClass:
+    """``numpy.ndarray`` as a pickle names it: accepted only as ``_reconstruct``'s first argument, never called."""
+
+
+_NDARRAY = _NdarrayClass()
+
+
+def _reconstruct(cls: Any, shape: Any, code: Any) -> _PendingArray:
+    if cls is not _NDARRAY or shape != (0,) or code not in (b"b", "b"):
+        raise pickle.UnpicklingError(f"refused numpy _reconstruct{(cls, shape, code)!r}: only a plain ndarray, built from its bytes")
+    return _PendingArray()
+
+
+def _scalar(dtype: Any, raw: Any = None) -> Any:
+    if not isinstance(raw, bytes):
+        raise pickle.UnpicklingError(f"refused a numpy scalar over {type(raw).__name__}: only plain numbers from their bytes")
+    return _array_from_bytes(raw, dtype, (1,))[0]
+
+
+def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> NDArray[Any]:
+    if order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"refused array order {order!r}")
+    return _array_from_bytes(buffer, dtype, shape, order == "F")
+
+
+def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
+    if not isinstance(text, str) or encoding not in _LATIN_1:
+        raise pickle.UnpicklingError(f"refused _codecs.encode of {type(text).__name__} as {encoding!r}: only a Python 2 byte string (latin-1)")
+    return text.encode("latin-1")
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler that builds plain numeric numpy arrays from the file's bytes, and plain containers; it refuses anything else.
+
+    numpy's own pickle functions are never called: the globals a file may name
+    are replaced by the checked stand-ins above, so a file cannot give an array
+    object fields (pointers the file chooses), a buffer or strides of its own,
+    uninitialised memory (a ``_reconstruct`` without its BUILD), or a size
+    larger than the bytes that it holds.
+    """
+
+    _STAND_INS: dict[tuple[str, str], Any] = {
+        **{(module, "_reconstruct"): _reconstruct for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+        **{(module, "scalar"): _scalar for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+        **{(module, "_frombuffer"): _frombuffer for module in ("numpy.core.numeric", "numpy._core.numeric")},
+        ("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): _NumericDtype, ("_codecs", "encode"): _encode,
     }  # fmt: skip
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
+        if (module, name) not in self._STAND_INS:
             raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR batch holds only arrays, lists and strings")
-        return super().find_class(module, name)
+        return self._STAND_INS[module, name]
+
+
+def _built(value: Any, path: Path, field: str) -> Any:
+    """``value`` with a placeholder array replaced by its array; a ``ValueError`` if the file never gave it its data."""
+    if isinstance(value, _PendingArray):
+        if value.array is None:
+            raise ValueError(f"{str(path)!r}: {field!r} is an array without its data (a _reconstruct with no BUILD)")
+        return value.array
+    return value
+
+
+def _checked_labels(labels: Any, count: int, path: Path) -> NDArray[np.int64]:
+    """``labels`` as int64, checked *before* numpy sees them: a flat list of integers or a 1-D integer array, one per image."""
+    flat = isinstance(labels, list) and all((type(v) is int) or isinstance(v, np.integer) for v in labels)
+    array_ok = isinstance(labels, np.ndarray) and labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer)
+    if not (flat or array_ok):
+        raise ValueError(f"{str(path)!r}: 'labels' must be a flat list or a 1-D array of integers, got {type(labels).__name__}")
+    if len(labels) != count:
+        raise ValueError(f"{str(path)!r}: 'labels' must be {count} integers, one per image, got {len(labels)}")
+    if flat and any(not -(2**63) <= int(v) < 2**63 for v in labels):
+        raise ValueError(f"{str(path)!r}: a label does not fit in 64 bits")
+    return np.asarray(labels, dtype=np.int64)
 
 
 def _read_batch(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
@@ -161,14 +280,11 @@ def _read_batch(path: Path) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
     if not isinstance(content, dict):
         raise ValueError(f"{str(path)!r} is not a CIFAR-10 python batch: it holds a {type(content).__name__}, not a dict")
     fields = {key.decode() if isinstance(key, bytes) else key: value for key, value in content.items()}
-    pixels, labels = fields.get("data"), fields.get("labels")
+    pixels, labels = _built(fields.get("data"), path, "data"), _built(fields.get("labels"), path, "labels")
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[1] != 3072:
         shape = getattr(pixels, "shape", None)
         raise ValueError(f"{str(path)!r}: 'data' must be a uint8 array (N, 3072) of 32x32 RGB images, got {type(pixels).__name__} {shape}")
-    labels = np.asarray(labels)
-    if labels.shape != (pixels.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{str(path)!r}: 'labels' must be {pixels.shape[0]} integers, one per image, got {labels.dtype} {labels.shape}")
-    return pixels.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+    return pixels.reshape(-1, 3, 32, 32), _checked_labels(labels, pixels.shape[0], path)
 
 
 def _files_digest(paths: list[Path]) -> Callable[[], str]:

@@ -164,9 +164,8 @@ def _certify_and_attack(
     mechanism = get_mechanism(noise[0], scale=noise[1])
     smoothed = Smoothed(model, mechanism, train_data.num_classes, input_shape=train_data.input_shape, batch_size=settings.batch_size, progress=progress)
     path = out / "records" / f"{_noise_key(*noise)}-{method}.jsonl"
-    path.unlink(missing_ok=True)
     tick = time.perf_counter()
-    records = certify_dataset(smoothed, test_data, path, n0=settings.n0, n=settings.n, alpha=settings.alpha, seed=settings.seed, progress=progress)
+    records = certify_dataset(smoothed, test_data, path, n0=settings.n0, n=settings.n, alpha=settings.alpha, seed=settings.seed, overwrite=True, progress=progress)
     write_csv(records, path.with_suffix(".csv"))
     if stages is not None:
         stages.update(1)
@@ -203,11 +202,10 @@ def _certify_sequentially(
     mechanism = get_mechanism(noise[0], scale=noise[1])
     smoothed = Smoothed(model, mechanism, test_data.num_classes, input_shape=test_data.input_shape, batch_size=settings.batch_size, progress=progress)
     path = out / "records" / f"{_noise_key(*noise)}-{method}-sequential.jsonl"
-    path.unlink(missing_ok=True)
     tick = time.perf_counter()
     records = certify_dataset_at(
         smoothed, test_data, radii, path, alpha=settings.alpha, budget=settings.sequential_budget, extended_budget=settings.sequential_extended_budget,
-        n0=settings.n0, seed=settings.seed, progress=progress,
+        n0=settings.n0, seed=settings.seed, overwrite=True, progress=progress,
     )  # fmt: skip
     seconds = time.perf_counter() - tick
     stage_seconds["sequential"] += seconds

@@ -26,7 +26,7 @@ from typing import Any
 from .._json import dumps
 from .records import atomic_write, read_records
 
-__all__ = ["RecordsLock", "barrier", "chunk_indices", "init_from_environment", "merge_parts", "part_paths", "rank_and_world", "settings_path"]
+__all__ = ["RecordsLock", "barrier", "chunk_indices", "init_from_environment", "merge_parts", "part_paths", "rank_and_world", "remove_records", "settings_path"]
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -133,6 +133,17 @@ def recorded(path: Path, repair: bool, inputs: int | None = None) -> dict[int, d
                 raise ValueError(f"{str(source)!r}, record {line}: 'index' must be {expected}, got {index!r}; this file does not hold this run's records")
             done.setdefault(index, record)
     return done
+
+
+def remove_records(path: Path, rank: int) -> None:
+    """Remove ``path``'s records, part files and settings (rank 0, holding the records lock), then wait for every rank."""
+    if rank == 0:
+        for stale in [path, *part_paths(path), settings_path(path)]:
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError as error:
+                raise OSError(error.errno, f"cannot remove {str(stale)!r} to overwrite it: {error.strerror or error}") from None
+    barrier()
 
 
 def merge_parts(path: Path) -> list[dict[str, Any]]:

@@ -157,6 +157,7 @@ def certify_dataset(
     seed: int = 0,
     inputs_per_call: int = 32,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Certify every input of ``data``; input ``i`` is certified with seed ``seed + i``.
@@ -181,6 +182,9 @@ def certify_dataset(
     resume
         Keep the records already in ``path`` (cutting off a torn last line) and certify only the rest;
         refused if ``path`` was made with other settings.
+    overwrite
+        Start ``path`` afresh: its records, part files and settings are removed, but only once this run
+        holds the file's lock, so a run that is refused (another is writing it) has deleted nothing.
 
     Returns
     -------
@@ -212,7 +216,7 @@ def certify_dataset(
             if bar is not None:
                 bar.update(len(chunk))
 
-    return _run_records(smoothed, data, path, settings, inputs_per_call, resume, progress, certify_chunks)
+    return _run_records(smoothed, data, path, settings, inputs_per_call, resume, progress, certify_chunks, overwrite)
 
 
 def certify_dataset_at(
@@ -231,6 +235,7 @@ def certify_dataset_at(
     inputs_per_call: int = 32,
     inputs_at_once: int = 128,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Sequential certification of every input of ``data`` at ``radii`` (:meth:`~renyicert.Smoothed.certify_at`); input ``i`` gets key ``seed + i``.
@@ -278,7 +283,8 @@ def certify_dataset_at(
         indices = [i for chunk in chunks for i in chunk if i not in done]
         for start in range(0, len(indices), _STREAM_CALL):  # one certify_at call per slice: its inputs stream through the pool
             part = indices[start : start + _STREAM_CALL]
-            for index, answer in zip(part, _certify_indices(smoothed, data, part, device, rule, (budget, extended_budget), n0, seed, inputs_at_once)):
+            for k, answer in _certify_indices(smoothed, data, part, device, rule, (budget, extended_budget), n0, seed, inputs_at_once):
+                index = part[k]  # recorded now, as it is decided: a kill later in the call loses none of the decided inputs
                 if bar is not None:
                     bar.update(1)
                 label = int(data.y[index])
@@ -289,7 +295,7 @@ def certify_dataset_at(
                     "counts": list(answer.counts), "n0": n0,
                 }  # fmt: skip
 
-    return _run_records(smoothed, data, path, settings, inputs_per_call, resume, progress, certify_stream)
+    return _run_records(smoothed, data, path, settings, inputs_per_call, resume, progress, certify_stream, overwrite)
 
 
 #: Inputs per :meth:`Smoothed.certify_at` call in :func:`certify_dataset_at` (its pool streams through them; this bounds the memory of one call).
@@ -298,8 +304,8 @@ _STREAM_CALL = 4096
 
 def _certify_indices(
     smoothed: Smoothed, data: LabelledData, indices: list[int], device: Any, rule: Any, budgets: tuple[int, int | None], n0: int, seed: int, inputs_at_once: int,
-) -> list[Any]:  # fmt: skip
-    """``certify_at`` on the inputs at ``indices`` (input ``i`` with key ``seed + i``, as if certified alone)."""
+) -> Iterator[tuple[int, Any]]:  # fmt: skip
+    """``certify_at`` on the inputs at ``indices`` (input ``i`` with key ``seed + i``, as if certified alone): ``(position in indices, answer)`` as each is decided."""
     from ..sequential import certify_stream
 
     x = data.inputs(indices)
@@ -307,22 +313,21 @@ def _certify_indices(
         x = x.to(device)
     smoothed._as_batch(x)  # the shape, dtype and device checks of certify_at
     source = ((k, x[k : k + 1], seed + i) for k, i in enumerate(indices))
-    answers: list[Any] = [None] * len(indices)
-    for k, answer in certify_stream(
+    yield from certify_stream(
         smoothed._engine, source, rule, budget=budgets[0], extended_budget=budgets[1], n0=n0, batch_size=smoothed.batch_size,
         inputs_at_once=inputs_at_once,
-    ):  # fmt: skip
-        answers[k] = answer
-    return answers
+    )  # fmt: skip
 
 
 def _run_records(
     smoothed: Smoothed, data: LabelledData, path: str | Path | None, settings: dict[str, Any], inputs_per_call: int, resume: bool, progress: bool | None,
-    certify: Callable[[list[range], dict[int, Any], Any], Iterator[dict[str, Any]]],
+    certify: Callable[[list[range], dict[int, Any], Any], Iterator[dict[str, Any]]], overwrite: bool = False,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The run around a certification: the lock, the settings, resumption, this rank's chunks, the writer, the merge."""
     if data.num_classes != smoothed.num_classes:
         raise ValueError(f"the data has {data.num_classes} classes but the smoothed model scores {smoothed.num_classes}")
+    if overwrite and resume:
+        raise ValueError("resume and overwrite exclude each other: resume keeps the records in the file, overwrite removes them")
     rank, world = distributed.rank_and_world()
     done: dict[int, dict[str, Any]] = {}
     lock = None
@@ -330,6 +335,8 @@ def _run_records(
         path = Path(path)
         lock = distributed.RecordsLock(path, rank)  # one writer per records file, for the whole run
         try:
+            if overwrite:
+                distributed.remove_records(path, rank)  # only now that the lock is ours
             done = _open_records(path, settings, resume, rank, len(data))
         except BaseException:
             lock.release()

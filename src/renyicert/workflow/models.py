@@ -145,8 +145,10 @@ def resnet20(input_shape: tuple[int, ...] = (3, 32, 32), num_classes: int = 10) 
 BUILT_IN_MODELS = {"mlp": DigitsMLP, "cnn": DigitsCNN, "resnet20": resnet20}
 
 
-def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> Any:
+def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int, device: Any = None) -> Any:
     """A fresh model for ``spec`` (``"mlp"``, ``"cnn"`` or ``"module:callable"``), checked to map ``(B, *input_shape)`` to ``(B, num_classes)``.
+
+    ``device="meta"`` builds it with shapes only and no memory (what a checkpoint's weights are checked against first).
 
     Examples
     --------
@@ -175,7 +177,11 @@ def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int) -> An
     except (TypeError, ValueError):
         parameters = {}  # type: ignore[assignment]
     kwargs = {k: v for k, v in (("input_shape", tuple(input_shape)), ("num_classes", num_classes)) if k in parameters}
-    model = factory(**kwargs)
+    if device is None:
+        model = factory(**kwargs)
+    else:
+        with torch.device(device):
+            model = factory(**kwargs)
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
     check_model_shapes(model, input_shape, num_classes, spec)
@@ -234,6 +240,34 @@ def load_weights(model: Any, path: str | Path) -> Any:
     return model
 
 
+#: A weights archive may declare at most this many bytes beyond its own size (torch.save stores its entries uncompressed).
+_ARCHIVE_SLACK = 64 << 20
+
+
+def _check_archive_sizes(path: Path) -> None:
+    """``ValueError`` if the zip archive ``path`` declares entries far larger than itself (a decompression bomb), before any is read.
+
+    ``torch.save`` writes its entries uncompressed, so a real weights file
+    declares about its own size; a compressed archive may declare up to four
+    times its size plus 64 MiB.
+    """
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(entry.file_size for entry in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load names what is wrong with it
+    size = path.stat().st_size
+    if declared > max(4 * size, size + _ARCHIVE_SLACK):
+        raise ValueError(
+            f"{str(path)!r} declares {declared:,} bytes of entries in a {size:,}-byte archive: not a weights file written by torch.save "
+            "(a decompression bomb?); refused before reading it"
+        )
+
+
 def _read_state_dict(path: Path, unwrap: bool = False) -> dict[str, Any]:
     """The tensors of the state dict in ``path``, read with ``torch.load(weights_only=True)`` (no code runs), dense and with values.
 
@@ -242,6 +276,7 @@ def _read_state_dict(path: Path, unwrap: bool = False) -> dict[str, Any]:
     """
     import torch
 
+    _check_archive_sizes(path)
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:
@@ -261,15 +296,22 @@ def _read_state_dict(path: Path, unwrap: bool = False) -> dict[str, Any]:
 
 
 def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: int, name: str = "the model") -> None:
-    """``ValueError`` unless ``model`` maps ``(2, *input_shape)`` to ``(2, num_classes)``."""
+    """``ValueError`` unless ``model`` maps ``(2, *input_shape)`` to ``(2, num_classes)``.
+
+    The forward pass runs on torch's ``meta`` device (shapes only, nothing
+    allocated), so that a large or hostile ``input_shape`` costs no memory; a
+    model whose forward the meta device cannot run is tried on real zeros.
+    """
     import torch
 
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            device = next((p.device for p in model.parameters()), torch.device("cpu"))
-            output = model(torch.zeros((2, *input_shape), device=device))
+            output = _meta_forward(model, input_shape)
+            if output is None:
+                device = next((p.device for p in model.parameters()), torch.device("cpu"))
+                output = model(torch.zeros((2, *input_shape), device=device))
     except Exception as error:
         raise ValueError(f"{name} does not accept inputs of shape (B, *{tuple(input_shape)}): {type(error).__name__}: {error}") from error
     finally:
@@ -277,6 +319,39 @@ def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: in
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, num_classes):
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise ValueError(f"{name} maps inputs of shape (2, *{tuple(input_shape)}) to {shape}; expected (2, {num_classes}) logits")
+
+
+def _meta_forward(model: Any, input_shape: tuple[int, ...]) -> Any:
+    """``model``'s output on a meta batch ``(2, *input_shape)`` with meta copies of its weights; ``None`` if the meta device cannot run it."""
+    import itertools
+
+    import torch
+
+    try:
+        meta = {name: torch.empty_like(value, device="meta") for name, value in itertools.chain(model.named_parameters(), model.named_buffers())}
+        return torch.func.functional_call(model, meta, (torch.zeros((2, *input_shape), device="meta"),))
+    except NotImplementedError:
+        return None
+    except Exception as error:
+        if "meta" in str(error).lower():  # .item(), numpy() or an op without a meta kernel: run it for real
+            return None
+        raise
+
+
+def _check_state_fits(model: Any, state: dict[str, Any], path: Path, spec: str) -> None:
+    """``ValueError`` unless ``state`` has exactly ``model``'s keys and shapes (naming the first few differences)."""
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    found = {key: tuple(value.shape) for key, value in state.items()}
+    if expected == found:
+        return
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
+    reshaped = [f"{key} {found[key]} (the model's is {expected[key]})" for key in expected if key in found and found[key] != expected[key]]
+    parts = [
+        f"{label} {len(keys)}: {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)) if keys
+    ]  # fmt: skip
+    raise ValueError(f"checkpoint {str(path)!r} does not fit the architecture {spec!r}: keys {'; '.join(parts)}")
 
 
 def mechanism_parameters(mechanism: Any) -> dict[str, Any]:
@@ -371,7 +446,7 @@ def save_checkpoint(path: str | Path, model: Any, config: dict[str, Any]) -> Pat
 
 
 #: The largest input a checkpoint may describe (elements), and the most classes.
-_MAX_ELEMENTS = 1 << 31
+_MAX_ELEMENTS = 1 << 28
 _MAX_CLASSES = 1 << 24
 
 
@@ -387,7 +462,7 @@ def _checked_description(config: Any, json_path: Path) -> tuple[str, tuple[int, 
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"{where}: 'model' must be a non-empty string, got {spec!r}")
     if not isinstance(shape, list) or not shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape) or math.prod(shape) > _MAX_ELEMENTS:
-        raise ValueError(f"{where}: 'input_shape' must be a list of positive integers with at most 2^31 elements in all, got {shape!r}")
+        raise ValueError(f"{where}: 'input_shape' must be a list of positive integers with at most 2^28 elements in all, got {shape!r}")
     if isinstance(classes, bool) or not isinstance(classes, int) or not 2 <= classes <= _MAX_CLASSES:
         raise ValueError(f"{where}: 'num_classes' must be an integer in [2, 2^24], got {classes!r}")
     mechanism = config.get("mechanism")
@@ -433,6 +508,7 @@ def load_checkpoint(path: str | Path, trusted_models: tuple[str, ...] = ()) -> t
             f"name it yourself (--model {spec}, or load_checkpoint(..., trusted_models=({spec!r},))) and trust it"
         )
     state = _read_state_dict(path)
+    _check_state_fits(build_model(spec, input_shape, num_classes, device="meta"), state, path, spec)  # shapes first: nothing allocated
     model = build_model(spec, input_shape, num_classes)
     try:
         model.load_state_dict(state)
