@@ -42,10 +42,25 @@ def first_bad(array: NDArray[np.float64], bad: NDArray[np.bool_]) -> float:
     return float(array[bad].flat[0]) if array.ndim else float(array)
 
 
+#: The largest count a check accepts: what the engine's int64 counters (and Philox's 64-bit sample numbers) hold with room to add.
+MAX_COUNT = 1 << 62
+
+
 def check_positive_int(value: Any, name: str) -> int:
-    """``value`` as an ``int``, or ``ValueError`` naming ``name`` unless it is an integer > 0 (``True`` is not one)."""
+    """``value`` as an ``int``, or ``ValueError`` naming ``name`` unless it is an integer in ``[1, 2^62]`` (``True`` is not one).
+
+    Examples
+    --------
+    >>> from renyicert._validation import check_positive_int
+    >>> check_positive_int(2**63, "n")
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be a positive integer of at most 2^62, got 9223372036854775808
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if value > MAX_COUNT:
+        raise ValueError(f"{name} must be a positive integer of at most 2^62, got {value!r}")
     return int(value)
 
 
@@ -82,8 +97,11 @@ def check_flag(value: Any, name: str) -> bool:
     return bool(value)
 
 
+_SMALLEST_NORMAL = float(np.finfo(np.float64).tiny)
+
+
 def check_scale(scale: Any) -> float:
-    """``scale`` as a float, or ``ValueError`` unless it is finite and > 0."""
+    """``scale`` as a float, or ``ValueError`` unless it is finite and a normal float64 > 0 (a subnormal scale is refused)."""
     if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
         if is_torch(scale) and scale.numel() == 1:
             scale = float(scale.item())
@@ -92,6 +110,8 @@ def check_scale(scale: Any) -> float:
     scale = float(scale)
     if not math.isfinite(scale) or scale <= 0.0:
         raise ValueError(f"scale must be finite and > 0, got {scale!r}")
+    if scale < _SMALLEST_NORMAL:
+        raise ValueError(f"scale must be at least the smallest normal float64, 2.2250738585072014e-308; got the subnormal {scale!r}, at which radii lose their digits")
     return scale
 
 

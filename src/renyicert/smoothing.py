@@ -375,7 +375,10 @@ class Smoothed:
         n0, n
             Selection and estimation samples per input.
         alpha
-            Failure probability of the certificate (of the intervals, jointly).
+            Failure probability of the certificate (of the intervals, jointly), for this
+            one run: re-running with a new seed until an input certifies spends it again
+            each time (20 tries: up to 1 - (1 - alpha)^20; see "Spending alpha once" in
+            ``docs/certify.md``). To spend more samples, choose a larger ``n`` up front.
         bound
             ``"renyi"`` (Li et al. 2019, maximised over the order), ``"tight"``
             (the mechanism's tight certificate, when it has one) or ``"best"``:
@@ -488,7 +491,8 @@ class Smoothed:
         radii
             One radius or an increasing list, in the mechanism's norm.
         alpha
-            Failure probability per input, for all its radii together.
+            Failure probability per input, for all its radii together and any stopping
+            time within this call; a new call (a new seed) for the same input spends it again.
         budget
             Most estimation copies per input (default 100,000); where it runs out
             the open radii are ``undecided`` (not certified).

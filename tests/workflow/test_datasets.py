@@ -295,3 +295,55 @@ def test_cifar_batches_pickled_with_any_protocol_and_order_load_the_same_pixels(
     data = load_cifar10(folder, "test")
     assert data.y.tolist() == [4, 0, 9]
     assert torch.equal(data.inputs(slice(0, 3)), torch.from_numpy(pixels.reshape(3, 3, 32, 32) / np.float32(255.0)))
+
+
+def _folder_with(tmp_path: Path, image: Image.Image, suffix: str = ".png") -> Path:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / name / f"x{suffix}")
+    return tmp_path
+
+
+def test_sixteen_bit_grey_images_are_scaled_by_their_range_not_clipped(tmp_path: Path) -> None:
+    """A 16-bit grey PNG of mean 0.48 reaches the model at mean 0.48 (8-bit conversion clipped it to 0.98)."""
+    pixels = np.linspace(0, 65535 * 0.96, 64).reshape(8, 8).astype(np.uint16)
+    data = load_image_folder(_folder_with(tmp_path, Image.fromarray(pixels)))
+    assert data.input_shape == (1, 8, 8)
+    got = data.inputs(0)[0].numpy()
+    np.testing.assert_allclose(got, pixels / 65535.0, rtol=0, atol=1e-7)
+    assert abs(float(got.mean()) - 0.48) < 1e-4
+    resized = load_image_folder(tmp_path, image_size=4).inputs(0)
+    assert resized.shape == (1, 4, 4) and abs(float(resized.mean()) - 0.48) < 0.02
+
+
+def test_float_images_in_the_unit_range_are_read_as_they_are_and_others_refused(tmp_path: Path) -> None:
+    pixels = np.random.default_rng(0).random((6, 6), dtype=np.float32)
+    data = load_image_folder(_folder_with(tmp_path / "ok", Image.fromarray(pixels, mode="F"), ".tif"))
+    assert torch.equal(data.inputs(0)[0], torch.from_numpy(pixels))  # was all zeros
+    bad = _folder_with(tmp_path / "bad", Image.fromarray(pixels * 300, mode="F"), ".tif")
+    with pytest.raises(ValueError, match=r"holds floating-point pixels in \[0.*, 29.*\]; .* needs them in \[0, 1\]"):
+        load_image_folder(bad).inputs(0)
+
+
+def test_a_wide_grey_image_in_an_rgb_folder_is_repeated_over_the_channels(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / name / "0.png")
+    Image.fromarray(np.full((4, 4), 65535 // 4, np.uint16)).save(tmp_path / "b" / "1.png")
+    data = load_image_folder(tmp_path)
+    assert data.input_shape == (3, 4, 4)
+    np.testing.assert_allclose(data.inputs(2).numpy(), (65535 // 4) / 65535.0, atol=1e-7)
+
+
+def test_images_of_unknown_range_are_refused_naming_the_mode(tmp_path: Path) -> None:
+    pixels = np.arange(16, dtype=np.int32).reshape(4, 4) * 1000
+    folder = _folder_with(tmp_path, Image.fromarray(pixels, mode="I"), ".tif")
+    with pytest.raises(ValueError, match=r"has mode 'I' \(TIFF\), whose range renyicert cannot tell"):
+        load_image_folder(folder)
+
+
+def test_a_decompression_bomb_is_a_one_line_error_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _folder_with(tmp_path, Image.fromarray(np.zeros((64, 64), np.uint8)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64 x 64 = 4096 > 2 x 100: Pillow's bomb error, as for 20000 x 20000 at its default
+    with pytest.raises(ValueError, match=r"cannot read image '.*a/x.png': Image size \(4096 pixels\) exceeds limit"):
+        load_image_folder(folder)

@@ -305,3 +305,11 @@ def test_best_radii_keeps_the_shape_of_scalar_inputs() -> None:
 
     radius, order, bound = best_radii(renyicert.get_mechanism("laplace", scale=0.25), 0.9, 0.01, True)
     assert np.shape(radius) == np.shape(order) == np.shape(bound) == () and bound == "renyi" and float(radius) > 0.6
+
+
+def test_the_radius_grid_of_tiny_radii_has_no_nan_column() -> None:
+    """Radii near the smallest normal float (a tiny scale) gave r=nan columns, and rounding to 6 decimals all-zero ones."""
+    assert radius_grid([{"correct": True, "radius_renyi": 3e-308}]) == [0.0, 5.5e-309, 1.1e-308, 1.65e-308, 2.2e-308, 2.75e-308]
+    for largest in (3e-320, 5e-324, 1e-9):
+        grid = radius_grid([{"correct": True, "radius_renyi": largest}])
+        assert grid[0] == 0.0 and all(b > a for a, b in zip(grid, grid[1:])) and grid[-1] <= largest, (largest, grid)

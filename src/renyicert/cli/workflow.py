@@ -369,8 +369,30 @@ def _recorded_norm(settings: dict[str, Any]) -> str | None:
     return stored if isinstance(stored, str) else None
 
 
+def _settings_mechanism(path: str, settings: dict[str, Any]) -> Any:
+    """The mechanism a records file's settings name (to re-derive its radii), or ``None`` with a note when it cannot be built here."""
+    name, scale = settings.get("mechanism"), settings.get("scale")
+    if not isinstance(name, str) or isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        return None
+    parameters = settings.get("parameters") or {}
+    try:
+        return mechanism_from_arguments(name, float(scale), [], parameters if isinstance(parameters, dict) else {})
+    except (ValueError, TypeError, LookupError) as error:
+        print(f"renyicert: note: {path}: its radii are not re-derived from its counts, since its mechanism cannot be built here ({error})", file=sys.stderr)
+        return None
+
+
+def _warn_incomplete(path: str, settings: dict[str, Any], count: int) -> None:
+    """Print on stderr what says that ``path`` is not a finished run (a live lock, part files, missing inputs)."""
+    from ..workflow.record_checks import incomplete_warnings
+
+    for warning in incomplete_warnings(path, settings, count):
+        print(f"renyicert: warning: {warning}", file=sys.stderr)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from ..workflow.evaluation import BOUNDS, bound_label, certified_accuracy, checked_record, curve_radii, plot_certified_accuracy, radius_grid, summarize_certified, TENG_NOTE
+    from ..workflow.record_checks import verify_fixed_n
     from ..workflow.records import read_records
 
     stored = [_records_settings(path) for path in args.records]
@@ -385,6 +407,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         if norm is not None and args.norm is not None and args.norm != norm:
             raise ValueError(f"{path}: its records are {norm} radii ({settings.get('mechanism')} noise), not {args.norm}; drop --norm, which is only for records without settings")
         records = [checked_record(record, f"{path} record {k}") for k, record in enumerate(found.records, start=1)]
+        verify_fixed_n(records, settings, path, _settings_mechanism(path, settings))
+        _warn_incomplete(path, settings, len(records))
         runs.append({"path": path, "name": Path(path).stem, "settings": settings, "norm": norm or args.norm, "mechanism": settings.get("mechanism"), "records": records})
     norms = sorted({str(run["norm"]) for run in runs})
     if len(norms) > 1:
@@ -432,6 +456,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] | None]) -> int:
     """``report`` on records of ``certify --radii``: one table per file (mixing them with fixed-n records is refused)."""
     from ..workflow.evaluation import summarize_sequential
+    from ..workflow.record_checks import verify_sequential
     from ..workflow.records import read_records
 
     if not all(settings):
@@ -447,7 +472,9 @@ def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] |
         records = read_records(path).records
         if not records:
             raise ValueError(f"{path!r} holds no records")
-        summary = summarize_sequential(records, radii, path)
+        summary = summarize_sequential(records, radii, path)  # checks each record's fields and types
+        verify_sequential(records, radii, stored, path)
+        _warn_incomplete(path, stored, len(records))
         if args.json:
             print(dumps({
                 "records": path, "mechanism": stored.get("mechanism"), "scale": stored.get("scale"), "norm": _recorded_norm(stored), "bound": stored.get("bound"),
@@ -463,6 +490,7 @@ def _cmd_recertify(args: argparse.Namespace) -> int:
     """``recertify``: the certificates a fixed-n records file's counts give under another alpha or p2 mode, without the model."""
     from ..workflow.distributed import settings_path, write_settings
     from ..workflow.evaluation import checked_record, norm_name, recertify_records
+    from ..workflow.record_checks import verify_fixed_n
     from ..workflow.records import RecordWriter, read_records
 
     settings = _records_settings(args.records)
@@ -480,7 +508,12 @@ def _cmd_recertify(args: argparse.Namespace) -> int:
     found = read_records(args.records)
     if not found.records:
         raise ValueError(f"{args.records!r} holds no records")
-    records = recertify_records([checked_record(r, f"{args.records} record {k}") for k, r in enumerate(found.records, start=1)], mechanism, args.alpha, args.p2_mode)
+    checked = [checked_record(r, f"{args.records} record {k}") for k, r in enumerate(found.records, start=1)]
+    if not isinstance(settings.get("alpha"), float):
+        raise ValueError(f"{args.records!r}: its settings hold no alpha, got {settings.get('alpha')!r}; the recorded radii cannot be re-derived before recomputing them")
+    verify_fixed_n(checked, settings, args.records, mechanism)  # the recorded radii, re-derived at the recorded alpha, before anything changes
+    _warn_incomplete(args.records, settings, len(checked))
+    records = recertify_records(checked, mechanism, args.alpha, args.p2_mode)
     if args.out:
         out = Path(args.out)
         if out.exists() or settings_path(out).exists():
@@ -539,7 +572,7 @@ def _common(parser: argparse.ArgumentParser, data_default: str = "digits") -> No
     parser.add_argument("--input-range", metavar="LOW,HIGH", help="the range the values of a .npz/.pt file span, mapped onto [0, 1], e.g. 0,255 (default: they must lie in [0, 1])")
     parser.add_argument("--image-size", type=int, help="image folders: resize each image's shorter side to this and crop the centre (default: all images must have one size)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0); re-running certify with new seeds until an input certifies spends alpha once per run (docs/certify.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -595,7 +628,7 @@ def add_workflow_commands(sub: Any) -> None:
     _smoothing_options(ce)
     ce.add_argument("--n0", type=int, default=100, help="selection samples (default: 100)")
     ce.add_argument("--n", "--samples", dest="n", type=int, help="estimation samples (default: 10000); under torchrun write --samples, as torchrun reads --n as its own option")
-    ce.add_argument("--alpha", type=float, default=0.001, help="failure probability (default: 0.001)")
+    ce.add_argument("--alpha", type=float, default=0.001, help="failure probability per input and per run (default: 0.001); choose it, and n, before looking at results: each retry with a new --seed spends it again")
     ce.add_argument("--records", help="JSONL file for the records")
     ce.add_argument("--csv", help="also write the records as CSV")
     ce.add_argument("--resume", action="store_true", help="continue an interrupted --records file (refused if its settings differ)")
@@ -646,7 +679,7 @@ def add_workflow_commands(sub: Any) -> None:
         "(every bound, as certify computes them). Choose the alpha before looking: trying several and keeping the best spends more than one.",
     )  # fmt: skip
     rc.add_argument("records", help="a JSONL records file written by 'renyicert certify' (its settings file beside it)")
-    rc.add_argument("--alpha", type=float, required=True, help="the failure probability to certify at")
+    rc.add_argument("--alpha", type=float, required=True, help="the failure probability to certify at; choose it before looking: trying several and keeping the best spends each")
     rc.add_argument("--p2-mode", choices=["runner-up", "complement"], default="runner-up", help="bound the runner-up class (default, as certify does) or take p2 = 1 - p1")
     rc.add_argument("--out", help="write the recomputed records (and their settings) here")
     rc.add_argument("--json", action="store_true", help="print the summary as one JSON object")

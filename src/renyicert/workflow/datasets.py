@@ -3,7 +3,7 @@
 Nothing is downloaded: point these at files you already have.  Both return a
 :class:`StreamedData`, which holds the labels in memory and reads the inputs
 only when a batch of them is asked for (:meth:`StreamedData.inputs`), as
-float32 in ``[0, 1]`` (8-bit pixels divided by 255), channels first.
+float32 in ``[0, 1]`` (8-bit pixels divided by 255, 16-bit ones by 65535), channels first.
 
 ``cifar-10-batches-py/``
     The python version of CIFAR-10 (``data_batch_1`` ... ``data_batch_5``,
@@ -355,23 +355,71 @@ def load_cifar10(folder: str | Path, part: str = "test") -> StreamedData:
     return StreamedData(read, np.concatenate(labels), 10, (3, 32, 32), _files_digest(paths), f"CIFAR-10 {part} ({folder})")
 
 
-def _image_array(path: Path, mode: str, image_size: int | None) -> NDArray[np.uint8]:
-    """One image as ``(channels, height, width)`` uint8, in ``mode`` ("L" or "RGB"), resized and centre-cropped to ``image_size`` if given."""
+#: Pillow's 8-bit image modes: converted to grey ("L") or "RGB" by Pillow and divided by 255.
+_EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
+#: Grey modes of more than 8 bits and the value that stands for white in each.
+_WIDE_GREY_RANGES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0}
+#: The modes whose images give one grey channel when they come first in a folder.
+_GREY_MODES = frozenset({"1", "L", "I", "F", *_WIDE_GREY_RANGES})
+
+
+def _wide_grey(image: Any, path: Path) -> NDArray[np.float32]:
+    """A grey image of more than 8 bits as float32 in ``[0, 1]``, scaled by its mode's true range (never clipped to 8 bits)."""
+    mode = image.mode
+    if mode in _WIDE_GREY_RANGES:
+        return (np.asarray(image, dtype=np.float64) / _WIDE_GREY_RANGES[mode]).astype(np.float32)
+    if mode == "I" and image.format == "PNG":  # PNG holds at most 16 bits a sample; Pillow may open a 16-bit one as "I"
+        return (np.asarray(image, dtype=np.float64) / 65535.0).astype(np.float32)
+    if mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(array).all() or array.size and (array.min() < 0.0 or array.max() > 1.0):
+            low, high = float(np.nanmin(array)), float(np.nanmax(array))
+            raise ValueError(f"image {str(path)!r} holds floating-point pixels in [{low:g}, {high:g}]; renyicert reads them as they are and needs them in [0, 1]")
+        return array
+    raise ValueError(
+        f"image {str(path)!r} has mode {mode!r} ({image.format or 'unknown format'}), whose range renyicert cannot tell; "
+        "save it as 8-bit or 16-bit grey or RGB, or as floating-point grey in [0, 1]"
+    )
+
+
+def _image_array(path: Path, mode: str, image_size: int | None) -> NDArray[np.float32]:
+    """One image as ``(channels, height, width)`` float32 in ``[0, 1]``, grey (``mode`` "L") or "RGB", resized and centre-cropped to ``image_size`` if given.
+
+    8-bit images are converted by Pillow and divided by 255; grey images of 16
+    bits are divided by 65535 and floating-point grey ones taken as they are (in
+    ``[0, 1]``, else refused), so no pixel is clipped; any other mode is refused, naming it.
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            image = image.convert(mode)
-            if image_size is not None:
-                width, height = image.size
-                factor = image_size / min(width, height)
-                image = image.resize((max(image_size, round(width * factor)), max(image_size, round(height * factor))), Image.Resampling.BILINEAR)
-                left, top = (image.size[0] - image_size) // 2, (image.size[1] - image_size) // 2
-                image = image.crop((left, top, left + image_size, top + image_size))
-            array = np.asarray(image, dtype=np.uint8)
+            if image.mode in _EIGHT_BIT_MODES:
+                image = image.convert(mode)
+                if image_size is not None:
+                    image = _resized(image, image_size)
+                array = np.asarray(image, dtype=np.uint8) / np.float32(255.0)
+            else:
+                grey = _wide_grey(image, path)
+                if image_size is not None:
+                    grey = np.asarray(_resized(Image.fromarray(grey, mode="F"), image_size), dtype=np.float32).clip(0.0, 1.0)
+                array = grey if mode == "L" else np.repeat(grey[..., None], 3, axis=2)
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"cannot read image {str(path)!r}: {error}") from None
     except OSError as error:
         raise ValueError(f"cannot read image {str(path)!r}: {error}") from None
+    array = array.astype(np.float32, copy=False)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _resized(image: Any, image_size: int) -> Any:
+    """``image`` with its shorter side resized to ``image_size`` (bilinear) and its centre cropped to a square."""
+    from PIL import Image
+
+    width, height = image.size
+    factor = image_size / min(width, height)
+    image = image.resize((max(image_size, round(width * factor)), max(image_size, round(height * factor))), Image.Resampling.BILINEAR)
+    left, top = (image.size[0] - image_size) // 2, (image.size[1] - image_size) // 2
+    return image.crop((left, top, left + image_size, top + image_size))
 
 
 def load_image_folder(folder: str | Path, image_size: int | None = None) -> StreamedData:
@@ -424,7 +472,9 @@ def load_image_folder(folder: str | Path, image_size: int | None = None) -> Stre
         labels += [label] * len(images)
     try:
         with Image.open(paths[0]) as first:
-            mode = "L" if first.mode in ("1", "L", "I", "I;16", "F") else "RGB"
+            mode = "L" if first.mode in _GREY_MODES else "RGB"
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"cannot read image {str(paths[0])!r}: {error}") from None
     except OSError as error:
         raise ValueError(f"cannot read image {str(paths[0])!r}: {error}") from None
     shape = _image_array(paths[0], mode, image_size).shape
@@ -438,7 +488,7 @@ def load_image_folder(folder: str | Path, image_size: int | None = None) -> Stre
                     f"image {str(paths[position])!r} is {array.shape[2]}x{array.shape[1]}, the first is {shape[2]}x{shape[1]}: "
                     "give an image size (--image-size) to resize them all"
                 )
-            out[k] = array / np.float32(255.0)
+            out[k] = array
         return out
 
     return StreamedData(read, np.array(labels), len(classes), shape, _files_digest(paths), f"image folder {folder} (classes {', '.join(classes)})")

@@ -537,7 +537,14 @@ def recertify_records(records: Sequence[dict[str, Any]], mechanism: Any, alpha: 
     counts = []
     selected = []
     for k, record in enumerate(records):
-        where = f"record {k + 1} (index {record.get('index')})"
+        where = f"record {k + 1} (index {record.get('index') if isinstance(record, dict) else None})"
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: a record must be a dict, got a {type(record).__name__}")
+        if any(key in record for key in ("certified", "undecided", "samples", "successes")):
+            raise ValueError(
+                f"{where} is a sequential record (certify_at, certify --radii): its counts were taken at a stopping time that depended on them, "
+                "so no fixed-n Clopper-Pearson bound holds for them; certify again (at a new alpha, with new noise)"
+            )
         values = record.get("counts")
         if not isinstance(values, list) or not values or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in values):
             raise ValueError(f"{where}: 'counts' must be a list of non-negative integers, got {values!r}")
@@ -646,8 +653,10 @@ def radius_grid(records: Sequence[dict[str, Any]], points: int = 6, bound: str =
         return [0.0]
     step = largest / (points - 1)
     magnitude = 10 ** np.floor(np.log10(step))
+    if not magnitude > 0:  # radii below 1e-300: no round steps to make, and no NaN columns
+        return [0.0, float(largest)]
     step = float(np.floor(step / magnitude * 2) / 2 * magnitude) or float(magnitude)
-    return [round(i * step, 6) for i in range(points)]
+    return [float(f"{i * step:.6g}") for i in range(points)]  # six significant digits: tiny radii keep theirs
 
 
 def norm_name(norm: float) -> str:
