@@ -103,6 +103,17 @@ class NoDensityGaussian(Gaussian):
     _symbolic_divergence = _BASE._symbolic_divergence
 
 
+class NoDensityHalfGaussian(_OnlyTheFormula, Gaussian):
+    """No density, and half the true divergence, ``order r^2 / (4 sigma^2)``: nothing can verify it (case 4 of issue 25)."""
+
+    name = "bad-no-density-half-gaussian"
+    _symbolic_log_density = _BASE._symbolic_log_density
+    _symbolic_divergence = _BASE._symbolic_divergence
+
+    def _divergence(self, order: Any, distance: Any) -> Any:
+        return order * distance**2 / (4 * self.scale**2)
+
+
 class UnnormalisedLaplace(Laplace):
     """A density that integrates to 2."""
 
@@ -293,3 +304,84 @@ class LooseTightLaplace(Laplace):
 
     def _tight_radius(self, p1: Any, p2: Any) -> Any:
         return 0.9 * Laplace._tight_radius(self, p1, p2)
+
+
+# ------------------------------------------------------------- copies (rows)
+class AntitheticGaussian(_OwnSampler):
+    """Antithetic copies: row ``2k+1`` is ``-row 2k`` (each row alone is right; the copies are not independent: case 3 of issue 25)."""
+
+    name = "bad-antithetic-gaussian"
+
+    def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
+        out = torch.empty(shape, dtype=dtype, device=device).normal_(0.0, self.scale, generator=generator)
+        if len(shape) and shape[0] > 1:
+            out[1::2] = -out[0 : 2 * (shape[0] // 2) : 2]
+        return out
+
+
+class RepeatedCopiesGaussian(_OwnSampler):
+    """Every copy drawn twice in a row (row ``2k+1`` = row ``2k``)."""
+
+    name = "bad-repeated-copies-gaussian"
+
+    def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
+        out = torch.empty(shape, dtype=dtype, device=device).normal_(0.0, self.scale, generator=generator)
+        if len(shape) and shape[0] > 1:
+            out[1::2] = out[0 : 2 * (shape[0] // 2) : 2]
+        return out
+
+
+# ------------------------------------------------------- comparison bounds (issue 25)
+class PixelDPWithoutItsFactorGaussian(Gaussian):
+    """Lecuyer et al.'s Gaussian PixelDP radius missing its ``sqrt(2 ln(1.25/delta))`` factor (case 1 of issue 25)."""
+
+    name = "bad-pixeldp-without-its-factor-gaussian"
+
+    def _pixeldp_radius(self, p1: Any, p2: Any, delta: float) -> Any:
+        import math
+
+        return Gaussian._pixeldp_radius(self, p1, p2, delta) * math.sqrt(2.0 * math.log(1.25 / delta))
+
+
+class LaplaceLinf(renyicert.Mechanism):
+    """Laplace noise certifying l_inf in ``d`` coordinates: ``d`` times the one-coordinate divergence, attained at the cube's vertex (correct),
+    with Teng et al.'s *one-coordinate* radius as its tight radius (wrong in ``d > 1`` coordinates: case 2 of issue 25)."""
+
+    name = "bad-one-coordinate-tight-laplace-linf"
+    norm = float("inf")
+    fused_noise = "laplace"
+
+    def __init__(self, scale: float, d: int = 4) -> None:
+        super().__init__(scale)
+        self.d = int(d)
+
+    @property
+    def dimension(self) -> int | None:
+        return self.d
+
+    def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
+        return Laplace._sample(self, shape, generator, dtype, device)
+
+    def _divergence(self, order: Any, distance: Any) -> Any:
+        return self.d * Laplace(self.scale)._divergence(order, distance)
+
+    def _max_divergence(self, distance: Any) -> Any:
+        return self.d * distance / self.scale
+
+    def _symbolic_log_density(self, x: Any, scale: Any) -> Any:
+        return Laplace._symbolic_log_density(self, x, scale)
+
+    def _tight_radius(self, p1: Any, p2: Any) -> Any:
+        return Laplace._tight_radius(self, p1, p2)
+
+
+class MaxDivergenceBoundLaplace(_OnlyTheFormula, Laplace):
+    """A correct (sound, loose) Laplace plugin with ``D = r / b`` at every order: the max-divergence bounds them all (case 6 of issue 25)."""
+
+    name = "max-divergence-bound-laplace"
+
+    def _divergence(self, order: Any, distance: Any) -> Any:
+        return distance / self.scale
+
+    def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
+        return distance / scale

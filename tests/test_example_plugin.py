@@ -87,3 +87,13 @@ def test_linf_example_radius_on_the_command_line(installed_example: dict[str, st
 def test_linf_example_own_tests_pass(installed_example: dict[str, str]) -> None:
     result = _run(installed_example, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(LINF_EXAMPLE / "tests"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_linf_example_at_cifar_size_is_checked_to_a_verdict(installed_example: dict[str, str]) -> None:
+    """Case 5 of issue 25: at d >= 710, (order - 1) D passed 709 and math.exp overflowed in the sampler-divergence check;
+    d = 3072 (CIFAR-10's size) now runs to a verdict, the moments compared in log space."""
+    result = _run(installed_example, "-m", "renyicert.cli", "check", "gaussian-linf", "-o", "d=3072", "--quick", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["status"] == "passed" and report["mechanism"] == "gaussian-linf (d=3072)"
+    assert {c["name"]: c["verdict"] for c in report["checks"]}["sampler-divergence"] == "pass"

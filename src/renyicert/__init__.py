@@ -17,7 +17,7 @@ Examples
 from __future__ import annotations
 
 from .bounds import renyi_budget
-from .checker import CheckReport, CheckResult, Verdict, check
+from .checker import CheckReport, CheckResult, Verdict, check, verify_comparison_bounds
 from .hookspecs import hookimpl
 from .mechanism import Mechanism
 from .registry import (
@@ -64,4 +64,5 @@ __all__ = [
     "tight_radius",
     "unregister",
     "Verdict",
+    "verify_comparison_bounds",
 ]

@@ -33,7 +33,10 @@ from .registry import resolve_mechanism
 from .sequential import SequentialCertificate, certify_stream, check_extended_budget, decision_rule
 from .solver import certified_radius, pixeldp_radius, tight_radius
 
-__all__ = ["ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "Certificate", "SequentialCertificate", "Smoothed", "best_radii", "offered_bounds", "radii_where_certified"]
+__all__ = [
+    "ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "BUILT_IN_MODULES", "Certificate", "SequentialCertificate", "Smoothed", "best_bounds", "best_radii",
+    "offered_bounds", "radii_where_certified",
+]  # fmt: skip
 
 #: The label of an abstention.
 ABSTAIN = -1
@@ -84,8 +87,40 @@ def offered_bounds(mechanism: Mechanism) -> tuple[str, ...]:
     return tuple(bound for bound in BOUNDS if offered[bound])
 
 
+#: The modules of the mechanisms renyicert ships: their comparison bounds are checked by renyicert's own test suite
+#: (the checker in full mode, and tests against the closed forms), so they count in ``bound="best"``.
+BUILT_IN_MODULES = frozenset({"renyicert_gaussian", "renyicert_laplace"})
+
+
+def best_bounds(mechanism: Mechanism) -> tuple[str, ...]:
+    """The bounds ``bound="best"`` takes the largest of: the Rényi bound always, a comparison bound only where it was verified.
+
+    The Rényi radius comes from the divergence alone, which :func:`renyicert.check`
+    verifies against the density.  A comparison bound (``_tight_radius``,
+    ``_pixeldp_radius``) is a second formula a plugin supplies; it counts in
+    ``best`` only when the mechanism is one renyicert ships (its class is defined in
+    :data:`BUILT_IN_MODULES`), or when :func:`renyicert.checker.verify_comparison_bounds`
+    has checked it on this mechanism (the tight radius against the Neyman-Pearson worst
+    case over the norm ball, the PixelDP radius against the divergence).  An unverified
+    comparison radius is still computed and reported (``radius_tight``,
+    ``radius_pixeldp``), never taken as the certificate.
+
+    Examples
+    --------
+    >>> import renyicert
+    >>> from renyicert.smoothing import best_bounds
+    >>> best_bounds(renyicert.get_mechanism("laplace", scale=1.0))
+    ('renyi', 'tight', 'pixeldp')
+    """
+    offered = offered_bounds(mechanism)
+    if type(mechanism).__module__ in BUILT_IN_MODULES:
+        return offered
+    verified = getattr(mechanism, "_verified_bounds", frozenset())
+    return tuple(bound for bound in offered if bound == "renyi" or bound in verified)
+
+
 def best_radii(mechanism: Mechanism, p1_lower: Any, p2_upper: Any, certified: Any) -> tuple[Any, Any, Any]:
-    """``(radius, order, bound)``: the largest radius of every bound the mechanism offers, its Rényi order, and which bound gave it.
+    """``(radius, order, bound)``: the largest radius of every bound :func:`best_bounds` allows, its Rényi order, and which bound gave it.
 
     Each bound is a theorem "if ``p1 >= p1_lower`` and ``p2 <= p2_upper``, the
     prediction is constant within R"; on the event where the confidence bounds
@@ -104,7 +139,7 @@ def best_radii(mechanism: Mechanism, p1_lower: Any, p2_upper: Any, certified: An
     >>> bound.tolist(), radius.round(4).tolist()  # PixelDP wins where the runner-up is tiny beside a small p1
     (['renyi', 'pixeldp'], [0.6135, 0.7996])
     """
-    bounds = offered_bounds(mechanism)
+    bounds = best_bounds(mechanism)
     results = [radii_where_certified(mechanism, p1_lower, p2_upper, certified, bound) for bound in bounds]
     radii = np.stack([np.atleast_1d(radius) for radius, _ in results])
     winner = np.argmax(radii, axis=0)  # the first of equal maxima: the earlier bound
@@ -382,9 +417,9 @@ class Smoothed:
         bound
             ``"renyi"`` (Li et al. 2019, maximised over the order), ``"tight"``
             (the mechanism's tight certificate, when it has one) or ``"best"``:
-            the largest radius of every bound the mechanism offers (Rényi, tight,
-            PixelDP), at no extra alpha (see :func:`best_radii`); the certificate's
-            ``bound`` says which one gave it.
+            the largest radius of the Rényi bound and every *verified* comparison
+            bound (tight, PixelDP: see :func:`best_bounds`), at no extra alpha (see
+            :func:`best_radii`); the certificate's ``bound`` says which one gave it.
         p2_mode
             How ``p2_upper`` is bounded: ``"runner-up"`` (Bonferroni upper bounds on
             every other class) or ``"complement"`` (``1 - p1_lower``, Cohen et al.).

@@ -63,3 +63,27 @@ def test_the_structured_shifts_include_the_vertex_of_the_cube() -> None:
     shifts = _structured_shifts(16, np.inf, 0.5)
     assert any(np.allclose(row, 0.5) for row in shifts)
     assert np.allclose(np.abs(shifts).max(axis=1), 0.5)
+
+
+def test_a_correct_plugin_with_divergence_r_over_b_passes_the_laws_in_full_mode() -> None:
+    """Case 6 of issue 25: the location-scale law computed y * scale, which underflows to 0 at y = 5e-324, and then
+    failed a correct D = r / b; distances where the law's own arithmetic loses the shift are left out."""
+    from renyicert.checker.formula import location_scale_problem
+
+    mechanism = bad.MaxDivergenceBoundLaplace(0.3)
+    for y in (5e-324, 1e-310, 1e-300):  # hypothesis found the first in full mode
+        assert location_scale_problem(mechanism, mechanism.replace(scale=1.0), 2.0, y) is None
+    assert location_scale_problem(mechanism, mechanism.replace(scale=1.0), 2.0, 1e-250) is None
+    report = renyicert.check(bad.MaxDivergenceBoundLaplace, quick=False, checks=["laws"])
+    assert report["laws"].verdict is renyicert.Verdict.PASS, str(report)
+
+
+def test_the_location_scale_law_still_fails_a_formula_that_ignores_the_scale() -> None:
+    class NoScale(bad.MaxDivergenceBoundLaplace):
+        name = "bad-no-scale-laplace"
+
+        def _divergence(self, order, distance):  # type: ignore[no-untyped-def]
+            return distance / 0.3
+
+    report = renyicert.check(NoScale, scale=0.7, quick=True, checks=["laws"])
+    assert report["laws"].verdict is renyicert.Verdict.FAIL and "location-scale" in report["laws"].method

@@ -57,12 +57,14 @@ def test_a_tight_radius_below_the_renyi_one_fails() -> None:
 def test_the_builtins_pass_and_say_what_is_not_covered(name: str) -> None:
     result = renyicert.check(name, quick=True, checks=["optional-methods"])["optional-methods"]
     assert result.verdict is Verdict.PASS and "_radius_at" in result.method and "Neyman-Pearson" in result.method
-    assert any("PixelDP" in limit for limit in result.limits)
+    assert "at most the PixelDP radius the divergence proves" in result.method and "over the norm ball" in result.method
+    assert any("_pixeldp_radius" in limit for limit in result.limits)
 
 
-def test_a_mechanism_without_optional_methods_is_not_checked() -> None:
+def test_a_mechanism_without_optional_methods_has_nothing_to_check() -> None:
+    """No optional method is nothing left unverified (the solver inverts the checked divergence): a pass that says so."""
     result = renyicert.check(bad.QuarterGaussian, quick=True, checks=["optional-methods"])["optional-methods"]
-    assert result.verdict is Verdict.NOT_CHECKED
+    assert result.verdict is Verdict.PASS and result.method.startswith("nothing to check")
 
 
 def test_a_pixeldp_radius_above_zero_at_a_tie_fails() -> None:

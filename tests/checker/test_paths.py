@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import renyicert
@@ -69,3 +70,26 @@ def test_full_mode_draws_the_triton_kernel_under_the_interpreter() -> None:
     noise = triton_path.draw(triton_path.sample_count(10_000, 4), 4, 3)
     eager = next(path for path in paths if "eager" in path.name).draw(noise.shape[0], 4, 3)
     assert noise.shape == eager.shape and abs(noise - eager).max() < 1e-5  # the same counter-based noise
+
+
+@pytest.mark.parametrize(("mechanism", "problem"), [(bad.AntitheticGaussian, "copies 1 apart are correlated"), (bad.RepeatedCopiesGaussian, "copies 1 apart are correlated")])
+def test_copies_that_depend_on_each_other_fail_on_every_path(mechanism: type, problem: str) -> None:
+    """Case 3: antithetic copies (row 2k+1 = -row 2k) passed, since independence was tested between coordinates only;
+    the Clopper-Pearson bound then misses p1 far more often than alpha."""
+    result = renyicert.check(mechanism, quick=True, checks=["sampler-density"])["sampler-density"]
+    assert result.verdict is Verdict.FAIL, str(result)
+    assert problem in result.evidence["problem"] and "independent draws" in result.evidence["problem"]
+    assert result.evidence["path"].startswith("sample()")
+
+
+def test_independent_copies_pass_the_copies_test() -> None:
+    from renyicert.checker.sampler import _copies_dependence
+
+    rng = np.random.default_rng(3)
+    assert _copies_dependence(rng.normal(size=(50_000, 4)), 4.4) is None
+    antithetic = rng.normal(size=(50_000, 4))
+    antithetic[1::2] = -antithetic[::2]
+    assert "copies 1 apart" in _copies_dependence(antithetic, 4.4)["problem"]
+    repeated = rng.normal(size=(50_000, 4))
+    repeated[40_000:] = repeated[:10_000]  # a generator whose stream restarts after 40,000 copies: no lag sees it
+    assert "repeated exactly" in _copies_dependence(repeated, 4.4)["problem"]

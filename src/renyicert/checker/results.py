@@ -72,13 +72,43 @@ class CheckReport:
 
     @property
     def passed(self) -> bool:
-        """``True`` unless some check failed (undecided and not-checked checks do not fail)."""
-        return not self.failures
+        """``True`` only when every check ran and passed: the mechanism is verified as far as the checker goes.
+
+        A check that could not run (:attr:`Verdict.NOT_CHECKED`, for instance with no
+        density to verify the divergence against) or could not decide
+        (:attr:`Verdict.UNDECIDED`) is not a pass: see :attr:`status`.
+        """
+        return self.status == "passed"
 
     @property
     def failures(self) -> tuple[CheckResult, ...]:
         """The checks whose verdict is :attr:`Verdict.FAIL`."""
         return tuple(r for r in self.results if r.verdict is Verdict.FAIL)
+
+    @property
+    def not_checked(self) -> tuple[CheckResult, ...]:
+        """The checks that could not run or could not decide (:attr:`Verdict.NOT_CHECKED`, :attr:`Verdict.UNDECIDED`)."""
+        return tuple(r for r in self.results if r.verdict in (Verdict.NOT_CHECKED, Verdict.UNDECIDED))
+
+    @property
+    def status(self) -> str:
+        """``"failed"`` (some check failed), ``"passed what could be checked"`` (none failed, some could not run) or ``"passed"``."""
+        if self.failures:
+            return "failed"
+        return "passed what could be checked" if self.not_checked else "passed"
+
+    @property
+    def summary(self) -> str:
+        """The report's last line: ``PASSED``, ``PASSED WHAT COULD BE CHECKED (...)`` or ``FAILED (...)``."""
+        if self.failures:
+            return f"FAILED ({', '.join(r.name for r in self.failures)})"
+        if self.not_checked:
+            names = ", ".join(r.name for r in self.not_checked)
+            return (
+                f"PASSED WHAT COULD BE CHECKED: {len(self.not_checked)} of {len(self.results)} checks not checked ({names}); "
+                "this mechanism is not verified"
+            )
+        return "PASSED"
 
     def __getitem__(self, name: str) -> CheckResult:
         for result in self.results:
@@ -93,6 +123,8 @@ class CheckReport:
             "scale": self.scale,
             "quick": self.quick,
             "passed": self.passed,
+            "status": self.status,
+            "not_checked": [r.name for r in self.not_checked],
             "checks": [r.to_dict() for r in self.results],
         }
 
@@ -111,8 +143,7 @@ class CheckReport:
                 lines.append(f"      warning: {warning}")
             for limit in result.limits:
                 lines.append(f"      not covered: {limit}")
-        verdict = "PASSED" if self.passed else f"FAILED ({', '.join(r.name for r in self.failures)})"
-        lines.append(verdict)
+        lines.append(self.summary)
         return "\n".join(lines)
 
 
@@ -149,6 +180,8 @@ class CheckContext:
     _derived: Any = None
     _paths: Any = None
     _draws: dict[tuple[str, int, int, int], Any] = field(default_factory=dict)
+    #: Unit shift directions the norm-ball search found worst (per order, radius and dimension searched): the tight-radius check tries them too.
+    worst_shifts: list[Any] = field(default_factory=list)
 
     @property
     def noise_paths(self) -> Any:

@@ -101,7 +101,10 @@ def check_sampler_density(context: CheckContext) -> CheckResult:
     has_density = mechanism.has_density and context.derived.normalised is not False
     z_crit = float(stats.norm.isf(SIGNIFICANCE / 2))
     test = "scipy.stats.kstest against the density's CDF, mean, std" if has_density else "scipy.stats.ks_2samp against sample(), std"
-    method = f"up to {count} x {COORDINATES} draws on each of {len(paths)} path(s): {test}, independence (|corr| of values and magnitudes), seeds"
+    method = (
+        f"up to {count} x {COORDINATES} draws on each of {len(paths)} path(s): {test}, independence of coordinates and of copies "
+        f"(|corr| of values and magnitudes; copies at lags {', '.join(map(str, COPY_LAGS))} and in pairs; repeated copies), seeds"
+    )
     log_density = _log_density(mechanism) if has_density else None
     reference: tuple[str, NDArray[np.float64]] | None = None
     measured: dict[str, str] = {}
@@ -121,6 +124,9 @@ def check_sampler_density(context: CheckContext) -> CheckResult:
             worst = float(np.max(np.abs(corr)))
             if worst * math.sqrt(rows) > z_crit:
                 return CheckResult(name, Verdict.FAIL, method, {"path": path.name, "problem": f"coordinates are correlated ({label})", "max |corr|": worst, "threshold": z_crit / math.sqrt(rows)})
+        dependence = _copies_dependence(samples, z_crit)
+        if dependence is not None:
+            return CheckResult(name, Verdict.FAIL, method, {"path": path.name, **dependence})
         pooled = samples.ravel()
         sample_std = float(pooled.std())
         if log_density is None:
@@ -167,6 +173,44 @@ def check_sampler_density(context: CheckContext) -> CheckResult:
     return CheckResult(name, Verdict.PASS, method, {"paths": measured}, tuple(warnings), limits=tuple(notes))
 
 
+#: Distances between copies (rows) whose correlation is tested: neighbours, and the next few (a period-2 pattern, say).
+COPY_LAGS = (1, 2, 3, 4)
+
+
+def _copies_dependence(samples: NDArray[np.float64], z_crit: float) -> dict[str, Any] | None:
+    """Evidence that copies of the same input (rows) are not independent draws, or ``None``.
+
+    Certification counts votes over copies as independent trials, so a sampler
+    whose copies depend on each other (antithetic pairs, ``row 2k+1 = -row 2k``;
+    repeated rows) breaks the Clopper-Pearson coverage even when every row alone
+    has the right law.  Tested: the correlation of values and of magnitudes
+    between rows ``lag`` apart, and within the pairs ``(2k, 2k+1)``, each against
+    its null spread ``1/sqrt(n)``; and rows repeated exactly, which continuous
+    noise never gives.
+    """
+    rows = samples.shape[0]
+    pairs: list[tuple[str, NDArray[np.float64], NDArray[np.float64]]] = [
+        (f"copies {lag} apart", samples[:-lag], samples[lag:]) for lag in COPY_LAGS if rows > lag + 2
+    ]
+    if rows >= 6:
+        half = rows // 2
+        pairs.append(("copies in pairs (2k, 2k+1)", samples[0 : 2 * half : 2], samples[1 : 2 * half : 2]))
+    for label, first, second in pairs:
+        for kind, a, b in (("values", first, second), ("magnitudes", np.abs(first), np.abs(second))):
+            a, b = a.ravel(), b.ravel()
+            if a.std() == 0.0 or b.std() == 0.0:
+                continue
+            corr = float(np.corrcoef(a, b)[0, 1])
+            if abs(corr) * math.sqrt(a.size) > z_crit:
+                return {"problem": f"{label} are correlated ({kind}): copies of one input must be independent draws", "corr": corr, "threshold": z_crit / math.sqrt(a.size)}
+    first = samples[: max(1, rows // 4)].ravel()
+    if np.unique(first).size > 0.99 * first.size:  # continuous noise (judged on the first copies): an exactly repeated row is a repeated draw
+        repeated = rows - np.unique(samples, axis=0).shape[0]
+        if repeated > 0:
+            return {"problem": "copies of one input are repeated exactly: the sampler reuses draws", "repeated rows": int(repeated), "rows": rows}
+    return None
+
+
 def _reproducibility_problems(mechanism: Any, seed: int) -> dict[str, Any]:
     import torch
 
@@ -205,7 +249,7 @@ def check_sampler_divergence(context: CheckContext) -> CheckResult:
     derived = context.derived
     method = (
         f"Monte Carlo over up to {count * COORDINATES} draws on each of {len(paths)} path(s), {len(points)} points (order, r/scale): "
-        f"E_P[(p/q)^(order-1)] with a {1 - SIGNIFICANCE:.5f} normal interval vs exp((order-1) D)"
+        f"E_P[(p/q)^(order-1)] with a {1 - SIGNIFICANCE:.5f} normal interval vs exp((order-1) D), compared in log space"
     )
     warnings: list[str] = []
     for path in paths:
@@ -215,28 +259,32 @@ def check_sampler_divergence(context: CheckContext) -> CheckResult:
         samples = drawn.ravel()
         for order, y in points:
             shift = y * mechanism.scale
-            log_ratio = log_density(samples) - log_density(samples - shift)
-            weights = np.exp((order - 1.0) * log_ratio)
-            estimate = float(weights.mean())
-            half = z_crit * float(weights.std(ddof=1)) / math.sqrt(weights.size)
+            # In log space throughout: (order - 1) D overflows exp() beyond 709 (an l_inf formula for d >= 710 coordinates).
+            exponents = (order - 1.0) * (log_density(samples) - log_density(samples - shift))
+            peak = float(np.max(exponents))
+            scaled = np.exp(exponents - peak)
+            mean, half = float(scaled.mean()), z_crit * float(scaled.std(ddof=1)) / math.sqrt(scaled.size)
+            log_estimate = peak + math.log(mean)
+            log_low = peak + math.log(mean - half) if mean > half else -math.inf
+            log_high = peak + math.log(mean + half)
             closed = float(mechanism.divergence(order, shift))
-            closed_moment = math.exp((order - 1.0) * closed)
+            log_closed = (order - 1.0) * closed
             evidence = {
                 "path": path.name,
                 "order": order,
                 "r": shift,
                 "shift": [shift],
                 "closed_form": closed,
-                "sampled": math.log(estimate) / (order - 1.0),
-                "moment interval": [estimate - half, estimate + half],
-                "closed-form moment": closed_moment,
+                "sampled": log_estimate / (order - 1.0),
+                "log-moment interval": [log_low, log_high],
+                "closed-form log-moment": log_closed,
             }
-            if closed_moment < estimate - half:
+            if log_closed < log_low:
                 return CheckResult(name, Verdict.FAIL, f"{method}: the closed form is below what the samples show", evidence)
-            true_moment = math.exp((order - 1.0) * float(derived.at(order, shift, mechanism.scale)))
-            if not (estimate - half <= true_moment <= estimate + half):
-                evidence["density moment"] = true_moment
+            log_true = (order - 1.0) * float(derived.at(order, shift, mechanism.scale))
+            if not (log_low <= log_true <= log_high):
+                evidence["density log-moment"] = log_true
                 return CheckResult(name, Verdict.FAIL, f"{method}: the samples disagree with the density's divergence (sampler and density differ)", evidence)
-            if closed_moment > estimate + half and path is paths[0]:
-                warnings.append(f"not tight for a one-coordinate shift at order={order:g}, r={shift:g}: closed form {closed:.6g}, sampled {math.log(estimate) / (order - 1.0):.6g}")
+            if log_closed > log_high and path is paths[0]:
+                warnings.append(f"not tight for a one-coordinate shift at order={order:g}, r={shift:g}: closed form {closed:.6g}, sampled {log_estimate / (order - 1.0):.6g}")
     return CheckResult(name, Verdict.PASS, f"{method}; paths: {', '.join(p.name for p in paths)}", {}, tuple(warnings), limits=tuple(notes))

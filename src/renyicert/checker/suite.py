@@ -41,7 +41,7 @@ from ..mechanism import Mechanism
 from ..registry import resolve_mechanism
 from .results import CheckContext, CheckReport, CheckResult
 
-__all__ = ["CHECKS", "check"]
+__all__ = ["CHECKS", "check", "verify_comparison_bounds"]
 
 
 def _registry() -> dict[str, Callable[[CheckContext], CheckResult]]:
@@ -131,3 +131,38 @@ def check(
     others = {key: value for key, value in mechanism.get_params().items() if key != "scale"}
     label = mechanism.label + (f" ({', '.join(f'{key}={value!r}' for key, value in others.items())})" if others else "")
     return CheckReport(mechanism=label, scale=mechanism.scale, quick=bool(quick), results=tuple(results))
+
+
+def verify_comparison_bounds(mechanism: Mechanism, *, quick: bool = True, seed: int = 0) -> tuple[Mechanism, CheckReport]:
+    """Check ``mechanism``'s comparison bounds where ``bound="best"`` uses them; ``(mechanism, report)``, the mechanism marked verified if they passed.
+
+    Runs the closed-form, norm-ball and optional-methods checks (the comparison
+    bounds are checked against the divergence, so the divergence must be verified
+    too).  If all three pass, the returned mechanism is a copy whose tight and
+    PixelDP radii count in :func:`renyicert.smoothing.best_bounds`; otherwise it is
+    ``mechanism`` itself, whose ``best`` stays the Rényi radius.  The mechanisms
+    renyicert ships need no such call.
+
+    Examples
+    --------
+    >>> import renyicert
+    >>> from renyicert.checker import verify_comparison_bounds
+    >>> from renyicert.smoothing import best_bounds
+    >>> class MyGaussian(type(renyicert.get_mechanism("gaussian", scale=1.0))):
+    ...     name = "my-gaussian"
+    >>> mine = MyGaussian(0.3)
+    >>> best_bounds(mine)
+    ('renyi',)
+    >>> verified, report = verify_comparison_bounds(mine)
+    >>> report.passed, best_bounds(verified)
+    (True, ('renyi', 'tight', 'pixeldp'))
+    """
+    from ..smoothing import offered_bounds
+
+    report = check(mechanism, quick=quick, seed=seed, checks=["closed-form", "norm-ball", "optional-methods"])
+    comparison = tuple(bound for bound in offered_bounds(mechanism) if bound != "renyi")
+    if not report.passed or not comparison:
+        return mechanism, report
+    verified = mechanism.replace()
+    verified._verified_bounds = frozenset(comparison)  # type: ignore[attr-defined]
+    return verified, report

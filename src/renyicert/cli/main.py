@@ -152,7 +152,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     mechanism = mechanism_from_arguments(args.name, args.scale, args.options)
     report = check(mechanism, quick=args.quick, seed=args.seed, checks=args.only or list(CHECKS), dimension=args.dimension)
     print(report.to_json() if args.json else report)
-    return 0 if report.passed else 1
+    if report.failures:
+        return 1
+    if report.not_checked and not args.allow_not_checked:
+        return 3
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="verify a mechanism's divergence formula and sampler",
         description="Verify a mechanism: its closed form against its density (sympy, mpmath), the worst shift "
         "over the norm ball, the laws of a divergence (hypothesis), and its sampler against the density and "
-        "the divergence (scipy.stats, Monte Carlo). Exits 1 when a check fails.",
+        "the divergence (scipy.stats, Monte Carlo), and the comparison bounds against the divergence. Exit status: 0 when every "
+        "check passed; 1 when a check failed; 3 when none failed but some could not run (no density, no symbolic form: "
+        "the mechanism is not verified), unless --allow-not-checked.",
     )
     chk.add_argument("name", help="registered mechanism name, e.g. gaussian or laplace")
     chk.add_argument("--scale", type=float, default=0.3, help="noise scale to check at (default: 0.3; 1.0 hides a scale**2 mix-up)")
@@ -190,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     chk.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable): closed-form, norm-ball, laws, optional-methods, sampler-density, sampler-divergence")
     chk.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    chk.add_argument("--allow-not-checked", action="store_true", help="exit 0, not 3, when no check failed but some could not run")
     chk.add_argument("--dimension", type=int, help="the input dimension to search the worst shift in (default: the mechanism's own, else 1 to 8 and structured shifts up to 1024)")
     add_option_argument(chk)
     chk.set_defaults(func=_cmd_check)

@@ -107,10 +107,28 @@ def _smoothed(args: argparse.Namespace) -> tuple[Any, Any]:
 
     model, data, trained_with = _model_and_data(args)
     mechanism = _certifying_mechanism(args, trained_with)
+    if getattr(args, "command", None) == "certify":
+        mechanism = _verified_for_best(mechanism)
     # The per-call bars of the smoothed classifier only on a terminal: in a log, the data set's lines say enough.
     inner = _progress(args) if sys.stderr.isatty() else False
     smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=inner)
     return smoothed, data
+
+
+def _verified_for_best(mechanism: Any) -> Any:
+    """``mechanism``, with its comparison bounds verified first when it is not one renyicert ships (so that the best radius may use them)."""
+    from ..checker import verify_comparison_bounds
+    from ..smoothing import best_bounds, offered_bounds
+
+    if best_bounds(mechanism) == offered_bounds(mechanism):
+        return mechanism
+    print(f"renyicert: checking {mechanism.label}'s comparison bounds (renyicert check, quick), which the best radius uses only if they pass", file=sys.stderr)
+    verified, report = verify_comparison_bounds(mechanism)
+    if best_bounds(verified) == offered_bounds(verified):
+        print("renyicert: they passed: the best radius is taken over every bound", file=sys.stderr)
+    else:
+        print(f"renyicert: not verified ({report.summary}): the best radius is the Rényi one; 'renyicert check {mechanism.label}' says why", file=sys.stderr)
+    return verified
 
 
 def _trusted(args: argparse.Namespace) -> tuple[str, ...]:
@@ -382,6 +400,18 @@ def _settings_mechanism(path: str, settings: dict[str, Any]) -> Any:
         return None
 
 
+def _note_unverified(path: str, settings: dict[str, Any]) -> None:
+    """Say on stderr when a records file's mechanism could not be verified, or some of its bounds were left out of the best radius."""
+    if settings.get("divergence_verifiable") is False:
+        print(
+            f"renyicert: note: {path}: {settings.get('mechanism')} has no density, so nothing verified its divergence (renyicert check "
+            "says 'passed what could be checked'): these certificates rest on the plugin's formula (verified: false)",
+            file=sys.stderr,
+        )
+    if isinstance(settings.get("best_of"), list):
+        print(f"renyicert: note: {path}: the best radius is taken over {', '.join(map(str, settings['best_of']))} only: the other comparison bounds were not verified", file=sys.stderr)
+
+
 def _warn_incomplete(path: str, settings: dict[str, Any], count: int) -> None:
     """Print on stderr what says that ``path`` is not a finished run (a live lock, part files, missing inputs)."""
     from ..workflow.record_checks import incomplete_warnings
@@ -406,8 +436,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         norm = _recorded_norm(settings)
         if norm is not None and args.norm is not None and args.norm != norm:
             raise ValueError(f"{path}: its records are {norm} radii ({settings.get('mechanism')} noise), not {args.norm}; drop --norm, which is only for records without settings")
-        records = [checked_record(record, f"{path} record {k}") for k, record in enumerate(found.records, start=1)]
+        records = [checked_record(record, f"{path} record {k}", settings.get("best_of")) for k, record in enumerate(found.records, start=1)]
         verify_fixed_n(records, settings, path, _settings_mechanism(path, settings))
+        _note_unverified(path, settings)
         _warn_incomplete(path, settings, len(records))
         runs.append({"path": path, "name": Path(path).stem, "settings": settings, "norm": norm or args.norm, "mechanism": settings.get("mechanism"), "records": records})
     norms = sorted({str(run["norm"]) for run in runs})
@@ -426,6 +457,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 "records": run["path"], "mechanism": run["mechanism"], "scale": run["settings"].get("scale"), "norm": norm, "bound": bound,
                 "alpha": run["settings"].get("alpha"), "n": run["settings"].get("n"), "radii": grid,
                 "certified_accuracy": [float(a) for a in certified_accuracy(run["records"], grid, bound)], **summary.as_dict(),
+                "divergence_verifiable": run["settings"].get("divergence_verifiable", True) if run["settings"] else None,
             })  # fmt: skip
             row_runs.append(run)
     if args.json:
@@ -475,6 +507,7 @@ def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] |
         summary = summarize_sequential(records, radii, path)  # checks each record's fields and types
         verify_sequential(records, radii, stored, path)
         _warn_incomplete(path, stored, len(records))
+        _note_unverified(path, stored)
         if args.json:
             print(dumps({
                 "records": path, "mechanism": stored.get("mechanism"), "scale": stored.get("scale"), "norm": _recorded_norm(stored), "bound": stored.get("bound"),
@@ -508,7 +541,7 @@ def _cmd_recertify(args: argparse.Namespace) -> int:
     found = read_records(args.records)
     if not found.records:
         raise ValueError(f"{args.records!r} holds no records")
-    checked = [checked_record(r, f"{args.records} record {k}") for k, r in enumerate(found.records, start=1)]
+    checked = [checked_record(r, f"{args.records} record {k}", settings.get("best_of")) for k, r in enumerate(found.records, start=1)]
     if not isinstance(settings.get("alpha"), float):
         raise ValueError(f"{args.records!r}: its settings hold no alpha, got {settings.get('alpha')!r}; the recorded radii cannot be re-derived before recomputing them")
     verify_fixed_n(checked, settings, args.records, mechanism)  # the recorded radii, re-derived at the recorded alpha, before anything changes

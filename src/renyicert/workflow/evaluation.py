@@ -35,7 +35,7 @@ from .._progress import progress_bar
 from .._torch import model_device
 from .._validation import check_alpha, check_positive_int
 from ..smoothing import BOUNDS as SINGLE_BOUNDS
-from ..smoothing import Smoothed, radii_where_certified
+from ..smoothing import Smoothed, best_bounds, offered_bounds, radii_where_certified
 from . import distributed
 from .data import LabelledData, as_labelled_data
 from .records import RecordWriter, read_records
@@ -56,12 +56,14 @@ BOUND_LABELS = {
 }  # fmt: skip
 
 
-def best_of_record(record: dict[str, Any]) -> tuple[float, str]:
+def best_of_record(record: dict[str, Any], bounds: Sequence[str] = SINGLE_BOUNDS) -> tuple[float, str]:
     """``(radius, bound)``: the largest of a record's per-bound radii and the bound that gave it (a tie goes to the earlier bound).
 
     Every bound is a theorem about the same ``(p1_lower, p2_upper)``, so on the
     event where those hold, all radii hold and so does their maximum: no extra
-    alpha is spent (see :func:`renyicert.smoothing.best_radii`).
+    alpha is spent (see :func:`renyicert.smoothing.best_radii`).  ``bounds`` are those
+    that may win (:func:`renyicert.smoothing.best_bounds`: a comparison bound nothing
+    verified is reported in its own field but never taken as the best).
 
     Examples
     --------
@@ -70,20 +72,21 @@ def best_of_record(record: dict[str, Any]) -> tuple[float, str]:
     (0.5, 'tight')
     """
     radius, winner = -1.0, "renyi"
-    for bound in SINGLE_BOUNDS:
+    for bound in (b for b in SINGLE_BOUNDS if b in bounds):
         value = record.get(f"radius_{bound}")
         if value is not None and float(value) > radius:
             radius, winner = float(value), bound
     return max(radius, 0.0), winner
 
 
-def checked_record(record: Any, where: str) -> dict[str, Any]:
+def checked_record(record: Any, where: str, best_of: Sequence[str] | None = None) -> dict[str, Any]:
     """A record read from a file, upgraded (:func:`upgrade_record`) and checked for what ``report`` uses.
 
     ``correct`` must be true or false and ``radius_renyi`` a finite number ``>= 0``
     (the comparison radii too, where present); anything else is a ``ValueError``
     naming ``where`` (the file and the record), so that no table is printed over
-    NaN, negative or infinite radii.
+    NaN, negative or infinite radii.  ``best_of`` are the bounds the best radius may
+    come from (the settings' ``best_of``; all of them for records that do not say).
 
     Examples
     --------
@@ -108,7 +111,7 @@ def checked_record(record: Any, where: str) -> dict[str, Any]:
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         if number is None or not math.isfinite(number) or number < 0:
             raise ValueError(f"{where}: {key} must be a finite number >= 0, got {value!r}")
-    checked = _with_best(record)
+    checked = _with_best(record, SINGLE_BOUNDS if best_of is None else tuple(best_of))
     if record.get("radius_best") is not None and (record["radius_best"], record.get("best_bound")) != (checked["radius_best"], checked["best_bound"]):
         raise ValueError(
             f"{where}: radius_best = {record['radius_best']!r} ({record.get('best_bound')!r}) is not the largest of its bounds' radii, "
@@ -140,9 +143,9 @@ def _comparison_radii(mechanism: Any, p1: NDArray[np.float64], p2: NDArray[np.fl
     return [{f"radius_{bound}": None if values is None else float(values[i]) for bound, values in radii.items()} for i in range(len(p1))]
 
 
-def _with_best(record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` with ``radius_best`` and ``best_bound`` (:func:`best_of_record`) set from its radii."""
-    radius, winner = best_of_record(record)
+def _with_best(record: dict[str, Any], bounds: Sequence[str] = SINGLE_BOUNDS) -> dict[str, Any]:
+    """``record`` with ``radius_best`` and ``best_bound`` (:func:`best_of_record` over ``bounds``) set from its radii."""
+    radius, winner = best_of_record(record, bounds)
     return dict(record, radius_best=radius, best_bound=winner)
 
 
@@ -373,6 +376,10 @@ def _run_settings(smoothed: Smoothed, data: LabelledData, **options: Any) -> dic
     parameters = mechanism_parameters(mechanism)
     if parameters:  # only where there are any, so that the settings of the built-ins read as before
         settings["parameters"] = parameters
+    if best_bounds(mechanism) != offered_bounds(mechanism):  # a comparison bound nothing verified: reported, never the best
+        settings["best_of"] = list(best_bounds(mechanism))
+    if not mechanism.has_density:  # nothing can verify the divergence: the certificates rest on the plugin's word
+        settings["divergence_verifiable"] = False
     return settings
 
 
@@ -405,6 +412,7 @@ def _certify_chunk(smoothed: Smoothed, data: LabelledData, chunk: range, device:
     certified = np.array([not c.abstained for c in certificates])
     extra = _comparison_radii(smoothed.mechanism, p1, p2, certified)
     records = []
+    eligible = best_bounds(smoothed.mechanism)
     for offset, cert in enumerate(certificates):
         label = int(data.y[chunk.start + offset])
         records.append(_with_best({
@@ -422,7 +430,7 @@ def _certify_chunk(smoothed: Smoothed, data: LabelledData, chunk: range, device:
             "n0": n0,
             "n": n,
             "seconds": cert.seconds,
-        }))  # fmt: skip
+        }, eligible))  # fmt: skip
     return records
 
 
@@ -565,6 +573,7 @@ def recertify_records(records: Sequence[dict[str, Any]], mechanism: Any, alpha: 
     certified = p1_lower > p2_upper
     radius, order = radii_where_certified(mechanism, p1_lower, p2_upper, certified, "renyi")
     extra = _comparison_radii(mechanism, p1_lower, p2_upper, certified)
+    eligible = best_bounds(mechanism)
     recomputed = []
     for i, record in enumerate(records):
         prediction = int(top[i]) if certified[i] else ABSTAIN
@@ -572,7 +581,7 @@ def recertify_records(records: Sequence[dict[str, Any]], mechanism: Any, alpha: 
             upgrade_record(record), prediction=prediction, selected=int(top[i]), correct=prediction == record.get("label"),
             radius_renyi=float(radius[i]), **extra[i], p1_lower=float(p1_lower[i]), p2_upper=float(p2_upper[i]),
             order=None if math.isnan(order[i]) else float(order[i]),
-        )))  # fmt: skip
+        ), eligible))  # fmt: skip
     return recomputed
 
 
@@ -652,9 +661,9 @@ def radius_grid(records: Sequence[dict[str, Any]], points: int = 6, bound: str =
     if not largest > 0:
         return [0.0]
     step = largest / (points - 1)
-    magnitude = 10 ** np.floor(np.log10(step))
-    if not magnitude > 0:  # radii below 1e-300: no round steps to make, and no NaN columns
+    if not step > 0 or not 10 ** np.floor(np.log10(step)) > 0:  # subnormal radii: no round steps to make, and no NaN columns
         return [0.0, float(largest)]
+    magnitude = 10 ** np.floor(np.log10(step))
     step = float(np.floor(step / magnitude * 2) / 2 * magnitude) or float(magnitude)
     return [float(f"{i * step:.6g}") for i in range(points)]  # six significant digits: tiny radii keep theirs
 
