@@ -4,6 +4,8 @@ Models (random weights; speed does not depend on training):
 * mlp: 64-256-256-10 on 8x8 digits-sized inputs;
 * cnn: a small MNIST CNN (two conv layers, two linear) on 1x28x28;
 * resnet20: He et al.'s CIFAR ResNet-20 (the model zoo's ``resnet20``; Cohen et al. used depth 110) on 3x32x32.
+* resnet110 (only when asked for): Cohen et al.'s own CIFAR-10 model, ``Sequential(NormalizeLayer, cifar_resnet110)``
+  (:mod:`renyicert.workflow.zoo`), with random weights.
 
 For each model it times, over the same inputs and the same n0 + n samples each:
 * ours:         renyicert.Smoothed(..., batch_size=1000).certify(batch of inputs): fused sampler, packed batches;
@@ -28,7 +30,7 @@ Inputs per call: 32 for the MLP (certify_dataset's default chunk, so the per-cal
 on a data set), 4 for the CNN and 1 for ResNet-20 (their runs are long enough). Both can be set with --inputs.
 --device cuda runs the models, the noise (the Triton kernel) and Cohen's loop on the GPU; compile is then skipped
 unless --compile-on-cuda is given (its setup is minutes).
-Usage: python benchmarks/certify.py [--n 10000] [--inputs N] [--rounds N] [--models mlp,cnn,resnet20] [--device cpu|cuda]
+Usage: python benchmarks/certify.py [--n 10000] [--inputs N] [--rounds N] [--models mlp,cnn,resnet20,resnet110] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -107,6 +109,13 @@ def resnet20() -> torch.nn.Module:
     return build((3, 32, 32), 10)
 
 
+def resnet110() -> torch.nn.Module:
+    """Cohen et al.'s CIFAR-10 model as their checkpoints hold it: Sequential(NormalizeLayer, cifar_resnet110) (random weights)."""
+    from renyicert.workflow.zoo import published_model
+
+    return published_model("cifar_resnet110")
+
+
 def forward_passes(model: torch.nn.Module, shape: tuple[int, ...], rows: int, batch_size: int, device: torch.device):
     """The bare forward passes over `rows` rows in batches of `batch_size` (a callable to time)."""
     buffer = torch.rand(batch_size, *shape, device=device)
@@ -125,8 +134,8 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-DEFAULT_ROUNDS = {"mlp": 10, "cnn": 3, "resnet20": 2}
-DEFAULT_INPUTS = {"mlp": 32, "cnn": 4, "resnet20": 1}
+DEFAULT_ROUNDS = {"mlp": 10, "cnn": 3, "resnet20": 2, "resnet110": 1}
+DEFAULT_INPUTS = {"mlp": 32, "cnn": 4, "resnet20": 1, "resnet110": 1}
 VARIANTS = {
     "ours": ({}, {}),
     "ours+share": ({}, {"share_noise": True}),
@@ -151,7 +160,7 @@ def main() -> None:
     torch.manual_seed(0)
     sigma = 0.25
     results = []
-    for name, make, shape in (("mlp", mlp, (64,)), ("cnn", cnn, (1, 28, 28)), ("resnet20", resnet20, (3, 32, 32))):
+    for name, make, shape in (("mlp", mlp, (64,)), ("cnn", cnn, (1, 28, 28)), ("resnet20", resnet20, (3, 32, 32)), ("resnet110", resnet110, (3, 32, 32))):
         if name not in args.models.split(","):
             continue
         model = make().eval().to(device)

@@ -200,12 +200,10 @@ class NaNTransformGaussian(HalfTransformGaussian):
 
 
 # ------------------------------------------------------------------ dimensions
-class LinfGaussian(renyicert.Mechanism):
-    """Gaussian noise certifying l_inf in ``d`` dimensions: ``order d r^2 / (2 sigma^2)`` (correct)."""
+class _InDimensions(renyicert.Mechanism):
+    """Noise certifying l_inf with a formula for ``d`` coordinates (a parameter, declared as the mechanism's dimension)."""
 
-    name = "test-linf-gaussian"
     norm = float("inf")
-    fused_noise = "normal"
 
     def __init__(self, scale: float, d: int = 4) -> None:
         super().__init__(scale)
@@ -214,6 +212,13 @@ class LinfGaussian(renyicert.Mechanism):
     @property
     def dimension(self) -> int | None:
         return self.d
+
+
+class LinfGaussian(_InDimensions):
+    """Gaussian noise certifying l_inf in ``d`` dimensions: ``order d r^2 / (2 sigma^2)`` (correct)."""
+
+    name = "test-linf-gaussian"
+    fused_noise = "normal"
 
     def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
         return torch.empty(shape, dtype=dtype, device=device).normal_(0.0, self.scale, generator=generator)
@@ -343,21 +348,12 @@ class PixelDPWithoutItsFactorGaussian(Gaussian):
         return Gaussian._pixeldp_radius(self, p1, p2, delta) * math.sqrt(2.0 * math.log(1.25 / delta))
 
 
-class LaplaceLinf(renyicert.Mechanism):
+class LaplaceLinf(_InDimensions):
     """Laplace noise certifying l_inf in ``d`` coordinates: ``d`` times the one-coordinate divergence, attained at the cube's vertex (correct),
     with Teng et al.'s *one-coordinate* radius as its tight radius (wrong in ``d > 1`` coordinates: case 2 of issue 25)."""
 
     name = "bad-one-coordinate-tight-laplace-linf"
-    norm = float("inf")
     fused_noise = "laplace"
-
-    def __init__(self, scale: float, d: int = 4) -> None:
-        super().__init__(scale)
-        self.d = int(d)
-
-    @property
-    def dimension(self) -> int | None:
-        return self.d
 
     def _sample(self, shape: Any, generator: Any, dtype: Any, device: Any) -> Any:
         return Laplace._sample(self, shape, generator, dtype, device)

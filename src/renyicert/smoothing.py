@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,6 +237,12 @@ class Smoothed:
         ``"triton"``, ``"native"``, ``"compiled"``, ``"eager"``.
     progress
         Show a tqdm bar: ``True``, ``False`` or ``None`` (only on a terminal).
+    output
+        Where the logits are in the model's output. ``None`` (the default): the output
+        itself when it is a tensor, else a dict's ``"logits"``, an object's ``.logits``
+        (Hugging Face) or a tuple's first element; a string names a dict key or an
+        attribute; a callable takes the output and returns the logits. Anything else
+        is a ``TypeError`` naming the type the model returned.
 
     Examples
     --------
@@ -261,18 +268,25 @@ class Smoothed:
         compile: bool = False,
         backend: str = "auto",
         progress: bool | None = None,
+        output: str | Callable[[Any], Any] | None = None,
     ) -> None:
         import torch
 
+        from ._logits import LogitsOf
+
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if output is not None and not (isinstance(output, str) and output) and not callable(output):
+            raise TypeError(f"output must be None, a key (a non-empty string) or a callable, got {output!r}")
         self.model = model
+        #: The module the votes and the attacks call: ``model`` with its logits taken from its output (see ``output``).
+        self.scorer = LogitsOf(model, output)
         self.mechanism = resolve_mechanism(mechanism, scale)
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
         self.batch_size = check_batch_size(batch_size)
         self.progress = progress
-        self._engine = VoteEngine(model, self.mechanism, self.num_classes, compile=compile, backend=backend)
+        self._engine = VoteEngine(self.scorer, self.mechanism, self.num_classes, compile=compile, backend=backend)
 
     @property
     def tuned_batch_sizes(self) -> dict[tuple[Any, ...], int]:

@@ -25,6 +25,19 @@ def test_a_pixeldp_radius_missing_its_factor_fails_against_the_divergence() -> N
     assert result.evidence["claimed radius"] > result.evidence["radius the divergence proves"]
 
 
+def test_a_laplace_pixeldp_radius_one_percent_too_large_fails() -> None:
+    """For Laplace the derivation is exact (pure DP): an inflation of 1% is past the 0.1% tolerance."""
+
+    class Inflated(bad.Laplace):
+        name = "bad-inflated-pixeldp-laplace"
+
+        def _pixeldp_radius(self, p1, p2, delta):  # type: ignore[no-untyped-def]
+            return 1.01 * bad.Laplace._pixeldp_radius(self, p1, p2, delta)
+
+    found = pixeldp_problem(Inflated(0.3))
+    assert found is not None and "1.0% above what the verified divergence proves" in found["problem"], found
+
+
 def test_the_pixeldp_derivation_is_pure_dp_for_laplace_and_dominates_lecuyers_gaussian() -> None:
     laplace = renyicert.get_mechanism("laplace", scale=0.5)
     for p1, p2 in ((0.9, 0.1), (0.7, 0.2), (0.6, 0.4)):

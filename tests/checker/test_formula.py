@@ -87,3 +87,8 @@ def test_the_location_scale_law_still_fails_a_formula_that_ignores_the_scale() -
 
     report = renyicert.check(NoScale, scale=0.7, quick=True, checks=["laws"])
     assert report["laws"].verdict is renyicert.Verdict.FAIL and "location-scale" in report["laws"].method
+    from renyicert.checker.formula import location_scale_problem
+
+    wrong = NoScale(0.7)
+    for y in (1e-280, 1e-3, 2.0):  # small distances are still checked, down to where the product underflows
+        assert location_scale_problem(wrong, wrong.replace(scale=1.0), 2.0, y) is not None, y

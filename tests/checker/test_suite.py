@@ -55,6 +55,12 @@ def test_quarter_gaussian_fails_closed_form_and_norm_ball() -> None:
     assert report["norm-ball"].verdict is Verdict.FAIL
 
 
+def test_a_closed_form_below_what_the_samples_show_fails_the_sampler_divergence_check() -> None:
+    result = renyicert.check(bad.QuarterGaussian, quick=True, checks=["sampler-divergence"])["sampler-divergence"]
+    assert result.verdict is Verdict.FAIL and "the closed form is below what the samples show" in result.method
+    assert result.evidence["closed-form log-moment"] < result.evidence["log-moment interval"][0]
+
+
 def test_doubled_gaussian_is_sound_but_not_tight() -> None:
     report = renyicert.check(bad.DoubledGaussian, quick=True)
     assert report.passed, str(report)

@@ -65,6 +65,7 @@ FIXED_FORGERIES = {
     ),
     "bounds its counts cannot give": (lambda r, s: _certified(r).update(p1_lower=0.999999), "p1_lower = 0.999999, but its own counts give"),
     "class 99 of 10": (lambda r, s: r[0].update(label=99), "'label' must be a class in \\[0, 10\\), got 99"),
+    "class 10 of 10": (lambda r, s: r[0].update(label=10), "'label' must be a class in \\[0, 10\\), got 10"),
     "a prediction out of range": (lambda r, s: r[0].update(prediction=12, correct=False), "'prediction' must be -1 \\(abstain\\) or a class in \\[0, 10\\)"),
     "counts that do not sum to n": (lambda r, s: r[0]["counts"].__setitem__(0, r[0]["counts"][0] + 1), "its counts sum to 301, but it drew n = 300"),
     "an index past the run's inputs": (lambda r, s: r[0].update(index=20), "'index' must be an integer in \\[0, 20\\), got 20"),
@@ -105,6 +106,7 @@ SEQUENTIAL_FORGERIES = {
     "class 99 of 10": (lambda r, s: r[0].update(label=99), "'label' must be a class in \\[0, 10\\)"),
     "counts that do not sum to the samples": (lambda r, s: r[0].update(samples=r[0]["samples"] + 1), "its counts sum to .* but it drew samples"),
     "decreasing radii": (lambda r, s: s.update(radii=[0.0, 0.2, 0.1]), "its settings' radii must increase"),
+    "a repeated radius": (lambda r, s: s.update(radii=[0.0, 0.1, 0.1]), "its settings' radii must increase"),
 }
 
 
@@ -130,7 +132,9 @@ def test_report_warns_when_a_file_is_unfinished(runs: dict[str, Path], tmp_path:
     assert "holds 12 of the run's 20 inputs" in err
     assert "is being written right now (pid " in err
     assert "1 part file(s) of a distributed run (fixed.jsonl.part1) never merged" in err
-    assert incomplete_warnings(runs["fixed"], json.loads(distributed.settings_path(runs["fixed"]).read_text()), 20) == []
+    settings = json.loads(distributed.settings_path(runs["fixed"]).read_text())
+    assert incomplete_warnings(runs["fixed"], settings, 20) == []
+    assert incomplete_warnings(runs["fixed"], settings, 19) == ["fixed.jsonl holds 19 of the run's 20 inputs: the run was stopped before the end, or is still going (--resume finishes it)"]
 
 
 def test_recertify_records_refuses_sequential_records_in_the_api(runs: dict[str, Path]) -> None:

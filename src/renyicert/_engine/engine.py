@@ -138,9 +138,13 @@ class VoteEngine:
 
     def accepts(self, batch: Any) -> bool:
         """Whether the model maps ``batch`` to logits ``(len(batch), num_classes)`` (an error counts as no; it is kept in :attr:`last_error`)."""
+        from .._logits import LogitsNotFound
+
         try:
             with self.evaluation():
                 logits = self.model(batch)
+        except LogitsNotFound:
+            raise  # the model ran, but its output holds no logits: no shape would help
         except Exception as error:
             self.last_error = f"{type(error).__name__}: {error}"
             return False

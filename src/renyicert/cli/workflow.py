@@ -82,7 +82,18 @@ def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]
 
     if args.checkpoint and args.weights:
         raise ValueError("give --checkpoint (a model saved by 'renyicert train') or --model with --weights (your own), not both")
-    if args.checkpoint:
+    from ..workflow.published import is_published_checkpoint, load_published_checkpoint
+
+    if args.checkpoint and not Path(args.checkpoint).with_suffix(".json").is_file() and is_published_checkpoint(args.checkpoint):
+        model, info = load_published_checkpoint(args.checkpoint)
+        data = _split(args, "test", info["num_classes"]).subset(args.limit)
+        if data.input_shape[0] != 3 or (info["dataset"] == "cifar10" and data.input_shape != info["input_shape"]) or data.num_classes != info["num_classes"]:
+            raise ValueError(
+                f"{args.checkpoint!r} is Cohen et al.'s {info['arch']} for {info['dataset']} ({info['num_classes']} classes, images {info['input_shape']}); "
+                f"the data has {data.num_classes} classes and inputs {data.input_shape}"
+            )
+        trained_with = {}  # their files do not record the noise level: --mechanism gaussian --scale SIGMA
+    elif args.checkpoint:
         model, config = load_checkpoint(args.checkpoint, trusted_models=_trusted(args))
         data = _split(args, "test", int(config["num_classes"])).subset(args.limit)
         if tuple(config["input_shape"]) != data.input_shape:
@@ -94,7 +105,7 @@ def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]
         if not args.model:
             raise ValueError("--weights needs --model: the architecture to load them into (a built-in name or module:callable)")
         data = _split(args, "test").subset(args.limit)
-        model = load_weights(build_model(args.model, data.input_shape, data.num_classes), args.weights).eval()
+        model = load_weights(build_model(args.model, data.input_shape, data.num_classes, output=getattr(args, "output_key", None)), args.weights).eval()
         trained_with = {}
     else:
         raise ValueError("give the model: --checkpoint FILE.pt (saved by 'renyicert train'), or --model SPEC --weights FILE.pt (your own; see docs/your-model.md)")
@@ -111,7 +122,10 @@ def _smoothed(args: argparse.Namespace) -> tuple[Any, Any]:
         mechanism = _verified_for_best(mechanism)
     # The per-call bars of the smoothed classifier only on a terminal: in a log, the data set's lines say enough.
     inner = _progress(args) if sys.stderr.isatty() else False
-    smoothed = Smoothed(model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=inner)
+    smoothed = Smoothed(
+        model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=inner,
+        output=getattr(args, "output_key", None),
+    )  # fmt: skip
     return smoothed, data
 
 
@@ -618,13 +632,17 @@ def _batch_size(text: str) -> int | str:
 
 
 def _smoothing_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", help="a model saved by 'renyicert train' (FILE.pt beside FILE.json)")
+    parser.add_argument(
+        "--checkpoint", help="a model saved by 'renyicert train' (FILE.pt beside FILE.json), or a checkpoint of Cohen et al.'s train.py "
+        "(its 'arch' picks cifar_resnet20, cifar_resnet110 or resnet50; give --mechanism and --scale, which it does not record)",
+    )  # fmt: skip
     parser.add_argument(
         "--model",
-        help="your model, with --weights: a built-in (mlp, cnn, resnet20) or module:callable, found from the working directory as "
+        help="your model, with --weights: a built-in (mlp, cnn, resnet20, and Cohen et al.'s cifar_resnet20, cifar_resnet110, resnet50) or module:callable, found from the working directory as "
         "'python -m' finds modules; with --checkpoint, the module:callable it names (only code you name is imported, never code a file names)",
     )  # fmt: skip
     parser.add_argument("--weights", help="a state dict for --model (torch.save(model.state_dict(), FILE)), read without running code")
+    parser.add_argument("--output-key", help="where the model's output holds the logits when it returns a dict or an object (default: the tensor itself, else 'logits', else a tuple's first element)")
     parser.add_argument("--mechanism", help="noise (default: the one the checkpoint was trained with)")
     parser.add_argument("--scale", type=float, help="noise scale (default: the checkpoint's)")
     parser.add_argument("--limit", type=int, help="only the first LIMIT inputs")

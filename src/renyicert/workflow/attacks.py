@@ -398,8 +398,8 @@ def _target(classifier: Any, data: LabelledData, norm: float | None, vote_sample
             return np.asarray(counts.reshape(len(batch), classes).argmax(axis=1))
 
         return _Target(
-            name=mechanism.label, norm=float(mechanism.norm), soft=SmoothedSoftClassifier(classifier.model, mechanism, samples=soft_samples, seed=seed + 2),
-            hard=SmoothedVoteClassifier(classifier.model, mechanism, data.input_shape, samples=64, seed=seed + 1).eval(), vote=vote,
+            name=mechanism.label, norm=float(mechanism.norm), soft=SmoothedSoftClassifier(classifier.scorer, mechanism, samples=soft_samples, seed=seed + 2),
+            hard=SmoothedVoteClassifier(classifier.scorer, mechanism, data.input_shape, samples=64, seed=seed + 1).eval(), vote=vote,
         )  # fmt: skip
     if not isinstance(classifier, torch.nn.Module):
         raise TypeError(f"the classifier to attack must be a Smoothed classifier or a torch.nn.Module, got {type(classifier).__name__}")
@@ -520,7 +520,7 @@ def _long_pgd_broken(classifier: Any, target: _Target, x: Any, y: Any, eps: list
     steps, restarts, soft_samples = settings
     module = target.soft
     if isinstance(classifier, Smoothed):
-        module = SmoothedSoftClassifier(classifier.model, classifier.mechanism, samples=soft_samples, seed=seed + 5)
+        module = SmoothedSoftClassifier(classifier.scorer, classifier.mechanism, samples=soft_samples, seed=seed + 5)
     device = model_device(classifier.model if isinstance(classifier, Smoothed) else classifier) or torch.device("cpu")
     positive = [i for i, e in enumerate(eps) if e > 0]
     broken = np.zeros((len(eps), len(y)), dtype=bool)

@@ -142,13 +142,32 @@ def resnet20(input_shape: tuple[int, ...] = (3, 32, 32), num_classes: int = 10) 
     return CifarResNet(input_shape, num_classes, depth=20)
 
 
-BUILT_IN_MODELS = {"mlp": DigitsMLP, "cnn": DigitsCNN, "resnet20": resnet20}
+def _published(arch: str) -> Any:
+    """A factory of the model zoo for Cohen et al.'s ``arch`` (:mod:`renyicert.workflow.zoo`), with their normalisation in front."""
+
+    def build(input_shape: tuple[int, ...] = (3, 32, 32), num_classes: int = 10) -> Any:
+        from .zoo import PUBLISHED_ARCHITECTURES, published_model
+
+        _, shape, classes, _ = PUBLISHED_ARCHITECTURES[arch]
+        if tuple(input_shape) != shape and arch != "resnet50" or num_classes != classes:
+            raise ValueError(f"{arch} takes {shape} images and scores {classes} classes, got input_shape {tuple(input_shape)} and {num_classes} classes")
+        return published_model(arch)
+
+    build.__name__ = arch
+    return build
 
 
-def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int, device: Any = None) -> Any:
+BUILT_IN_MODELS = {
+    "mlp": DigitsMLP, "cnn": DigitsCNN, "resnet20": resnet20,
+    "cifar_resnet20": _published("cifar_resnet20"), "cifar_resnet110": _published("cifar_resnet110"), "resnet50": _published("resnet50"),
+}  # fmt: skip
+
+
+def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int, device: Any = None, output: Any = None) -> Any:
     """A fresh model for ``spec`` (``"mlp"``, ``"cnn"`` or ``"module:callable"``), checked to map ``(B, *input_shape)`` to ``(B, num_classes)``.
 
-    ``device="meta"`` builds it with shapes only and no memory (what a checkpoint's weights are checked against first).
+    ``device="meta"`` builds it with shapes only and no memory (what a checkpoint's weights are checked against first);
+    ``output`` says where its logits are when it returns more than a tensor (as ``Smoothed(output=...)``).
 
     Examples
     --------
@@ -184,7 +203,7 @@ def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int, devic
             model = factory(**kwargs)
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model {spec!r} returned {type(model).__name__}, not a torch.nn.Module")
-    check_model_shapes(model, input_shape, num_classes, spec)
+    check_model_shapes(model, input_shape, num_classes, spec, output)
     return model
 
 
@@ -233,15 +252,37 @@ def load_weights(model: Any, path: str | Path) -> Any:
     if not path.is_file():
         raise ValueError(f"weights file {str(path)!r} does not exist")
     state = _read_state_dict(path, unwrap=True)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"the weights in {str(path)!r} do not fit the model: {error}") from None
+    expected = model.state_dict()
+    if describe_key_mismatch(expected, state) is not None and describe_key_mismatch(expected, strip_wrapper_prefixes(state)) is None:
+        state = strip_wrapper_prefixes(state)  # Cohen et al.'s "1.module." and DataParallel's "module."
+    mismatch = describe_key_mismatch(expected, state)
+    if mismatch is not None:
+        raise ValueError(f"the weights in {str(path)!r} do not fit the model: {mismatch}")
+    model.load_state_dict(state)
     return model
 
 
 #: A weights archive may declare at most this many bytes beyond its own size (torch.save stores its entries uncompressed).
 _ARCHIVE_SLACK = 64 << 20
+
+
+def strip_wrapper_prefixes(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` without the prefixes wrappers add: ``module.`` (DataParallel) at the start, or right after a ``Sequential`` index (``1.module.``).
+
+    Examples
+    --------
+    >>> from renyicert.workflow.models import strip_wrapper_prefixes
+    >>> sorted(strip_wrapper_prefixes({"1.module.fc.weight": 0, "1.module.fc.bias": 1}))
+    ['1.fc.bias', '1.fc.weight']
+    """
+    import re
+
+    if state and all(key.startswith("module.") for key in state):
+        state = {key[len("module."):]: value for key, value in state.items()}
+    pattern = re.compile(r"^(\d+)\.module\.")
+    if state and any(pattern.match(key) for key in state):
+        state = {pattern.sub(r"\1.", key): value for key, value in state.items()}
+    return state
 
 
 def _check_archive_sizes(path: Path) -> None:
@@ -295,8 +336,8 @@ def _read_state_dict(path: Path, unwrap: bool = False) -> dict[str, Any]:
     return state
 
 
-def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: int, name: str = "the model") -> None:
-    """``ValueError`` unless ``model`` maps ``(2, *input_shape)`` to ``(2, num_classes)``.
+def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: int, name: str = "the model", how: Any = None) -> None:
+    """``ValueError`` unless ``model`` maps ``(2, *input_shape)`` to ``(2, num_classes)`` logits (found in its output as ``Smoothed(output=how)`` finds them).
 
     The forward pass runs on torch's ``meta`` device (shapes only, nothing
     allocated), so that a large or hostile ``input_shape`` costs no memory; a
@@ -306,6 +347,8 @@ def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: in
 
     was_training = model.training
     model.eval()
+    from .._logits import logits_of
+
     try:
         with torch.inference_mode():
             output = _meta_forward(model, input_shape)
@@ -316,6 +359,10 @@ def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: in
         raise ValueError(f"{name} does not accept inputs of shape (B, *{tuple(input_shape)}): {type(error).__name__}: {error}") from error
     finally:
         model.train(was_training)
+    try:
+        output = logits_of(output, how)
+    except TypeError as error:
+        raise ValueError(f"{name}: {error}") from None
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, num_classes):
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise ValueError(f"{name} maps inputs of shape (2, *{tuple(input_shape)}) to {shape}; expected (2, {num_classes}) logits")
@@ -338,20 +385,66 @@ def _meta_forward(model: Any, input_shape: tuple[int, ...]) -> Any:
         raise
 
 
+def describe_key_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str | None:
+    """A few lines on how the state dict ``found`` differs from a model's ``expected`` one (keys and shapes), or ``None`` if it fits.
+
+    It counts the missing, unexpected and reshaped keys, names up to three of each,
+    and the likely cause: a prefix to strip or add (a ``Sequential(NormalizeLayer, net)``
+    or ``DataParallel`` wrapper), or another architecture's naming.
+
+    Examples
+    --------
+    >>> from renyicert.workflow.models import describe_key_mismatch
+    >>> print(describe_key_mismatch({"fc.weight": 0, "fc.bias": 0}, {"1.fc.weight": 0, "1.fc.bias": 0}))
+    2 keys missing (fc.bias, fc.weight), 2 unexpected (1.fc.bias, 1.fc.weight); likely cause: every key in the file starts with '1.', which the model's keys lack (a wrapper such as Sequential(NormalizeLayer, net)): strip it
+    """
+    shape = lambda value: tuple(getattr(value, "shape", ()))  # noqa: E731
+    missing = sorted(key for key in expected if key not in found)
+    unexpected = sorted(key for key in found if key not in expected)
+    reshaped = sorted(f"{key} {shape(found[key])} (the model's is {shape(expected[key])})" for key in expected if key in found and shape(found[key]) != shape(expected[key]))
+    if not (missing or unexpected or reshaped):
+        return None
+
+    def few(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+    parts = [f"{len(keys)} {label} ({few(keys)})" for label, keys in (("keys missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)) if keys]
+    text = ", ".join(parts)
+    cause = _likely_cause(list(expected), list(found))
+    return text + (f"; likely cause: {cause}" if cause else "")
+
+
+def _shared_prefixes(keys: list[str]) -> list[str]:
+    """The prefixes of one or two dotted components that every key has, longest first (``["1.module.", "1."]``)."""
+    first = keys[0].split(".")
+    found = [".".join(first[:n]) + "." for n in (2, 1) if len(first) > n]
+    return [p for p in found if all(k.startswith(p) for k in keys)]
+
+
+def _likely_cause(expected: list[str], found: list[str]) -> str | None:
+    """A prefix one side has and the other lacks, or the naming of a known architecture."""
+    if not expected or not found:
+        return None
+    wanted, given = set(expected), set(found)
+    for prefix in _shared_prefixes(found):
+        if len({k[len(prefix):] for k in found} & wanted) * 2 >= len(wanted):
+            return f"every key in the file starts with {prefix!r}, which the model's keys lack (a wrapper such as Sequential(NormalizeLayer, net)): strip it"
+    for prefix in _shared_prefixes(expected):
+        if len({prefix + k for k in found} & wanted) * 2 >= len(wanted) and not given & wanted:
+            return f"every key of the model starts with {prefix!r}, which the file's keys lack: the file holds the inner network's weights"
+    naming = {"layer1.0.conv1.weight": "torchvision's or Cohen et al.'s ResNet naming (layer1.0.conv1): try --model cifar_resnet110 or resnet50",
+              "layers.3.residual.0.weight": "renyicert's own CifarResNet naming (layers.3.residual.0): try --model resnet20"}  # fmt: skip
+    for key, hint in naming.items():
+        if any(k.endswith(key) for k in found) and not any(k.endswith(key) for k in expected):
+            return "the file uses " + hint
+    return None
+
+
 def _check_state_fits(model: Any, state: dict[str, Any], path: Path, spec: str) -> None:
-    """``ValueError`` unless ``state`` has exactly ``model``'s keys and shapes (naming the first few differences)."""
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    found = {key: tuple(value.shape) for key, value in state.items()}
-    if expected == found:
-        return
-    missing = [key for key in expected if key not in found]
-    unexpected = [key for key in found if key not in expected]
-    reshaped = [f"{key} {found[key]} (the model's is {expected[key]})" for key in expected if key in found and found[key] != expected[key]]
-    parts = [
-        f"{label} {len(keys)}: {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)) if keys
-    ]  # fmt: skip
-    raise ValueError(f"checkpoint {str(path)!r} does not fit the architecture {spec!r}: keys {'; '.join(parts)}")
+    """``ValueError`` unless ``state`` has exactly ``model``'s keys and shapes (:func:`describe_key_mismatch` says how it differs)."""
+    mismatch = describe_key_mismatch(model.state_dict(), state)
+    if mismatch is not None:
+        raise ValueError(f"checkpoint {str(path)!r} does not fit the architecture {spec!r}: {mismatch}")
 
 
 def mechanism_parameters(mechanism: Any) -> dict[str, Any]:
