@@ -183,3 +183,25 @@ def test_bad_input_gets_a_clear_error(call, error, match) -> None:  # type: igno
     smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
     with pytest.raises(error, match=match):
         call(smoothed)
+
+
+def test_the_runner_up_form_reports_the_bonferroni_split_bounds_exactly() -> None:
+    """On the 3-sector model the reported bounds are the sequences' own: p1's lower one at alpha / 2, the runner-up's upper
+    one at alpha / (2 (K - 1)) capped at 1 - p1_lower (kills the mutants that spend alpha, or alpha / 2, on either)."""
+    from renyicert.confidence_sequence import sequence_bounds
+
+    model = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [-0.5, 0.75**0.5], [-0.5, -(0.75**0.5)]]))
+    smoothed = Smoothed(model, "gaussian", num_classes=3, scale=1.0, input_shape=(2,), progress=False)
+    alpha = 0.01
+    answer = smoothed.certify_at(torch.tensor([0.35, 0.0]), [0.0, 0.2], alpha, budget=20_000, p2_mode="runner-up", seed=0)
+    counts = np.array(answer.counts)
+    top = counts[answer.label]
+    runner_up = np.delete(counts, answer.label).max()
+    p1_lower = float(sequence_bounds(np.array([top]), np.array([answer.samples]), alpha / 2, "lower")[0][0])
+    p2_upper = float(sequence_bounds(np.array([runner_up]), np.array([answer.samples]), alpha / 4, "upper")[1][0])
+    assert answer.p1_lower == pytest.approx(p1_lower, rel=1e-12)
+    assert answer.p2_upper == pytest.approx(min(p2_upper, 1.0 - p1_lower), rel=1e-12)
+    wrong_split = float(sequence_bounds(np.array([runner_up]), np.array([answer.samples]), alpha / 2, "upper")[1][0])
+    assert wrong_split != pytest.approx(answer.p2_upper, rel=1e-9)  # the test can tell alpha / 4 from alpha / 2
