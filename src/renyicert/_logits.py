@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._torch import torch_nn
+
 __all__ = ["LogitsNotFound", "LogitsOf", "logits_of"]
 
 
@@ -67,13 +69,7 @@ def _described(output: Any) -> str:
     return f"a {type(output).__module__}.{type(output).__qualname__}"
 
 
-def _module_base() -> Any:
-    import torch
-
-    return torch.nn.Module
-
-
-class LogitsOf(_module_base()):  # type: ignore[misc]
+class LogitsOf(torch_nn().Module):  # type: ignore[misc]
     """``model`` whose forward returns :func:`logits_of` its output (``how`` as there).
 
     Examples

@@ -1,4 +1,4 @@
-"""Small torch helpers shared by the layers: the model's device, and results returned in the caller's array type."""
+"""Small torch helpers shared by the layers: ``torch.nn`` imported on demand, the model's device, and results returned in the caller's array type."""
 
 from __future__ import annotations
 
@@ -9,7 +9,21 @@ from numpy.typing import NDArray
 
 from ._validation import is_torch
 
-__all__ = ["like_inputs", "model_device"]
+__all__ = ["like_inputs", "model_device", "torch_nn"]
+
+
+def torch_nn() -> Any:
+    """``torch.nn``, imported when first asked for: the base of the modules defined at import time of modules that import torch lazily.
+
+    Examples
+    --------
+    >>> from renyicert._torch import torch_nn
+    >>> torch_nn().Linear.__name__
+    'Linear'
+    """
+    import torch
+
+    return torch.nn
 
 
 def model_device(model: Any) -> Any:

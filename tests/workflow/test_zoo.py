@@ -200,5 +200,26 @@ def test_the_output_key_on_the_command_line(tmp_path: Path, monkeypatch: pytest.
             "--n0", "5", "--n", "20", "--json", "--quiet"]  # fmt: skip
     assert main(argv) == 2
     assert "the model returned a dict with keys ['scores'], not logits" in capsys.readouterr().err
+    assert main([*argv, "--output-key", "nope"]) == 2
+    assert "has no 'nope' (the output key asked for)" in capsys.readouterr().err
     assert main([*argv, "--output-key", "scores"]) == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["inputs"] == 3
+
+
+def test_a_hostile_checkpoint_without_its_description_is_refused_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A decompression bomb, a pickle that is no checkpoint, and a train.py file whose weights are another model's: one line each, exit 2."""
+    import time
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "bomb.pt", "w", compression=zipfile.ZIP_DEFLATED) as archive, archive.open("bomb/data.pkl", "w", force_zip64=True) as entry:
+        for _ in range(200):
+            entry.write(bytes(1 << 20))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    torch.save({"arch": "cifar_resnet20", "state_dict": torch.nn.Linear(3, 2).state_dict()}, tmp_path / "wrong.pt")
+    expected = {"bomb.pt": "has no bomb.json beside it", "junk.pt": "has no junk.json beside it", "wrong.pt": "do not fit 'cifar_resnet20': "}
+    for name, message in expected.items():
+        started = time.monotonic()
+        assert main(["certify", "--checkpoint", str(tmp_path / name), "--mechanism", "gaussian", "--scale", "0.25", "--quiet"]) == 2, name
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (name, err)
+        assert time.monotonic() - started < 30

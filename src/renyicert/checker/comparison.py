@@ -47,7 +47,8 @@ DELTAS = (1e-5, 1e-3)
 PIXELDP_RTOL = 1e-3
 #: Failure probability of each Monte Carlo comparison (DKW bands on both sides), so that a sound radius fails only rarely.
 SIGNIFICANCE = 1e-6
-_ORDERS = np.concatenate([1.0 + np.geomspace(1e-4, 1e4, 600), [np.inf]])
+#: The finite Rényi orders the conversion to (eps, delta)-DP is maximised over (order inf is the pure-DP case, taken apart).
+_ORDERS = 1.0 + np.geomspace(1e-4, 1e4, 600)
 
 
 def pixeldp_from_divergence(mechanism: Any, p1: float, p2: float, delta: float) -> float:
@@ -72,11 +73,10 @@ def pixeldp_from_divergence(mechanism: Any, p1: float, p2: float, delta: float) 
     if surplus > 0.0:
         z = 2.0 * surplus / (delta + math.sqrt(delta * delta + 4.0 * p2 * surplus))
         eps = math.log(z)  # the largest eps with p1 > e^(2 eps) p2 + (1 + e^eps) delta
-        finite = _ORDERS[np.isfinite(_ORDERS)]
-        budget = eps - math.log(1.0 / delta) / (finite - 1.0) - np.log1p(-1.0 / finite) + np.log(finite) / (finite - 1.0)
+        budget = eps - math.log(1.0 / delta) / (_ORDERS - 1.0) - np.log1p(-1.0 / _ORDERS) + np.log(_ORDERS) / (_ORDERS - 1.0)
         usable = budget > 0.0
         if usable.any():
-            radii = _invert_divergence(mechanism, finite[usable], budget[usable])
+            radii = _invert_divergence(mechanism, _ORDERS[usable], budget[usable])
             best = max(best, float(np.max(radii)))
     return best
 

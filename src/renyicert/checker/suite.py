@@ -9,7 +9,7 @@
     The closed form against the worst shift of the same norm (product noise):
     in the dimension the formula assumes (:attr:`Mechanism.dimension`, or the
     ``dimension`` given), else spread over 2 to 8 coordinates and, with
-    structured shifts (axis, uniform, the cube's vertex for l_inf), up to 1024.
+    structured shifts (axis, uniform, the cube's vertex for l_inf), up to 2^20.
 ``laws``
     ``D(order, 0) = 0``, ``D >= 0``, monotone in ``r`` and ``order``, the
     ``order -> inf`` limit, and ``D(order, r; s) = D(order, r/s; 1)`` (hypothesis).

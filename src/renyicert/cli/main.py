@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable): closed-form, norm-ball, laws, optional-methods, sampler-density, sampler-divergence")
     chk.add_argument("--json", action="store_true", help="print the report as one JSON object")
     chk.add_argument("--allow-not-checked", action="store_true", help="exit 0, not 3, when no check failed but some could not run")
-    chk.add_argument("--dimension", type=int, help="the input dimension to search the worst shift in (default: the mechanism's own, else 1 to 8 and structured shifts up to 1024)")
+    chk.add_argument("--dimension", type=int, help="the input dimension to search the worst shift in (default: the mechanism's own, else 2 to 8 coordinates and structured shifts up to 2^20)")
     add_option_argument(chk)
     chk.set_defaults(func=_cmd_check)
 

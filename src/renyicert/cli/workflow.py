@@ -82,10 +82,13 @@ def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]
 
     if args.checkpoint and args.weights:
         raise ValueError("give --checkpoint (a model saved by 'renyicert train') or --model with --weights (your own), not both")
-    from ..workflow.published import is_published_checkpoint, load_published_checkpoint
+    from ..workflow.published import published_checkpoint_or_none
 
-    if args.checkpoint and not Path(args.checkpoint).with_suffix(".json").is_file() and is_published_checkpoint(args.checkpoint):
-        model, info = load_published_checkpoint(args.checkpoint)
+    published = None
+    if args.checkpoint and not Path(args.checkpoint).with_suffix(".json").is_file():
+        published = published_checkpoint_or_none(args.checkpoint)  # Cohen et al.'s train.py file, or None for load_checkpoint to refuse
+    if published is not None:
+        model, info = published
         data = _split(args, "test", info["num_classes"]).subset(args.limit)
         if data.input_shape[0] != 3 or (info["dataset"] == "cifar10" and data.input_shape != info["input_shape"]) or data.num_classes != info["num_classes"]:
             raise ValueError(
@@ -401,14 +404,23 @@ def _recorded_norm(settings: dict[str, Any]) -> str | None:
     return stored if isinstance(stored, str) else None
 
 
-def _settings_mechanism(path: str, settings: dict[str, Any]) -> Any:
-    """The mechanism a records file's settings name (to re-derive its radii), or ``None`` with a note when it cannot be built here."""
+def _stored_mechanism(path: str, settings: dict[str, Any]) -> Any:
+    """The mechanism a records file's settings name, with its scale and parameters; a ``ValueError`` names what is missing or ill-typed."""
     name, scale = settings.get("mechanism"), settings.get("scale")
     if not isinstance(name, str) or isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        return None
+        raise ValueError(f"{path!r}: its settings name no mechanism and scale, got mechanism = {name!r}, scale = {scale!r}")
     parameters = settings.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ValueError(f"{path!r}: its settings' 'parameters' must be an object, got {parameters!r}")
+    return mechanism_from_arguments(name, float(scale), [], parameters)
+
+
+def _settings_mechanism(path: str, settings: dict[str, Any]) -> Any:
+    """:func:`_stored_mechanism` for ``report`` (to re-derive the radii): ``None`` without settings, and ``None`` with a note when it cannot be built here."""
+    if "mechanism" not in settings:
+        return None
     try:
-        return mechanism_from_arguments(name, float(scale), [], parameters if isinstance(parameters, dict) else {})
+        return _stored_mechanism(path, settings)
     except (ValueError, TypeError, LookupError) as error:
         print(f"renyicert: note: {path}: its radii are not re-derived from its counts, since its mechanism cannot be built here ({error})", file=sys.stderr)
         return None
@@ -545,13 +557,7 @@ def _cmd_recertify(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.records!r} has no {settings_path(Path(args.records)).name} beside it: the mechanism and scale its counts were drawn with are unknown")
     if settings.get("method") == "sequential":
         raise ValueError(f"{args.records!r} holds sequential records (certify --radii): their decisions depend on the alpha at every step, so they cannot be recomputed from the final counts; certify again")
-    name, scale = settings.get("mechanism"), settings.get("scale")
-    if not isinstance(name, str) or isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise ValueError(f"{args.records!r}: its settings name no mechanism and scale, got mechanism = {name!r}, scale = {scale!r}")
-    parameters = settings.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise ValueError(f"{args.records!r}: its settings' 'parameters' must be an object, got {parameters!r}")
-    mechanism = mechanism_from_arguments(name, float(scale), [], parameters)
+    mechanism = _stored_mechanism(args.records, settings)
     found = read_records(args.records)
     if not found.records:
         raise ValueError(f"{args.records!r} holds no records")

@@ -55,7 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .._progress import progress_bar
-from .._torch import model_device
+from .._torch import model_device, torch_nn
 from .._validation import check_positive_int
 from .data import LabelledData
 from ..mechanism import Mechanism
@@ -100,13 +100,8 @@ def numpy_seeded(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
-def _nn() -> Any:
-    import torch
 
-    return torch.nn
-
-
-class SmoothedSoftClassifier(_nn().Module):  # type: ignore[misc]
+class SmoothedSoftClassifier(torch_nn().Module):  # type: ignore[misc]
     """``log E[softmax f(x + noise)]`` over ``samples`` draws: differentiable, for gradient attacks.
 
     Fresh noise at every call (from ``seed``'s generator), so a gradient attack
@@ -130,7 +125,7 @@ class SmoothedSoftClassifier(_nn().Module):  # type: ignore[misc]
         return torch.log(probabilities.clamp_min(1e-12))
 
 
-class SmoothedVoteClassifier(_nn().Module):  # type: ignore[misc]
+class SmoothedVoteClassifier(torch_nn().Module):  # type: ignore[misc]
     """Vote shares of the hard smoothed classifier over ``samples`` *fixed* noise draws (deterministic, for decision-based attacks)."""
 
     def __init__(self, model: Any, mechanism: Mechanism, input_shape: tuple[int, ...], samples: int = 64, seed: int = 0) -> None:
@@ -358,7 +353,7 @@ class RobustnessResult:
         return self.accuracy.get("all", [])
 
 
-class _Float32(_nn().Module):  # type: ignore[misc]
+class _Float32(torch_nn().Module):  # type: ignore[misc]
     """``model`` on float32 inputs whatever their dtype (ART's boundary attack hands float64 arrays)."""
 
     def __init__(self, model: Any) -> None:

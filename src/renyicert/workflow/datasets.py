@@ -366,10 +366,9 @@ _GREY_MODES = frozenset({"1", "L", "I", "F", *_WIDE_GREY_RANGES})
 def _wide_grey(image: Any, path: Path) -> NDArray[np.float32]:
     """A grey image of more than 8 bits as float32 in ``[0, 1]``, scaled by its mode's true range (never clipped to 8 bits)."""
     mode = image.mode
-    if mode in _WIDE_GREY_RANGES:
-        return (np.asarray(image, dtype=np.float64) / _WIDE_GREY_RANGES[mode]).astype(np.float32)
-    if mode == "I" and image.format == "PNG":  # PNG holds at most 16 bits a sample; Pillow may open a 16-bit one as "I"
-        return (np.asarray(image, dtype=np.float64) / 65535.0).astype(np.float32)
+    white = _WIDE_GREY_RANGES.get(mode, 65535.0 if mode == "I" and image.format == "PNG" else None)  # PNG holds at most 16 bits; Pillow may open it as "I"
+    if white is not None:
+        return (np.asarray(image, dtype=np.float64) / white).astype(np.float32)
     if mode == "F":
         array = np.asarray(image, dtype=np.float32)
         if not np.isfinite(array).all() or array.size and (array.min() < 0.0 or array.max() > 1.0):
@@ -403,9 +402,7 @@ def _image_array(path: Path, mode: str, image_size: int | None) -> NDArray[np.fl
                 if image_size is not None:
                     grey = np.asarray(_resized(Image.fromarray(grey, mode="F"), image_size), dtype=np.float32).clip(0.0, 1.0)
                 array = grey if mode == "L" else np.repeat(grey[..., None], 3, axis=2)
-    except Image.DecompressionBombError as error:
-        raise ValueError(f"cannot read image {str(path)!r}: {error}") from None
-    except OSError as error:
+    except (OSError, Image.DecompressionBombError) as error:  # a bomb is no OSError
         raise ValueError(f"cannot read image {str(path)!r}: {error}") from None
     array = array.astype(np.float32, copy=False)
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
@@ -473,9 +470,7 @@ def load_image_folder(folder: str | Path, image_size: int | None = None) -> Stre
     try:
         with Image.open(paths[0]) as first:
             mode = "L" if first.mode in _GREY_MODES else "RGB"
-    except Image.DecompressionBombError as error:
-        raise ValueError(f"cannot read image {str(paths[0])!r}: {error}") from None
-    except OSError as error:
+    except (OSError, Image.DecompressionBombError) as error:
         raise ValueError(f"cannot read image {str(paths[0])!r}: {error}") from None
     shape = _image_array(paths[0], mode, image_size).shape
 

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .._torch import torch_nn
 from .records import atomic_write
 
 __all__ = [
@@ -27,13 +28,8 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _torch_nn() -> Any:
-    import torch
 
-    return torch.nn
-
-
-class DigitsMLP(_torch_nn().Module):  # type: ignore[misc]
+class DigitsMLP(torch_nn().Module):  # type: ignore[misc]
     """Two hidden layers of 256 ReLUs on the flattened input.
 
     Examples
@@ -45,7 +41,7 @@ class DigitsMLP(_torch_nn().Module):  # type: ignore[misc]
     """
 
     def __init__(self, input_shape: tuple[int, ...] = (1, 8, 8), num_classes: int = 10, hidden: int = 256) -> None:
-        nn = _torch_nn()
+        nn = torch_nn()
         super().__init__()
         self.layers = nn.Sequential(
             nn.Flatten(), nn.Linear(math.prod(input_shape), hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
@@ -55,7 +51,7 @@ class DigitsMLP(_torch_nn().Module):  # type: ignore[misc]
         return self.layers(x)
 
 
-class DigitsCNN(_torch_nn().Module):  # type: ignore[misc]
+class DigitsCNN(torch_nn().Module):  # type: ignore[misc]
     """Two 3x3 convolutions (32 and 64 channels, padding 1), a 2x2 max-pool and two linear layers.
 
     Examples
@@ -67,7 +63,7 @@ class DigitsCNN(_torch_nn().Module):  # type: ignore[misc]
     """
 
     def __init__(self, input_shape: tuple[int, ...] = (1, 8, 8), num_classes: int = 10) -> None:
-        nn = _torch_nn()
+        nn = torch_nn()
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"DigitsCNN needs images (channels, height, width), got input_shape {tuple(input_shape)}")
@@ -81,11 +77,11 @@ class DigitsCNN(_torch_nn().Module):  # type: ignore[misc]
         return self.layers(x)
 
 
-class _BasicBlock(_torch_nn().Module):  # type: ignore[misc]
+class _BasicBlock(torch_nn().Module):  # type: ignore[misc]
     """Two 3x3 convolutions with batch norm, and a shortcut (a 1x1 convolution where the shape changes)."""
 
     def __init__(self, inputs: int, outputs: int, stride: int) -> None:
-        nn = _torch_nn()
+        nn = torch_nn()
         super().__init__()
         self.residual = nn.Sequential(
             nn.Conv2d(inputs, outputs, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(),
@@ -96,10 +92,10 @@ class _BasicBlock(_torch_nn().Module):  # type: ignore[misc]
         )
 
     def forward(self, x: Any) -> Any:
-        return _torch_nn().functional.relu(self.residual(x) + self.shortcut(x))
+        return torch_nn().functional.relu(self.residual(x) + self.shortcut(x))
 
 
-class CifarResNet(_torch_nn().Module):  # type: ignore[misc]
+class CifarResNet(torch_nn().Module):  # type: ignore[misc]
     """The ResNet of He et al. (2016, section 4.2) for 32x32 images: depth 6k + 2, three stages of 16, 32 and 64 channels.
 
     Cohen et al. (2019) certified CIFAR-10 with depth 110 (``CifarResNet(depth=110)``);
@@ -117,7 +113,7 @@ class CifarResNet(_torch_nn().Module):  # type: ignore[misc]
     """
 
     def __init__(self, input_shape: tuple[int, ...] = (3, 32, 32), num_classes: int = 10, depth: int = 20) -> None:
-        nn = _torch_nn()
+        nn = torch_nn()
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"CifarResNet needs images (channels, height, width), got input_shape {tuple(input_shape)}")
@@ -149,7 +145,7 @@ def _published(arch: str) -> Any:
         from .zoo import PUBLISHED_ARCHITECTURES, published_model
 
         _, shape, classes, _ = PUBLISHED_ARCHITECTURES[arch]
-        if tuple(input_shape) != shape and arch != "resnet50" or num_classes != classes:
+        if (tuple(input_shape) != shape and arch != "resnet50") or num_classes != classes:  # ResNet-50 pools any image size
             raise ValueError(f"{arch} takes {shape} images and scores {classes} classes, got input_shape {tuple(input_shape)} and {num_classes} classes")
         return published_model(arch)
 
@@ -253,9 +249,11 @@ def load_weights(model: Any, path: str | Path) -> Any:
         raise ValueError(f"weights file {str(path)!r} does not exist")
     state = _read_state_dict(path, unwrap=True)
     expected = model.state_dict()
-    if describe_key_mismatch(expected, state) is not None and describe_key_mismatch(expected, strip_wrapper_prefixes(state)) is None:
-        state = strip_wrapper_prefixes(state)  # Cohen et al.'s "1.module." and DataParallel's "module."
     mismatch = describe_key_mismatch(expected, state)
+    if mismatch is not None:
+        stripped = strip_wrapper_prefixes(state)  # Cohen et al.'s "1.module." and DataParallel's "module."
+        if describe_key_mismatch(expected, stripped) is None:
+            state, mismatch = stripped, None
     if mismatch is not None:
         raise ValueError(f"the weights in {str(path)!r} do not fit the model: {mismatch}")
     model.load_state_dict(state)
@@ -315,16 +313,28 @@ def _read_state_dict(path: Path, unwrap: bool = False) -> dict[str, Any]:
     With ``unwrap``, a state dict held under ``"state_dict"`` or ``"model_state_dict"``
     is taken from there, and a ``module.`` prefix on every key (``DataParallel``) is dropped.
     """
+    return state_dict_of(load_weights_file(path), path, unwrap)
+
+
+def load_weights_file(path: Path) -> Any:
+    """What ``path`` holds, read with ``torch.load(weights_only=True)`` (no code runs) once its archive's declared sizes are bounded."""
     import torch
 
     _check_archive_sizes(path)
     try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
+        return torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:
         raise ValueError(
             f"{str(path)!r} is not a loadable state dict (not a state dict that loads without running code, torch.load weights_only=True): "
             f"{type(error).__name__}: {error}"
         ) from error
+
+
+def state_dict_of(content: Any, path: Path, unwrap: bool = False) -> dict[str, Any]:
+    """The state dict in ``content`` (what :func:`load_weights_file` read from ``path``), checked: tensors by name, dense and with values."""
+    import torch
+
+    state = content
     if unwrap and isinstance(state, dict):
         state = next((state[key] for key in ("state_dict", "model_state_dict") if isinstance(state.get(key), dict)), state)
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
@@ -345,10 +355,10 @@ def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: in
     """
     import torch
 
-    was_training = model.training
-    model.eval()
     from .._logits import logits_of
 
+    was_training = model.training
+    model.eval()
     try:
         with torch.inference_mode():
             output = _meta_forward(model, input_shape)
@@ -360,12 +370,11 @@ def check_model_shapes(model: Any, input_shape: tuple[int, ...], num_classes: in
     finally:
         model.train(was_training)
     try:
-        output = logits_of(output, how)
+        logits = logits_of(output, how)  # a tensor, or a LogitsNotFound naming what the model returned
     except TypeError as error:
         raise ValueError(f"{name}: {error}") from None
-    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, num_classes):
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ValueError(f"{name} maps inputs of shape (2, *{tuple(input_shape)}) to {shape}; expected (2, {num_classes}) logits")
+    if tuple(logits.shape) != (2, num_classes):
+        raise ValueError(f"{name} maps inputs of shape (2, *{tuple(input_shape)}) to {tuple(logits.shape)}; expected (2, {num_classes}) logits")
 
 
 def _meta_forward(model: Any, input_shape: tuple[int, ...]) -> Any:

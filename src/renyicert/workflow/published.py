@@ -8,21 +8,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .models import _read_state_dict, describe_key_mismatch, strip_wrapper_prefixes
+from .models import describe_key_mismatch, load_weights_file, state_dict_of, strip_wrapper_prefixes
 from .zoo import PUBLISHED_ARCHITECTURES, published_model
 
-__all__ = ["is_published_checkpoint", "load_published_checkpoint"]
+__all__ = ["load_published_checkpoint", "published_checkpoint_or_none"]
 
 
-def is_published_checkpoint(path: str | Path) -> bool:
-    """Whether ``path`` is a checkpoint saved by Cohen et al.'s ``train.py`` (a dict with ``arch`` and ``state_dict``), read without running code."""
-    import torch
-
-    try:
-        content = torch.load(path, weights_only=True, map_location="meta")
-    except Exception:
-        return False
+def _is_published(content: Any) -> bool:
+    """Whether what a file held is a checkpoint of Cohen et al.'s ``train.py``: a dict with ``arch`` and ``state_dict``."""
     return isinstance(content, dict) and isinstance(content.get("arch"), str) and isinstance(content.get("state_dict"), dict)
+
+
+def published_checkpoint_or_none(path: str | Path) -> tuple[Any, dict[str, Any]] | None:
+    """:func:`load_published_checkpoint` of ``path`` if it is a file of Cohen et al.'s ``train.py``, else ``None`` (the file read once)."""
+    try:
+        content = load_weights_file(Path(path))
+    except ValueError:
+        return None  # not a weights file at all (or a decompression bomb): the caller's own error says what it expected
+    return _from_content(content, Path(path)) if _is_published(content) else None
 
 
 def load_published_checkpoint(path: str | Path, arch: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -37,12 +40,11 @@ def load_published_checkpoint(path: str | Path, arch: str | None = None) -> tupl
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
-    import torch
+    return _from_content(load_weights_file(path), path, arch)
 
-    try:
-        content = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:
-        raise ValueError(f"{str(path)!r} is not a checkpoint that loads without running code (torch.load weights_only=True): {type(error).__name__}: {error}") from None
+
+def _from_content(content: Any, path: Path, arch: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The model and its ``info`` from what the checkpoint ``path`` held."""
     named = content.get("arch") if isinstance(content, dict) else None
     chosen = arch or named
     if not isinstance(chosen, str) or chosen not in PUBLISHED_ARCHITECTURES:
@@ -50,7 +52,7 @@ def load_published_checkpoint(path: str | Path, arch: str | None = None) -> tupl
             f"{str(path)!r} names architecture {named!r}; renyicert knows Cohen et al.'s {sorted(PUBLISHED_ARCHITECTURES)} "
             "(or give --model with --weights for your own)"
         )
-    state = strip_wrapper_prefixes(_read_state_dict(path, unwrap=True))
+    state = strip_wrapper_prefixes(state_dict_of(content, path, unwrap=True))
     model = published_model(chosen)
     mismatch = describe_key_mismatch(model.state_dict(), state)
     if mismatch is not None:

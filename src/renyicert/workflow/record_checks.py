@@ -55,28 +55,37 @@ def _check_indices(records: Sequence[dict[str, Any]], where: str, inputs: Any) -
         seen[index] = k
 
 
-def _check_class(record: dict[str, Any], key: str, classes: int, at: str, abstain: bool = False) -> None:
+#: The classes a record may name when neither its settings nor its counts say how many there are.
+_MOST_CLASSES = 2**31
+
+
+def _check_class(record: dict[str, Any], key: str, classes: int | None, at: str, abstain: bool = False) -> None:
+    """``record[key]`` is a class in ``[0, classes)`` (``[0, 2^31)`` when the number is unknown), or -1 with ``abstain``."""
+    limit = _MOST_CLASSES if classes is None else classes
     value = record.get(key)
-    if not _is_int(value) or not (0 <= value < classes or (abstain and value == -1)):
-        allowed = f"-1 (abstain) or a class in [0, {classes})" if abstain else f"a class in [0, {classes})"
+    if not _is_int(value) or not (0 <= value < limit or (abstain and value == -1)):
+        allowed = f"-1 (abstain) or a class in [0, {limit})" if abstain else f"a class in [0, {limit})"
         raise ValueError(f"{at}: {key!r} must be {allowed}, got {value!r}")
 
 
-def _check_counts(record: dict[str, Any], classes: int, total: Any, total_name: str, at: str) -> list[int]:
+def _check_counts(record: dict[str, Any], classes: int | None, total: Any, total_name: str, at: str) -> list[int]:
+    """``record["counts"]``: non-negative integers, one per class (as many as the record has when the number is unknown), summing to ``total``."""
     counts = record.get("counts")
-    if not isinstance(counts, list) or len(counts) != classes or not all(_is_int(c) and c >= 0 for c in counts):
-        raise ValueError(f"{at}: 'counts' must be {classes} non-negative integers (one per class), got {counts!r}")
+    if not isinstance(counts, list) or (classes is not None and len(counts) != classes) or not all(_is_int(c) and c >= 0 for c in counts):
+        expected = f"{classes} non-negative integers (one per class)" if classes is not None else "a list of non-negative integers"
+        raise ValueError(f"{at}: 'counts' must be {expected}, got {counts!r}")
     if _is_int(total) and sum(counts) != total:
         raise ValueError(f"{at}: its counts sum to {sum(counts)}, but it drew {total_name} = {total} copies")
     return counts
 
 
-def _classes(records: Sequence[dict[str, Any]], settings: dict[str, Any]) -> int:
+def _classes(records: Sequence[dict[str, Any]], settings: dict[str, Any]) -> int | None:
+    """The number of classes: the settings', else the first record's counts', else unknown (``None``)."""
     stored = settings.get("num_classes")
     if _is_int(stored) and stored >= 2:
         return stored
     counts = records[0].get("counts") if records else None
-    return len(counts) if isinstance(counts, list) and len(counts) >= 2 else 2**31
+    return len(counts) if isinstance(counts, list) and len(counts) >= 2 else None
 
 
 def _differs(recorded: Any, derived: Any) -> bool:
@@ -124,7 +133,7 @@ def verify_fixed_n(records: Sequence[dict[str, Any]], settings: dict[str, Any], 
         n = record.get("n", settings.get("n"))
         if _is_int(settings.get("n")) and record.get("n") is not None and record.get("n") != settings["n"]:
             raise ValueError(f"{at}: its n is {record.get('n')!r}, the run's settings say n = {settings['n']}")
-        _check_counts(record, classes if classes < 2**31 else len(record.get("counts") or []), n, "n", at)
+        _check_counts(record, classes, n, "n", at)
         for key in ("p1_lower", "p2_upper"):
             value = record.get(key)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= float(value) <= 1.0:
@@ -181,7 +190,7 @@ def verify_sequential(records: Sequence[dict[str, Any]], radii: Sequence[float],
             if successes == 0 and any(certified):
                 raise ValueError(f"{at}: certified from zero successes: no confidence sequence certifies a class it never saw")
         if "counts" in record:
-            counts = _check_counts(record, classes if classes < 2**31 else len(record.get("counts") or []), samples, "samples", at)
+            counts = _check_counts(record, classes, samples, "samples", at)
             if successes is not None and counts[record["selected"]] != successes:
                 raise ValueError(f"{at}: {successes} successes, but its counts give the candidate {counts[record['selected']]}")
 

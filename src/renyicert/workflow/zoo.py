@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._torch import torch_nn
+
 __all__ = [
     "CIFAR10_MEAN", "CIFAR10_STD", "IMAGENET_MEAN", "IMAGENET_STD", "PUBLISHED_ARCHITECTURES", "CohenCifarResNet", "NormalizeLayer",
     "TorchvisionResNet50", "published_model",
@@ -29,13 +31,7 @@ CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def _nn() -> Any:
-    import torch.nn
-
-    return torch.nn
-
-
-class NormalizeLayer(_nn().Module):  # type: ignore[misc]
+class NormalizeLayer(torch_nn().Module):  # type: ignore[misc]
     """``(x - mean) / sd`` per channel of ``(B, C, H, W)`` images; the constants are buffers that are not saved (as in the original).
 
     Examples
@@ -58,11 +54,11 @@ class NormalizeLayer(_nn().Module):  # type: ignore[misc]
         return (x - self.means) / self.sds
 
 
-class _CifarBlock(_nn().Module):  # type: ignore[misc]
+class _CifarBlock(torch_nn().Module):  # type: ignore[misc]
     """The basic block of Cohen et al.'s CIFAR ResNet: ``conv1, bn1, relu, conv2, bn2`` and a ``downsample`` where the shape changes."""
 
     def __init__(self, inputs: int, width: int, stride: int) -> None:
-        nn = _nn()
+        nn = torch_nn()
         super().__init__()
         self.conv1 = nn.Conv2d(inputs, width, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -78,7 +74,7 @@ class _CifarBlock(_nn().Module):  # type: ignore[misc]
         return self.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-class CohenCifarResNet(_nn().Module):  # type: ignore[misc]
+class CohenCifarResNet(torch_nn().Module):  # type: ignore[misc]
     """The CIFAR ResNet of Cohen et al.'s ``code/archs/cifar_resnet.py`` (basic blocks, depth 6n + 2), with its module names.
 
     Examples
@@ -91,7 +87,7 @@ class CohenCifarResNet(_nn().Module):  # type: ignore[misc]
     """
 
     def __init__(self, depth: int = 110, num_classes: int = 10) -> None:
-        nn = _nn()
+        nn = torch_nn()
         super().__init__()
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ValueError(f"depth must be 6n + 2 with n >= 1 (20, 56, 110), got {depth!r}")
@@ -112,11 +108,11 @@ class CohenCifarResNet(_nn().Module):  # type: ignore[misc]
         return self.fc(self.avgpool(x).flatten(1))
 
 
-class _Bottleneck(_nn().Module):  # type: ignore[misc]
+class _Bottleneck(torch_nn().Module):  # type: ignore[misc]
     """torchvision's ResNet bottleneck (stride on the 3x3 convolution): ``conv1..3, bn1..3, relu, downsample``."""
 
     def __init__(self, inputs: int, width: int, stride: int) -> None:
-        nn = _nn()
+        nn = torch_nn()
         super().__init__()
         self.conv1 = nn.Conv2d(inputs, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -136,7 +132,7 @@ class _Bottleneck(_nn().Module):  # type: ignore[misc]
         return self.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-class TorchvisionResNet50(_nn().Module):  # type: ignore[misc]
+class TorchvisionResNet50(torch_nn().Module):  # type: ignore[misc]
     """ResNet-50 with torchvision's module names (``conv1, bn1, relu, maxpool, layer1..4, avgpool, fc``), so its weights load as they are.
 
     Examples
@@ -147,7 +143,7 @@ class TorchvisionResNet50(_nn().Module):  # type: ignore[misc]
     """
 
     def __init__(self, num_classes: int = 1000) -> None:
-        nn = _nn()
+        nn = torch_nn()
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -181,4 +177,4 @@ def published_model(arch: str) -> Any:
         raise ValueError(f"unknown published architecture {arch!r}; expected one of {sorted(PUBLISHED_ARCHITECTURES)}")
     dataset, _, _, factory = PUBLISHED_ARCHITECTURES[arch]
     means, sds = (CIFAR10_MEAN, CIFAR10_STD) if dataset == "cifar10" else (IMAGENET_MEAN, IMAGENET_STD)
-    return _nn().Sequential(NormalizeLayer(means, sds), factory())
+    return torch_nn().Sequential(NormalizeLayer(means, sds), factory())
