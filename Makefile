@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/certify.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/sequential.py
+	$(BIN)/python benchmarks/lattice.py
 
 clean:
 	rm -rf $(VENV) docs/_build build src/*.egg-info .pytest_cache .hypothesis

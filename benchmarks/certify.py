@@ -13,6 +13,8 @@ For each model it times, over the same inputs and the same n0 + n samples each:
 * ours+auto:    batch_size="auto" (the model as given, at the batch size it runs fastest per copy);
 * ours+auto+share: both;
 * ours+compile: Smoothed(..., compile=True) at batch 1000 (channels_last + torch.compile, freezing);
+* ours+auto+lattice: batch_size="auto" in lattice mode (grid=255: the noise rounded to the grid, drawn in
+                integers); "lattice cost" is its time over ours+auto's, minus one (the inputs are on the grid);
 * cohen:        a faithful re-implementation of locuslab/smoothing core.py's certify loop at batch 1000
                 (x.repeat + randn_like * sigma per batch, per input, numpy bincount, Clopper-Pearson);
 * forward@B:    the model's bare forward passes over the same number of rows at batch B: 1000, and each
@@ -142,6 +144,7 @@ VARIANTS = {
     "ours+auto": ({"batch_size": "auto"}, {}),
     "ours+auto+share": ({"batch_size": "auto"}, {"share_noise": True}),
     "ours+compile": ({"compile": True}, {}),
+    "ours+auto+lattice": ({"batch_size": "auto", "grid": 255}, {}),
 }
 
 
@@ -165,7 +168,7 @@ def main() -> None:
             continue
         model = make().eval().to(device)
         inputs = args.inputs or DEFAULT_INPUTS[name]
-        xs = torch.rand(inputs, *shape, device=device)
+        xs = torch.randint(0, 256, (inputs, *shape), device=device).float() / 255  # on the grid 1/255, for the lattice variant
         rows = inputs * (args.n0 + args.n)
         functions, setup, sizes, outside = {}, {}, {}, {}
         for variant, (options, call) in VARIANTS.items():
@@ -203,6 +206,8 @@ def main() -> None:
             row[f"{variant}_overhead"] = round(timings[variant] / timings[f"forward@{sizes[variant]}"] - 1.0, 3)
             if outside[variant]:
                 row[f"{variant}_overhead_in_run"] = round(statistics.median(outside[variant]), 3)
+        if "ours+auto+lattice" in timings:
+            row["lattice_cost"] = round(timings["ours+auto+lattice"] / timings["ours+auto"] - 1.0, 3)
         results.append(row)
     per_call = ", ".join(f"{r['model']} {r['inputs']}" for r in results)
     print(f"{'model':<10}{'variant':<17}{'batch':>6}{'inputs/s':>10}{'vs cohen':>10}{'overhead vs forward':>21}{'in run':>9}   (inputs per call: {per_call})")
@@ -214,6 +219,9 @@ def main() -> None:
             in_run = f"{r[f'{label}_overhead_in_run']:+.1%}" if f"{label}_overhead_in_run" in r else ""
             batch = r["batch_size"].get(label, "")
             print(f"{r['model']:<10}{label:<17}{batch:>6}{r[f'{label}_inputs_per_s']:>10}{ratio:>10}{overhead:>21}{in_run:>9}")
+    for r in results:
+        if "lattice_cost" in r:
+            print(f"{r['model']:<10}lattice mode (grid 1/255) costs {r['lattice_cost']:+.1%} against float mode at batch auto")
     print(json.dumps({"benchmark": "certify", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
 
 

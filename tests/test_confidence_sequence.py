@@ -135,3 +135,67 @@ def test_decisions_are_int8_and_errors_name_the_bad_value_among_many() -> None:
         log_wealth(1, 4, [0.0, 1.0, -0.1])
     with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\), got 1.0"):
         threshold_decisions(1, 4, 0.5, 1.0)
+
+
+def test_one_sided_wealth_is_a_supermartingale_under_every_null_probability() -> None:
+    """E[W_{t+1} | W_t] <= W_t for every p <= c (equality at p = c): from (s, t), one more trial at p."""
+    from renyicert.confidence_sequence import one_sided_log_wealth
+
+    for c in (0.5, 0.9, 0.999):
+        for s, t in ((0, 0), (3, 5), (40, 40), (900, 1000)):
+            now = np.exp(one_sided_log_wealth(s, t, c))
+            up, down = np.exp(one_sided_log_wealth(s + 1, t + 1, c)), np.exp(one_sided_log_wealth(s, t + 1, c))
+            assert c * up + (1 - c) * down == pytest.approx(now, rel=1e-9)  # a martingale at p = c
+            for p in (0.0, c / 2, c * 0.999):
+                assert p * up + (1 - p) * down <= now * (1 + 1e-12)
+            # and the mirror, for p >= c
+            now, up, down = (np.exp(one_sided_log_wealth(a, b, c, "below")) for a, b in ((s, t), (s + 1, t + 1), (s, t + 1)))
+            assert c * up + (1 - c) * down == pytest.approx(now, rel=1e-9)
+            assert 1.0 * up <= now * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("p,c", [(0.9, 0.9), (0.85, 0.9), (0.99, 0.99)])
+def test_one_sided_test_rejects_a_true_null_at_most_alpha_under_optional_stopping(p: float, c: float) -> None:
+    from renyicert.confidence_sequence import one_sided_decisions
+
+    alpha, streams, steps = 0.05, 4000, 1000
+    rng = np.random.default_rng(7)
+    successes = np.cumsum(rng.random((streams, steps)) < p, axis=1)
+    above, _ = one_sided_decisions(successes, np.arange(1, steps + 1)[None, :], c, alpha)
+    assert above.any(axis=1).mean() <= alpha
+
+
+def test_one_sided_level_and_its_margin_only_ever_withhold_a_decision() -> None:
+    """Just below log(1/alpha) nothing is decided; just above, it is (kills a level off by 1e-3, or at 2 alpha)."""
+    from renyicert.confidence_sequence import one_sided_decisions, one_sided_log_wealth
+
+    alpha, s, t = 0.001, 970, 1000
+    level = np.log(1 / alpha)
+
+    def threshold_at(target: float) -> float:
+        low, high = 0.5, 0.97  # log W falls from far above level to below it across [low, high]
+        for _ in range(200):
+            middle = 0.5 * (low + high)
+            low, high = (middle, high) if one_sided_log_wealth(s, t, middle) > target else (low, middle)
+        return low
+
+    inside = threshold_at(level - 2e-4)
+    assert level - 3e-4 < one_sided_log_wealth(s, t, inside) < level
+    assert not one_sided_decisions(s, t, inside, alpha)[0]
+    outside = threshold_at(level + 2e-4)
+    assert level < one_sided_log_wealth(s, t, outside) < level + 3e-4
+    assert one_sided_decisions(s, t, outside, alpha)[0]
+    below_at = 0.99  # 970 of 1000 against p >= 0.99: the mirror test refuses
+    assert one_sided_decisions(s, t, below_at, alpha)[1] and not one_sided_decisions(s, t, below_at, alpha)[0]
+
+
+def test_one_sided_edges_and_bad_input() -> None:
+    from renyicert.confidence_sequence import one_sided_log_wealth
+
+    assert float(one_sided_log_wealth(0, 0, 0.7)) == 0.0  # no trials: wealth 1
+    assert np.isfinite(one_sided_log_wealth(10**6, 10**6, 0.9999)) and np.isfinite(one_sided_log_wealth(0, 10**6, 0.0001, "below"))
+    assert one_sided_log_wealth(0, 10**5, 0.9) == -np.inf  # no evidence at all for p > 0.9
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\), got 1.0"):
+        one_sided_log_wealth(1, 2, 1.0)
+    with pytest.raises(ValueError, match="side must be 'above' or 'below', got 'up'"):
+        one_sided_log_wealth(1, 2, 0.5, "up")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 import torch
 from scipy.stats import beta, norm
@@ -10,7 +12,7 @@ from scipy.stats import beta, norm
 import renyicert
 import renyicert.sequential as sequential
 from renyicert import Smoothed
-from renyicert.confidence_sequence import ABOVE, BELOW, UNDECIDED
+from renyicert.confidence_sequence import ABOVE, BELOW, UNDECIDED, sequence_bounds
 from renyicert.sequential import FIRST_BLOCK, decision_points
 from renyicert.solver import probability_threshold
 from renyicert.workflow.models import DigitsMLP
@@ -24,7 +26,7 @@ def threshold_model() -> torch.nn.Module:
     return model
 
 
-def _wrong_certifications(alpha: float, p2_mode: str = "complement") -> tuple[int, int]:
+def _wrong_certifications(alpha: float, p2_mode: str = "complement", decision_test: str = "ordered") -> tuple[int, int]:
     """2,000 inputs whose true top-class probability lies just below the threshold of radius 0.5 sigma (tight bound):
     every "certified" answer is wrong. Returns (wrong answers, inputs)."""
     sigma, radius, inputs = 1.0, 0.5, 2000
@@ -33,13 +35,13 @@ def _wrong_certifications(alpha: float, p2_mode: str = "complement") -> tuple[in
     xs = torch.tensor(sigma * norm.ppf(p_true), dtype=torch.float32)[:, None]
     assert np.all(norm.cdf(xs.numpy()[:, 0] / sigma) < threshold)  # float32 rounding keeps every input below
     smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=sigma, input_shape=(1,), batch_size=8192, progress=False)
-    answers = smoothed.certify_at(xs, [radius], alpha, budget=2000, n0=20, bound="tight", p2_mode=p2_mode, seed=0)
+    answers = smoothed.certify_at(xs, [radius], alpha, budget=2000, n0=20, bound="tight", p2_mode=p2_mode, seed=0, decision_test=decision_test)
     return sum(a.certified[0] for a in answers), inputs
 
 
-@pytest.mark.parametrize("p2_mode", ["complement", "runner-up"])
-def test_wrong_certifications_are_at_most_alpha_on_a_model_with_known_probabilities(p2_mode: str) -> None:
-    wrong, inputs = _wrong_certifications(alpha=0.05, p2_mode=p2_mode)
+@pytest.mark.parametrize("p2_mode,decision_test", [("complement", "ordered"), ("complement", "two-sided"), ("runner-up", "ordered")])
+def test_wrong_certifications_are_at_most_alpha_on_a_model_with_known_probabilities(p2_mode: str, decision_test: str) -> None:
+    wrong, inputs = _wrong_certifications(alpha=0.05, p2_mode=p2_mode, decision_test=decision_test)
     assert wrong / inputs <= 0.05, f"{wrong} of {inputs} inputs certified above their true probability"
 
 
@@ -54,7 +56,15 @@ def test_the_soundness_test_fails_for_a_fixed_n_interval_retested_at_every_point
         return np.where(lower > c, ABOVE, np.where(upper < c, BELOW, UNDECIDED)).astype(np.int8)
 
     monkeypatch.setattr(sequential, "threshold_decisions", retested_clopper_pearson)
-    wrong, inputs = _wrong_certifications(alpha=0.05)
+    wrong, inputs = _wrong_certifications(alpha=0.05, decision_test="two-sided")
+    assert wrong / inputs > 0.05
+
+    def retested_one_sided(successes, trials, thresholds, alpha):  # type: ignore[no-untyped-def]
+        decided = retested_clopper_pearson(successes, trials, thresholds, alpha)
+        return decided == ABOVE, decided == BELOW
+
+    monkeypatch.setattr(sequential, "one_sided_decisions", retested_one_sided)
+    wrong, inputs = _wrong_certifications(alpha=0.05, decision_test="ordered")
     assert wrong / inputs > 0.05
 
 
@@ -115,10 +125,14 @@ def test_a_certain_input_stops_at_the_first_point_and_radii_follow_the_threshold
     smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
     first = smoothed.certify_at(torch.tensor([8.0]), [0.0], budget=1000, n0=10, seed=0, p2_mode="complement")
     assert first.label == 0 and first.certified == (True,) and first.samples == FIRST_BLOCK and first.forward_passes == 10 + FIRST_BLOCK
-    # Radius 1 needs p1 > 0.893 under the Rényi bound: 80 successes in a row show it (16 do not), and radius 0 comes with it.
+    # Radius 1 needs p1 > 0.893 under the Rényi bound: 80 successes in a row show it to the one-sided test (and to the
+    # two-sided sequence; 16 show neither), and radius 0 comes with it.
     answer = smoothed.certify_at(torch.tensor([8.0]), [0.0, 1.0], budget=1000, n0=10, seed=0, p2_mode="complement")
     assert answer.certified == (True, True) and answer.samples == 80 and answer.successes == 80
-    assert answer.radius == 1.0 and answer.p1_lower >= answer.thresholds[1]
+    # The reported bound is the two-sided sequence's (its own event at alpha), not intersected with the one-sided tests' thresholds.
+    assert answer.radius == 1.0 and answer.p1_lower == float(sequence_bounds(np.array([80]), np.array([80]), 0.001, "lower")[0][0])
+    two_sided = smoothed.certify_at(torch.tensor([8.0]), [0.0, 1.0], budget=1000, n0=10, seed=0, p2_mode="complement", decision_test="two-sided")
+    assert two_sided.certified == (True, True) and two_sided.samples == 80 and two_sided.p1_lower >= two_sided.thresholds[1]
     # The other class's side: refused at every radius, also quickly.
     refused = smoothed.certify_at(torch.tensor([0.0]), [0.5, 1.0], budget=1000, n0=10, seed=0, p2_mode="complement")
     assert refused.certified == (False, False) and refused.undecided == (False, False) and refused.samples < 1000
@@ -205,3 +219,105 @@ def test_the_runner_up_form_reports_the_bonferroni_split_bounds_exactly() -> Non
     assert answer.p2_upper == pytest.approx(min(p2_upper, 1.0 - p1_lower), rel=1e-12)
     wrong_split = float(sequence_bounds(np.array([runner_up]), np.array([answer.samples]), alpha / 2, "upper")[1][0])
     assert wrong_split != pytest.approx(answer.p2_upper, rel=1e-9)  # the test can tell alpha / 4 from alpha / 2
+
+
+def _harness_answers(decision_test: str = "ordered") -> list[renyicert.SequentialCertificate]:
+    """1,000 inputs just below the threshold of the smallest of four radii (tight bound): every "certified" answer is wrong."""
+    sigma, radii, inputs = 1.0, [0.5, 0.6, 0.8, 1.2], 1000
+    thresholds = radius_thresholds_for(radii, sigma)
+    p_true = np.linspace(thresholds[0] - 0.03, thresholds[0] - 1e-4, inputs)
+    xs = torch.tensor(sigma * norm.ppf(p_true), dtype=torch.float32)[:, None]
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=sigma, input_shape=(1,), batch_size=8192, progress=False)
+    return smoothed.certify_at(xs, radii, 0.05, budget=2000, n0=20, bound="tight", p2_mode="complement", seed=3, decision_test=decision_test)
+
+
+def radius_thresholds_for(radii: list[float], sigma: float) -> np.ndarray:
+    return np.array([float(probability_threshold(renyicert.get_mechanism("gaussian", scale=sigma), r, "tight")) for r in radii])
+
+
+def test_ordered_tests_at_full_alpha_stay_sound_with_several_radii_at_once() -> None:
+    answers = _harness_answers()
+    wrong = sum(any(a.certified) for a in answers)
+    assert wrong / len(answers) <= 0.05, wrong
+    assert all(list(a.certified) == sorted(a.certified, reverse=True) for a in answers)  # certified radii are a prefix
+
+
+def test_dropping_the_order_changes_nothing_the_harness_could_see(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Why no harness catches a dropped order: where the one-sided e-process for a larger threshold has crossed 1/alpha,
+    the one for every smaller threshold has too (below), so testing each radius on its own at alpha gives the same answers."""
+    ordered = _harness_answers()
+    monkeypatch.setattr(sequential, "_in_order", lambda crossed: crossed)
+    unordered = _harness_answers()
+    assert [a.certified for a in ordered] == [a.certified for a in unordered]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    trials=st.integers(1, 200_000), fraction=st.floats(0.0, 1.0), low=st.floats(0.5, 0.999999), gap=st.floats(1e-9, 0.5),
+)
+def test_one_sided_wealth_that_reaches_one_at_a_threshold_is_larger_at_every_smaller_one(trials: int, fraction: float, low: float, gap: float) -> None:
+    from renyicert.confidence_sequence import one_sided_log_wealth
+
+    high = min(low + gap, 1 - 1e-12)
+    successes = round(fraction * trials)
+    at_low, at_high = one_sided_log_wealth(successes, trials, [low, high])
+    if at_high >= 0.0:
+        assert at_low >= at_high - 1e-9
+
+
+class _ScriptedRule:
+    """A stand-in for DecisionRule whose one-sided crossings are scripted, to test the ordering of _decide by itself."""
+
+    ordered = True
+
+    def __init__(self, script: list[list[int]]) -> None:
+        self.script = script  # per decision: the per-radius answer of each radius's own test
+
+    def decisions(self, counts, label, samples, budget):  # type: ignore[no-untyped-def]
+        decided = np.array([self.script.pop(0)], dtype=np.int8)
+        return decided, np.ones(decided.shape, dtype=bool)
+
+
+def _state(radii: int) -> "sequential._InputState":
+    points = np.array([10, 26, 42, 58], dtype=np.int64)
+    state = sequential._InputState(tag=0, x=None, key=0, points=points, budget_end=58, classes=2, thresholds=np.linspace(0.6, 0.9, radii))
+    state.label, state.drawn, state.counts = 0, 26, np.array([16, 0])
+    return state
+
+
+def test_a_radius_is_certified_only_after_every_smaller_one_and_a_crossing_waits_for_them() -> None:
+    state = _state(3)
+    rule = _ScriptedRule([[UNDECIDED, ABOVE, ABOVE], [ABOVE, UNDECIDED, UNDECIDED]])
+    sequential._decide([state], rule, 10)  # radii 2 and 3 cross first: nothing is certified out of order
+    assert state.decisions.tolist() == [UNDECIDED, UNDECIDED, UNDECIDED] and state.crossed.tolist() == [False, True, True]
+    state.drawn = 42
+    sequential._decide([state], rule, 10)  # radius 1 crosses: the earlier crossings of 2 and 3 now count
+    assert state.decisions.tolist() == [ABOVE, ABOVE, ABOVE] and state.done
+
+
+def test_a_refused_radius_refuses_every_larger_one() -> None:
+    state = _state(3)
+    sequential._decide([state], _ScriptedRule([[UNDECIDED, BELOW, UNDECIDED]]), 10)
+    assert state.decisions.tolist() == [UNDECIDED, BELOW, BELOW] and not state.done
+
+
+def test_fixed_sequence_prefix() -> None:
+    crossed = np.array([[True, False, True], [False, True, True], [True, True, True]])
+    assert sequential._in_order(crossed).tolist() == [[True, False, False], [False, False, False], [True, True, True]]
+
+
+def test_the_ordered_one_sided_rule_is_the_default_and_spends_fewer_copies_than_the_two_sided_one() -> None:
+    """Inputs with p = 0.97 at a radius whose threshold is 0.9 (tight bound): the one-sided tests certify sooner, and
+    the bound they report is the two-sided sequence's, which may still be below the threshold they certified."""
+    sigma = 1.0
+    radius = float(norm.ppf(0.9)) * sigma
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=sigma, input_shape=(1,), progress=False)
+    xs = torch.full((40, 1), float(norm.ppf(0.97)) * sigma)
+    default = smoothed.certify_at(xs, [radius], budget=5000, bound="tight", p2_mode="complement", seed=0)
+    ordered = smoothed.certify_at(xs, [radius], budget=5000, bound="tight", p2_mode="complement", seed=0, decision_test="ordered")
+    two_sided = smoothed.certify_at(xs, [radius], budget=5000, bound="tight", p2_mode="complement", seed=0, decision_test="two-sided")
+    assert default == ordered
+    assert sum(a.samples for a in ordered) < 0.95 * sum(a.samples for a in two_sided)
+    assert all(a.certified[0] for a in ordered)
+    assert any(a.p1_lower < a.thresholds[0] for a in ordered)  # not intersected with the certified threshold
+    assert all(a.p1_lower >= a.thresholds[0] for a in two_sided if a.certified[0])  # the two-sided rule's: intersected

@@ -279,10 +279,10 @@ def test_certify_selects_the_class_from_the_selection_counts_only(monkeypatch: p
 
 def test_certify_abstains_when_the_bounds_touch(monkeypatch: pytest.MonkeyPatch) -> None:
     # p1_lower == p2_upper separates nothing: abstain (a ">=" would certify a tie).
-    monkeypatch.setattr(renyicert.smoothing, "top_two_bounds", lambda counts, top, alpha, mode: (np.array([0.4]), np.array([0.4])))
+    monkeypatch.setattr(renyicert.smoothing, "top_two_bounds", lambda counts, top, alpha, mode, failed: (np.array([0.4]), np.array([0.4])))
     cert = _certify_from_counts(monkeypatch, [90, 10], [900, 100])
     assert cert.label == ABSTAIN and cert.radius == 0.0 and math.isnan(cert.order)
-    monkeypatch.setattr(renyicert.smoothing, "top_two_bounds", lambda counts, top, alpha, mode: (np.array([0.4 + 1e-12]), np.array([0.4])))
+    monkeypatch.setattr(renyicert.smoothing, "top_two_bounds", lambda counts, top, alpha, mode, failed: (np.array([0.4 + 1e-12]), np.array([0.4])))
     separated = _certify_from_counts(monkeypatch, [90, 10], [900, 100])
     assert separated.label == 0 and separated.radius > 0.0
 
@@ -304,7 +304,7 @@ def test_radii_where_certified_masks_abstentions_under_every_bound() -> None:
 
 def _predict_from_counts(monkeypatch: pytest.MonkeyPatch, counts: list[list[int]], alpha: float) -> object:
     smoothed = Smoothed(torch.nn.Linear(2, len(counts[0])), "gaussian", len(counts[0]), scale=0.5, progress=False)
-    monkeypatch.setattr(smoothed, "class_counts", lambda x, n, **options: np.array(counts))
+    monkeypatch.setattr(smoothed, "_counts", lambda x, n, *options: (np.array(counts), np.zeros(len(counts), dtype=np.int64), False))
     return smoothed.predict(torch.zeros(len(counts), 2), n=int(sum(counts[0])), alpha=alpha)
 
 
@@ -320,15 +320,23 @@ def test_predict_applies_cohens_binomial_test_exactly(monkeypatch: pytest.Monkey
     assert _predict_from_counts(monkeypatch, [[20]], 1e-5) == [0]
 
 
+def test_predict_counts_failed_lattice_copies_for_the_runner_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    smoothed = Smoothed(torch.nn.Linear(2, 2), "gaussian", 2, scale=0.5, progress=False)
+    monkeypatch.setattr(smoothed, "_counts", lambda x, n, *options: (np.array([[60, 40]]), np.array([30]), True))
+    assert smoothed.predict(torch.zeros(2), n=130, alpha=0.1) == ABSTAIN  # 60 against 40 + 30: no significant top class
+    monkeypatch.setattr(smoothed, "_counts", lambda x, n, *options: (np.array([[60, 40]]), np.array([0]), True))
+    assert smoothed.predict(torch.zeros(2), n=100, alpha=0.1) == 0  # binomtest(60, 100) = 0.057 <= 0.1
+
+
 def test_predict_passes_its_sampling_options_on(monkeypatch: pytest.MonkeyPatch) -> None:
     smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
     seen: dict[str, object] = {}
 
-    def counts(x: object, n: int, **options: object) -> np.ndarray:
-        seen.update(options)
-        return np.array([[n, 0]])
+    def counts(x: object, n: int, batch_size: object, seed: object, generator: object, share_noise: object) -> tuple[np.ndarray, np.ndarray, bool]:
+        seen.update(batch_size=batch_size, seed=seed, generator=generator, share_noise=share_noise)
+        return np.array([[n, 0]]), np.zeros(1, dtype=np.int64), False
 
-    monkeypatch.setattr(smoothed, "class_counts", counts)
+    monkeypatch.setattr(smoothed, "_counts", counts)
     generator = torch.Generator()
     smoothed.predict(torch.zeros(1, 2), n=50, batch_size=7, seed=None, generator=generator, share_noise=True)
     assert seen == {"batch_size": 7, "seed": None, "generator": generator, "share_noise": True}

@@ -55,6 +55,11 @@ class Gaussian(renyicert.Mechanism):
     def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
         return order * distance**2 / (2 * scale**2)
 
+    def _coordinate_cdf(self, t: Any) -> Any:
+        import mpmath
+
+        return mpmath.ncdf(t, 0, self.scale)
+
     def _radius_at(self, order: NDArray[np.float64], budget: NDArray[np.float64]) -> NDArray[np.float64]:
         return self.scale * np.sqrt(2.0 * budget / order)
 

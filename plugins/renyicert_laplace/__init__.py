@@ -54,6 +54,12 @@ class Laplace(renyicert.Mechanism):
         two_abs = (2.0 * u.abs()).clamp_max_(1.0 - torch.finfo(dtype).eps)
         return torch.log1p(-two_abs).mul_(-self.scale).mul_(torch.sign(u))
 
+    def _coordinate_cdf(self, t: Any) -> Any:
+        import mpmath
+
+        half_tail = mpmath.exp(-abs(t) / self.scale) / 2  # P(X <= -|t|), with no cancellation in either tail
+        return half_tail if t < 0 else 1 - half_tail
+
     def _divergence(self, order: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # masked branches of np.where
             return self._divergence_unmasked(order, distance)

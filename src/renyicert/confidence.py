@@ -69,8 +69,13 @@ def clopper_pearson_upper(successes: Any, trials: Any, alpha: float) -> NDArray[
     return _clopper_pearson(successes, trials, alpha, True)
 
 
-def top_two_bounds(counts: Any, top: Any, alpha: float, p2_mode: str = "runner-up") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def top_two_bounds(counts: Any, top: Any, alpha: float, p2_mode: str = "runner-up", failed: Any = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(p1_lower, p2_upper)`` for each row of ``counts`` (``(inputs, classes)``) with top class ``top``.
+
+    ``failed`` (lattice mode, ``(inputs,)``): copies whose noise draw failed, apart
+    from ``counts``. They are trials counted for no class in ``p1``'s bound and for
+    every other class in the runner-up's (:func:`renyicert.lattice.failure_adjusted`
+    says why that is sound).
 
     Examples
     --------
@@ -84,7 +89,8 @@ def top_two_bounds(counts: Any, top: Any, alpha: float, p2_mode: str = "runner-u
         raise ValueError(f"p2_mode must be one of {P2_MODES}, got {p2_mode!r}")
     counts = np.asarray(counts, dtype=np.int64)
     top = np.asarray(top, dtype=np.int64)
-    n = counts.sum(axis=1)
+    failed = np.zeros(counts.shape[0], dtype=np.int64) if failed is None else np.asarray(failed, dtype=np.int64).reshape(-1)
+    n = counts.sum(axis=1) + failed
     top_count = counts[np.arange(counts.shape[0]), top]
     if p2_mode == "complement":
         p1_lower = clopper_pearson_lower(top_count, n, alpha)
@@ -93,7 +99,7 @@ def top_two_bounds(counts: Any, top: Any, alpha: float, p2_mode: str = "runner-u
     others = counts.copy()
     others[np.arange(counts.shape[0]), top] = -1
     # The bound is increasing in the count, so the largest other count gives the largest bound.
-    runner_up = np.max(others, axis=1) if classes > 1 else np.zeros_like(n)
+    runner_up = np.max(others, axis=1) + failed if classes > 1 else np.zeros_like(n)
     rows = counts.shape[0]
     levels = np.repeat([alpha / 2.0, alpha / (2.0 * max(classes - 1, 1))], rows)
     bounds = _clopper_pearson(np.concatenate([top_count, np.maximum(runner_up, 0)]), np.concatenate([n, n]), levels, np.repeat([False, True], rows))

@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 
 from ._validation import check_alpha
 
-__all__ = ["ABOVE", "BELOW", "PRIOR", "UNDECIDED", "log_wealth", "sequence_bounds", "threshold_decisions"]
+__all__ = ["ABOVE", "BELOW", "ONE_SIDED_PRIOR", "PRIOR", "UNDECIDED", "log_wealth", "one_sided_decisions", "one_sided_log_wealth", "sequence_bounds", "threshold_decisions"]
 
 #: :func:`threshold_decisions`' answers: the probability is above the threshold, below it, or the sequence cannot tell yet.
 ABOVE, BELOW, UNDECIDED = 1, -1, 0
@@ -184,3 +184,76 @@ def sequence_bounds(successes: Any, trials: Any, alpha: float, side: str = "both
     if side != "lower":
         upper = np.where(rejected(upper), bisect(np.ones_like(estimate), estimate.copy()), 1.0)
     return lower, upper
+
+
+#: The one-sided e-processes' prior, before it is restricted to the alternative: Jeffreys' ``Beta(1/2, 1/2)``.
+ONE_SIDED_PRIOR = (0.5, 0.5)
+
+
+def one_sided_log_wealth(successes: Any, trials: Any, threshold: Any, side: str = "above") -> NDArray[np.float64]:
+    """``log W_t``: the one-sided e-process for ``p > threshold`` (``side="above"``) or ``p < threshold`` (``"below"``), broadcast.
+
+    Jeffreys' prior (:data:`ONE_SIDED_PRIOR`) restricted to the alternative
+    (``theta`` in ``[c, 1]`` for ``"above"``, ``[0, c]`` for ``"below"``) and renormalised
+    there, mixing likelihood ratios against ``c``::
+
+        W_t(c) = integral_c^1 theta^s (1 - theta)^(t - s) d pi(theta) / (pi([c, 1]) c^s (1 - c)^(t - s)).
+
+    For ``theta >= c >= p`` one trial's factor has mean ``p theta / c + (1 - p)(1 - theta) / (1 - c) <= 1``
+    (equality at ``p = c``), so ``W_t(c)`` is a non-negative supermartingale under *every*
+    ``p <= c``, and by Ville's inequality ``P(exists t: W_t(c) >= 1/alpha) <= alpha``: an
+    e-process for the composite null ``p <= c``. Restricted to the alternative, the prior
+    puts all its mass where it can win; the two-sided :func:`log_wealth` spends part of it
+    on the side it does not test. Jeffreys' prior truncated to ``[c, 1]`` has density
+    ``~ 1 / sqrt(1 - theta)`` there, so it leans towards 1 at thresholds near 1 by itself,
+    which is what the many components of :data:`PRIOR` buy the two-sided sequence.
+    Closed form with the regularised incomplete beta function (``scipy.special.betainc``,
+    ``betaincc``) in log space, exact at ``s = 0`` and ``s = t``; ``-inf`` where the
+    alternative's posterior mass underflows (no evidence for it at all).
+
+    Examples
+    --------
+    >>> from renyicert.confidence_sequence import log_wealth, one_sided_log_wealth
+    >>> one = float(one_sided_log_wealth(20, 20, 0.5))  # 20 heads against p <= 1/2
+    >>> two = float(log_wealth(20, 20, 0.5))
+    >>> round(one, 3), round(two, 3)
+    (12.48, 13.16)
+    """
+    from scipy.special import betainc, betaincc, betaln
+
+    if side not in ("above", "below"):
+        raise ValueError(f"side must be 'above' or 'below', got {side!r}")
+    s, t = _check_counts(successes, trials)
+    c = np.asarray(threshold, dtype=np.float64)
+    if np.isnan(c).any() or (c <= 0).any() or (c >= 1).any():
+        raise ValueError(f"threshold must be in (0, 1), got {float(c[np.isnan(c) | (c <= 0) | (c >= 1)].ravel()[0])!r}")
+    s, t, c = np.broadcast_arrays(s, t, c)
+    f = t - s
+    a, b = ONE_SIDED_PRIOR
+    mass = betaincc if side == "above" else betainc  # the mass of Beta(A, B) on the alternative's side of c
+    with np.errstate(divide="ignore"):
+        posterior = betaln(s + a, f + b) - betaln(a, b) + np.log(mass(s + a, f + b, c))
+        prior = np.log(mass(a, b, c))
+    return posterior - prior - _log_likelihood(s, f, c)
+
+
+def one_sided_decisions(successes: Any, trials: Any, thresholds: Any, alpha: float) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """``(above, below)``: where the one-sided e-process for ``p > c`` has reached ``1/alpha``, and where its mirror for ``p < c`` has.
+
+    ``above`` at a threshold is a rejection of ``p <= c`` at level ``alpha`` (Ville's
+    inequality for :func:`one_sided_log_wealth`), at any stopping time. ``below`` is
+    the mirror test, used only to stop drawing for a threshold (a refusal spends no
+    alpha: a wrong refusal loses a certificate, it never makes one wrong).
+
+    Examples
+    --------
+    >>> from renyicert.confidence_sequence import one_sided_decisions
+    >>> above, below = one_sided_decisions(990, 1000, [0.5, 0.98, 0.99, 0.999], 0.001)
+    >>> above.tolist(), below.tolist()
+    ([True, False, False, False], [False, False, False, True])
+    """
+    alpha = check_alpha(alpha)
+    level = np.log(1.0 / alpha) + _ROUNDING_MARGIN
+    above = one_sided_log_wealth(successes, trials, thresholds, "above") >= level
+    below = one_sided_log_wealth(successes, trials, thresholds, "below") >= level
+    return above, below

@@ -387,6 +387,23 @@ class Mechanism:
         """
         raise NotImplementedError
 
+    @property
+    def has_coordinate_cdf(self) -> bool:
+        """Whether ``_coordinate_cdf`` is provided (lattice mode, :mod:`renyicert.lattice`, draws from it)."""
+        return type(self)._coordinate_cdf is not Mechanism._coordinate_cdf
+
+    def _coordinate_cdf(self, t: Any) -> Any:
+        """``P(noise coordinate <= t)`` at :attr:`scale`, in mpmath: ``t`` is an ``mpmath.mpf``, the result an ``mpf`` at the working precision; optional.
+
+        Providing it declares the noise a product of independent coordinates with
+        this CDF (as the sampler draws them) and gives the mechanism lattice mode
+        (``Smoothed(..., grid=255)``): the thresholds of the noise rounded to the
+        grid are computed from it at 50 digits. Compute tails without cancellation
+        (``1 - F`` near 1 is what the right tail's thresholds need: write it as
+        ``1 - tail`` with the tail computed directly, as ``mpmath.ncdf`` does).
+        """
+        raise NotImplementedError
+
     def _symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
         """The closed form of ``_divergence`` as a sympy expression in ``order > 1``, ``distance > 0`` and ``scale``; optional."""
         raise NotImplementedError

@@ -49,15 +49,18 @@ from numpy.typing import NDArray
 
 from ._engine.engine import SEGMENT_ROWS, VoteEngine
 from .confidence import P2_MODES
-from .confidence_sequence import ABOVE, BELOW, UNDECIDED, sequence_bounds, threshold_decisions
+from .confidence_sequence import ABOVE, BELOW, UNDECIDED, one_sided_decisions, sequence_bounds, threshold_decisions
+from .lattice import failure_adjusted
 from .mechanism import Mechanism
 from .solver import certified_radius, probability_threshold, tight_radius
 
 #: A threshold the budget cannot decide any more (reported as undecided; the input stops drawing for it).
 OUT_OF_BUDGET = 2
 
-__all__ = ["FIRST_BLOCK", "DecisionRule", "SequentialCertificate", "certify_stream", "check_extended_budget", "decision_points", "decision_rule", "radius_thresholds"]
+__all__ = ["FIRST_BLOCK", "TESTS", "DecisionRule", "SequentialCertificate", "certify_stream", "check_extended_budget", "decision_points", "decision_rule", "radius_thresholds"]
 
+#: The tests a radius can be decided by (see :class:`DecisionRule`).
+TESTS = ("ordered", "two-sided")
 #: Estimation samples before the first decision, and the smallest step between two decisions.
 FIRST_BLOCK = 16
 #: The step between decisions is the samples drawn so far over this (a twentieth): at most 5% more samples than stopping at once.
@@ -149,7 +152,9 @@ class SequentialCertificate:
     n0
         Selection copies.
     counts
-        Class counts of the estimation copies.
+        Class counts of the estimation copies (in lattice mode, of those whose noise draw did not fail).
+    failed
+        Lattice mode: estimation copies whose noise draw failed (counted against the label, see :func:`renyicert.lattice.failure_adjusted`).
     """
 
     label: int
@@ -163,6 +168,7 @@ class SequentialCertificate:
     thresholds: tuple[float, ...]
     n0: int
     counts: tuple[int, ...] = ()
+    failed: int = 0
 
     @property
     def forward_passes(self) -> int:
@@ -184,19 +190,22 @@ class _InputState:
     key: int
     points: NDArray[np.int64]  # absolute copy numbers of the selection's end and of every decision point
     budget_end: int  # the copy number where an input whose estimate is below every open threshold stops
-    classes: int
+    classes: int  # columns of the counts: the classes, and in lattice mode one more, the failed copies
     thresholds: NDArray[np.float64]
+    lattice: bool = False
     drawn: int = 0
     next_point: int = 0
     label: int = -1
     counts: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     decisions: NDArray[np.int8] = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    crossed: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # the ordered rule's crossings so far
     done: bool = False
 
     def __post_init__(self) -> None:
         self.counts = np.zeros(self.classes, dtype=np.int64)
         # A threshold of 1 (a radius no p1 < 1 reaches) is refused at once: no finite sample certifies it.
         self.decisions = np.where(self.thresholds >= 1.0, BELOW, UNDECIDED).astype(np.int8)
+        self.crossed = np.zeros(len(self.thresholds), dtype=bool)
 
     @property
     def end(self) -> int:
@@ -209,8 +218,8 @@ class _InputState:
         if stop != self.points[self.next_point]:
             return False
         self.next_point += 1
-        if stop == n0:  # the selection's end: pick the candidate, start the estimation counts afresh
-            self.label = int(np.argmax(self.counts))
+        if stop == n0:  # the selection's end: pick the candidate (from the classes' columns), start the estimation counts afresh
+            self.label = int(np.argmax(self.counts[: self.classes - 1] if self.lattice else self.counts))
             self.counts = np.zeros(self.classes, dtype=np.int64)
             return False
         return True
@@ -235,6 +244,15 @@ class DecisionRule:
     sequences hold at every time together with probability ``>= 1 - alpha``, so
     the guarantee is unchanged; where the votes the top class does not get are
     spread over several classes, ``p2`` is much smaller than ``1 - p1``.
+
+    ``test`` (the threshold form): ``"ordered"`` (the default) decides radius ``r_k``
+    by the one-sided e-process for ``p1 > t(r_k)``
+    (:func:`~renyicert.confidence_sequence.one_sided_decisions`) at the full
+    ``alpha``, and certifies it only once every smaller radius is certified
+    (fixed-sequence testing); a radius is refused by the mirror e-process, a
+    stopping rule that spends no alpha. ``"two-sided"``: every radius from the one
+    two-sided sequence (:func:`~renyicert.confidence_sequence.threshold_decisions`),
+    the rule before; the runner-up form always uses its two-sided sequences.
     """
 
     mechanism: Mechanism
@@ -244,6 +262,12 @@ class DecisionRule:
     thresholds: NDArray[np.float64]
     alpha: float
     classes: int
+    test: str = "ordered"
+
+    @property
+    def ordered(self) -> bool:
+        """Whether radii are decided by ordered one-sided tests (the threshold form's default)."""
+        return self.p2_mode == "complement" and self.test == "ordered"
 
     def decisions(self, counts: NDArray[np.int64], label: NDArray[np.int64], samples: NDArray[np.int64], budget: Any = None) -> tuple[NDArray[np.int8], Any]:
         """:data:`ABOVE` (certified), :data:`BELOW` (refused) or :data:`UNDECIDED`, per input (rows) and radius (columns);
@@ -253,6 +277,12 @@ class DecisionRule:
         if budget is not None:
             best = counts.copy()
             best[rows, label] += budget - samples
+        if self.ordered:  # the crossings of each radius's one-sided test; _decide applies the order
+            top = counts[rows, label][:, None]
+            above, below = one_sided_decisions(top, samples[:, None], self.thresholds[None, :], self.alpha)
+            decided = np.where(above, ABOVE, np.where(below, BELOW, UNDECIDED)).astype(np.int8)
+            reachable = None if best is None else one_sided_decisions(best[rows, label][:, None], budget[:, None], self.thresholds[None, :], self.alpha)[0]
+            return decided, reachable
         if self.p2_mode == "complement":
             top = counts[rows, label][:, None]
             decided = threshold_decisions(top, samples[:, None], self.thresholds[None, :], self.alpha)
@@ -274,6 +304,8 @@ class DecisionRule:
 
     def certifiable(self, counts: NDArray[np.int64], label: NDArray[np.int64], samples: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether these counts would certify each radius."""
+        if self.ordered:
+            return _in_order(self.decisions(counts, label, samples)[0] == ABOVE)
         if self.p2_mode == "complement":
             return self.decisions(counts, label, samples)[0] == ABOVE
         p1_lower, _, _, p2_upper = self._bounds(counts, label, samples, side="certify")
@@ -311,7 +343,7 @@ class DecisionRule:
         return p1_lower[:, 0], p2_upper[:, 0]
 
 
-def decision_rule(mechanism: Mechanism, radii: Any, bound: str, p2_mode: str, alpha: float, classes: int) -> DecisionRule:
+def decision_rule(mechanism: Mechanism, radii: Any, bound: str, p2_mode: str, alpha: float, classes: int, test: str = "ordered") -> DecisionRule:
     """The :class:`DecisionRule` for these radii, every argument checked (a ``ValueError`` names the bad one).
 
     Examples
@@ -328,23 +360,48 @@ def decision_rule(mechanism: Mechanism, radii: Any, bound: str, p2_mode: str, al
         raise ValueError(f"bound='tight' needs a tight certificate, which {mechanism.label} does not provide")
     if p2_mode not in P2_MODES:
         raise ValueError(f"p2_mode must be one of {P2_MODES}, got {p2_mode!r}")
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {TESTS}, got {test!r}")
     thresholds = radius_thresholds(mechanism, radii, bound)
     values = np.atleast_1d(np.asarray(radii, dtype=np.float64))
-    return DecisionRule(mechanism=mechanism, bound=bound, p2_mode=p2_mode, radii=values, thresholds=thresholds, alpha=alpha, classes=classes)
+    return DecisionRule(mechanism=mechanism, bound=bound, p2_mode=p2_mode, radii=values, thresholds=thresholds, alpha=alpha, classes=classes, test=test)
+
+
+def _bound_counts(states: list[_InputState], label: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The states' estimation counts the sequences see: in lattice mode the failed copies counted for every class but the label."""
+    counts = np.stack([state.counts for state in states])
+    if not states[0].lattice:
+        return counts
+    return failure_adjusted(counts[:, :-1], label, counts[:, -1])
+
+
+def _in_order(crossed: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The radii fixed-sequence testing certifies: each whose test crossed, as long as every smaller radius's did (per row)."""
+    return np.cumprod(crossed, axis=1).astype(bool)
 
 
 def _decide(states: list[_InputState], rule: DecisionRule, n0: int) -> None:
     """Decide the open radii of inputs at a decision point, all at once (one vectorised evaluation of the sequences)."""
-    counts = np.stack([state.counts for state in states])
     label = np.array([state.label for state in states], dtype=np.int64)
+    counts = _bound_counts(states, label)
     samples = np.array([state.drawn - n0 for state in states], dtype=np.int64)
     budget = np.array([state.end - n0 for state in states], dtype=np.int64)
     decisions = np.stack([state.decisions for state in states])
     decided, reachable = rule.decisions(counts, label, samples, budget)
+    if rule.ordered:
+        # Fixed-sequence testing: radius k is certified once its test has crossed (now or at an earlier point) and
+        # every smaller radius is certified; a crossing out of order waits (it is kept in `crossed`).
+        crossed = np.stack([state.crossed for state in states]) | (decided == ABOVE)
+        for k, state in enumerate(states):
+            state.crossed = crossed[k]
+        decided = np.where(_in_order(crossed), ABOVE, np.where(decided == ABOVE, UNDECIDED, decided)).astype(np.int8)
     decisions = np.where(decisions == UNDECIDED, decided, decisions)
     # A radius that even a vote for the candidate on every remaining copy would not certify by the budget stays undecided,
     # and stops drawing (for the threshold form, the wealth along that path falls then rises, so the end is its best chance).
     decisions = np.where((decisions == UNDECIDED) & ~reachable, OUT_OF_BUDGET, decisions)
+    if rule.ordered:  # a radius above one that will not be certified cannot be either: stop drawing for it
+        for stopped in (BELOW, OUT_OF_BUDGET):
+            decisions = np.where((np.cumsum(decisions == stopped, axis=1) > 0) & (decisions == UNDECIDED), stopped, decisions)
     # At the budget, the extension goes on only for the radii the sequences would certify by its end if the estimates
     # were the truth: the others stop.
     at_budget = np.array([state.drawn == state.budget_end < state.end for state in states])
@@ -361,14 +418,14 @@ def _certificates(states: list[_InputState], rule: DecisionRule, n0: int) -> lis
     """The certificates of stopped inputs, their sequences' bounds computed together."""
     samples = np.array([max(state.drawn - n0, 0) for state in states], dtype=np.int64)
     selected = np.array([max(state.label, 0) for state in states], dtype=np.int64)
-    counts = np.stack([state.counts for state in states])
+    counts = _bound_counts(states, selected)
     lowers, uppers = rule.bounds(counts, selected, samples)
     radii = tuple(float(r) for r in rule.radii)
     certificates = []
     for k, state in enumerate(states):
         above = state.decisions == ABOVE
         lower, upper = float(lowers[k]), float(uppers[k])
-        if rule.p2_mode == "complement":
+        if rule.p2_mode == "complement" and not rule.ordered:
             # The decisions were made at earlier points; the intervals there held too (the same event), so intersect.
             lower = max([lower, *state.thresholds[above].tolist()])
             upper = 1.0 - lower
@@ -376,7 +433,8 @@ def _certificates(states: list[_InputState], rule: DecisionRule, n0: int) -> lis
             label=state.label, radii=radii, certified=tuple(bool(a) for a in above),
             undecided=tuple(bool(d in (UNDECIDED, OUT_OF_BUDGET)) for d in state.decisions), samples=int(samples[k]),
             successes=int(state.counts[state.label]) if state.label >= 0 else 0, p1_lower=lower, p2_upper=upper,
-            thresholds=tuple(state.thresholds.tolist()), n0=n0, counts=tuple(int(c) for c in state.counts),
+            thresholds=tuple(state.thresholds.tolist()), n0=n0, counts=tuple(int(c) for c in (state.counts[:-1] if state.lattice else state.counts)),
+            failed=int(state.counts[-1]) if state.lattice else 0,
         ))  # fmt: skip
     return certificates
 
@@ -411,7 +469,10 @@ def certify_stream(
             except StopIteration:
                 exhausted = True
                 break
-            state = _InputState(tag=tag, x=x, key=int(key), points=points, budget_end=n0 + budget, classes=engine.num_classes, thresholds=rule.thresholds)
+            lattice = engine.lattice is not None
+            state = _InputState(
+                tag=tag, x=x, key=int(key), points=points, budget_end=n0 + budget, classes=engine.num_classes + int(lattice), thresholds=rule.thresholds, lattice=lattice
+            )
             if (state.decisions != UNDECIDED).all():  # every radius unreachable: nothing to draw
                 state.done = True
                 yield tag, _certificates([state], rule, n0)[0]

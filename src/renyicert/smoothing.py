@@ -36,7 +36,7 @@ from .solver import certified_radius, pixeldp_radius, tight_radius
 
 __all__ = [
     "ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "BUILT_IN_MODULES", "Certificate", "SequentialCertificate", "Smoothed", "best_bounds", "best_radii",
-    "offered_bounds", "radii_where_certified",
+    "offered_bounds", "radii_where_certified", "split_failures",
 ]  # fmt: skip
 
 #: The label of an abstention.
@@ -177,6 +177,12 @@ class Certificate:
     bound
         The bound that gave ``radius``: the one asked for, or with ``bound="best"``
         the one whose radius was largest.
+    failed
+        Lattice mode: estimation copies whose noise draw failed, apart from
+        ``counts`` (counted against the label in the bounds; almost always 0).
+    grid
+        The grid of lattice mode (the certificate holds for grid inputs and
+        grid perturbations, in floating point), or ``None`` for float mode.
     """
 
     label: int
@@ -190,12 +196,31 @@ class Certificate:
     seconds: float
     selected: int = ABSTAIN
     bound: str = "renyi"
+    failed: int = 0
+    grid: int | None = None
 
     @property
     def abstained(self) -> bool:
         """Whether the smoothed classifier abstained."""
         return self.label == ABSTAIN
 
+
+
+def split_failures(counts: Any, classes: int) -> tuple[Any, Any]:
+    """``(votes, failed)`` from the engine's counts: in lattice mode their last column is the failed copies, in float mode none fail.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from renyicert.smoothing import split_failures
+    >>> votes, failed = split_failures(np.array([[5, 3, 1]]), 2)
+    >>> votes.tolist(), failed.tolist()
+    ([[5, 3]], [1])
+    """
+    counts = np.asarray(counts)
+    if counts.shape[1] == classes:
+        return counts, np.zeros(counts.shape[0], dtype=np.int64)
+    return counts[:, :classes], counts[:, classes].astype(np.int64)
 
 
 class Smoothed:
@@ -243,6 +268,17 @@ class Smoothed:
         (Hugging Face) or a tuple's first element; a string names a dict key or an
         attribute; a callable takes the output and returns the logits. Anything else
         is a ``TypeError`` naming the type the model returned.
+    grid
+        Lattice mode (:mod:`renyicert.lattice`, ``docs/float-soundness.md``): the inputs
+        are on the grid ``k / grid`` (255 for 8-bit images) and the noise is the
+        mechanism's, rounded to the grid and drawn exactly in integers, so the
+        certificates hold in floating point for every perturbation that keeps the
+        input on the grid. ``None`` (the default): float mode, ``x + noise`` in the
+        inputs' dtype. The mechanism must offer ``_coordinate_cdf``.
+    round_off_grid
+        In lattice mode, round inputs that are off the grid to the nearest grid
+        point instead of refusing them; the certificate is then the rounded input's
+        (it covers the inputs whose rounding is within the radius of it).
 
     Examples
     --------
@@ -269,10 +305,13 @@ class Smoothed:
         backend: str = "auto",
         progress: bool | None = None,
         output: str | Callable[[Any], Any] | None = None,
+        grid: int | None = None,
+        round_off_grid: bool = False,
     ) -> None:
         import torch
 
         from ._logits import LogitsOf
+        from .lattice import lattice_noise
 
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -286,7 +325,11 @@ class Smoothed:
         self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
         self.batch_size = check_batch_size(batch_size)
         self.progress = progress
-        self._engine = VoteEngine(self.scorer, self.mechanism, self.num_classes, compile=compile, backend=backend)
+        lattice = None if grid is None else lattice_noise(self.mechanism, grid)
+        #: The grid of lattice mode, or ``None`` (float mode).
+        self.grid = None if lattice is None else lattice.grid
+        self.round_off_grid = check_flag(round_off_grid, "round_off_grid")
+        self._engine = VoteEngine(self.scorer, self.mechanism, self.num_classes, compile=compile, backend=backend, lattice=lattice)
 
     @property
     def tuned_batch_sizes(self) -> dict[tuple[Any, ...], int]:
@@ -310,6 +353,10 @@ class Smoothed:
         if self.input_shape is None:
             self.input_shape = self._infer_input_shape(x)
         self._check_dimension()
+        if self.grid is not None:
+            from .lattice import grid_integers
+
+            x = (grid_integers(x, self.grid, self.round_off_grid).to(x.dtype) / self.grid).to(x.device)
         shape = tuple(x.shape)
         if shape == self.input_shape:
             return x.unsqueeze(0), True
@@ -357,13 +404,12 @@ class Smoothed:
         from scipy.stats import binomtest
 
         alpha = check_alpha(alpha)
-        counts = self.class_counts(x, n, batch_size=batch_size, seed=seed, generator=generator, share_noise=share_noise)
-        single = counts.ndim == 1
-        counts = counts.reshape(-1, self.num_classes)
+        counts, failed, single = self._counts(x, n, batch_size, seed, generator, share_noise)
         labels = []
-        for row in counts:
+        for row, failures in zip(counts, failed):
             order = np.argsort(row, kind="stable")[::-1]
-            top, second = int(row[order[0]]), int(row[order[1]]) if len(row) > 1 else 0
+            # A failed lattice copy counts for the runner-up (for no class in the top class's count).
+            top, second = int(row[order[0]]), (int(row[order[1]]) if len(row) > 1 else 0) + int(failures)
             significant = binomtest(top, top + second, 0.5).pvalue <= alpha if top + second > 0 else False
             labels.append(int(order[0]) if significant else ABSTAIN)
         return labels[0] if single else labels
@@ -390,14 +436,22 @@ class Smoothed:
         >>> smoothed = renyicert.Smoothed(torch.nn.Linear(2, 3), "laplace", num_classes=3, scale=0.5, progress=False)
         >>> smoothed.class_counts(torch.zeros(4, 2), n=100, seed=0).sum(axis=1).tolist()
         [100, 100, 100, 100]
+
+        In lattice mode the copies whose noise draw failed are left out (almost never any).
         """
+        counts, _, single = self._counts(x, n, batch_size, seed, generator, share_noise)
+        return counts[0] if single else counts
+
+    def _counts(self, x: Any, n: int, batch_size: int | str | None, seed: int | None, generator: Any, share_noise: bool) -> tuple[Any, Any, bool]:
+        """``(votes (B, num_classes), failed lattice copies (B,), single)`` over ``n`` copies of each input."""
         n = check_positive_int(n, "n")
         requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
         share_noise = check_flag(share_noise, "share_noise")
         batch, single = self._as_batch(x)
         keys = noise_keys(batch.shape[0], seed, generator, share_noise)
         (counts,) = self._engine.count_votes(batch, keys, [n], batch_size=requested, share_noise=share_noise, progress=self.progress, description="count")
-        return counts[0] if single else counts
+        votes, failed = split_failures(counts, self.num_classes)
+        return votes, failed, single
 
     def certify(
         self,
@@ -473,9 +527,12 @@ class Smoothed:
         selection, estimation = self._engine.count_votes(
             batch, keys, [n0, n], batch_size=requested, share_noise=share_noise, progress=self.progress, description="certify"
         )
+        selection, _ = split_failures(selection, self.num_classes)  # failed lattice copies are skipped: their votes are not in the classes'
+        estimation, failed = split_failures(estimation, self.num_classes)
         top = selection.argmax(axis=1)
-        # Bound p1 (the selected class) and p2 from the estimation counts, jointly at level 1 - alpha.
-        p1_lower, p2_upper = top_two_bounds(estimation, top, alpha, p2_mode)
+        # Bound p1 (the selected class) and p2 from the estimation counts, jointly at level 1 - alpha
+        # (in lattice mode, failed copies count for no class in p1's bound and for every other one in p2's).
+        p1_lower, p2_upper = top_two_bounds(estimation, top, alpha, p2_mode, failed)
         # Certify only where the bounds separate the top class; solve for the radius there.
         certified = p1_lower > p2_upper
         if bound == "best":
@@ -497,6 +554,8 @@ class Smoothed:
                 seconds=seconds,
                 selected=int(top[i]),
                 bound=str(winners[i]),
+                failed=int(failed[i]),
+                grid=self.grid,
             )
             for i in range(batch.shape[0])
         ]
@@ -517,6 +576,7 @@ class Smoothed:
         inputs_at_once: int | None = None,
         seed: int | None = None,
         generator: Any = None,
+        decision_test: str = "ordered",
     ) -> Any:
         """Decide, sequentially, whether each input is certified at each of ``radii``: a :class:`SequentialCertificate` or a list of them.
 
@@ -567,6 +627,12 @@ class Smoothed:
             Undecided inputs whose copies share the model's batches (default: all).
         seed, generator
             As in :meth:`certify`.
+        decision_test
+            The complement form's test (see :class:`~renyicert.sequential.DecisionRule`):
+            ``"ordered"`` (the default): one-sided e-processes per radius at the full
+            ``alpha``, radii certified in increasing order; ``"two-sided"``: every radius
+            from one two-sided confidence sequence (the rule before). The runner-up form
+            uses its two-sided sequences either way.
 
         Examples
         --------
@@ -586,7 +652,7 @@ class Smoothed:
         extended_budget = check_extended_budget(extended_budget, budget)
         n0 = check_positive_int(n0, "n0")
         requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
-        rule = decision_rule(self.mechanism, radii, bound, p2_mode, alpha, self.num_classes)
+        rule = decision_rule(self.mechanism, radii, bound, p2_mode, alpha, self.num_classes, decision_test)
         batch, single = self._as_batch(x)
         at_once = batch.shape[0] if inputs_at_once is None else check_positive_int(inputs_at_once, "inputs_at_once")
         keys = noise_keys(batch.shape[0], seed, generator).tolist()

@@ -365,3 +365,28 @@ def test_data_set_folders_on_the_command_line_refuse_flags_that_do_not_apply(tra
     _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--image-size", "8", "--quiet"], "--image-size applies to image folders; 'digits' is not one")
     assert main([*cifar, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["inputs"] == 3
+
+
+def test_lattice_mode_on_the_command_line_records_says_and_keeps_its_mode(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--checkpoint", str(trained), "--limit", "12", "--samples", "300", "--quiet"]
+    assert main(["certify", *common, "--records", str(tmp_path / "float.jsonl")]) == 0
+    assert main(["certify", *common, "--grid", "16", "--records", str(tmp_path / "lattice.jsonl")]) == 0
+    assert "lattice (grid 1/16) mode" in capsys.readouterr().out
+    records = [json.loads(line) for line in (tmp_path / "lattice.jsonl").read_text().splitlines()]
+    assert all(r["failed"] == 0 and sum(r["counts"]) == r["n"] for r in records)
+    assert json.loads((tmp_path / "lattice.jsonl.settings.json").read_text())["grid"] == 16
+    assert main(["report", str(tmp_path / "lattice.jsonl")]) == 0
+    assert "lattice (grid 1/16) mode" in capsys.readouterr().out
+    _one_line_error(capsys, ["report", str(tmp_path / "float.jsonl"), str(tmp_path / "lattice.jsonl")], "certified in different modes (float, lattice (grid 1/16))")
+    _one_line_error(capsys, ["recertify", str(tmp_path / "float.jsonl"), "--alpha", "0.01", "--grid", "16"], "was certified in float mode")
+    assert main(["recertify", str(tmp_path / "lattice.jsonl"), "--alpha", "0.001", "--grid", "16", "--out", str(tmp_path / "again.jsonl")]) == 0
+    again = [json.loads(line) for line in (tmp_path / "again.jsonl").read_text().splitlines()]
+    assert [r["radius_renyi"] for r in again] == [r["radius_renyi"] for r in records]  # at the records' own alpha: unchanged
+    _one_line_error(capsys, ["certify", *common, "--grid", "255"], "off the grid k / 255")
+    _one_line_error(capsys, ["certify", *common, "--grid", "0"], "--grid: must be an integer in [1, 65536]")
+    assert main(["predict", "--checkpoint", str(trained), "--limit", "3", "--samples", "200", "--grid", "16", "--quiet", "--json"]) == 0
+    assert main(["certify", *common[:4], "--grid", "16", "--radii", "0,0.2", "--budget", "500", "--quiet", "--records", str(tmp_path / "seq.jsonl")]) == 0
+    assert all("failed" in json.loads(line) for line in (tmp_path / "seq.jsonl").read_text().splitlines())
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "seq.jsonl")]) == 0
+    assert "lattice (grid 1/16) mode" in capsys.readouterr().out

@@ -61,13 +61,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_one_and_two_ranks_give_identical_records(checkpoint: Path, tmp_path: Path) -> None:
-    assert main(_certify_argv(checkpoint, tmp_path / "one.jsonl")) == 0
-    process = _torchrun(_certify_argv(checkpoint, tmp_path / "two.jsonl"))
+@pytest.mark.parametrize("mode", [[], ["--grid", "16"]], ids=["float", "lattice"])
+def test_one_and_two_ranks_give_identical_records(checkpoint: Path, tmp_path: Path, mode: list[str]) -> None:
+    assert main([*_certify_argv(checkpoint, tmp_path / "one.jsonl"), *mode]) == 0
+    process = _torchrun([*_certify_argv(checkpoint, tmp_path / "two.jsonl"), *mode])
     out, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
     assert "renyi" in out  # rank 0 prints the table once
-    assert _without_timing(tmp_path / "one.jsonl") == _without_timing(tmp_path / "two.jsonl")
+    one = _without_timing(tmp_path / "one.jsonl")
+    assert one == _without_timing(tmp_path / "two.jsonl")
+    assert all(("failed" in record) == bool(mode) for record in one)  # lattice records count their failed copies
     assert not list(tmp_path.glob("two.jsonl.part*"))  # merged and removed
 
 

@@ -153,3 +153,20 @@ def test_the_checks_run_in_the_api_too(runs: dict[str, Path]) -> None:
         verify_fixed_n(fixed, settings, "fixed.jsonl", renyicert.get_mechanism("gaussian", scale=0.5))
     sequential = [json.loads(line) for line in runs["sequential"].read_text().splitlines()]
     verify_sequential(sequential, [0.0, 0.1, 0.2], {"inputs": 20, "num_classes": 10}, "s.jsonl")
+
+
+def test_failed_lattice_copies_are_part_of_n_and_only_in_lattice_mode() -> None:
+    record = {"index": 0, "label": 1, "prediction": 1, "selected": 1, "correct": True, "radius_renyi": 0.1, "counts": [3, 95], "n": 100,
+              "p1_lower": 0.9, "p2_upper": 0.1, "failed": 2}  # fmt: skip
+    verify_fixed_n([record], {"grid": 16}, "r.jsonl")  # 98 votes and 2 failed copies: n = 100
+    with pytest.raises(ValueError, match="only lattice noise can fail"):
+        verify_fixed_n([record], {}, "r.jsonl")
+    with pytest.raises(ValueError, match=r"its counts sum to 98, but it drew n - 1 failed = 99 copies"):
+        verify_fixed_n([dict(record, failed=1)], {"grid": 16}, "r.jsonl")
+    with pytest.raises(ValueError, match="'failed' must be a non-negative integer"):
+        verify_fixed_n([dict(record, failed=-1)], {"grid": 16}, "r.jsonl")
+    sequential = {"index": 0, "label": 1, "selected": 1, "prediction": 1, "certified": [True], "undecided": [False], "samples": 50,
+                  "successes": 47, "counts": [0, 47], "n0": 10, "failed": 3}  # fmt: skip
+    verify_sequential([sequential], [0.0], {"grid": 16}, "s.jsonl")
+    with pytest.raises(ValueError, match="its counts sum to 47, but it drew samples - 2 failed"):
+        verify_sequential([dict(sequential, failed=2)], [0.0], {"grid": 16}, "s.jsonl")

@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 
 from .._progress import progress_bar
+from ..lattice import LatticeNoise
 from ..mechanism import Mechanism
 from .compiled import CompiledModel
+from .lattice_sampler import LatticeSampler
 from .native import native_ops
 from .sampler import FusedSampler, fused_noise_kind
 from .tuning import fastest_batch_size
-from .votes import GenericBatchStep, NativeBatchStep, count_phase_votes, count_votes
+from .votes import GenericBatchStep, LatticeBatchStep, NativeBatchStep, count_phase_votes, count_votes
 
 __all__ = ["VoteEngine", "check_noise", "noise_keys"]
 
@@ -103,15 +105,24 @@ class VoteEngine:
         Run a compiled copy of the model (:class:`~renyicert._engine.compiled.CompiledModel`).
     backend
         Sampler path, see :class:`~renyicert._engine.sampler.FusedSampler`.
+    lattice
+        Lattice mode (:mod:`renyicert.lattice`): the copies are ``(k + j) / grid``
+        with ``j`` this lattice's atoms, and every counts array gets one more
+        column, the copies that failed (their votes left out of the classes').
     """
 
-    def __init__(self, model: Any, mechanism: Mechanism, num_classes: int, *, compile: bool = False, backend: str = "auto") -> None:
+    def __init__(
+        self, model: Any, mechanism: Mechanism, num_classes: int, *, compile: bool = False, backend: str = "auto", lattice: LatticeNoise | None = None
+    ) -> None:
         self.model = model
         self.mechanism = mechanism
         self.num_classes = num_classes
+        #: The lattice of lattice mode, or ``None`` (float mode).
+        self.lattice = lattice
         #: The sizes ``batch_size="auto"`` chose, by (input shape, dtype, device).
         self.tuned_batch_sizes: dict[tuple[Any, ...], int] = {}
-        self._sampler = FusedSampler(mechanism, backend) if fused_noise_kind(mechanism) is not None else None
+        self._lattice_sampler = LatticeSampler(lattice, backend) if lattice is not None else None
+        self._sampler = FusedSampler(mechanism, backend) if lattice is None and fused_noise_kind(mechanism) is not None else None
         self._compile = bool(compile)
         self._compiled: CompiledModel | None = None
         #: Why the last :meth:`accepts` said no (for messages).
@@ -172,7 +183,7 @@ class VoteEngine:
         progress: bool | None = None,
         description: str = "count",
     ) -> list[Any]:
-        """Class counts ``(B, num_classes)`` per phase: phase ``k`` counts ``phases[k]`` fresh copies of each input.
+        """Class counts ``(B, num_classes)`` per phase (``(B, num_classes + 1)`` in lattice mode, the last column the failed copies): phase ``k`` counts ``phases[k]`` fresh copies of each input.
 
         The phases use consecutive noise numbers (phase 0 copies ``0 ... phases[0] - 1``,
         phase 1 the next ``phases[1]``), so no copy is used twice.
@@ -235,12 +246,22 @@ class VoteEngine:
         inputs = x.shape[0]
         total = inputs * samples
         counts = torch.zeros(inputs * self.num_classes, dtype=torch.int64, device=x.device)
+        failures = torch.zeros(inputs, dtype=torch.int64, device=x.device)
         rows = min(batch_size, round_rows(total))
         segment = max(rows, SEGMENT_ROWS // rows * rows)
         for start in range(0, total, segment):
             row_input, row_sample = _phase_rows(inputs, samples, first_sample, start, min(start + segment, total), share_noise, x.device)
-            self._count_rows_into(x, keys, row_input, row_sample, rows, counts, bar)
-        return counts.view(inputs, self.num_classes).cpu().numpy()
+            self._count_rows_into(x, keys, row_input, row_sample, rows, counts, bar, failures)
+        return self._counts_out(counts, failures, inputs)
+
+    def _counts_out(self, counts: Any, failures: Any, inputs: int) -> Any:
+        """``(inputs, num_classes)`` counts as numpy, with the failures as one more column in lattice mode."""
+        import torch
+
+        table = counts.view(inputs, self.num_classes)
+        if self.lattice is not None:
+            table = torch.cat([table, failures.view(inputs, 1)], dim=1)
+        return table.cpu().numpy()
 
     def count_rows(self, x: Any, keys: Any, row_input: Any, row_sample: Any, *, batch_size: int, bar: Any = None) -> Any:
         """Class counts ``(B, num_classes)`` over the given rows: row ``j`` is noise number ``row_sample[j]`` of input ``row_input[j]``.
@@ -257,13 +278,14 @@ class VoteEngine:
         if total > SEGMENT_ROWS:
             raise ValueError(f"at most {SEGMENT_ROWS} rows per call, got {total}")
         counts = torch.zeros(x.shape[0] * self.num_classes, dtype=torch.int64, device=x.device)
+        failures = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
         if total:
             with self.evaluation():
-                self._count_rows_into(x, keys, row_input, row_sample, min(batch_size, round_rows(total)), counts, bar)
-        return counts.view(x.shape[0], self.num_classes).cpu().numpy()
+                self._count_rows_into(x, keys, row_input, row_sample, min(batch_size, round_rows(total)), counts, bar, failures)
+        return self._counts_out(counts, failures, x.shape[0])
 
-    def _count_rows_into(self, x: Any, keys: Any, row_input: Any, row_sample: Any, rows: int, counts: Any, bar: Any) -> None:
-        """Add the votes of the given rows to ``counts`` (``inputs * num_classes``), in batches of ``rows``."""
+    def _count_rows_into(self, x: Any, keys: Any, row_input: Any, row_sample: Any, rows: int, counts: Any, bar: Any, failures: Any) -> None:
+        """Add the votes of the given rows to ``counts`` (``inputs * num_classes``), in batches of ``rows`` (failed lattice copies to ``failures``)."""
         import torch
 
         inputs = x.shape[0]
@@ -282,15 +304,16 @@ class VoteEngine:
             last = valid - valid % rows
             row_input = torch.cat([row_input, row_input[last : last + 1].expand(tail)])
             row_sample = torch.cat([row_sample, row_sample[last : last + 1].expand(tail)])
-        step = self._batch_step(buffer, x, keys, row_input, row_sample, counts)
+        step = self._batch_step(buffer, x, keys, row_input, row_sample, counts, failures)
         count_phase_votes(runner, buffer, valid, self.num_classes, step, bar)
 
-    def draw_copies(self, x: Any, key: int, samples: int) -> Any:
+    def draw_copies(self, x: Any, key: int, samples: int, *, with_failures: bool = False) -> Any:
         """Noisy copies ``0 ... samples - 1`` of the one input ``x`` (``(1, *shape)``), written as a phase's first batch is.
 
         The same entry point, path decision and batch step as :meth:`count_votes`,
         without the model: what :func:`renyicert.check` draws to test the noise
-        that certification uses.
+        that certification uses. With ``with_failures`` (lattice mode), also the
+        int32 ``(samples,)`` flags of the copies with a failed coordinate.
         """
         import torch
 
@@ -302,23 +325,34 @@ class VoteEngine:
         keys = torch.tensor([int(key)], dtype=torch.int64, device=device)
         step = self._batch_step(buffer, x, keys, row_input, row_sample, counts)
         step(None, 0, 0, 0)  # write the first (here: the only) batch
+        if with_failures:
+            if not isinstance(step, LatticeBatchStep):
+                raise ValueError("with_failures=True is for lattice mode: float-mode copies never fail")
+            return buffer, step.failed.clone()
         return buffer
 
     # --------------------------------------------------------------- paths
-    def _batch_step(self, buffer: Any, x: Any, keys: Any, row_input: Any, row_sample: Any, counts: Any) -> GenericBatchStep | NativeBatchStep:
+    def _batch_step(self, buffer: Any, x: Any, keys: Any, row_input: Any, row_sample: Any, counts: Any, failures: Any = None) -> GenericBatchStep | NativeBatchStep:
         """The phase's batch step, on the sampler path decided here, once per phase."""
+        ops = native_ops() if buffer.device.type == "cpu" else None
+        if self._lattice_sampler is not None:
+            writer = self._lattice_sampler.bind(buffer, x, keys)
+            if failures is None:
+                failures = _zeros_per_input(x)
+            return LatticeBatchStep(writer, row_input, row_sample, buffer.shape[0], counts, failures, self.num_classes, ops)
         path = self._sampler.path(buffer, x) if self._sampler is not None else "own"
         if path == "native":
             step = self._sampler.native_step(buffer, x, keys, row_input, row_sample, counts, self.num_classes)  # type: ignore[union-attr]
             if step is not None:
                 return step
-        ops = native_ops() if buffer.device.type == "cpu" else None
         return GenericBatchStep(self._writer(buffer, x, keys, path), row_input, row_sample, buffer.shape[0], counts, ops)
 
     def _writer(self, buffer: Any, x: Any, keys: Any, path: str | None) -> Any:
         """``fill(row_input, row_sample)``: write a batch's noisy copies (input ``row_input[j]``, sample ``row_sample[j]``) into ``buffer``."""
         import torch
 
+        if self._lattice_sampler is not None:
+            return self._lattice_sampler.bind(buffer, x, keys, path)
         if self._sampler is not None:
             fill = self._sampler.bind(buffer, x, keys, path)
             return fill if self._sampler.kind != "uniform" else _checking_first_batch(fill, buffer, self.mechanism, "_transform_uniform")
@@ -339,6 +373,13 @@ class VoteEngine:
             buffer.add_(noise)
 
         return fill_with_own_sampler
+
+
+def _zeros_per_input(x: Any) -> Any:
+    """int64 zeros, one per input of ``x`` (the failures of a phase whose caller does not keep them)."""
+    import torch
+
+    return torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
 
 
 def check_noise(noise: Any, buffer: Any, mechanism: Mechanism) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .native import BatchPlan
 
-__all__ = ["GenericBatchStep", "NativeBatchStep", "count_phase_votes", "count_votes"]
+__all__ = ["GenericBatchStep", "LatticeBatchStep", "NativeBatchStep", "count_phase_votes", "count_votes"]
 
 #: The return codes of ``renyicert_count_then_fill``, and what the others mean.
 _DONE, _NOT_FINITE = 0, 1
@@ -158,6 +158,49 @@ class GenericBatchStep:
         """Count the first ``valid`` votes of the batch at row ``counted`` (unless ``logits`` is ``None``), then write the batch at row ``next_row`` (unless negative)."""
         if logits is not None and not count_votes(logits, self._row_input[counted : counted + self.rows], valid, self._counts, self._ops):
             raise ValueError(_NON_FINITE_MESSAGE)
+        if next_row >= 0:
+            self._fill(self._row_input[next_row : next_row + self.rows], self._row_sample[next_row : next_row + self.rows])
+
+
+class LatticeBatchStep(GenericBatchStep):
+    """:class:`GenericBatchStep` for lattice copies: a copy with a failed coordinate gives its vote up to ``failures``.
+
+    ``fill`` is a :class:`~renyicert._engine.lattice_sampler.LatticeWriter`, whose
+    ``failed`` flags mark the batch's failed copies. After a batch's votes are
+    counted, each failed voting row's vote (the same argmax, the first largest
+    logit) is taken back from ``counts`` and the row counted in ``failures``
+    (``(voters,)``, int64) instead: ``counts`` then hold the votes of the copies
+    that did not fail, which is what :func:`renyicert.lattice.failure_adjusted`
+    needs. Failures are rare (about ``numel * 2^-53`` per copy), so the check is one
+    ``any()`` per batch.
+    """
+
+    def __init__(self, fill: Any, row_input: Any, row_sample: Any, rows: int, counts: Any, failures: Any, classes: int, ops: Any) -> None:
+        super().__init__(fill, row_input, row_sample, rows, counts, ops)
+        self._failed = fill.failed
+        self._failures = failures
+        self._classes = classes
+
+    @property
+    def failed(self) -> Any:
+        """The failure flags of the batch written last (int32, one per row)."""
+        return self._failed
+
+    def __call__(self, logits: Any, counted: int, valid: int, next_row: int) -> None:
+        """Count the batch at row ``counted`` (its failed copies apart), then write the batch at row ``next_row`` (unless negative)."""
+        import torch
+
+        if logits is not None:
+            if not count_votes(logits, self._row_input[counted : counted + self.rows], valid, self._counts, self._ops):
+                raise ValueError(_NON_FINITE_MESSAGE)
+            flags = self._failed[:valid]
+            if bool(flags.any()):
+                failed_rows = flags.nonzero()[:, 0]
+                inputs = self._row_input[counted : counted + self.rows][failed_rows]
+                votes = logits[failed_rows].argmax(dim=1)
+                ones = torch.ones_like(inputs)
+                self._counts.index_add_(0, inputs * self._classes + votes, -ones)
+                self._failures.index_add_(0, inputs, ones)
         if next_row >= 0:
             self._fill(self._row_input[next_row : next_row + self.rows], self._row_sample[next_row : next_row + self.rows])
 

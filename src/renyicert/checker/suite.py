@@ -1,6 +1,6 @@
 """Check a mechanism plugin: its divergence formula against its density, its optional methods, and its noise against both.
 
-:func:`check` runs six checks and returns a :class:`CheckReport`:
+:func:`check` runs seven checks and returns a :class:`CheckReport`:
 
 ``closed-form``
     The closed form against the divergence derived from the density (sympy,
@@ -24,6 +24,10 @@
 ``sampler-divergence``
     On every noise path, a Monte Carlo estimate of ``E_P[(p/q)^(order-1)]`` from
     the draws against the closed form, with a confidence interval.
+``lattice``
+    What lattice mode relies on (:mod:`renyicert.checker.lattice`): ``_coordinate_cdf``
+    against the density and ``sample()``, the integer thresholds against the CDF at
+    80 digits (exactly), the failure mass, and the atoms every path draws.
 
 A closed form *above* the true divergence is sound (it certifies less than it
 could) and passes with a "not tight" warning; one *below* it fails with the
@@ -46,6 +50,7 @@ __all__ = ["CHECKS", "check", "verify_comparison_bounds"]
 
 def _registry() -> dict[str, Callable[[CheckContext], CheckResult]]:
     from .formula import check_closed_form, check_laws, check_norm_ball
+    from .lattice import check_lattice
     from .optional import check_optional_methods
     from .sampler import check_sampler_density, check_sampler_divergence
 
@@ -56,11 +61,12 @@ def _registry() -> dict[str, Callable[[CheckContext], CheckResult]]:
         "optional-methods": check_optional_methods,
         "sampler-density": check_sampler_density,
         "sampler-divergence": check_sampler_divergence,
+        "lattice": check_lattice,
     }
 
 
 #: The names of the checks, in the order they run.
-CHECKS: tuple[str, ...] = ("closed-form", "norm-ball", "laws", "optional-methods", "sampler-density", "sampler-divergence")
+CHECKS: tuple[str, ...] = ("closed-form", "norm-ball", "laws", "optional-methods", "sampler-density", "sampler-divergence", "lattice")
 
 
 def check(

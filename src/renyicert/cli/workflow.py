@@ -127,7 +127,7 @@ def _smoothed(args: argparse.Namespace) -> tuple[Any, Any]:
     inner = _progress(args) if sys.stderr.isatty() else False
     smoothed = Smoothed(
         model, mechanism, data.num_classes, input_shape=data.input_shape, batch_size=args.batch_size, backend=args.sampler, progress=inner,
-        output=getattr(args, "output_key", None),
+        output=getattr(args, "output_key", None), grid=args.grid, round_off_grid=args.round_to_grid,
     )  # fmt: skip
     return smoothed, data
 
@@ -227,7 +227,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     sequential_only = [
         name for name, value in (
             ("--budget", args.budget), ("--extended-budget", args.extended_budget), ("--bound", args.bound), ("--p2-mode", args.p2_mode),
-            ("--inputs-at-once", args.inputs_at_once),
+            ("--inputs-at-once", args.inputs_at_once), ("--decision-test", args.decision_test),
         )
         if value is not None
     ]  # fmt: skip
@@ -243,7 +243,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(records, args.csv)
     mechanism = smoothed.mechanism
-    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": norm_name(mechanism.norm), "n0": args.n0, "n": args.n, "alpha": args.alpha}
+    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": norm_name(mechanism.norm), "n0": args.n0, "n": args.n, "alpha": args.alpha, "mode": _mode({"grid": args.grid})}
     _print_fixed_n(records, what, args.json, args.records)
     return 0
 
@@ -264,7 +264,7 @@ def _print_fixed_n(records: list[dict[str, Any]], what: dict[str, Any], as_json:
             "abstention_rate": summaries[bounds[0]].abstention_rate if bounds else 0.0,
         }))  # fmt: skip
         return
-    print(f"certified accuracy of {len(records)} inputs ({what['mechanism']}, scale {what['scale']:g}, {what['norm']} radii, n = {what['n']}, alpha = {what['alpha']:g})")
+    print(f"certified accuracy of {len(records)} inputs ({what['mechanism']}, scale {what['scale']:g}, {what['norm']} radii, n = {what['n']}, alpha = {what['alpha']:g}, {what['mode']} mode)")
     print(f"{'bound':<10}" + "".join(f"{f'r={r:g}':>10}" for r in grid) + f"{'ACR':>10}")
     for bound in bounds:
         print(f"{bound:<10}" + "".join(f"{a:>10.1%}" for a in accuracy[bound]) + f"{summaries[bound].average_certified_radius:>10.4f}")
@@ -286,7 +286,7 @@ def _certify_at_radii(args: argparse.Namespace, smoothed: Any, data: Any, rank: 
         smoothed, data, args.radii, args.records, alpha=args.alpha, budget=budget, extended_budget=args.extended_budget, n0=args.n0, bound=bound,
         p2_mode=args.p2_mode or "runner-up", seed=args.seed,
         inputs_per_call=args.inputs_per_call, inputs_at_once=128 if args.inputs_at_once is None else args.inputs_at_once,
-        resume=args.resume, progress=_progress(args),
+        resume=args.resume, progress=_progress(args), decision_test=args.decision_test or "ordered",
     )  # fmt: skip
     if rank != 0:
         return 0
@@ -467,6 +467,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         _note_unverified(path, settings)
         _warn_incomplete(path, settings, len(records))
         runs.append({"path": path, "name": Path(path).stem, "settings": settings, "norm": norm or args.norm, "mechanism": settings.get("mechanism"), "records": records})
+    _refuse_mixed_modes(runs)
     norms = sorted({str(run["norm"]) for run in runs})
     if len(norms) > 1:
         described = "; ".join(f"{run['path']}: {run['mechanism'] or 'unknown'} noise, {run['norm'] or 'norm not recorded'}" for run in runs)
@@ -484,13 +485,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 "alpha": run["settings"].get("alpha"), "n": run["settings"].get("n"), "radii": grid,
                 "certified_accuracy": [float(a) for a in certified_accuracy(run["records"], grid, bound)], **summary.as_dict(),
                 "divergence_verifiable": run["settings"].get("divergence_verifiable", True) if run["settings"] else None,
+                "mode": _mode(run["settings"]),
             })  # fmt: skip
             row_runs.append(run)
     if args.json:
         for row in rows:
             print(dumps(row))
     else:
-        print(f"certified accuracy ({norm or 'norm not recorded: give --norm'} radii); ACR = average certified radius, 0 where wrong or abstained")
+        print(f"certified accuracy ({norm or 'norm not recorded: give --norm'} radii, {_mode(runs[0]['settings'])} mode); ACR = average certified radius, 0 where wrong or abstained")
         print(f"{'records':<28}{'bound':<9}" + "".join(f"{f'r={r:g}':>9}" for r in grid) + f"{'ACR':>9}{'abstain':>9}")
         for row in rows:
             name = Path(row["records"]).stem
@@ -511,6 +513,23 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mode(settings: dict[str, Any] | None) -> str:
+    """``"lattice (grid 1/255)"`` for lattice-mode records, ``"float"`` for the others."""
+    grid = (settings or {}).get("grid")
+    return "float" if grid is None else f"lattice (grid 1/{grid})"
+
+
+def _refuse_mixed_modes(runs: list[dict[str, Any]]) -> None:
+    """Refuse one table over float-mode and lattice-mode records (or lattices of different grids): their certificates cover different inputs."""
+    modes = sorted({_mode(run["settings"]) for run in runs})
+    if len(modes) > 1:
+        described = "; ".join(f"{run['path']}: {_mode(run['settings'])}" for run in runs)
+        raise ValueError(
+            f"these records were certified in different modes ({', '.join(modes)}): a lattice certificate holds in floating point for grid inputs, "
+            f"a float one in real arithmetic only, so one table would compare unlike claims; report them apart ({described})"
+        )
+
+
 def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] | None]) -> int:
     """``report`` on records of ``certify --radii``: one table per file (mixing them with fixed-n records is refused)."""
     from ..workflow.evaluation import summarize_sequential
@@ -522,6 +541,7 @@ def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] |
         raise ValueError(f"cannot report fixed-n records ({', '.join(fixed)}) together with sequential ones (certify --radii): their radii are not comparable; report them apart")
     if args.plot:
         raise ValueError("--plot draws curves over radii from fixed-n records; sequential records hold answers at their own radii only")
+    _refuse_mixed_modes([{"path": path, "settings": stored} for path, stored in zip(args.records, settings)])
     for path, stored in zip(args.records, settings):
         assert stored is not None
         radii = stored.get("radii")
@@ -537,10 +557,10 @@ def _report_sequential(args: argparse.Namespace, settings: list[dict[str, Any] |
         if args.json:
             print(dumps({
                 "records": path, "mechanism": stored.get("mechanism"), "scale": stored.get("scale"), "norm": _recorded_norm(stored), "bound": stored.get("bound"),
-                "alpha": stored.get("alpha"), **_sequential_json(summary),
+                "alpha": stored.get("alpha"), "mode": _mode(stored), **_sequential_json(summary),
             }))  # fmt: skip
             continue
-        what = f"{Path(path).stem}: {stored.get('mechanism')}, scale {stored.get('scale')}, {stored.get('bound')} bound, alpha = {stored.get('alpha')}"
+        what = f"{Path(path).stem}: {stored.get('mechanism')}, scale {stored.get('scale')}, {stored.get('bound')} bound, alpha = {stored.get('alpha')}, {_mode(stored)} mode"
         _print_sequential(summary, what, stored.get("budget"), stored.get("n0"))
     return 0
 
@@ -558,6 +578,8 @@ def _cmd_recertify(args: argparse.Namespace) -> int:
     if settings.get("method") == "sequential":
         raise ValueError(f"{args.records!r} holds sequential records (certify --radii): their decisions depend on the alpha at every step, so they cannot be recomputed from the final counts; certify again")
     mechanism = _stored_mechanism(args.records, settings)
+    if args.grid is not None and settings.get("grid") != args.grid:
+        raise ValueError(f"--grid {args.grid}: {args.records!r} was certified in {_mode(settings)} mode; recertify keeps a file's mode (drop --grid, or certify again with --grid {args.grid})")
     found = read_records(args.records)
     if not found.records:
         raise ValueError(f"{args.records!r} holds no records")
@@ -575,7 +597,7 @@ def _cmd_recertify(args: argparse.Namespace) -> int:
             for record in records:
                 writer.write(record)
         write_settings(out, dict(settings, alpha=args.alpha, p2_mode=args.p2_mode, recertified_from=str(args.records)))
-    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": norm_name(mechanism.norm), "n0": settings.get("n0"), "n": settings.get("n"), "alpha": args.alpha}
+    what = {"mechanism": mechanism.label, "scale": mechanism.scale, "norm": norm_name(mechanism.norm), "n0": settings.get("n0"), "n": settings.get("n"), "alpha": args.alpha, "mode": _mode(settings)}
     _print_fixed_n(records, what, args.json, args.out)
     return 0
 
@@ -654,7 +676,30 @@ def _smoothing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="only the first LIMIT inputs")
     parser.add_argument("--batch-size", type=_batch_size, default=4096, help="noisy copies per model call, or 'auto' to time the model and pick (default: 4096)")
     parser.add_argument("--sampler", choices=["auto", "triton", "native", "compiled", "eager"], default="auto", help="noise sampler path (default: auto; all draw the same noise)")
+    _grid_option(parser)
+    parser.add_argument(
+        "--round-to-grid", action="store_true",
+        help="with --grid: round inputs off the grid to the nearest grid point instead of refusing them (the certificate is then the rounded input's)",
+    )  # fmt: skip
     add_option_argument(parser)
+
+
+def _grid_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--grid", type=_grid_value,
+        help="lattice mode: the inputs are k / GRID (255 for 8-bit images, 16 for the digits) and the noise is drawn on that grid in integers, "
+        "so the certificates hold in floating point (docs/float-soundness.md; default: float mode)",
+    )  # fmt: skip
+
+
+def _grid_value(text: str) -> int:
+    """``--grid``: an integer in [1, 65536]."""
+    from ..lattice import check_grid
+
+    try:
+        return check_grid(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, 65536] (grid points per unit), got {text!r}") from None
 
 
 def add_workflow_commands(sub: Any) -> None:
@@ -696,6 +741,11 @@ def add_workflow_commands(sub: Any) -> None:
     ce.add_argument("--bound", choices=["renyi", "tight"], help="with --radii: the certificate whose radius the thresholds come from (default: renyi)")
     ce.add_argument("--p2-mode", choices=["runner-up", "complement"], help="with --radii: bound the runner-up class (default) or take p2 = 1 - p1")
     ce.add_argument("--inputs-at-once", type=int, help="with --radii: undecided inputs sharing the model's batches (default: 128)")
+    ce.add_argument(
+        "--decision-test", choices=["ordered", "two-sided"],
+        help="with --radii --p2-mode complement: one-sided e-processes per radius at the full alpha, certified in increasing order (default), "
+        "or every radius from one two-sided confidence sequence (the rule before)",
+    )  # fmt: skip
     ce.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     ce.set_defaults(func=_cmd_certify)
 
@@ -739,6 +789,7 @@ def add_workflow_commands(sub: Any) -> None:
     rc.add_argument("--alpha", type=float, required=True, help="the failure probability to certify at; choose it before looking: trying several and keeping the best spends each")
     rc.add_argument("--p2-mode", choices=["runner-up", "complement"], default="runner-up", help="bound the runner-up class (default, as certify does) or take p2 = 1 - p1")
     rc.add_argument("--out", help="write the recomputed records (and their settings) here")
+    _grid_option(rc)
     rc.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     rc.set_defaults(func=_cmd_recertify)
 

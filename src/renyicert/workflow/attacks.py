@@ -63,7 +63,7 @@ from ..smoothing import Smoothed
 
 __all__ = [
     "ATTACKS", "DEFAULT_ATTACKS", "RobustnessResult", "numpy_seeded", "SmoothedSoftClassifier", "SmoothedVoteClassifier", "empirical_robustness", "pgd_with_restarts",
-    "project_l1_ball", "sparse_l1_pgd",
+    "onto_grid", "project_l1_ball", "sparse_l1_pgd",
 ]  # fmt: skip
 
 ATTACKS = ("pgd", "pgd-strong", "transfer", "boundary", "pgd-long")
@@ -375,6 +375,26 @@ class _Target:
     soft: Any  # differentiated by pgd, pgd-strong and pgd-long
     hard: Any  # queried by the boundary attack
     vote: Any  # (batch, salt) -> predicted classes
+    grid: int | None = None  # lattice mode: adversarial examples are judged at grid points inside the ball
+
+
+def onto_grid(x: NDArray[np.float32], adversarial: NDArray[np.float32], grid: int) -> NDArray[np.float32]:
+    """``adversarial`` moved to a grid point ``k / grid`` inside every l_p ball around ``x`` that it is in: each coordinate's perturbation rounded toward 0.
+
+    ``x`` must be on the grid; the perturbation of each coordinate only shrinks, so
+    the norm does too. What a lattice-mode classifier is attacked with: its
+    certificates cover the perturbations that keep the input on the grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from renyicert.workflow.attacks import onto_grid
+    >>> onto_grid(np.array([0.5], np.float32), np.array([0.53], np.float32), 16).tolist()
+    [0.5]
+    """
+    k = np.rint(np.asarray(x, dtype=np.float64) * grid)
+    steps = np.trunc(np.asarray(adversarial, dtype=np.float64) * grid - k)
+    return ((k + steps) / grid).astype(np.float32)
 
 
 def _target(classifier: Any, data: LabelledData, norm: float | None, vote_samples: int, soft_samples: int, seed: int) -> _Target:
@@ -395,6 +415,7 @@ def _target(classifier: Any, data: LabelledData, norm: float | None, vote_sample
         return _Target(
             name=mechanism.label, norm=float(mechanism.norm), soft=SmoothedSoftClassifier(classifier.scorer, mechanism, samples=soft_samples, seed=seed + 2),
             hard=SmoothedVoteClassifier(classifier.scorer, mechanism, data.input_shape, samples=64, seed=seed + 1).eval(), vote=vote,
+            grid=classifier.grid,
         )  # fmt: skip
     if not isinstance(classifier, torch.nn.Module):
         raise TypeError(f"the classifier to attack must be a Smoothed classifier or a torch.nn.Module, got {type(classifier).__name__}")
@@ -491,6 +512,8 @@ def _checked_broken(attack_name: str, target: _Target, x_np: NDArray[np.float32]
     over = _norm((adversarial - x_np).astype(np.float64), target.norm) > e * (1 + 1e-5)
     if over.any():  # never count a step outside the ball
         raise RuntimeError(f"{attack_name} left the eps = {e} ball on {int(over.sum())} inputs")
+    if target.grid is not None:
+        adversarial = onto_grid(x_np, adversarial, target.grid)
     return np.asarray(target.vote(adversarial, salt) != y)
 
 
@@ -503,6 +526,8 @@ def _boundary_broken(target: _Target, data: LabelledData, x: Any, y: Any, eps: l
     attack = BoundaryAttack(classifier, targeted=False, max_iter=iterations, num_trial=10, sample_size=10, init_size=50, verbose=False)
     with numpy_seeded(seed):  # ART draws the boundary attack's random starts from numpy's global generator
         adversarial = attack.generate(x_np, y=y)
+    if target.grid is not None:  # judged at the grid point inside its ball (lattice mode)
+        adversarial = onto_grid(x_np, adversarial, target.grid)
     distance = _norm((adversarial - x_np).astype(np.float64), target.norm)
     fooled = target.vote(adversarial, 7) != y
     return np.stack([fooled & (distance <= e * (1 + 1e-6)) for e in eps])

@@ -240,6 +240,7 @@ def certify_dataset_at(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool | None = None,
+    decision_test: str = "ordered",
 ) -> list[dict[str, Any]]:
     """Sequential certification of every input of ``data`` at ``radii`` (:meth:`~renyicert.Smoothed.certify_at`); input ``i`` gets key ``seed + i``.
 
@@ -252,7 +253,8 @@ def certify_dataset_at(
     ``selected`` (the candidate), ``certified`` and ``undecided`` (one flag per
     radius), ``samples`` (estimation copies), ``successes``, ``counts``, ``p1_lower``,
     ``p2_upper`` and ``n0``; the radii, ``alpha``, ``budget``, ``extended_budget``,
-    ``bound`` and ``p2_mode`` are in the settings. Records do not depend on the ranks, ``inputs_per_call`` or ``inputs_at_once``.
+    ``bound``, ``p2_mode`` and ``decision_test`` (see :meth:`~renyicert.Smoothed.certify_at`) are in the settings.
+    Records do not depend on the ranks, ``inputs_per_call`` or ``inputs_at_once``.
 
     Examples
     --------
@@ -274,12 +276,14 @@ def certify_dataset_at(
     budget = check_positive_int(budget, "budget")
     extended_budget = check_extended_budget(extended_budget, budget)
     n0 = check_positive_int(n0, "n0")
-    rule = decision_rule(smoothed.mechanism, radii, bound, p2_mode, check_alpha(alpha), smoothed.num_classes)  # bad radii refused before any file is touched
+    rule = decision_rule(smoothed.mechanism, radii, bound, p2_mode, check_alpha(alpha), smoothed.num_classes, decision_test)  # bad radii refused before any file is touched
     radii = [float(r) for r in radii]
     settings = _run_settings(
         smoothed, data, method="sequential", radii=radii, alpha=alpha, budget=budget, extended_budget=extended_budget, n0=n0, bound=bound,
         p2_mode=p2_mode, seed=seed, inputs_per_call=inputs_per_call,
     )  # fmt: skip
+    if rule.ordered:  # the threshold form's default since issue 27 (records made before hold no decision_test: the two-sided rule)
+        settings["decision_test"] = "ordered"
     device = model_device(smoothed.model)
 
     def certify_stream(chunks: list[range], done: dict[int, Any], bar: Any) -> Iterator[dict[str, Any]]:
@@ -295,7 +299,7 @@ def certify_dataset_at(
                     "index": index, "label": label, "prediction": answer.label if answer.certified[0] else -1,
                     "selected": answer.label, "certified": list(answer.certified), "undecided": list(answer.undecided),
                     "samples": answer.samples, "successes": answer.successes, "p1_lower": answer.p1_lower, "p2_upper": answer.p2_upper,
-                    "counts": list(answer.counts), "n0": n0,
+                    "counts": list(answer.counts), "n0": n0, **({"failed": answer.failed} if smoothed.grid is not None else {}),
                 }  # fmt: skip
 
     return _run_records(smoothed, data, path, settings, inputs_per_call, resume, progress, certify_stream, overwrite)
@@ -380,6 +384,9 @@ def _run_settings(smoothed: Smoothed, data: LabelledData, **options: Any) -> dic
         settings["best_of"] = list(best_bounds(mechanism))
     if not mechanism.has_density:  # nothing can verify the divergence: the certificates rest on the plugin's word
         settings["divergence_verifiable"] = False
+    if smoothed.grid is not None:  # lattice mode (float mode's settings read as before)
+        settings["grid"] = smoothed.grid
+        settings["round_off_grid"] = smoothed.round_off_grid
     return settings
 
 
@@ -427,6 +434,7 @@ def _certify_chunk(smoothed: Smoothed, data: LabelledData, chunk: range, device:
             "p2_upper": cert.p2_upper,
             "order": None if math.isnan(cert.order) else cert.order,
             "counts": list(cert.counts),
+            **({"failed": cert.failed} if smoothed.grid is not None else {}),
             "n0": n0,
             "n": n,
             "seconds": cert.seconds,
@@ -534,7 +542,8 @@ def recertify_records(records: Sequence[dict[str, Any]], mechanism: Any, alpha: 
 
     Records written before ``selected`` was recorded hold the selected class
     only where they certified (``prediction``); an abstention among them is
-    refused, naming the record.
+    refused, naming the record. Lattice-mode records' ``failed`` copies count
+    against the selected class, as in :meth:`renyicert.Smoothed.certify`.
     """
     from ..confidence import top_two_bounds
     from ..smoothing import ABSTAIN
@@ -544,6 +553,7 @@ def recertify_records(records: Sequence[dict[str, Any]], mechanism: Any, alpha: 
         return []
     counts = []
     selected = []
+    failures = []
     for k, record in enumerate(records):
         where = f"record {k + 1} (index {record.get('index') if isinstance(record, dict) else None})"
         if not isinstance(record, dict):
@@ -562,14 +572,18 @@ def recertify_records(records: Sequence[dict[str, Any]], mechanism: Any, alpha: 
                 f"{where}: the class the selection chose is not recorded (an abstention in records written before 'selected' was kept); "
                 f"certify again to recompute it, got selected = {record.get('selected')!r}, prediction = {record.get('prediction')!r}"
             )
-        if record.get("n") is not None and sum(values) != record["n"]:
-            raise ValueError(f"{where}: its counts sum to {sum(values)}, its n is {record['n']}")
+        failed = record.get("failed", 0)
+        if not isinstance(failed, int) or isinstance(failed, bool) or failed < 0:
+            raise ValueError(f"{where}: 'failed' (lattice copies whose draw failed) must be a non-negative integer, got {failed!r}")
+        if record.get("n") is not None and sum(values) + failed != record["n"]:
+            raise ValueError(f"{where}: its counts sum to {sum(values)}{f' and {failed} failed' if failed else ''}, its n is {record['n']}")
         counts.append(values)
         selected.append(choice)
+        failures.append(failed)
     if len({len(c) for c in counts}) != 1:
         raise ValueError("the records' counts have different numbers of classes")
     matrix, top = np.array(counts, dtype=np.int64), np.array(selected, dtype=np.int64)
-    p1_lower, p2_upper = top_two_bounds(matrix, top, alpha, p2_mode)
+    p1_lower, p2_upper = top_two_bounds(matrix, top, alpha, p2_mode, np.array(failures, dtype=np.int64))
     certified = p1_lower > p2_upper
     radius, order = radii_where_certified(mechanism, p1_lower, p2_upper, certified, "renyi")
     extra = _comparison_radii(mechanism, p1_lower, p2_upper, certified)

@@ -68,6 +68,16 @@ def _check_class(record: dict[str, Any], key: str, classes: int | None, at: str,
         raise ValueError(f"{at}: {key!r} must be {allowed}, got {value!r}")
 
 
+def _check_failed(record: dict[str, Any], settings: dict[str, Any], at: str) -> int:
+    """``record["failed"]`` (lattice copies whose noise draw failed): absent or 0 in float mode, a non-negative integer in lattice mode."""
+    failed = record.get("failed", 0)
+    if not _is_int(failed) or failed < 0:
+        raise ValueError(f"{at}: 'failed' must be a non-negative integer, got {failed!r}")
+    if failed and settings.get("grid") is None:
+        raise ValueError(f"{at}: {failed} failed copies, but its settings are float mode's (no grid): only lattice noise can fail")
+    return int(failed)
+
+
 def _check_counts(record: dict[str, Any], classes: int | None, total: Any, total_name: str, at: str) -> list[int]:
     """``record["counts"]``: non-negative integers, one per class (as many as the record has when the number is unknown), summing to ``total``."""
     counts = record.get("counts")
@@ -133,7 +143,8 @@ def verify_fixed_n(records: Sequence[dict[str, Any]], settings: dict[str, Any], 
         n = record.get("n", settings.get("n"))
         if _is_int(settings.get("n")) and record.get("n") is not None and record.get("n") != settings["n"]:
             raise ValueError(f"{at}: its n is {record.get('n')!r}, the run's settings say n = {settings['n']}")
-        _check_counts(record, classes, n, "n", at)
+        failed = _check_failed(record, settings, at)
+        _check_counts(record, classes, n - failed if _is_int(n) else n, "n" + (f" - {failed} failed" if failed else ""), at)
         for key in ("p1_lower", "p2_upper"):
             value = record.get(key)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= float(value) <= 1.0:
@@ -190,7 +201,8 @@ def verify_sequential(records: Sequence[dict[str, Any]], radii: Sequence[float],
             if successes == 0 and any(certified):
                 raise ValueError(f"{at}: certified from zero successes: no confidence sequence certifies a class it never saw")
         if "counts" in record:
-            counts = _check_counts(record, classes, samples, "samples", at)
+            failed = _check_failed(record, settings, at)
+            counts = _check_counts(record, classes, samples - failed, "samples" + (f" - {failed} failed" if failed else ""), at)
             if successes is not None and counts[record["selected"]] != successes:
                 raise ValueError(f"{at}: {successes} successes, but its counts give the candidate {counts[record['selected']]}")
 

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -43,6 +44,8 @@ constexpr float kTwoPowM31 = 4.656612873077393e-10f;
 constexpr float kTwoPiTwoPowM32 = static_cast<float>(6.283185307179586 * 2.3283064365386963e-10);
 constexpr int64_t kNormal = 0;
 constexpr int64_t kLaplace = 1;
+constexpr int64_t kWords = 2;  // the raw Philox words, bit for bit (lattice noise draws its atoms from them)
+constexpr int kGuideBits = 12;  // renyicert.lattice.GUIDE_BITS
 
 using Vec = at::vec::Vectorized<float>;
 
@@ -66,6 +69,7 @@ inline Words narrow(Wide low, Wide high) {
 }
 inline Vec words_to_float(Words w) { return Vec(_mm512_cvtepu32_ps(w)); }  // correctly rounded
 inline Words words_shift_right_1(Words w) { return _mm512_srli_epi32(w, 1); }
+inline Vec words_as_floats(Words w) { return Vec(_mm512_castsi512_ps(w)); }
 // The float sign bit where the word's low bit is clear.
 inline Vec sign_where_low_bit_clear(Words w) {
   return Vec(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_andnot_si512(w, _mm512_set1_epi32(1)), 31)));
@@ -96,6 +100,7 @@ inline Vec words_to_float(Words w) {
   return Vec(_mm256_add_ps(_mm256_mul_ps(high, _mm256_set1_ps(65536.0f)), low));
 }
 inline Words words_shift_right_1(Words w) { return _mm256_srli_epi32(w, 1); }
+inline Vec words_as_floats(Words w) { return Vec(_mm256_castsi256_ps(w)); }
 inline Vec sign_where_low_bit_clear(Words w) {
   return Vec(_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_andnot_si256(w, _mm256_set1_epi32(1)), 31)));
 }
@@ -174,10 +179,14 @@ inline void noise_block(uint64_t first_offset, const RoundKeys& keys, int64_t ki
         lane[2 * pair] = radius * cosine;
         lane[2 * pair + 1] = radius * sine;
       }
-    } else {  // magnitude -log(u) from the high 31 bits, negative when the low bit is set
+    } else if (kind == kLaplace) {  // magnitude -log(u) from the high 31 bits, negative when the low bit is set
       for (int i = 0; i < 4; ++i) {
         const Vec u = (words_to_float(words_shift_right_1(words[i])) + Vec(0.5f)) * Vec(kTwoPowM31);
         lane[i] = u.log() ^ sign_where_low_bit_clear(words[i]);
+      }
+    } else {  // kWords: the words' bits, stored through float lanes unchanged
+      for (int i = 0; i < 4; ++i) {
+        lane[i] = words_as_floats(words[i]);
       }
     }
     store_interleaved(lane, out + 4 * half * Vec::size());
@@ -210,6 +219,10 @@ inline void noise_block(uint64_t offset, const RoundKeys& keys, int64_t kind, fl
     k1 += kKeyB;
   }
   const uint32_t words[4] = {c0, c1, c2, c3};
+  if (kind == kWords) {
+    std::memcpy(out, words, sizeof(words));
+    return;
+  }
   if (kind == kNormal) {
     for (int pair = 0; pair < 2; ++pair) {
       const float radius = std::sqrt(-2.0f * std::log((static_cast<float>(words[2 * pair]) + 0.5f) * kTwoPowM32));
@@ -325,6 +338,89 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
   const int64_t key_count = seeds.numel();
   TORCH_CHECK(rows_in_range(input_of, rows, std::min(inputs, key_count)), "noisy_rows: row_input out of range (of x or of seeds)");
   write_noisy_rows(out_data, x_data, input_of, sample_of, seed_of, rows, numel, scale, kind);
+}
+
+// Lattice noise (renyicert.lattice): out[j, e] = (k[row_input[j], e] + atom) / grid, the atom drawn from the
+// 64-bit integer U = (word 2e << 32) | word 2e + 1 of the row's stream (counter row_sample * ceil(numel / 2) + e / 2)
+// by inversion against the thresholds `ends` (stored as U - 2^63), the guide table giving each U's first candidate.
+// failed[j] = 1 when any element's U falls outside the atoms (below `start` or at or past ends[atoms - 1]).
+void write_lattice_rows(float* out_data, int32_t* failed, const int64_t* k_data, const int64_t* input_of, const int64_t* sample_of,
+                        const int64_t* seed_of, int64_t rows, int64_t numel, const int64_t* ends, int64_t atoms, const int32_t* guide,
+                        int64_t start, int64_t lowest, float grid) {
+  const int64_t groups = (numel + 1) / 2;
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(numel, 1));
+  constexpr int64_t buckets = int64_t{1} << kGuideBits;
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    alignas(64) uint32_t words[4 * kTile];
+    alignas(64) int32_t integers[2 * kTile];
+    for (int64_t row = begin; row < end; ++row) {
+      const uint64_t seed = static_cast<uint64_t>(seed_of[input_of[row]]);
+      const RoundKeys keys(static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+      const uint64_t first_offset = static_cast<uint64_t>(sample_of[row]) * static_cast<uint64_t>(groups);
+      const int64_t* k_row = k_data + input_of[row] * numel;
+      float* out_row = out_data + row * numel;
+      bool row_failed = false;
+      for (int64_t g0 = 0; g0 < groups; g0 += kTile) {
+        const int64_t count = std::min(kTile, groups - g0);
+        for (int64_t g = 0; g < count; g += kBlock) {
+          noise_block(first_offset + static_cast<uint64_t>(g0 + g), keys, kWords, reinterpret_cast<float*>(words) + 4 * g);
+        }
+        const int64_t e_begin = 2 * g0;
+        const int64_t e_end = std::min(numel, 2 * (g0 + count));
+        const int64_t length = e_end - e_begin;
+        for (int64_t i = 0; i < length; ++i) {  // the search: scalar (a guide lookup, then a bucket of zero to a few atoms)
+          const uint32_t* w = words + 2 * i;
+          const uint64_t u = (static_cast<uint64_t>(w[0]) << 32) | static_cast<uint64_t>(w[1]);
+          const int64_t value = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
+          const int64_t bucket = static_cast<int64_t>(u >> (64 - kGuideBits));
+          const int64_t low = guide[bucket];
+          const int64_t high = bucket + 1 < buckets ? guide[bucket + 1] : atoms;
+          int64_t index;
+          if (high - low <= 4 && low + 4 <= atoms) {
+            // Branch-free: every end past the bucket is above the bucket's values, so the count of the four ends from
+            // `low` at or below `value` is the count within the bucket.
+            index = low + static_cast<int64_t>(ends[low] <= value) + static_cast<int64_t>(ends[low + 1] <= value) +
+                    static_cast<int64_t>(ends[low + 2] <= value) + static_cast<int64_t>(ends[low + 3] <= value);
+          } else {  // a wide bucket (the tails of a fine lattice) or the last atoms: a binary search
+            index = std::upper_bound(ends + low, ends + high, value) - ends;
+          }
+          row_failed |= index >= atoms || value < start;
+          integers[i] = static_cast<int32_t>(k_row[e_begin + i] + std::min(index, atoms - 1) + lowest);  // |k + j| < 2^24
+        }
+        for (int64_t i = 0; i < length; ++i) {  // one correctly rounded division per copy value, vectorised by the compiler
+          out_row[e_begin + i] = static_cast<float>(integers[i]) / grid;
+        }
+      }
+      failed[row] = row_failed ? 1 : 0;
+    }
+  });
+}
+
+void lattice_rows(at::Tensor out, at::Tensor failed, const at::Tensor& k, const at::Tensor& row_input, const at::Tensor& row_sample,
+                  const at::Tensor& seeds, const at::Tensor& ends, const at::Tensor& guide, int64_t start, int64_t lowest, double grid) {
+  TORCH_CHECK(out.device().is_cpu() && k.device().is_cpu() && ends.device().is_cpu() && guide.device().is_cpu(), "lattice_rows: CPU tensors only");
+  TORCH_CHECK(out.scalar_type() == at::kFloat && failed.scalar_type() == at::kInt && k.scalar_type() == at::kLong &&
+                  ends.scalar_type() == at::kLong && guide.scalar_type() == at::kInt, "lattice_rows: float32 out, int32 failed and guide, int64 k and ends");
+  TORCH_CHECK(row_input.scalar_type() == at::kLong && row_sample.scalar_type() == at::kLong && seeds.scalar_type() == at::kLong,
+              "lattice_rows: int64 row_input, row_sample and seeds");
+  TORCH_CHECK(out.dim() == 2 && k.dim() == 2 && out.size(1) == k.size(1), "lattice_rows: out (rows, numel), k (inputs, numel)");
+  TORCH_CHECK(out.is_contiguous() && failed.is_contiguous() && k.is_contiguous() && row_input.is_contiguous() && row_sample.is_contiguous() &&
+                  seeds.is_contiguous() && ends.is_contiguous() && guide.is_contiguous(), "lattice_rows: contiguous tensors only");
+  TORCH_CHECK(row_input.numel() == out.size(0) && row_sample.numel() == out.size(0) && failed.numel() == out.size(0),
+              "lattice_rows: one row_input, row_sample and failed per row");
+  TORCH_CHECK(ends.numel() >= 1 && guide.numel() == (int64_t{1} << kGuideBits), "lattice_rows: at least one atom and a guide of 2^12 entries");
+  const int64_t atoms = ends.numel();
+  const int32_t* guide_data = guide.data_ptr<int32_t>();
+  bool guide_ok = true;
+  for (int64_t t = 0; t < guide.numel(); ++t) {
+    guide_ok &= guide_data[t] >= 0 && guide_data[t] <= atoms && (t == 0 || guide_data[t] >= guide_data[t - 1]);
+  }
+  TORCH_CHECK(guide_ok, "lattice_rows: the guide must be non-decreasing entries in [0, atoms]");
+  const int64_t rows = out.size(0);
+  TORCH_CHECK(rows_in_range(row_input.data_ptr<int64_t>(), rows, std::min(k.size(0), seeds.numel())), "lattice_rows: row_input out of range (of k or of seeds)");
+  write_lattice_rows(out.data_ptr<float>(), failed.data_ptr<int32_t>(), k.data_ptr<int64_t>(), row_input.data_ptr<int64_t>(),
+                     row_sample.data_ptr<int64_t>(), seeds.data_ptr<int64_t>(), rows, out.size(1), ends.data_ptr<int64_t>(), atoms,
+                     guide_data, start, lowest, static_cast<float>(grid));
 }
 
 #if defined(RENYICERT_SIMD_PHILOX)
@@ -507,9 +603,11 @@ extern "C" __attribute__((visibility("default"))) int renyicert_count_then_fill(
 TORCH_LIBRARY(renyicert_native, m) {
   m.def("noisy_rows(Tensor(a!) out, Tensor x, Tensor row_input, Tensor row_sample, Tensor seeds, float scale, int kind) -> ()");
   m.def("count_votes(Tensor logits, Tensor row_input, Tensor(a!) counts, int valid) -> bool");
+  m.def("lattice_rows(Tensor(a!) out, Tensor(b!) failed, Tensor k, Tensor row_input, Tensor row_sample, Tensor seeds, Tensor ends, Tensor guide, int start, int lowest, float grid) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(renyicert_native, CPU, m) {
   m.impl("noisy_rows", &noisy_rows);
   m.impl("count_votes", &count_votes);
+  m.impl("lattice_rows", &lattice_rows);
 }
