@@ -158,7 +158,7 @@ def test_one_sided_wealth_is_a_supermartingale_under_every_null_probability() ->
 def test_one_sided_test_rejects_a_true_null_at_most_alpha_under_optional_stopping(p: float, c: float) -> None:
     from renyicert.confidence_sequence import one_sided_decisions
 
-    alpha, streams, steps = 0.05, 4000, 1000
+    alpha, streams, steps = 0.05, 2000, 400
     rng = np.random.default_rng(7)
     successes = np.cumsum(rng.random((streams, steps)) < p, axis=1)
     above, _ = one_sided_decisions(successes, np.arange(1, steps + 1)[None, :], c, alpha)

@@ -21,6 +21,7 @@ from typing import Any
 from ..lattice import LatticeNoise
 from .native import native_ops
 from .philox import randint4x
+from .sampler import _triton_available
 
 __all__ = ["LatticeSampler", "LatticeWriter", "lattice_rows_reference"]
 
@@ -229,14 +230,6 @@ def _compiled_reference() -> Any:
 
             _COMPILED.append(torch.compile(lattice_rows_reference, dynamic=False))
         return _COMPILED[0]
-
-
-def _triton_available() -> bool:
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 _TRITON_KERNELS: dict[str, Any] = {}

@@ -200,6 +200,7 @@ def check_lattice(context: CheckContext) -> CheckResult:
 
     from .._engine.native import native_ops
     from ..lattice import lattice_noise
+    from .paths import _triton_importable
 
     mechanism = context.mechanism
     if not mechanism.has_coordinate_cdf:
@@ -243,9 +244,3 @@ def check_lattice(context: CheckContext) -> CheckResult:
         evidence["grids"][str(grid)] = found
     method = "CDF against density and sample(); thresholds exact at 80 digits; failure mass bounded; every path's atoms equal, chi-square against the pmf"
     return CheckResult(_NAME, Verdict.PASS, method, evidence, limits=tuple(limits))
-
-
-def _triton_importable() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("triton") is not None
