@@ -321,3 +321,9 @@ def test_the_ordered_one_sided_rule_is_the_default_and_spends_fewer_copies_than_
     assert all(a.certified[0] for a in ordered)
     assert any(a.p1_lower < a.thresholds[0] for a in ordered)  # not intersected with the certified threshold
     assert all(a.p1_lower >= a.thresholds[0] for a in two_sided if a.certified[0])  # the two-sided rule's: intersected
+
+
+def test_an_unknown_decision_test_is_refused_by_name() -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
+    with pytest.raises(ValueError, match=r"test must be one of \('ordered', 'two-sided'\), got 'one-sided'"):
+        smoothed.certify_at(torch.tensor([1.0]), [0.1], decision_test="one-sided")

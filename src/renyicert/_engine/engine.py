@@ -337,8 +337,8 @@ class VoteEngine:
         ops = native_ops() if buffer.device.type == "cpu" else None
         if self._lattice_sampler is not None:
             writer = self._lattice_sampler.bind(buffer, x, keys)
-            if failures is None:
-                failures = _zeros_per_input(x)
+            if failures is None:  # a caller that does not keep them (draw_copies)
+                failures = counts.new_zeros(x.shape[0])
             return LatticeBatchStep(writer, row_input, row_sample, buffer.shape[0], counts, failures, self.num_classes, ops)
         path = self._sampler.path(buffer, x) if self._sampler is not None else "own"
         if path == "native":
@@ -373,13 +373,6 @@ class VoteEngine:
             buffer.add_(noise)
 
         return fill_with_own_sampler
-
-
-def _zeros_per_input(x: Any) -> Any:
-    """int64 zeros, one per input of ``x`` (the failures of a phase whose caller does not keep them)."""
-    import torch
-
-    return torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
 
 
 def check_noise(noise: Any, buffer: Any, mechanism: Mechanism) -> None:
