@@ -17,7 +17,8 @@ certifies (7 radii):
 * (d), (d+) ours for the whole grid at once: certify_dataset_at(radii=grid), without and with the extension.
 
 (c) and (d) use the threshold form's default test since issue 27: one-sided e-processes per radius at the full
-alpha, radii certified in increasing order (decision_test="ordered"). Beside them, in the same run:
+alpha, radii certified in increasing order (decision_test="ordered"), a radius given up (undecided) once the
+predicted chance that its test crosses by the budget is below renyicert.sequential.FUTILITY. Beside them, in the same run:
 * (c2), (d2): the rule before, every radius from one two-sided confidence sequence (decision_test="two-sided");
 * (dr): the runner-up form (p2_mode="runner-up", the demo's and certify_at's default) for the whole grid.
 

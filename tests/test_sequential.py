@@ -133,9 +133,9 @@ def test_a_certain_input_stops_at_the_first_point_and_radii_follow_the_threshold
     assert answer.radius == 1.0 and answer.p1_lower == float(sequence_bounds(np.array([80]), np.array([80]), 0.001, "lower")[0][0])
     two_sided = smoothed.certify_at(torch.tensor([8.0]), [0.0, 1.0], budget=1000, n0=10, seed=0, p2_mode="complement", decision_test="two-sided")
     assert two_sided.certified == (True, True) and two_sided.samples == 80 and two_sided.p1_lower >= two_sided.thresholds[1]
-    # The other class's side: refused at every radius, also quickly.
+    # p = 1/2: radius 0.5 refused by the mirror test; radius 1 (p1 > 0.893) given up sooner, for futility (undecided).
     refused = smoothed.certify_at(torch.tensor([0.0]), [0.5, 1.0], budget=1000, n0=10, seed=0, p2_mode="complement")
-    assert refused.certified == (False, False) and refused.undecided == (False, False) and refused.samples < 1000
+    assert refused.certified == (False, False) and refused.undecided == (False, True) and refused.samples < 1000
     assert refused.radius == -np.inf
 
 
@@ -167,6 +167,53 @@ def test_the_extended_budget_goes_on_only_where_the_estimate_would_be_certified_
     close = torch.tensor([sigma * norm.ppf(threshold + 0.001)], dtype=torch.float32)
     answers = [smoothed.certify_at(close, [0.5], budget=2000, extended_budget=10_000, n0=10, bound="tight", seed=seed, p2_mode="complement") for seed in range(5)]
     assert all(a.samples <= 2000 and a.undecided == (True,) for a in answers)
+
+
+def test_futility_stops_a_radius_the_test_will_not_certify_by_the_budget_and_keeps_one_it_will() -> None:
+    sigma, radius, budget = 1.0, 0.5, 20_000
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=sigma, input_shape=(1,), progress=False)
+    threshold = float(probability_threshold(smoothed.mechanism, radius, "tight"))
+    crossing = int(sequential.one_sided_crossing_counts(budget, [threshold], 0.001)[0])
+    needed = crossing / budget  # the fraction of successes the test needs at the budget
+    # Just below the threshold: the mirror test would take far past the budget; futility stops it early, undecided.
+    below = torch.tensor([sigma * norm.ppf(threshold - 0.003)], dtype=torch.float32)
+    answers = [smoothed.certify_at(below, [radius], budget=budget, n0=10, bound="tight", seed=seed, p2_mode="complement") for seed in range(3)]
+    assert all(a.certified == (False,) and a.undecided == (True,) and a.samples < budget / 4 for a in answers), [a.samples for a in answers]
+    # Comfortably above what the test needs at the budget (2.5 standard deviations): never given up, certified.
+    above = torch.tensor([sigma * norm.ppf(needed + 0.008)], dtype=torch.float32)
+    kept = [smoothed.certify_at(above, [radius], budget=budget, n0=10, bound="tight", seed=seed, p2_mode="complement") for seed in range(3)]
+    assert all(a.certified == (True,) for a in kept)
+    # Without the futility rule: the input above is certified the same way; the one below runs on many times longer.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sequential, "FUTILITY", 0.0)
+        assert [smoothed.certify_at(above, [radius], budget=budget, n0=10, bound="tight", seed=seed, p2_mode="complement") for seed in range(3)] == kept
+        plain = smoothed.certify_at(below, [radius], budget=budget, n0=10, bound="tight", seed=0, p2_mode="complement")
+    assert plain.samples > 4 * answers[0].samples
+
+
+def test_the_predicted_crossing_chance_matches_the_beta_binomial_it_approximates() -> None:
+    from scipy.stats import betabinom
+
+    budget = 3000
+    for successes, samples, crossing in [(450, 500, 2700), (470, 500, 2800), (90, 100, 2650), (990, 1000, 2960), (2600, 2900, 2700)]:
+        exact = betabinom.sf(crossing - successes - 1, budget - samples, successes + 0.5, samples - successes + 0.5)
+        assert float(sequential.crossing_chance(successes, samples, budget, crossing)) == pytest.approx(exact, abs=0.03)
+    # At the budget the chance is 0 or 1: whether the count is there.
+    assert sequential.crossing_chance(np.array([10, 11]), 20, 20, 11).tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("trials", [1, 16, 1000, 100_000])
+def test_the_crossing_count_is_the_fewest_successes_the_one_sided_test_certifies(trials: int) -> None:
+    from renyicert.confidence_sequence import one_sided_crossing_counts, one_sided_decisions
+
+    thresholds = np.array([0.3, 0.5, 0.9, 0.99, 0.9999, 1 - 1e-9])
+    counts = one_sided_crossing_counts(trials, thresholds, 0.001)
+    reachable = counts <= trials
+    assert one_sided_decisions(counts[reachable], trials, thresholds[reachable], 0.001)[0].all()
+    assert not one_sided_decisions(counts[reachable] - 1, trials, thresholds[reachable], 0.001)[0].any()
+    assert not one_sided_decisions(trials, trials, thresholds[~reachable], 0.001)[0].any() and (counts[~reachable] == trials + 1).all()
+    with pytest.raises(ValueError, match="trials must be a positive integer, got 0"):
+        one_sided_crossing_counts(0, thresholds, 0.001)
 
 
 def test_decision_points_grow_by_a_twentieth_and_end_at_the_budgets() -> None:

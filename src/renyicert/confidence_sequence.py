@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 
 from ._validation import check_alpha
 
-__all__ = ["ABOVE", "BELOW", "ONE_SIDED_PRIOR", "PRIOR", "UNDECIDED", "log_wealth", "one_sided_decisions", "one_sided_log_wealth", "sequence_bounds", "threshold_decisions"]
+__all__ = ["ABOVE", "BELOW", "ONE_SIDED_PRIOR", "PRIOR", "UNDECIDED", "log_wealth", "one_sided_crossing_counts", "one_sided_decisions", "one_sided_log_wealth", "sequence_bounds", "threshold_decisions"]
 
 #: :func:`threshold_decisions`' answers: the probability is above the threshold, below it, or the sequence cannot tell yet.
 ABOVE, BELOW, UNDECIDED = 1, -1, 0
@@ -257,3 +257,37 @@ def one_sided_decisions(successes: Any, trials: Any, thresholds: Any, alpha: flo
     above = one_sided_log_wealth(successes, trials, thresholds, "above") >= level
     below = one_sided_log_wealth(successes, trials, thresholds, "below") >= level
     return above, below
+
+
+def one_sided_crossing_counts(trials: int, thresholds: Any, alpha: float) -> NDArray[np.int64]:
+    """The fewest successes in ``trials`` at which the one-sided test for ``p > c`` crosses, per threshold (``trials + 1`` where none does).
+
+    The e-process :func:`one_sided_log_wealth` grows with the successes at a fixed
+    number of trials, so the crossing is one integer per threshold, found by bisection.
+
+    Examples
+    --------
+    >>> from renyicert.confidence_sequence import one_sided_crossing_counts, one_sided_decisions
+    >>> counts = one_sided_crossing_counts(1000, [0.5, 0.9], 0.001)
+    >>> counts.tolist()
+    [571, 938]
+    >>> one_sided_decisions(counts - 1, 1000, [0.5, 0.9], 0.001)[0].tolist(), one_sided_decisions(counts, 1000, [0.5, 0.9], 0.001)[0].tolist()
+    ([False, False], [True, True])
+    """
+    alpha = check_alpha(alpha)
+    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
+        raise ValueError(f"trials must be a positive integer, got {trials!r}")
+    c = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    level = np.log(1.0 / alpha) + _ROUNDING_MARGIN
+    low = np.full(c.shape, -1, dtype=np.int64)  # a count that does not cross
+    high = np.full(c.shape, trials + 1, dtype=np.int64)  # a count that crosses (trials + 1 stands for "none")
+    crosses_at_all = one_sided_log_wealth(trials, trials, c, "above") >= level
+    high = np.where(crosses_at_all, trials, high)
+    open_ = crosses_at_all & (high - low > 1)
+    while open_.any():
+        middle = (low + high) // 2
+        crossed = one_sided_log_wealth(np.where(open_, middle, trials), trials, c, "above") >= level
+        high = np.where(open_ & crossed, middle, high)
+        low = np.where(open_ & ~crossed, middle, low)
+        open_ = crosses_at_all & (high - low > 1)
+    return high

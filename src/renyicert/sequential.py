@@ -49,7 +49,7 @@ from numpy.typing import NDArray
 
 from ._engine.engine import SEGMENT_ROWS, VoteEngine
 from .confidence import P2_MODES
-from .confidence_sequence import ABOVE, BELOW, UNDECIDED, one_sided_decisions, sequence_bounds, threshold_decisions
+from .confidence_sequence import ABOVE, BELOW, UNDECIDED, one_sided_crossing_counts, one_sided_decisions, sequence_bounds, threshold_decisions
 from .lattice import failure_adjusted
 from .mechanism import Mechanism
 from .solver import certified_radius, probability_threshold, tight_radius
@@ -57,7 +57,7 @@ from .solver import certified_radius, probability_threshold, tight_radius
 #: A threshold the budget cannot decide any more (reported as undecided; the input stops drawing for it).
 OUT_OF_BUDGET = 2
 
-__all__ = ["FIRST_BLOCK", "TESTS", "DecisionRule", "SequentialCertificate", "certify_stream", "check_extended_budget", "decision_points", "decision_rule", "radius_thresholds"]
+__all__ = ["FIRST_BLOCK", "TESTS", "DecisionRule", "SequentialCertificate", "certify_stream", "check_extended_budget", "crossing_chance", "decision_points", "decision_rule", "radius_thresholds"]
 
 #: The tests a radius can be decided by (see :class:`DecisionRule`).
 TESTS = ("ordered", "two-sided")
@@ -65,6 +65,9 @@ TESTS = ("ordered", "two-sided")
 FIRST_BLOCK = 16
 #: The step between decisions is the samples drawn so far over this (a twentieth): at most 5% more samples than stopping at once.
 GROWTH_DIVISOR = 20
+#: The ordered rule's futility level: a radius stops drawing (undecided) once the chance that its test crosses by the
+#: budget, predicted from the counts so far (:func:`crossing_chance`), is below this. A stopping rule: it spends no alpha.
+FUTILITY = 1e-3
 
 
 def decision_points(budget: int, extended_budget: int | None = None) -> NDArray[np.int64]:
@@ -281,8 +284,15 @@ class DecisionRule:
             top = counts[rows, label][:, None]
             above, below = one_sided_decisions(top, samples[:, None], self.thresholds[None, :], self.alpha)
             decided = np.where(above, ABOVE, np.where(below, BELOW, UNDECIDED)).astype(np.int8)
-            reachable = None if best is None else one_sided_decisions(best[rows, label][:, None], budget[:, None], self.thresholds[None, :], self.alpha)[0]
-            return decided, reachable
+            if best is None:
+                return decided, None
+            reachable = one_sided_decisions(best[rows, label][:, None], budget[:, None], self.thresholds[None, :], self.alpha)[0]
+            # Futility: stop drawing for a radius its test will most likely not certify by the budget.
+            chance = np.ones_like(reachable, dtype=np.float64)
+            for end in np.unique(budget):
+                at = budget == end
+                chance[at] = crossing_chance(top[at], samples[at, None], end, one_sided_crossing_counts(int(end), self.thresholds, self.alpha)[None, :])
+            return decided, reachable & (chance >= FUTILITY)
         if self.p2_mode == "complement":
             top = counts[rows, label][:, None]
             decided = threshold_decisions(top, samples[:, None], self.thresholds[None, :], self.alpha)
@@ -341,6 +351,36 @@ class DecisionRule:
             return lower, 1.0 - lower
         p1_lower, _, _, p2_upper = self._bounds(counts, label, samples, side="certify")
         return p1_lower[:, 0], p2_upper[:, 0]
+
+
+def crossing_chance(successes: Any, samples: Any, budget: int, crossing: Any) -> NDArray[np.float64]:
+    """The predicted chance that ``successes`` in ``samples`` grow to at least ``crossing`` by ``budget`` samples (broadcast).
+
+    The predictive distribution of the final count under Jeffreys' posterior
+    ``Beta(s + 1/2, n - s + 1/2)`` for ``p`` (Bayesian predictive power, the futility
+    rule of clinical trials: Spiegelhalter, Freedman & Blackburn 1986), in its normal
+    approximation with a continuity correction: the future ``R = budget - n`` copies
+    have mean ``R m`` and variance ``R m (1 - m) + R (R - 1) v``, ``m`` and ``v`` the
+    posterior's mean and variance. (``scipy.stats.betabinom.sf`` is exact but sums
+    the pmf term by term: 30 s for 2,000 evaluations at ``R = 90,000``.) It decides
+    only when an input stops drawing for a radius, never a certificate.
+
+    Examples
+    --------
+    >>> from renyicert.sequential import crossing_chance
+    >>> [round(float(crossing_chance(s, 1000, 100_000, 90_449)), 4) for s in (880, 900, 920)]
+    [0.0075, 0.3027, 0.9613]
+    """
+    from scipy.special import ndtr
+
+    s, n, k = (np.asarray(v, dtype=np.float64) for v in (successes, samples, crossing))
+    remaining = budget - n
+    mean = (s + 0.5) / (n + 1.0)
+    variance = mean * (1.0 - mean) / (n + 2.0)
+    spread = np.sqrt(remaining * mean * (1.0 - mean) + remaining * np.maximum(remaining - 1.0, 0.0) * variance)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (s + remaining * mean - k + 0.5) / spread
+    return np.where(remaining > 0, ndtr(z), (s >= k).astype(np.float64))
 
 
 def decision_rule(mechanism: Mechanism, radii: Any, bound: str, p2_mode: str, alpha: float, classes: int, test: str = "ordered") -> DecisionRule:

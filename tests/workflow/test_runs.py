@@ -74,6 +74,27 @@ def test_the_demo_stages_overwrite_under_the_lock(monkeypatch: pytest.MonkeyPatc
     assert calls == [True, True] and path.read_text() == "keep\n"
 
 
+def test_the_demo_certifies_sequentially_with_the_ordered_one_sided_rule(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: torch.nn.Module) -> None:
+    """The demo's sequential rows use issue 27's rule: the threshold form, whose default test is the ordered one-sided one."""
+    import inspect
+
+    from renyicert.workflow import demo
+    from renyicert.workflow.evaluation import certify_dataset_at
+
+    seen: dict = {}
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(kwargs)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(demo, "certify_dataset_at", recording)
+    _, test = load_digits()
+    with pytest.raises(RuntimeError, match="stop"):
+        demo._certify_sequentially(model, ("gaussian", 0.25), "standard", [0.0], demo.DemoSettings(), test, tmp_path, {"sequential": 0.0}, False)
+    test_default = inspect.signature(certify_dataset_at).parameters["decision_test"].default
+    assert seen["p2_mode"] == "complement" and seen.get("decision_test", test_default) == "ordered"
+
+
 class _FailAfter:
     """A forward hook that counts the model's passes and raises on pass ``calls + 1``: a kill in the middle of a certify_at call."""
 

@@ -53,6 +53,7 @@ class DemoSettings:
     seed: int = 0
     sequential_budget: int = 100_000  # certify_at at the table's radii: most estimation samples per input
     sequential_extended_budget: int | None = None  # and where the estimate is above a threshold
+    sequential_p2_mode: str = "complement"  # the threshold form: ordered one-sided tests per radius at the full alpha (issue 27)
 
     @classmethod
     def quick(cls, **changes: Any) -> DemoSettings:
@@ -205,7 +206,7 @@ def _certify_sequentially(
     tick = time.perf_counter()
     records = certify_dataset_at(
         smoothed, test_data, radii, path, alpha=settings.alpha, budget=settings.sequential_budget, extended_budget=settings.sequential_extended_budget,
-        n0=settings.n0, seed=settings.seed, overwrite=True, progress=progress,
+        n0=settings.n0, seed=settings.seed, overwrite=True, progress=progress, p2_mode=settings.sequential_p2_mode,
     )  # fmt: skip
     seconds = time.perf_counter() - tick
     stage_seconds["sequential"] += seconds

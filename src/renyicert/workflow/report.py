@@ -89,6 +89,7 @@ def main_table(summary: dict[str, Any]) -> str:
             extended = settings.get("sequential_extended_budget")
             note = (
                 f"\n\nSequential rows: `Smoothed.certify_at` at these radii, alpha = {settings['alpha']}, a budget of {budget:,} samples per input"
+                + (" (the threshold form: one-sided tests per radius at the full alpha, in increasing order)" if settings.get("sequential_p2_mode") == "complement" else "")
                 + (f" (up to {extended:,} where the estimate is above a threshold)" if extended else "")
                 + f"; fixed n = {budget:,} would spend {budget + settings['n0']:,} per input for the same answers."
             )
@@ -238,8 +239,9 @@ def _notes(stage: dict[str, float]) -> list[str]:
         "- PixelDP's Gaussian certificate cannot exceed sigma / sqrt(2 ln(1.25 / delta)) (eps <= 1, delta = 1e-5): about 0.2 sigma.",
         f"- Time: training {stage.get('train', 0):.0f} s, certification {stage.get('certify', 0):.0f} s (fixed n), "
         f"{stage.get('sequential', 0):.0f} s (sequential), attacks {stage.get('attack', 0):.0f} s.",
-        "- Sequential certification (`certify_at`) decides each radius with an anytime-valid confidence sequence: an input stops "
-        "as soon as its interval holds none of the radii's thresholds. Its guarantee is the fixed-n one (each input's "
+        "- Sequential certification (`certify_at`) decides each radius with anytime-valid tests (in the threshold form one "
+        "one-sided e-process per radius, certified in increasing order): an input stops once every radius is certified, refused, or "
+        "given up because its test would most likely not decide it by the budget. Its guarantee is the fixed-n one (each input's "
         "certified answers are all right with probability >= 1 - alpha); undecided inputs are counted as not certified.",
         "- The paper's other comparisons (TRADES, a deterministic 1-Lipschitz certifier, and PGD with 20 random starts of 1,000 steps "
         "against these smoothed models) are `renyicert compare` (`make compare`), which writes `compare.md` beside this report.",
