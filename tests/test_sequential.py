@@ -206,7 +206,7 @@ def test_the_predicted_crossing_chance_matches_the_beta_binomial_it_approximates
 def test_the_crossing_count_is_the_fewest_successes_the_one_sided_test_certifies(trials: int) -> None:
     from renyicert.confidence_sequence import one_sided_crossing_counts, one_sided_decisions
 
-    thresholds = np.array([0.3, 0.5, 0.9, 0.99, 0.9999, 1 - 1e-9])
+    thresholds = np.concatenate([[0.3, 0.5, 0.9, 0.99, 0.9999, 1 - 1e-9], np.linspace(0.05, 0.95, 37)])
     counts = one_sided_crossing_counts(trials, thresholds, 0.001)
     reachable = counts <= trials
     assert one_sided_decisions(counts[reachable], trials, thresholds[reachable], 0.001)[0].all()

@@ -279,10 +279,9 @@ def one_sided_crossing_counts(trials: int, thresholds: Any, alpha: float) -> NDA
         raise ValueError(f"trials must be a positive integer, got {trials!r}")
     c = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     level = np.log(1.0 / alpha) + _ROUNDING_MARGIN
-    low = np.full(c.shape, -1, dtype=np.int64)  # a count that does not cross
-    high = np.full(c.shape, trials + 1, dtype=np.int64)  # a count that crosses (trials + 1 stands for "none")
+    low = np.zeros(c.shape, dtype=np.int64)  # a count that does not cross (no success is no evidence)
+    high = np.full(c.shape, trials + 1, dtype=np.int64)  # a count that crosses, or trials + 1 for "none"
     crosses_at_all = one_sided_log_wealth(trials, trials, c, "above") >= level
-    high = np.where(crosses_at_all, trials, high)
     open_ = crosses_at_all & (high - low > 1)
     while open_.any():
         middle = (low + high) // 2
