@@ -286,13 +286,13 @@ class DecisionRule:
             decided = np.where(above, ABOVE, np.where(below, BELOW, UNDECIDED)).astype(np.int8)
             if best is None:
                 return decided, None
-            reachable = one_sided_decisions(best[rows, label][:, None], budget[:, None], self.thresholds[None, :], self.alpha)[0]
-            # Futility: stop drawing for a radius its test will most likely not certify by the budget.
-            chance = np.ones_like(reachable, dtype=np.float64)
+            # The fewest successes that cross at each input's budget: a vote for the candidate on every copy left must reach
+            # them (the wealth grows with the successes), and futility stops a radius its test will most likely not reach.
+            crossing = np.empty(decided.shape, dtype=np.int64)
             for end in np.unique(budget):
-                at = budget == end
-                chance[at] = crossing_chance(top[at], samples[at, None], end, one_sided_crossing_counts(int(end), self.thresholds, self.alpha)[None, :])
-            return decided, reachable & (chance >= FUTILITY)
+                crossing[budget == end] = one_sided_crossing_counts(int(end), self.thresholds, self.alpha)
+            reachable = best[rows, label][:, None] >= crossing
+            return decided, reachable & (crossing_chance(top, samples[:, None], budget[:, None], crossing) >= FUTILITY)
         if self.p2_mode == "complement":
             top = counts[rows, label][:, None]
             decided = threshold_decisions(top, samples[:, None], self.thresholds[None, :], self.alpha)
@@ -353,7 +353,7 @@ class DecisionRule:
         return p1_lower[:, 0], p2_upper[:, 0]
 
 
-def crossing_chance(successes: Any, samples: Any, budget: int, crossing: Any) -> NDArray[np.float64]:
+def crossing_chance(successes: Any, samples: Any, budget: Any, crossing: Any) -> NDArray[np.float64]:
     """The predicted chance that ``successes`` in ``samples`` grow to at least ``crossing`` by ``budget`` samples (broadcast).
 
     The predictive distribution of the final count under Jeffreys' posterior
@@ -374,7 +374,7 @@ def crossing_chance(successes: Any, samples: Any, budget: int, crossing: Any) ->
     from scipy.special import ndtr
 
     s, n, k = (np.asarray(v, dtype=np.float64) for v in (successes, samples, crossing))
-    remaining = budget - n
+    remaining = np.asarray(budget, dtype=np.float64) - n
     mean = (s + 0.5) / (n + 1.0)
     variance = mean * (1.0 - mean) / (n + 2.0)
     spread = np.sqrt(remaining * mean * (1.0 - mean) + remaining * np.maximum(remaining - 1.0, 0.0) * variance)
