@@ -12,7 +12,7 @@ import torch
 import renyicert
 from renyicert.checker.lattice import _threshold_problems
 from renyicert.confidence import top_two_bounds
-from renyicert.lattice import MAX_ATOMS, check_grid, failure_adjusted, grid_integers, lattice_noise, log2_failure
+from renyicert.lattice import GUIDE_BITS, MAX_ATOMS, check_grid, failure_adjusted, grid_integers, lattice_noise, log2_failure
 
 SCALES = {"gaussian": (0.12, 0.25, 1.0), "laplace": (0.12, 0.25, 1.0)}
 
@@ -71,7 +71,8 @@ def test_draw_is_inversion_with_failures_at_both_ends() -> None:
 
 def test_guide_table_gives_each_bucket_its_first_candidate() -> None:
     noise = lattice_noise(renyicert.get_mechanism("laplace", scale=0.5), 255)
-    buckets = (np.arange(4096, dtype=np.uint64) << np.uint64(52)) ^ np.uint64(2**63)
+    assert GUIDE_BITS == 16 and noise.guide.shape == (1 << 16,)  # the C++ kernel's kGuideBits
+    buckets = (np.arange(1 << 16, dtype=np.uint64) << np.uint64(48)) ^ np.uint64(2**63)
     assert np.array_equal(noise.guide, np.searchsorted(noise.ends, buckets.view(np.int64), side="right"))
     assert (np.diff(noise.guide) >= 0).all()
 

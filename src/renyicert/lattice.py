@@ -55,8 +55,9 @@ TAIL = 2.0**-66
 MAX_ATOMS = 1 << 20
 #: The largest grid (points per unit) accepted: the noisy integers ``k + j`` stay exact in float32.
 MAX_GRID = 1 << 16
-#: ``U >> (64 - GUIDE_BITS)`` indexes the guide table (the first candidate atom) of the C++ and Triton kernels.
-GUIDE_BITS = 12
+#: ``U >> (64 - GUIDE_BITS)`` indexes the guide table (the first candidate atom) of the C++ kernel: 2^16 buckets, so
+#: that almost every bucket of the body lies inside one atom (no threshold compared), at 256 KiB per table.
+GUIDE_BITS = 16
 #: The margin, in units of 2^-64, between a threshold and the CDF it rounds (far above the CDF's error at DIGITS digits).
 _MARGIN = Fraction(1, 2**16)
 _TWO_64 = 2**64
@@ -82,7 +83,7 @@ class LatticeNoise:
         read as ``start``); ``U < start`` or ``U >= ends[-1]`` is a failure. Stored as
         ``value - 2^63`` (int64), so that signed comparison orders them as unsigned.
     guide
-        int32 ``(2^GUIDE_BITS,)``: ``guide[t]`` is the number of ``ends`` at or below ``t 2^52``
+        int32 ``(2^GUIDE_BITS,)``: ``guide[t]`` is the number of ``ends`` at or below ``t 2^48``
         (the first atom a ``U`` with top bits ``t`` can fall in).
     """
 

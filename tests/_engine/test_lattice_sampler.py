@@ -47,6 +47,37 @@ def test_every_path_writes_the_documented_atoms(name: str, scale: float, grid: i
         assert writer.failed.tolist() == failed.any(axis=1).astype(int).tolist(), path
 
 
+def test_draws_in_the_buckets_of_many_atoms_and_of_one_edge_match_on_every_path() -> None:
+    """The C++ search has three cases per bucket: none of the thresholds inside (almost every draw), a few (at an
+    atom's edge) and many (the far tails, where it bisects). Draws picked from the Philox stream to land in the rare
+    two, 16 values per row so that the SIMD lanes, not only the scalar rest, meet them."""
+    noise = lattice_noise(renyicert.get_mechanism("gaussian", scale=0.25), 255)
+    width = np.diff(np.append(noise.guide, len(noise.ends)))
+    seed, numel = 11, 16
+    offsets = torch.arange(1 << 19)
+    w = [t.numpy().astype(np.uint64) for t in randint4x(torch.tensor(seed), offsets)]
+    u = (w[0] << np.uint64(32)) | w[1]  # element 0 of a row whose counters start at the offset
+    bucket_width = width[(u >> np.uint64(48)).astype(np.int64)]
+    many = np.flatnonzero(bucket_width > 4)
+    edge = np.flatnonzero((bucket_width >= 1) & (bucket_width <= 4))[:64]
+    assert len(many) >= 2 and len(edge) == 64
+    groups = numel // 2  # a row of sample s starts at counter s * groups: choose s so that it starts at the offset
+    starts = np.concatenate([many, edge])
+    starts = starts[starts % groups == 0] // groups
+    assert len(starts) >= 8
+    x = torch.randint(0, 256, (1, numel), generator=torch.Generator().manual_seed(1)).float() / 255
+    row_sample = torch.from_numpy(starts)
+    row_input = torch.zeros_like(row_sample)
+    results = {}
+    for path in PATHS:
+        out = torch.empty(len(starts), numel)
+        writer = LatticeSampler(noise, backend=path).bind(out, x, torch.tensor([seed]))
+        writer(row_input, row_sample)
+        results[path] = (out, writer.failed.clone())
+    for path in PATHS:
+        assert torch.equal(results[path][0], results["eager"][0]) and torch.equal(results[path][1], results["eager"][1]), path
+
+
 def test_failures_flag_the_same_rows_on_every_path() -> None:
     noise = lattice_noise(renyicert.get_mechanism("gaussian", scale=0.25), 16, tail=0.02)  # tails of 2%: failures on purpose
     x = torch.full((1, 5), 0.5)

@@ -86,6 +86,21 @@ _PORTABLE_NATIVE_CHECK = textwrap.dedent(
             for row_input, row_sample, seeds in cases:
                 eager = FusedSampler(mechanism, backend="eager").noisy(x, row_input, row_sample, seeds)
                 assert torch.allclose(eager, FusedSampler(mechanism, backend="native").noisy(x, row_input, row_sample, seeds), atol=2e-6)
+    from renyicert._engine.lattice_sampler import LatticeSampler
+    from renyicert.lattice import lattice_noise
+    for name, scale, grid, tail in (("gaussian", 0.25, 255, 2.0**-66), ("laplace", 0.5, 16, 0.02)):  # 2% tails: failed rows, wide buckets
+        noise = lattice_noise(renyicert.get_mechanism(name, scale=scale), grid, tail=tail)
+        for numel in (5, 64, 1040):
+            x = torch.randint(0, grid + 1, (3, numel), generator=g).float() / grid
+            row_input, row_sample, seeds = torch.randint(0, 3, (200,), generator=g), torch.randint(0, 2**40, (200,), generator=g), torch.tensor([5, 2**40 + 6, 2**62 + 3])
+            copies = {}
+            for path in ("eager", "native"):
+                out = torch.empty(200, numel)
+                writer = LatticeSampler(noise, backend=path).bind(out, x, seeds)
+                writer(row_input, row_sample)
+                copies[path] = (out, writer.failed.clone())
+            assert torch.equal(copies["eager"][0], copies["native"][0]) and torch.equal(copies["eager"][1], copies["native"][1]), (name, numel)
+            assert tail < 0.01 or int(copies["native"][1].sum()) > 0, (name, numel)
     for classes, dtype in ((1, torch.float32), (10, torch.float32), (37, torch.float32), (10, torch.float64)):
         logits = torch.randint(-2, 3, (1003, classes), generator=g).to(dtype)  # many ties: the first class wins
         row_input = torch.randint(0, 4, (1003,), generator=g)

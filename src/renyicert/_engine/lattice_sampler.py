@@ -110,14 +110,15 @@ class LatticeSampler:
         self._compiled_failed = False
 
     def tables(self, device: Any) -> tuple[Any, Any]:
-        """The thresholds ``ends`` (int64) and the guide table (int32) on ``device``, made once per device."""
+        """The thresholds ``ends`` (int64) and the guide table (int32, ``2^16 + 1`` entries) on ``device``, made once per device."""
         import torch
 
         key = str(device)
         if key not in self._tables:
             self._tables[key] = (
                 torch.from_numpy(self.noise.ends.copy()).to(device),
-                torch.from_numpy(self.noise.guide.copy()).to(device),
+                # closed by the number of atoms, so that bucket b's candidates are entries b and b + 1 for every b
+                torch.cat([torch.from_numpy(self.noise.guide.copy()), torch.tensor([len(self.noise.ends)], dtype=torch.int32)]).to(device),
             )
         return self._tables[key]
 

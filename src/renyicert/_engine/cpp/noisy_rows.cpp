@@ -45,7 +45,7 @@ constexpr float kTwoPiTwoPowM32 = static_cast<float>(6.283185307179586 * 2.32830
 constexpr int64_t kNormal = 0;
 constexpr int64_t kLaplace = 1;
 constexpr int64_t kWords = 2;  // the raw Philox words, bit for bit (lattice noise draws its atoms from them)
-constexpr int kGuideBits = 12;  // renyicert.lattice.GUIDE_BITS
+constexpr int kGuideBits = 16;  // renyicert.lattice.GUIDE_BITS
 
 using Vec = at::vec::Vectorized<float>;
 
@@ -340,16 +340,101 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
   write_noisy_rows(out_data, x_data, input_of, sample_of, seed_of, rows, numel, scale, kind);
 }
 
+// The atom of one 64-bit draw: the number of `ends` at or below `value` (= U - 2^63). It lies in
+// [guide[bucket], guide[bucket + 1]] (`guide` has 2^16 + 1 entries, the last `atoms`), so only the bucket's ends
+// are compared: none in almost every bucket of the body (a central atom spans many buckets), one or a few at its
+// atoms' edges, a bisection in the tails, where one bucket holds many atoms.
+constexpr int64_t kNarrowBucket = 4;  // a bucket of more ends than this is searched by bisection
+
+inline int64_t atom_index(int64_t value, uint64_t u, const int64_t* ends, const int32_t* guide) {
+  const int64_t bucket = static_cast<int64_t>(u >> (64 - kGuideBits));
+  const int64_t low = guide[bucket];
+  const int64_t high = guide[bucket + 1];
+  if (high - low > kNarrowBucket) return std::upper_bound(ends + low, ends + high, value) - ends;
+  int64_t index = low;
+  while (index < high && ends[index] <= value) ++index;
+  return index;
+}
+
+#if defined(RENYICERT_SIMD_PHILOX)
+// The atoms of Wide's lanes at once (elements i .. i + kWideLanes - 1, from their word pairs `w`): the draws,
+// their buckets and the results in SIMD; the guide read with scalar loads (faster than a gather on the CPUs we
+// measured, AMD Zen 4 among them); the lanes whose bucket holds an end finished by atom_index. Writes
+// k + min(index, atoms - 1) + lowest to `integers` and returns whether a lane failed.
+#if defined(CPU_CAPABILITY_AVX512)
+inline bool atoms_of_lanes(const uint32_t* w, const int64_t* k, const int64_t* ends, const int32_t* guide, int64_t atoms, int64_t start,
+                           int64_t lowest, int32_t* integers) {
+  alignas(64) uint64_t draws[kWideLanes];
+  alignas(64) int64_t lanes[kWideLanes];
+  const __m512i u = _mm512_ror_epi64(_mm512_loadu_si512(w), 32);  // (w[2i] << 32) | w[2i + 1]
+  const __m512i value = _mm512_xor_si512(u, _mm512_set1_epi64(INT64_MIN));
+  _mm512_store_si512(draws, u);
+  for (int64_t lane = 0; lane < kWideLanes; ++lane) {  // guide[b] | guide[b + 1] << 32, one 8-byte load
+    std::memcpy(&lanes[lane], guide + (draws[lane] >> (64 - kGuideBits)), sizeof(int64_t));
+  }
+  const __m512i pair = _mm512_load_si512(lanes);
+  __m512i index = _mm512_and_si512(pair, _mm512_set1_epi64(0xFFFFFFFF));
+  const __mmask8 open = _mm512_cmpneq_epi64_mask(_mm512_srli_epi64(pair, 32), index);  // the bucket holds an end
+  if (open != 0) {
+    alignas(64) int64_t values[kWideLanes];
+    _mm512_store_si512(values, value);
+    _mm512_store_si512(lanes, index);
+    for (int64_t lane = 0; lane < kWideLanes; ++lane) {
+      if (open & (1u << lane)) lanes[lane] = atom_index(values[lane], draws[lane], ends, guide);
+    }
+    index = _mm512_load_si512(lanes);
+  }
+  const __mmask8 failed = _mm512_cmpge_epi64_mask(index, _mm512_set1_epi64(atoms)) | _mm512_cmplt_epi64_mask(value, _mm512_set1_epi64(start));
+  const __m512i atom = _mm512_min_epi64(index, _mm512_set1_epi64(atoms - 1));
+  const __m512i sum = _mm512_add_epi64(_mm512_add_epi64(_mm512_loadu_si512(k), atom), _mm512_set1_epi64(lowest));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(integers), _mm512_cvtepi64_epi32(sum));  // |k + j| < 2^24
+  return failed != 0;
+}
+#else  // AVX2: no mask registers, no 64-bit min; a true compare is all ones
+inline bool atoms_of_lanes(const uint32_t* w, const int64_t* k, const int64_t* ends, const int32_t* guide, int64_t atoms, int64_t start,
+                           int64_t lowest, int32_t* integers) {
+  alignas(32) uint64_t draws[kWideLanes];
+  alignas(32) int64_t lanes[kWideLanes];
+  const __m256i u = _mm256_shuffle_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)), 0xB1);  // (w[2i] << 32) | w[2i + 1]
+  const __m256i value = _mm256_xor_si256(u, _mm256_set1_epi64x(INT64_MIN));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(draws), u);
+  for (int64_t lane = 0; lane < kWideLanes; ++lane) {  // guide[b] | guide[b + 1] << 32, one 8-byte load
+    std::memcpy(&lanes[lane], guide + (draws[lane] >> (64 - kGuideBits)), sizeof(int64_t));
+  }
+  const __m256i pair = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+  __m256i index = _mm256_and_si256(pair, _mm256_set1_epi64x(0xFFFFFFFF));
+  const int open = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_srli_epi64(pair, 32), index))) ^ 0xF;
+  if (open != 0) {
+    alignas(32) int64_t values[kWideLanes];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(values), value);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), index);
+    for (int64_t lane = 0; lane < kWideLanes; ++lane) {
+      if (open & (1 << lane)) lanes[lane] = atom_index(values[lane], draws[lane], ends, guide);
+    }
+    index = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+  }
+  const __m256i last = _mm256_set1_epi64x(atoms - 1);
+  const __m256i past = _mm256_cmpgt_epi64(index, last);
+  const __m256i failed = _mm256_or_si256(past, _mm256_cmpgt_epi64(_mm256_set1_epi64x(start), value));
+  const __m256i atom = _mm256_blendv_epi8(index, last, past);
+  const __m256i sum = _mm256_add_epi64(_mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(k)), atom), _mm256_set1_epi64x(lowest));
+  const __m256i even = _mm256_set_epi32(7, 5, 3, 1, 6, 4, 2, 0);  // the low halves into the low 128 bits
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(integers), _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(sum, even)));  // |k + j| < 2^24
+  return _mm256_movemask_pd(_mm256_castsi256_pd(failed)) != 0;
+}
+#endif
+#endif
+
 // Lattice noise (renyicert.lattice): out[j, e] = (k[row_input[j], e] + atom) / grid, the atom drawn from the
 // 64-bit integer U = (word 2e << 32) | word 2e + 1 of the row's stream (counter row_sample * ceil(numel / 2) + e / 2)
-// by inversion against the thresholds `ends` (stored as U - 2^63), the guide table giving each U's first candidate.
-// failed[j] = 1 when any element's U falls outside the atoms (below `start` or at or past ends[atoms - 1]).
+// by inversion against the thresholds `ends` (stored as U - 2^63), the guide table (2^16 + 1 entries, the last `atoms`)
+// giving each U's bucket of candidates. failed[j] = 1 when any element's U falls outside the atoms (below
+// `start` or at or past ends[atoms - 1]).
 void write_lattice_rows(float* out_data, int32_t* failed, const int64_t* k_data, const int64_t* input_of, const int64_t* sample_of,
                         const int64_t* seed_of, int64_t rows, int64_t numel, const int64_t* ends, int64_t atoms, const int32_t* guide,
                         int64_t start, int64_t lowest, float grid) {
   const int64_t groups = (numel + 1) / 2;
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(numel, 1));
-  constexpr int64_t buckets = int64_t{1} << kGuideBits;
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     alignas(64) uint32_t words[4 * kTile];
     alignas(64) int32_t integers[2 * kTile];
@@ -368,22 +453,17 @@ void write_lattice_rows(float* out_data, int32_t* failed, const int64_t* k_data,
         const int64_t e_begin = 2 * g0;
         const int64_t e_end = std::min(numel, 2 * (g0 + count));
         const int64_t length = e_end - e_begin;
-        for (int64_t i = 0; i < length; ++i) {  // the search: scalar (a guide lookup, then a bucket of zero to a few atoms)
+        int64_t i = 0;
+#if defined(RENYICERT_SIMD_PHILOX)
+        for (; i + kWideLanes <= length; i += kWideLanes) {
+          row_failed |= atoms_of_lanes(words + 2 * i, k_row + e_begin + i, ends, guide, atoms, start, lowest, integers + i);
+        }
+#endif
+        for (; i < length; ++i) {  // the rest of the tile (all of it without SIMD)
           const uint32_t* w = words + 2 * i;
           const uint64_t u = (static_cast<uint64_t>(w[0]) << 32) | static_cast<uint64_t>(w[1]);
           const int64_t value = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
-          const int64_t bucket = static_cast<int64_t>(u >> (64 - kGuideBits));
-          const int64_t low = guide[bucket];
-          const int64_t high = bucket + 1 < buckets ? guide[bucket + 1] : atoms;
-          int64_t index;
-          if (high - low <= 4 && low + 4 <= atoms) {
-            // Branch-free: every end past the bucket is above the bucket's values, so the count of the four ends from
-            // `low` at or below `value` is the count within the bucket.
-            index = low + static_cast<int64_t>(ends[low] <= value) + static_cast<int64_t>(ends[low + 1] <= value) +
-                    static_cast<int64_t>(ends[low + 2] <= value) + static_cast<int64_t>(ends[low + 3] <= value);
-          } else {  // a wide bucket (the tails of a fine lattice) or the last atoms: a binary search
-            index = std::upper_bound(ends + low, ends + high, value) - ends;
-          }
+          const int64_t index = atom_index(value, u, ends, guide);
           row_failed |= index >= atoms || value < start;
           integers[i] = static_cast<int32_t>(k_row[e_begin + i] + std::min(index, atoms - 1) + lowest);  // |k + j| < 2^24
         }
@@ -408,14 +488,17 @@ void lattice_rows(at::Tensor out, at::Tensor failed, const at::Tensor& k, const 
                   seeds.is_contiguous() && ends.is_contiguous() && guide.is_contiguous(), "lattice_rows: contiguous tensors only");
   TORCH_CHECK(row_input.numel() == out.size(0) && row_sample.numel() == out.size(0) && failed.numel() == out.size(0),
               "lattice_rows: one row_input, row_sample and failed per row");
-  TORCH_CHECK(ends.numel() >= 1 && guide.numel() == (int64_t{1} << kGuideBits), "lattice_rows: at least one atom and a guide of 2^12 entries");
+  TORCH_CHECK(ends.numel() >= 1 && ends.numel() < (int64_t{1} << 31) && guide.numel() == (int64_t{1} << kGuideBits) + 1,
+              "lattice_rows: at least one atom and a guide of 2^16 + 1 entries (the last one the number of atoms)");
   const int64_t atoms = ends.numel();
   const int32_t* guide_data = guide.data_ptr<int32_t>();
-  bool guide_ok = true;
-  for (int64_t t = 0; t < guide.numel(); ++t) {
-    guide_ok &= guide_data[t] >= 0 && guide_data[t] <= atoms && (t == 0 || guide_data[t] >= guide_data[t - 1]);
+  const int32_t atoms32 = static_cast<int32_t>(atoms);
+  const int64_t buckets = int64_t{1} << kGuideBits;
+  int32_t guide_bad = guide_data[buckets] != atoms32;
+  for (int64_t t = 0; t < buckets; ++t) {  // branch-free, so that the compiler vectorises it (65,536 entries a call)
+    guide_bad |= (guide_data[t] < 0) | (guide_data[t] > guide_data[t + 1]);
   }
-  TORCH_CHECK(guide_ok, "lattice_rows: the guide must be non-decreasing entries in [0, atoms]");
+  TORCH_CHECK(guide_bad == 0, "lattice_rows: the guide must be non-decreasing entries in [0, atoms], its last entry atoms");
   const int64_t rows = out.size(0);
   TORCH_CHECK(rows_in_range(row_input.data_ptr<int64_t>(), rows, std::min(k.size(0), seeds.numel())), "lattice_rows: row_input out of range (of k or of seeds)");
   write_lattice_rows(out.data_ptr<float>(), failed.data_ptr<int32_t>(), k.data_ptr<int64_t>(), row_input.data_ptr<int64_t>(),
