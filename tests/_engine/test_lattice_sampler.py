@@ -185,3 +185,25 @@ def test_rows_longer_than_a_tile_and_odd_lengths_match_on_every_path() -> None:
         assert torch.equal(out, outs["eager"]), path
     atoms = torch.round(outs["eager"] * 255) - torch.round(x[row_input] * 255)
     assert abs(float(atoms.std()) - 0.5 * 255) < 0.05 * 127.5  # the rounded noise's spread
+
+
+@pytest.mark.skipif(native_ops() is None, reason="no C++ compiler: the native kernels cannot be built")
+def test_the_native_kernel_refuses_a_guide_it_cannot_trust() -> None:
+    """The C++ kernel reads ends[guide[b]] .. ends[guide[b + 1] - 1]: a guide of the wrong size, not closed by the
+    number of atoms, decreasing or negative would read outside the thresholds, so each is refused by name."""
+    noise = lattice_noise(renyicert.get_mechanism("gaussian", scale=0.25), 16)
+    ends, guide = LatticeSampler(noise, backend="native").tables(torch.device("cpu"))
+    k = torch.zeros(1, 4, dtype=torch.int64)
+    args = (torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), torch.tensor([3]))
+
+    def run(table: torch.Tensor) -> None:
+        native_ops().lattice_rows(torch.empty(1, 4), torch.zeros(1, dtype=torch.int32), k, *args, ends, table, noise.start, noise.lowest, 16.0)
+
+    run(guide)  # the sampler's own table passes
+    with pytest.raises(RuntimeError, match=r"a guide of 2\^16 \+ 1 entries"):
+        run(guide[:-1].contiguous())  # the unclosed table of renyicert.lattice
+    for position, value in [(-1, len(ends) - 1), (-1, len(ends) + 1), (0, -1), (30000, int(guide[29999]) - 1)]:
+        bad = guide.clone()
+        bad[position] = value
+        with pytest.raises(RuntimeError, match="the guide must be non-decreasing entries in \\[0, atoms\\], its last entry atoms"):
+            run(bad)

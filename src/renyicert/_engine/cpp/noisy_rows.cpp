@@ -346,7 +346,8 @@ void noisy_rows(at::Tensor out, const at::Tensor& x, const at::Tensor& row_input
 // atoms' edges, a bisection in the tails, where one bucket holds many atoms.
 constexpr int64_t kNarrowBucket = 4;  // a bucket of more ends than this is searched by bisection
 
-inline int64_t atom_index(int64_t value, uint64_t u, const int64_t* ends, const int32_t* guide) {
+inline int64_t atom_index(uint64_t u, const int64_t* ends, const int32_t* guide) {
+  const int64_t value = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
   const int64_t bucket = static_cast<int64_t>(u >> (64 - kGuideBits));
   const int64_t low = guide[bucket];
   const int64_t high = guide[bucket + 1];
@@ -357,6 +358,18 @@ inline int64_t atom_index(int64_t value, uint64_t u, const int64_t* ends, const 
 }
 
 #if defined(RENYICERT_SIMD_PHILOX)
+// The scalar half of atoms_of_lanes, the same for AVX-512 and AVX2: each lane's guide pair
+// guide[b] | guide[b + 1] << 32 (one 8-byte load), then, after `open` (the lanes whose bucket holds an end) is
+// known, those lanes' atoms by atom_index.
+inline void guide_pairs(const uint64_t* draws, const int32_t* guide, int64_t* pairs) {
+  for (int64_t lane = 0; lane < kWideLanes; ++lane) std::memcpy(&pairs[lane], guide + (draws[lane] >> (64 - kGuideBits)), sizeof(int64_t));
+}
+inline void finish_open_lanes(unsigned open, const uint64_t* draws, const int64_t* ends, const int32_t* guide, int64_t* lanes) {
+  for (int64_t lane = 0; lane < kWideLanes; ++lane) {
+    if (open & (1u << lane)) lanes[lane] = atom_index(draws[lane], ends, guide);
+  }
+}
+
 // The atoms of Wide's lanes at once (elements i .. i + kWideLanes - 1, from their word pairs `w`): the draws,
 // their buckets and the results in SIMD; the guide read with scalar loads (faster than a gather on the CPUs we
 // measured, AMD Zen 4 among them); the lanes whose bucket holds an end finished by atom_index. Writes
@@ -369,19 +382,13 @@ inline bool atoms_of_lanes(const uint32_t* w, const int64_t* k, const int64_t* e
   const __m512i u = _mm512_ror_epi64(_mm512_loadu_si512(w), 32);  // (w[2i] << 32) | w[2i + 1]
   const __m512i value = _mm512_xor_si512(u, _mm512_set1_epi64(INT64_MIN));
   _mm512_store_si512(draws, u);
-  for (int64_t lane = 0; lane < kWideLanes; ++lane) {  // guide[b] | guide[b + 1] << 32, one 8-byte load
-    std::memcpy(&lanes[lane], guide + (draws[lane] >> (64 - kGuideBits)), sizeof(int64_t));
-  }
+  guide_pairs(draws, guide, lanes);
   const __m512i pair = _mm512_load_si512(lanes);
   __m512i index = _mm512_and_si512(pair, _mm512_set1_epi64(0xFFFFFFFF));
   const __mmask8 open = _mm512_cmpneq_epi64_mask(_mm512_srli_epi64(pair, 32), index);  // the bucket holds an end
   if (open != 0) {
-    alignas(64) int64_t values[kWideLanes];
-    _mm512_store_si512(values, value);
     _mm512_store_si512(lanes, index);
-    for (int64_t lane = 0; lane < kWideLanes; ++lane) {
-      if (open & (1u << lane)) lanes[lane] = atom_index(values[lane], draws[lane], ends, guide);
-    }
+    finish_open_lanes(open, draws, ends, guide, lanes);
     index = _mm512_load_si512(lanes);
   }
   const __mmask8 failed = _mm512_cmpge_epi64_mask(index, _mm512_set1_epi64(atoms)) | _mm512_cmplt_epi64_mask(value, _mm512_set1_epi64(start));
@@ -398,19 +405,13 @@ inline bool atoms_of_lanes(const uint32_t* w, const int64_t* k, const int64_t* e
   const __m256i u = _mm256_shuffle_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)), 0xB1);  // (w[2i] << 32) | w[2i + 1]
   const __m256i value = _mm256_xor_si256(u, _mm256_set1_epi64x(INT64_MIN));
   _mm256_store_si256(reinterpret_cast<__m256i*>(draws), u);
-  for (int64_t lane = 0; lane < kWideLanes; ++lane) {  // guide[b] | guide[b + 1] << 32, one 8-byte load
-    std::memcpy(&lanes[lane], guide + (draws[lane] >> (64 - kGuideBits)), sizeof(int64_t));
-  }
+  guide_pairs(draws, guide, lanes);
   const __m256i pair = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
   __m256i index = _mm256_and_si256(pair, _mm256_set1_epi64x(0xFFFFFFFF));
-  const int open = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_srli_epi64(pair, 32), index))) ^ 0xF;
+  const unsigned open = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(_mm256_srli_epi64(pair, 32), index))) ^ 0xF;
   if (open != 0) {
-    alignas(32) int64_t values[kWideLanes];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(values), value);
     _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), index);
-    for (int64_t lane = 0; lane < kWideLanes; ++lane) {
-      if (open & (1 << lane)) lanes[lane] = atom_index(values[lane], draws[lane], ends, guide);
-    }
+    finish_open_lanes(open, draws, ends, guide, lanes);
     index = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
   }
   const __m256i last = _mm256_set1_epi64x(atoms - 1);
@@ -463,7 +464,7 @@ void write_lattice_rows(float* out_data, int32_t* failed, const int64_t* k_data,
           const uint32_t* w = words + 2 * i;
           const uint64_t u = (static_cast<uint64_t>(w[0]) << 32) | static_cast<uint64_t>(w[1]);
           const int64_t value = static_cast<int64_t>(u ^ (uint64_t{1} << 63));
-          const int64_t index = atom_index(value, u, ends, guide);
+          const int64_t index = atom_index(u, ends, guide);
           row_failed |= index >= atoms || value < start;
           integers[i] = static_cast<int32_t>(k_row[e_begin + i] + std::min(index, atoms - 1) + lowest);  // |k + j| < 2^24
         }
