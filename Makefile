@@ -22,6 +22,7 @@ compare: $(STAMP)
 	$(BIN)/renyicert compare
 
 test: $(STAMP)
+	$(BIN)/ruff format --check --quiet .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html

@@ -52,17 +52,33 @@ import renyicert
 
 
 def mlp() -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    return torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 10),
+    )
 
 
 def cnn() -> torch.nn.Module:
     return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 32, 3), torch.nn.ReLU(), torch.nn.Conv2d(32, 64, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(64 * 12 * 12, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10),
-    )  # fmt: skip
+        torch.nn.Conv2d(1, 32, 3),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 64, 3),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(64 * 12 * 12, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 10),
+    )
 
 
-def cohen_certify(model: torch.nn.Module, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int, sigma: float) -> tuple[int, float]:
+def cohen_certify(
+    model: torch.nn.Module, x: torch.Tensor, n0: int, n: int, alpha: float, batch_size: int, sigma: float
+) -> tuple[int, float]:
     """locuslab/smoothing core.py Smooth.certify, with scipy's beta in place of statsmodels' proportion_confint."""
 
     def sample_noise(num: int) -> np.ndarray:
@@ -152,9 +168,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--n0", type=int, default=100)
-    parser.add_argument("--inputs", type=int, default=None, help="inputs per certify call (default: 32 for the MLP, as certify_dataset's chunks; 4 for the CNN, for time)")
+    parser.add_argument(
+        "--inputs",
+        type=int,
+        default=None,
+        help="inputs per certify call (default: 32 for the MLP, as certify_dataset's chunks; 4 for the CNN, for time)",
+    )
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default: 10 for the MLP, 3 for the CNN); each variant's best round counts")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds (default: 10 for the MLP, 3 for the CNN); each variant's best round counts",
+    )
     parser.add_argument("--models", default="mlp,cnn,resnet20")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--compile-on-cuda", action="store_true", help="also time compile=True on CUDA")
@@ -163,12 +189,19 @@ def main() -> None:
     torch.manual_seed(0)
     sigma = 0.25
     results = []
-    for name, make, shape in (("mlp", mlp, (64,)), ("cnn", cnn, (1, 28, 28)), ("resnet20", resnet20, (3, 32, 32)), ("resnet110", resnet110, (3, 32, 32))):
+    for name, make, shape in (
+        ("mlp", mlp, (64,)),
+        ("cnn", cnn, (1, 28, 28)),
+        ("resnet20", resnet20, (3, 32, 32)),
+        ("resnet110", resnet110, (3, 32, 32)),
+    ):
         if name not in args.models.split(","):
             continue
         model = make().eval().to(device)
         inputs = args.inputs or DEFAULT_INPUTS[name]
-        xs = torch.randint(0, 256, (inputs, *shape), device=device).float() / 255  # on the grid 1/255, for the lattice variant
+        xs = (
+            torch.randint(0, 256, (inputs, *shape), device=device).float() / 255
+        )  # on the grid 1/255, for the lattice variant
         rows = inputs * (args.n0 + args.n)
         functions, setup, sizes, outside = {}, {}, {}, {}
         for variant, (options, call) in VARIANTS.items():
@@ -176,7 +209,9 @@ def main() -> None:
                 continue
             options = {"batch_size": args.batch_size, **options}
             timer = None if options.get("compile") else ForwardTimer(model).eval()
-            smoothed = renyicert.Smoothed(timer or model, "gaussian", 10, scale=sigma, input_shape=shape, progress=False, **options)
+            smoothed = renyicert.Smoothed(
+                timer or model, "gaussian", 10, scale=sigma, input_shape=shape, progress=False, **options
+            )
             start = time.perf_counter()
             smoothed.certify(xs, n0=args.n0, n=args.batch_size, seed=0, **call)  # build kernels, tune, compile
             setup[variant] = time.perf_counter() - start
@@ -193,12 +228,23 @@ def main() -> None:
 
             functions[variant] = certify
             sizes[variant] = next(iter(smoothed.tuned_batch_sizes.values()), args.batch_size)
-        functions["cohen"] = lambda: ([cohen_certify(model, x, args.n0, args.n, 0.001, args.batch_size, sigma) for x in xs], synchronize(device))
+        functions["cohen"] = lambda: (
+            [cohen_certify(model, x, args.n0, args.n, 0.001, args.batch_size, sigma) for x in xs],
+            synchronize(device),
+        )
         for size in sorted(set(sizes.values())):  # each variant's limit: the bare model at its batch size
             functions[f"forward@{size}"] = forward_passes(model, shape, rows, size, device)
         rounds = args.rounds or DEFAULT_ROUNDS[name]
         timings = interleaved_best(functions, rounds)
-        row = {"model": name, "device": str(device), "inputs": inputs, "n": args.n, "n0": args.n0, "rounds": rounds, "batch_size": sizes}
+        row = {
+            "model": name,
+            "device": str(device),
+            "inputs": inputs,
+            "n": args.n,
+            "n0": args.n0,
+            "rounds": rounds,
+            "batch_size": sizes,
+        }
         row.update({f"setup_{k}_s": round(v, 2) for k, v in setup.items()})
         row.update({f"{k}_inputs_per_s": round(inputs / v, 3) for k, v in timings.items()})
         for variant in (v for v in VARIANTS if v in timings):
@@ -210,19 +256,33 @@ def main() -> None:
             row["lattice_cost"] = round(timings["ours+auto+lattice"] / timings["ours+auto"] - 1.0, 3)
         results.append(row)
     per_call = ", ".join(f"{r['model']} {r['inputs']}" for r in results)
-    print(f"{'model':<10}{'variant':<17}{'batch':>6}{'inputs/s':>10}{'vs cohen':>10}{'overhead vs forward':>21}{'in run':>9}   (inputs per call: {per_call})")
+    print(
+        f"{'model':<10}{'variant':<17}{'batch':>6}{'inputs/s':>10}{'vs cohen':>10}{'overhead vs forward':>21}{'in run':>9}   (inputs per call: {per_call})"
+    )
     for r in results:
-        labels = [*(v for v in VARIANTS if f"{v}_inputs_per_s" in r), "cohen", *sorted((k.removesuffix("_inputs_per_s") for k in r if k.startswith("forward@")), key=lambda k: int(k[8:]))]
+        labels = [
+            *(v for v in VARIANTS if f"{v}_inputs_per_s" in r),
+            "cohen",
+            *sorted((k.removesuffix("_inputs_per_s") for k in r if k.startswith("forward@")), key=lambda k: int(k[8:])),
+        ]
         for label in labels:
             ratio = f"{r[f'{label}/cohen']}x" if f"{label}/cohen" in r else ""
             overhead = f"{r[f'{label}_overhead']:+.1%}" if f"{label}_overhead" in r else ""
             in_run = f"{r[f'{label}_overhead_in_run']:+.1%}" if f"{label}_overhead_in_run" in r else ""
             batch = r["batch_size"].get(label, "")
-            print(f"{r['model']:<10}{label:<17}{batch:>6}{r[f'{label}_inputs_per_s']:>10}{ratio:>10}{overhead:>21}{in_run:>9}")
+            print(
+                f"{r['model']:<10}{label:<17}{batch:>6}{r[f'{label}_inputs_per_s']:>10}{ratio:>10}{overhead:>21}{in_run:>9}"
+            )
     for r in results:
         if "lattice_cost" in r:
-            print(f"{r['model']:<10}lattice mode (grid 1/255) costs {r['lattice_cost']:+.1%} against float mode at batch auto")
-    print(json.dumps({"benchmark": "certify", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
+            print(
+                f"{r['model']:<10}lattice mode (grid 1/255) costs {r['lattice_cost']:+.1%} against float mode at batch auto"
+            )
+    print(
+        json.dumps(
+            {"benchmark": "certify", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}
+        )
+    )
 
 
 if __name__ == "__main__":

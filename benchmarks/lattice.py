@@ -28,7 +28,8 @@ from sequential import demo_model
 import renyicert
 from renyicert.lattice import lattice_noise, log2_failure
 from renyicert.workflow.data import load_digits
-from renyicert.workflow.evaluation import certified_accuracy, certify_dataset
+from renyicert.workflow.certify import certify_dataset
+from renyicert.workflow.summary import certified_accuracy
 
 
 def main() -> None:
@@ -46,9 +47,13 @@ def main() -> None:
         records, seconds = {}, {"float": [], "lattice": []}
         for _ in range(args.rounds):
             for mode, grid in (("float", None), ("lattice", 16)):
-                smoothed = renyicert.Smoothed(model, mechanism, 10, input_shape=test_data.input_shape, batch_size=4096, progress=False, grid=grid)
+                smoothed = renyicert.Smoothed(
+                    model, mechanism, 10, input_shape=test_data.input_shape, batch_size=4096, progress=False, grid=grid
+                )
                 start = time.perf_counter()
-                records[mode] = certify_dataset(smoothed, test_data, n0=100, n=args.n, alpha=0.001, seed=0, progress=False)
+                records[mode] = certify_dataset(
+                    smoothed, test_data, n0=100, n=args.n, alpha=0.001, seed=0, progress=False
+                )
                 seconds[mode].append(time.perf_counter() - start)
         row = {"model": spec, "inputs": len(test_data), "n": args.n, "grid": 16, "rounds": args.rounds}
         radii = [0.0, 0.25, 0.5, 0.75, 1.0] if noise == "gaussian" else [0.0, 0.25, 0.5, 0.75]
@@ -56,7 +61,9 @@ def main() -> None:
             mean = {mode: float(np.mean([r[f"radius_{bound}"] for r in records[mode]])) for mode in records}
             row[f"mean_radius_{bound}"] = {mode: round(value, 5) for mode, value in mean.items()}
             row[f"lattice/float_{bound}"] = round(mean["lattice"] / mean["float"], 4)
-            row[f"certified_accuracy_{bound}"] = {mode: [round(float(a), 4) for a in certified_accuracy(records[mode], radii, bound)] for mode in records}
+            row[f"certified_accuracy_{bound}"] = {
+                mode: [round(float(a), 4) for a in certified_accuracy(records[mode], radii, bound)] for mode in records
+            }
         row["radii"] = radii
         row["abstained"] = {mode: int(sum(r["prediction"] == -1 for r in records[mode])) for mode in records}
         row["failed_copies"] = int(sum(r.get("failed", 0) for r in records["lattice"]))
@@ -64,7 +71,9 @@ def main() -> None:
         row["seconds"] = {mode: round(min(values), 3) for mode, values in seconds.items()}
         row["time_lattice/float"] = round(min(seconds["lattice"]) / min(seconds["float"]), 3)
         results.append(row)
-    print(f"{'model':<14}{'bound':<7}{'mean radius float':>18}{'lattice':>10}{'ratio':>8}{'time float':>12}{'lattice':>9}{'ratio':>7}{'failed':>8}")
+    print(
+        f"{'model':<14}{'bound':<7}{'mean radius float':>18}{'lattice':>10}{'ratio':>8}{'time float':>12}{'lattice':>9}{'ratio':>7}{'failed':>8}"
+    )
     for r in results:
         for bound in ("renyi", "best"):
             means = r[f"mean_radius_{bound}"]
@@ -73,8 +82,14 @@ def main() -> None:
                 f"{r['seconds']['float']:>11.2f}s{r['seconds']['lattice']:>8.2f}s{r['time_lattice/float']:>7.3f}{r['failed_copies']:>8}"
             )
     ratios = [r[f"lattice/float_{b}"] for r in results for b in ("renyi", "best")]
-    print(f"lattice radii over float radii: {min(ratios):.4f} to {max(ratios):.4f} (mean radius over the {results[0]['inputs'] if results else 0} test digits)")
-    print(json.dumps({"benchmark": "lattice", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
+    print(
+        f"lattice radii over float radii: {min(ratios):.4f} to {max(ratios):.4f} (mean radius over the {results[0]['inputs'] if results else 0} test digits)"
+    )
+    print(
+        json.dumps(
+            {"benchmark": "lattice", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}
+        )
+    )
 
 
 if __name__ == "__main__":

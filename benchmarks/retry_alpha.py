@@ -43,11 +43,17 @@ def main() -> None:
     threshold = 0.7
     at_threshold = wrong_rates(np.full(INPUTS, threshold), threshold, rng)
     population = wrong_rates(rng.uniform(threshold - 0.05, threshold, INPUTS), threshold, rng)
-    print(f"alpha = {ALPHA}, n = {N}, threshold t = {threshold}: share of inputs that must not certify (p1 <= t) certified within k runs")
+    print(
+        f"alpha = {ALPHA}, n = {N}, threshold t = {threshold}: share of inputs that must not certify (p1 <= t) certified within k runs"
+    )
     print(f"{'tries k':>8} {'p1 = t':>10} {'p1 ~ U(t-0.05, t)':>20} {'1-(1-alpha)^k':>15}")
     for k in TRIES:
         print(f"{k:>8} {at_threshold[k]:>10.3f} {population[k]:>20.3f} {1 - (1 - ALPHA) ** k:>15.3f}")
-    print(json.dumps({"benchmark": "retry_alpha", "alpha": ALPHA, "n": N, "at_threshold": at_threshold, "population": population}))
+    print(
+        json.dumps(
+            {"benchmark": "retry_alpha", "alpha": ALPHA, "n": N, "at_threshold": at_threshold, "population": population}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -56,9 +56,13 @@ def main() -> None:
             if device == "cpu":
                 compiled = FusedSampler(mechanism, backend="compiled")
                 compiled.write(out, x, row_input, row_sample, seeds)
-                functions[f"torchcompile-{name}"] = lambda compiled=compiled: compiled.write(out, x, row_input, row_sample_next, seeds)
+                functions[f"torchcompile-{name}"] = lambda compiled=compiled: compiled.write(
+                    out, x, row_input, row_sample_next, seeds
+                )
         xs = x[0]
-        functions["cohen-gaussian"] = lambda: xs.repeat((rows, 1, 1, 1)) + torch.randn_like(xs.repeat((rows, 1, 1, 1))) * 0.5
+        functions["cohen-gaussian"] = lambda: (
+            xs.repeat((rows, 1, 1, 1)) + torch.randn_like(xs.repeat((rows, 1, 1, 1))) * 0.5
+        )
         laplace = torch.distributions.Laplace(torch.tensor(0.0, device=device), torch.tensor(0.5, device=device))
         functions["dist-laplace"] = lambda: laplace.sample(shape) + x
         functions["eager-rng-gaussian"] = lambda: out.normal_(0.0, 0.5).add_(x)
@@ -80,16 +84,26 @@ def main() -> None:
             row["ours/compiled-laplace"] = round(timings["torchcompile-laplace"] / timings["ours-laplace"], 2)
         row["ours-gaussian/fill"] = round(timings["fill"] / timings["ours-gaussian"], 3)
         results.append(row)
-    print(f"{'shape':<18}{'ours-g':>8}{'ours-l':>8}{'cohen':>8}{'dist-l':>8}{'eagerg':>8}{'fill':>8}  (G elements/s)  ratios")
+    print(
+        f"{'shape':<18}{'ours-g':>8}{'ours-l':>8}{'cohen':>8}{'dist-l':>8}{'eagerg':>8}{'fill':>8}  (G elements/s)  ratios"
+    )
     for r in results:
         print(
             f"{str(tuple(r['shape'])):<18}{r['ours-gaussian_Gps']:>8}{r['ours-laplace_Gps']:>8}{r['cohen-gaussian_Gps']:>8}"
             f"{r['dist-laplace_Gps']:>8}{r['eager-rng-gaussian_Gps']:>8}{r['fill_Gps']:>8}  "
             f"vs cohen {r['ours/cohen-gaussian']}x, vs dist-laplace {r['ours/dist-laplace']}x, "
             f"first call (build or compile) {r['compile-gaussian_s']}/{r['compile-laplace_s']} s"
-            + (f", vs own compiled path {r['ours/compiled-gaussian']}x/{r['ours/compiled-laplace']}x" if "ours/compiled-gaussian" in r else "")
+            + (
+                f", vs own compiled path {r['ours/compiled-gaussian']}x/{r['ours/compiled-laplace']}x"
+                if "ours/compiled-gaussian" in r
+                else ""
+            )
         )
-    print(json.dumps({"benchmark": "sampler", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}))
+    print(
+        json.dumps(
+            {"benchmark": "sampler", "torch": torch.__version__, "threads": torch.get_num_threads(), "results": results}
+        )
+    )
 
 
 if __name__ == "__main__":

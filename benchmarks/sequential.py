@@ -18,7 +18,7 @@ certifies (7 radii):
 
 (c) and (d) use the threshold form's default test since issue 27: one-sided e-processes per radius at the full
 alpha, radii certified in increasing order (decision_test="ordered"), a radius given up (undecided) once the
-predicted chance that its test crosses by the budget is below renyicert.sequential.FUTILITY. Beside them, in the same run:
+predicted chance that its test crosses by the budget is below renyicert.sequential_rule.FUTILITY. Beside them, in the same run:
 * (c2), (d2): the rule before, every radius from one two-sided confidence sequence (decision_test="two-sided");
 * (dr): the runner-up form (p2_mode="runner-up", the demo's and certify_at's default) for the whole grid.
 
@@ -42,11 +42,12 @@ import torch
 from scipy.stats import binom
 
 import renyicert
-from renyicert.sequential import radius_thresholds
+from renyicert.sequential_rule import radius_thresholds
 from renyicert.workflow.data import load_digits
-from renyicert.workflow.demo import DemoSettings
-from renyicert.workflow.evaluation import certify_dataset_at
-from renyicert.workflow.models import build_model, load_checkpoint
+from renyicert.workflow.jobs.demo import DemoSettings
+from renyicert.workflow.certify import certify_dataset_at
+from renyicert.workflow.checkpoints import load_checkpoint
+from renyicert.workflow.models import build_model
 from renyicert.workflow.training import train
 
 ALPHA = 0.001
@@ -61,7 +62,15 @@ def demo_model(noise: str, scale: float, train_data: object) -> torch.nn.Module:
         return load_checkpoint(path)[0]
     torch.manual_seed(settings.seed)
     model = build_model(settings.model, train_data.input_shape, train_data.num_classes)
-    train(model, train_data, renyicert.get_mechanism(noise, scale=scale), method="stability", epochs=settings.epochs, seed=settings.seed, progress=False)
+    train(
+        model,
+        train_data,
+        renyicert.get_mechanism(noise, scale=scale),
+        method="stability",
+        epochs=settings.epochs,
+        seed=settings.seed,
+        progress=False,
+    )
     return model
 
 
@@ -84,7 +93,16 @@ def union_bound_thresholds(p: float, alpha: float, n: int) -> tuple[np.ndarray, 
     return lo, hi
 
 
-def union_bound_run(smoothed: renyicert.Smoothed, x: torch.Tensor, candidate: int, threshold: float, budget: int, seed: int, lo: np.ndarray, hi: np.ndarray) -> tuple[bool, int]:
+def union_bound_run(
+    smoothed: renyicert.Smoothed,
+    x: torch.Tensor,
+    candidate: int,
+    threshold: float,
+    budget: int,
+    seed: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> tuple[bool, int]:
     """(b) on one input: copies one by one (drawn in chunks, counted one by one) until a test decides; (certified, samples)."""
     mechanism = smoothed.mechanism
     generator = torch.Generator().manual_seed(seed)
@@ -107,23 +125,39 @@ def union_bound_run(smoothed: renyicert.Smoothed, x: torch.Tensor, candidate: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=100_000)
-    parser.add_argument("--extended-budget", type=int, default=400_000, help="(c+)/(d+): inputs undecided at --budget go on up to this where it would decide them")
+    parser.add_argument(
+        "--extended-budget",
+        type=int,
+        default=400_000,
+        help="(c+)/(d+): inputs undecided at --budget go on up to this where it would decide them",
+    )
     parser.add_argument("--inputs", type=int, default=360)
     parser.add_argument("--models", default="gaussian-0.25,gaussian-0.5,laplace-0.25")
     parser.add_argument("--radii", type=int, default=7)
     parser.add_argument("--no-extended", action="store_true", help="skip (c+) and (d+) (they take most of the run)")
     args = parser.parse_args()
-    configs = [("c", None, "ordered"), ("c2", None, "two-sided")] + ([] if args.no_extended else [("c+", args.extended_budget, "ordered")])
+    configs = [("c", None, "ordered"), ("c2", None, "two-sided")] + (
+        [] if args.no_extended else [("c+", args.extended_budget, "ordered")]
+    )
     torch.manual_seed(0)
     train_data, test_data = load_digits(seed=0)
     test_data = test_data.subset(args.inputs)
     labels = test_data.y.numpy()
-    out: dict[str, object] = {"budget": args.budget, "extended_budget": args.extended_budget, "inputs": len(test_data), "alpha": ALPHA, "n0": N0, "models": {}}
+    out: dict[str, object] = {
+        "budget": args.budget,
+        "extended_budget": args.extended_budget,
+        "inputs": len(test_data),
+        "alpha": ALPHA,
+        "n0": N0,
+        "models": {},
+    }
     for name in args.models.split(","):
         noise, scale = name.rsplit("-", 1)
         model = demo_model(noise, float(scale), train_data)
         model.eval()
-        smoothed = renyicert.Smoothed(model, noise, 10, scale=float(scale), input_shape=train_data.input_shape, batch_size=4096, progress=False)
+        smoothed = renyicert.Smoothed(
+            model, noise, 10, scale=float(scale), input_shape=train_data.input_shape, batch_size=4096, progress=False
+        )
         mechanism = smoothed.mechanism
         # (a) fixed n, timed.
         start = time.perf_counter()
@@ -131,7 +165,13 @@ def main() -> None:
         fixed_seconds = time.perf_counter() - start
         p1 = np.array([c.p1_lower for c in fixed])
         top = np.array([c.label for c in fixed])
-        fixed_radius = np.where(top >= 0, np.asarray(renyicert.certified_radius(mechanism, np.where(top >= 0, p1, 1.0), np.where(top >= 0, 1 - p1, 0.0))[0]), -1.0)
+        fixed_radius = np.where(
+            top >= 0,
+            np.asarray(
+                renyicert.certified_radius(mechanism, np.where(top >= 0, p1, 1.0), np.where(top >= 0, 1 - p1, 0.0))[0]
+            ),
+            -1.0,
+        )
         largest = float(fixed_radius[top == labels].max())
         grid = [round(largest * k / (args.radii - 1), 3) for k in range(args.radii)]
         grid[-1] = float(np.floor(largest * 1000) / 1000)
@@ -142,11 +182,31 @@ def main() -> None:
         for config, extended, test in configs:
             start = time.perf_counter()
             whole[config] = certify_dataset_at(
-                smoothed, test_data, grid, alpha=ALPHA, budget=args.budget, extended_budget=extended, n0=N0, p2_mode="complement", seed=0, progress=False, decision_test=test,
-            )  # fmt: skip
+                smoothed,
+                test_data,
+                grid,
+                alpha=ALPHA,
+                budget=args.budget,
+                extended_budget=extended,
+                n0=N0,
+                p2_mode="complement",
+                seed=0,
+                progress=False,
+                decision_test=test,
+            )
             whole_seconds[config] = time.perf_counter() - start
         start = time.perf_counter()
-        runner_up = certify_dataset_at(smoothed, test_data, grid, alpha=ALPHA, budget=args.budget, n0=N0, p2_mode="runner-up", seed=0, progress=False)
+        runner_up = certify_dataset_at(
+            smoothed,
+            test_data,
+            grid,
+            alpha=ALPHA,
+            budget=args.budget,
+            n0=N0,
+            p2_mode="runner-up",
+            seed=0,
+            progress=False,
+        )
         whole_seconds["r"] = time.perf_counter() - start
         rows = []
         for j, radius in enumerate(grid):
@@ -158,21 +218,45 @@ def main() -> None:
                 # (c) ours for this radius alone, timed.
                 start = time.perf_counter()
                 single = certify_dataset_at(
-                    smoothed, test_data, [radius], alpha=ALPHA, budget=args.budget, extended_budget=extended, n0=N0, p2_mode="complement", seed=0,
-                    progress=False, decision_test=test,
-                )  # fmt: skip
+                    smoothed,
+                    test_data,
+                    [radius],
+                    alpha=ALPHA,
+                    budget=args.budget,
+                    extended_budget=extended,
+                    n0=N0,
+                    p2_mode="complement",
+                    seed=0,
+                    progress=False,
+                    decision_test=test,
+                )
                 if config == "c":
                     ordered_single = single
                 row[f"seconds_{config}"] = time.perf_counter() - start
                 accuracy[config] = float(np.mean([r["certified"][0] and r["selected"] == r["label"] for r in single]))
                 passes[config] = float(np.mean([r["n0"] + r["samples"] for r in single]))
-                accuracy[f"d{config[1:]}"] = float(np.mean([r["certified"][j] and r["selected"] == r["label"] for r in whole[config]]))
+                accuracy[f"d{config[1:]}"] = float(
+                    np.mean([r["certified"][j] and r["selected"] == r["label"] for r in whole[config]])
+                )
                 row[f"undecided_{config}"] = int(sum(r["undecided"][0] for r in single))
             # (b) union bound on the class our selection chose.
             lo, hi = union_bound_thresholds(float(thresholds[j]), ALPHA, args.budget + 1)
             union_ok, union_passes = [], []
             for i, record in enumerate(ordered_single):
-                ok, samples = (False, 0) if thresholds[j] >= 1.0 else union_bound_run(smoothed, test_data.x[i], record["selected"], float(thresholds[j]), args.budget, 10**6 + i, lo, hi)
+                ok, samples = (
+                    (False, 0)
+                    if thresholds[j] >= 1.0
+                    else union_bound_run(
+                        smoothed,
+                        test_data.x[i],
+                        record["selected"],
+                        float(thresholds[j]),
+                        args.budget,
+                        10**6 + i,
+                        lo,
+                        hi,
+                    )
+                )
                 union_ok.append(ok and record["selected"] == record["label"])
                 union_passes.append(N0 + samples)
             accuracy["b"], passes["b"] = float(np.mean(union_ok)), float(np.mean(union_passes))
@@ -184,20 +268,30 @@ def main() -> None:
         )
         names = [config for config, _, _ in configs]
         accuracy_columns = ["a", "b", *names, *(f"d{c[1:]}" for c in names), "dr"]
-        print(f"{'radius':>7} {'thresh':>9} | " + " ".join(f"{'acc ' + c:>7}" for c in accuracy_columns) + " | "
-              + " ".join(f"{'pass ' + c:>8}" for c in ["a", "b", *names]) + f" {'b/c':>6} {'b/c2':>6} | " + " ".join(f"{'und ' + c:>6}" for c in names))  # fmt: skip
+        print(
+            f"{'radius':>7} {'thresh':>9} | "
+            + " ".join(f"{'acc ' + c:>7}" for c in accuracy_columns)
+            + " | "
+            + " ".join(f"{'pass ' + c:>8}" for c in ["a", "b", *names])
+            + f" {'b/c':>6} {'b/c2':>6} | "
+            + " ".join(f"{'und ' + c:>6}" for c in names)
+        )
         for row in rows:
             acc, passes = row["accuracy"], row["passes"]
             print(
-                f"{row['radius']:>7.3f} {row['threshold']:>9.6f} | " + " ".join(f"{acc[c]:>7.1%}" for c in accuracy_columns) + " | "
-                + " ".join(f"{passes[c]:>8,.0f}" for c in ["a", "b", *names]) + f" {passes['b'] / passes['c']:>6.2f} {passes['b'] / passes['c2']:>6.2f} | "
+                f"{row['radius']:>7.3f} {row['threshold']:>9.6f} | "
+                + " ".join(f"{acc[c]:>7.1%}" for c in accuracy_columns)
+                + " | "
+                + " ".join(f"{passes[c]:>8,.0f}" for c in ["a", "b", *names])
+                + f" {passes['b'] / passes['c']:>6.2f} {passes['b'] / passes['c2']:>6.2f} | "
                 + " ".join(f"{row['undecided_' + c]:>6d}" for c in names)
             )
         summary: dict[str, object] = {"grid": grid, "rows": rows, "fixed_seconds": fixed_seconds}
         summary["runner_up_whole_grid"] = {
-            "passes": float(np.mean([r["n0"] + r["samples"] for r in runner_up])), "seconds": whole_seconds["r"],
+            "passes": float(np.mean([r["n0"] + r["samples"] for r in runner_up])),
+            "seconds": whole_seconds["r"],
             "accuracy": [r["accuracy"]["dr"] for r in rows],
-        }  # fmt: skip
+        }
         for config in names:
             mean_passes = float(np.mean([r["passes"][config] for r in rows]))
             whole_passes = float(np.mean([r["n0"] + r["samples"] for r in whole[config]]))
@@ -209,10 +303,11 @@ def main() -> None:
                 "fewer_passes_than_b_at": sum(r["passes"][config] < r["passes"]["b"] for r in rows),
                 "accuracy_at_least_b_at": sum(r["accuracy"][config] >= r["accuracy"]["b"] for r in rows),
                 "b_over_mean_passes": float(np.mean([r["passes"]["b"] for r in rows])) / mean_passes,
-                "whole_grid_passes": whole_passes, "whole_grid_seconds": whole_seconds[config],
+                "whole_grid_passes": whole_passes,
+                "whole_grid_seconds": whole_seconds[config],
                 "whole_grid_over_sum_of_singles": whole_passes / sum(r["passes"][config] for r in rows),
                 "a_over_mean_wall_time": fixed_seconds / seconds,
-            }  # fmt: skip
+            }
             result = summary[config]
             result["accuracy_at_least_b_everywhere"] = result["accuracy_at_least_b_at"] == len(rows)
             print(
@@ -223,8 +318,10 @@ def main() -> None:
                 f"wall time (a) / mean ({config}) = {result['a_over_mean_wall_time']:.1f}x"
             )
         best = summary["runner_up_whole_grid"]
-        print(f"(dr) the runner-up form for the whole grid: {best['passes']:,.0f} passes/input (d: {summary['c']['whole_grid_passes']:,.0f}), "  # type: ignore[index]
-              f"accuracy {' '.join(f'{a:.1%}' for a in best['accuracy'])}")  # type: ignore[index]
+        print(
+            f"(dr) the runner-up form for the whole grid: {best['passes']:,.0f} passes/input (d: {summary['c']['whole_grid_passes']:,.0f}), "  # type: ignore[index]
+            f"accuracy {' '.join(f'{a:.1%}' for a in best['accuracy'])}"
+        )  # type: ignore[index]
         out["models"][name] = summary  # type: ignore[index]
     print(json.dumps(out))
 

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
 import renyicert
-from renyicert.bounds import renyi_budget
+from renyicert.budget import renyi_budget
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.reference import radius as reference_radius  # noqa: E402
@@ -99,7 +99,9 @@ def main() -> None:
         sample = np.linspace(0, args.pairs - 1, args.reference_pairs).astype(int)
         refs = np.array([reference_radius(name, p1[i], p2[i], 0.5) for i in sample])
         rel_err = float(np.max(np.abs(ours[sample] - refs) / refs))
-        grid_err = float(np.max(np.abs(grid_values[np.isin(np.arange(g), sample)] - refs[sample < g]) / refs[sample < g]))
+        grid_err = float(
+            np.max(np.abs(grid_values[np.isin(np.arange(g), sample)] - refs[sample < g]) / refs[sample < g])
+        )
         smaller = int(np.sum(ours[:g] < grid_values[:g] * (1 - 1e-12)))
         gain = float(np.median(ours[:g] / np.where(grid_values[:g] > 0, grid_values[:g], np.nan)))
         rows.append((name, rate_ours, rate_scipy, rate_grid, rel_err, grid_err, smaller, gain))
@@ -114,9 +116,13 @@ def main() -> None:
             "pairs_where_ours_below_grid": smaller,
             "median_ours_over_grid": gain,
         }
-    print(f"{'mechanism':<10}{'ours/s':>12}{'scipy/s':>10}{'grid/s':>11}{'x scipy':>9}{'x grid':>8}{'ours err':>10}{'grid err':>10}{'ours<grid':>10}{'med gain':>9}")
+    print(
+        f"{'mechanism':<10}{'ours/s':>12}{'scipy/s':>10}{'grid/s':>11}{'x scipy':>9}{'x grid':>8}{'ours err':>10}{'grid err':>10}{'ours<grid':>10}{'med gain':>9}"
+    )
     for name, ro, rs, rg, e, ge, sm, gain in rows:
-        print(f"{name:<10}{ro:>12,.0f}{rs:>10,.0f}{rg:>11,.0f}{ro / rs:>9.0f}{ro / rg:>8.2f}{e:>10.1e}{ge:>10.1e}{sm:>10d}{gain:>9.4f}")
+        print(
+            f"{name:<10}{ro:>12,.0f}{rs:>10,.0f}{rg:>11,.0f}{ro / rs:>9.0f}{ro / rg:>8.2f}{e:>10.1e}{ge:>10.1e}{sm:>10d}{gain:>9.4f}"
+        )
     print(json.dumps(report))
 
 

@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 
 
-def interleaved_best(functions: dict[str, Callable[[], object]], rounds: int, synchronize: Callable[[], None] = lambda: None) -> dict[str, float]:
+def interleaved_best(
+    functions: dict[str, Callable[[], object]], rounds: int, synchronize: Callable[[], None] = lambda: None
+) -> dict[str, float]:
     """The best time of each function over `rounds` rounds, each round running every function once in turn.
 
     Interleaving puts the same machine load on every function: a shared machine

@@ -25,7 +25,9 @@ def budget(p1: mp.mpf, p2: mp.mpf, alpha: mp.mpf) -> mp.mpf:
 def laplace_divergence(alpha: mp.mpf, y: mp.mpf) -> mp.mpf:
     if alpha == mp.inf:
         return y
-    return mp.log(alpha / (2 * alpha - 1) * mp.exp((alpha - 1) * y) + (alpha - 1) / (2 * alpha - 1) * mp.exp(-alpha * y)) / (alpha - 1)
+    return mp.log(
+        alpha / (2 * alpha - 1) * mp.exp((alpha - 1) * y) + (alpha - 1) / (2 * alpha - 1) * mp.exp(-alpha * y)
+    ) / (alpha - 1)
 
 
 def _laplace_inverse(alpha: mp.mpf, b: mp.mpf) -> mp.mpf:
@@ -57,13 +59,16 @@ def radius(kind: str, p1: float, p2: float, scale: float = 1.0) -> float:
     with mp.workdps(DIGITS + extra):
         a, b = mp.mpf(p1), mp.mpf(p2)
         if kind == "gaussian":
+
             def f(u: mp.mpf) -> mp.mpf:
                 alpha = 1 + mp.exp(u)
                 return mp.sqrt(2 * budget(a, b, alpha) / alpha)
         else:
+
             def f(u: mp.mpf) -> mp.mpf:
                 alpha = 1 + mp.exp(u)
                 return _laplace_inverse(alpha, budget(a, b, alpha))
+
         us = [mp.mpf(-30) + k * mp.mpf(70) / 70 for k in range(71)]
         values = [f(u) for u in us]
         k = max(range(len(us)), key=lambda i: values[i])

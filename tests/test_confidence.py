@@ -78,4 +78,4 @@ def test_a_lower_bound_never_rounds_to_one_even_at_alpha_next_to_one() -> None:
 
     alpha = np.nextafter(1.0, 0.0)
     bound = float(clopper_pearson_lower(2, 2, alpha))
-    assert bound < 1.0 and bound <= alpha ** 0.5
+    assert bound < 1.0 and bound <= alpha**0.5

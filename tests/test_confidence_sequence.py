@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from renyicert.confidence_sequence import ABOVE, BELOW, PRIOR, UNDECIDED, log_wealth, sequence_bounds, threshold_decisions
+from renyicert.confidence_sequence import (
+    ABOVE,
+    BELOW,
+    PRIOR,
+    UNDECIDED,
+    log_wealth,
+    sequence_bounds,
+    threshold_decisions,
+)
 
 
 def _misses(p: float, alpha: float, streams: int, steps: int, seed: int) -> tuple[float, float]:
@@ -27,15 +35,21 @@ def _misses(p: float, alpha: float, streams: int, steps: int, seed: int) -> tupl
         upper = np.where(s_flat < t_flat, beta.ppf(1 - alpha / 2, s_flat + 1, t_flat - s_flat), 1.0)
     naive[possible] = (lower > p) | (upper < p)
     steps_index = np.arange(steps)[None, :]
-    return float(out[steps_index, successes].any(axis=1).mean()), float(naive[steps_index, successes].any(axis=1).mean())
+    return float(out[steps_index, successes].any(axis=1).mean()), float(
+        naive[steps_index, successes].any(axis=1).mean()
+    )
 
 
 @pytest.mark.parametrize(("alpha", "streams", "steps"), [(0.05, 4000, 1000), (0.001, 20000, 1000)])
 @pytest.mark.parametrize("p", [0.5, 0.9, 0.99])
-def test_anytime_coverage_under_optional_stopping_at_every_step(alpha: float, streams: int, steps: int, p: float) -> None:
+def test_anytime_coverage_under_optional_stopping_at_every_step(
+    alpha: float, streams: int, steps: int, p: float
+) -> None:
     ours, naive = _misses(p, alpha, streams, steps, seed=int(p * 1000) + streams)
     assert ours <= alpha, f"the sequence missed p = {p} on {ours:.4f} of the streams, above alpha = {alpha}"
-    if alpha == 0.05 and p == 0.5:  # the test can fail: a fixed-n interval re-tested at every step misses far more often
+    if (
+        alpha == 0.05 and p == 0.5
+    ):  # the test can fail: a fixed-n interval re-tested at every step misses far more often
         assert naive > 3 * alpha
 
 
@@ -54,11 +68,16 @@ def test_decisions_match_the_bounds_and_the_bounds_contain_the_estimate() -> Non
 
 
 def test_threshold_decisions_example_and_every_threshold_from_one_sequence() -> None:
-    assert threshold_decisions(990, 1000, [0.5, 0.98, 0.99, 0.999], 0.001).tolist() == [ABOVE, UNDECIDED, UNDECIDED, BELOW]
+    assert threshold_decisions(990, 1000, [0.5, 0.98, 0.99, 0.999], 0.001).tolist() == [
+        ABOVE,
+        UNDECIDED,
+        UNDECIDED,
+        BELOW,
+    ]
     # Convexity: once c is certified, every smaller threshold is too.
     decisions = threshold_decisions(9990, 10_000, np.linspace(0.5, 0.9999, 400), 0.001)
     above = decisions == ABOVE
-    assert above.any() and np.all(above[: above.argmin()]) and not above[above.argmin():].any()
+    assert above.any() and np.all(above[: above.argmin()]) and not above[above.argmin() :].any()
 
 
 def test_one_side_is_the_same_bound_as_both() -> None:
@@ -149,7 +168,9 @@ def test_one_sided_wealth_is_a_supermartingale_under_every_null_probability() ->
             for p in (0.0, c / 2, c * 0.999):
                 assert p * up + (1 - p) * down <= now * (1 + 1e-12)
             # and the mirror, for p >= c
-            now, up, down = (np.exp(one_sided_log_wealth(a, b, c, "below")) for a, b in ((s, t), (s + 1, t + 1), (s, t + 1)))
+            now, up, down = (
+                np.exp(one_sided_log_wealth(a, b, c, "below")) for a, b in ((s, t), (s + 1, t + 1), (s, t + 1))
+            )
             assert c * up + (1 - c) * down == pytest.approx(now, rel=1e-9)
             assert 1.0 * up <= now * (1 + 1e-12)
 
@@ -193,7 +214,9 @@ def test_one_sided_edges_and_bad_input() -> None:
     from renyicert.confidence_sequence import one_sided_log_wealth
 
     assert float(one_sided_log_wealth(0, 0, 0.7)) == 0.0  # no trials: wealth 1
-    assert np.isfinite(one_sided_log_wealth(10**6, 10**6, 0.9999)) and np.isfinite(one_sided_log_wealth(0, 10**6, 0.0001, "below"))
+    assert np.isfinite(one_sided_log_wealth(10**6, 10**6, 0.9999)) and np.isfinite(
+        one_sided_log_wealth(0, 10**6, 0.0001, "below")
+    )
     assert one_sided_log_wealth(0, 10**5, 0.9) == -np.inf  # no evidence at all for p > 0.9
     with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\), got 1.0"):
         one_sided_log_wealth(1, 2, 1.0)

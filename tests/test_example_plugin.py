@@ -19,7 +19,20 @@ def installed_example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     """Install the examples into a fresh target directory; the environment that sees them."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-build-isolation", "--no-deps", "--no-index", "--target", str(target), str(EXAMPLE), str(LINF_EXAMPLE)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-build-isolation",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(EXAMPLE),
+            str(LINF_EXAMPLE),
+        ],
         check=True,
         capture_output=True,
     )
@@ -65,12 +78,16 @@ def test_example_plugin_own_tests_pass(installed_example: dict[str, str]) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_linf_example_with_a_parameter_is_discovered_and_passes_at_several_dimensions(installed_example: dict[str, str]) -> None:
+def test_linf_example_with_a_parameter_is_discovered_and_passes_at_several_dimensions(
+    installed_example: dict[str, str],
+) -> None:
     result = _run(installed_example, "-m", "renyicert.cli", "mechanisms", "--json")
     row = next(r for r in json.loads(result.stdout) if r["name"] == "gaussian-linf")
     assert row["norm"] == float("inf") and "renyicert-gaussian-linf" in row["provider"]
     for d in ("1", "4", "64"):
-        result = _run(installed_example, "-m", "renyicert.cli", "check", "gaussian-linf", "-o", f"d={d}", "--quick", "--json")
+        result = _run(
+            installed_example, "-m", "renyicert.cli", "check", "gaussian-linf", "-o", f"d={d}", "--quick", "--json"
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         report = json.loads(result.stdout)
         assert [c["verdict"] for c in report["checks"]] == ["pass"] * 7, result.stdout
@@ -78,9 +95,38 @@ def test_linf_example_with_a_parameter_is_discovered_and_passes_at_several_dimen
 
 
 def test_linf_example_radius_on_the_command_line(installed_example: dict[str, str]) -> None:
-    argv = ["-m", "renyicert.cli", "radius", "--mechanism", "gaussian-linf", "--scale", "0.5", "--p1", "0.9", "--p2", "0.1", "--json"]
+    argv = [
+        "-m",
+        "renyicert.cli",
+        "radius",
+        "--mechanism",
+        "gaussian-linf",
+        "--scale",
+        "0.5",
+        "--p1",
+        "0.9",
+        "--p2",
+        "0.1",
+        "--json",
+    ]
     d64 = json.loads(_run(installed_example, *argv, "-o", "d=64").stdout)
-    l2 = json.loads(_run(installed_example, "-m", "renyicert.cli", "radius", "--mechanism", "gaussian", "--scale", "0.5", "--p1", "0.9", "--p2", "0.1", "--json").stdout)
+    l2 = json.loads(
+        _run(
+            installed_example,
+            "-m",
+            "renyicert.cli",
+            "radius",
+            "--mechanism",
+            "gaussian",
+            "--scale",
+            "0.5",
+            "--p1",
+            "0.9",
+            "--p2",
+            "0.1",
+            "--json",
+        ).stdout
+    )
     assert d64["d"] == 64 and d64["renyi"] == pytest.approx(l2["renyi"] / 8, rel=1e-12)
 
 
@@ -92,7 +138,9 @@ def test_linf_example_own_tests_pass(installed_example: dict[str, str]) -> None:
 def test_the_linf_example_at_cifar_size_is_checked_to_a_verdict(installed_example: dict[str, str]) -> None:
     """Case 5 of issue 25: at d >= 710, (order - 1) D passed 709 and math.exp overflowed in the sampler-divergence check;
     d = 3072 (CIFAR-10's size) now runs to a verdict, the moments compared in log space."""
-    result = _run(installed_example, "-m", "renyicert.cli", "check", "gaussian-linf", "-o", "d=3072", "--quick", "--json")
+    result = _run(
+        installed_example, "-m", "renyicert.cli", "check", "gaussian-linf", "-o", "d=3072", "--quick", "--json"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["status"] == "passed" and report["mechanism"] == "gaussian-linf (d=3072)"

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 import renyicert
 from renyicert.cli import main
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 MECHANISMS = {name: renyicert.get_mechanism(name, scale=0.5) for name in ("gaussian", "laplace")}
 
 weird_floats = st.one_of(
@@ -27,7 +29,14 @@ arrays = hnp.arrays(
     shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
     elements=None,
 )
-anything = st.one_of(st.none(), st.text(max_size=5), st.integers(-10, 10), weird_floats, st.booleans(), st.lists(st.integers(), max_size=2))
+anything = st.one_of(
+    st.none(),
+    st.text(max_size=5),
+    st.integers(-10, 10),
+    weird_floats,
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+)
 
 
 def _radius_is_sane(radius: np.ndarray, p1: np.ndarray) -> None:
@@ -86,7 +95,9 @@ def smoothed() -> renyicert.Smoothed:
     bad_field=st.sampled_from([None, None, None, "n0", "n", "alpha", "batch_size", "bound", "p2_mode", "seed", "x"]),
     bad_value=st.one_of(anything, st.sampled_from([float("nan"), (0, 4), (3,), (2, 2, 2)])),
 )
-def test_certify_arguments(smoothed: renyicert.Smoothed, bad_field: str | None, bad_value: object, **arguments: object) -> None:
+def test_certify_arguments(
+    smoothed: renyicert.Smoothed, bad_field: str | None, bad_value: object, **arguments: object
+) -> None:
     if bad_field is not None:
         if bad_field == "x" and isinstance(bad_value, tuple):
             bad_value = np.zeros(bad_value, dtype=np.float32)
@@ -109,13 +120,53 @@ def test_the_certify_fuzz_reached_the_model() -> None:
 
 
 TOKENS = [
-    "radius", "table", "check", "certify", "report", "train", "attack", "mechanisms", "--mechanism", "gaussian", "laplace", "nope",
-    "--scale", "0", "-1", "nan", "inf", "0.5", "--p1", "--p2", "1.2", "0.9", "0.1,0.2", "--bound", "all", "--json", "--n", "--samples",
-    "--alpha", "2", "--checkpoint", "missing.pt", "--data", "missing.npz", "--eps", "x", "--limit", "-3", "--quick", "--only", "laws",
-]  # fmt: skip
+    "radius",
+    "table",
+    "check",
+    "certify",
+    "report",
+    "train",
+    "attack",
+    "mechanisms",
+    "--mechanism",
+    "gaussian",
+    "laplace",
+    "nope",
+    "--scale",
+    "0",
+    "-1",
+    "nan",
+    "inf",
+    "0.5",
+    "--p1",
+    "--p2",
+    "1.2",
+    "0.9",
+    "0.1,0.2",
+    "--bound",
+    "all",
+    "--json",
+    "--n",
+    "--samples",
+    "--alpha",
+    "2",
+    "--checkpoint",
+    "missing.pt",
+    "--data",
+    "missing.npz",
+    "--eps",
+    "x",
+    "--limit",
+    "-3",
+    "--quick",
+    "--only",
+    "laws",
+]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(argv=st.lists(st.sampled_from(TOKENS), max_size=7))
 def test_cli_never_shows_a_traceback(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     if argv[:1] in (["check"], ["train"], ["attack"]) and "--help" not in argv:
@@ -130,9 +181,11 @@ def test_cli_never_shows_a_traceback(argv: list[str], capsys: pytest.CaptureFixt
 
 @FUZZ
 @given(content=st.binary(max_size=200), suffix=st.sampled_from([".npz", ".pt", ".json"]))
-def test_malformed_data_and_checkpoint_files(tmp_path_factory: pytest.TempPathFactory, content: bytes, suffix: str) -> None:
+def test_malformed_data_and_checkpoint_files(
+    tmp_path_factory: pytest.TempPathFactory, content: bytes, suffix: str
+) -> None:
     from renyicert.workflow.data import load_data
-    from renyicert.workflow.models import load_checkpoint
+    from renyicert.workflow.checkpoints import load_checkpoint
 
     folder = tmp_path_factory.mktemp("files")
     path = folder / f"file{suffix}"
@@ -148,7 +201,13 @@ def test_malformed_data_and_checkpoint_files(tmp_path_factory: pytest.TempPathFa
 
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=12),
+    ),
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=12,
 )
@@ -156,21 +215,37 @@ json_values = st.recursive(
 
 @pytest.fixture(scope="module")
 def saved_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from renyicert.workflow.models import DigitsMLP, save_checkpoint
+    from renyicert.workflow.checkpoints import save_checkpoint
+    from renyicert.workflow.models import DigitsMLP
 
     path = tmp_path_factory.mktemp("checkpoint") / "m.pt"
-    save_checkpoint(path, DigitsMLP(), {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10, "mechanism": {"name": "gaussian", "scale": 0.25, "parameters": {}}})
+    save_checkpoint(
+        path,
+        DigitsMLP(),
+        {
+            "model": "mlp",
+            "input_shape": (1, 8, 8),
+            "num_classes": 10,
+            "mechanism": {"name": "gaussian", "scale": 0.25, "parameters": {}},
+        },
+    )
     return path
 
 
 @FUZZ
-@given(key=st.sampled_from(["model", "input_shape", "num_classes", "mechanism", "state_dict_sha256", "config_sha256"]), value=json_values, reseal=st.booleans())
-def test_hostile_checkpoint_descriptions_are_refused_or_harmless(saved_checkpoint: Path, key: str, value: object, reseal: bool) -> None:
+@given(
+    key=st.sampled_from(["model", "input_shape", "num_classes", "mechanism", "state_dict_sha256", "config_sha256"]),
+    value=json_values,
+    reseal=st.booleans(),
+)
+def test_hostile_checkpoint_descriptions_are_refused_or_harmless(
+    saved_checkpoint: Path, key: str, value: object, reseal: bool
+) -> None:
     """Any value in any key of a checkpoint's description, resealed with its checksum or not: a ValueError or a model, never code or a traceback."""
     import json
     import shutil
 
-    from renyicert.workflow.models import config_sha256, load_checkpoint
+    from renyicert.workflow.checkpoints import config_sha256, load_checkpoint
 
     folder = saved_checkpoint.parent / "edited"
     folder.mkdir(exist_ok=True)
@@ -189,22 +264,24 @@ def test_hostile_checkpoint_descriptions_are_refused_or_harmless(saved_checkpoin
 
 @FUZZ
 @given(settings_value=json_values, record=json_values)
-def test_hostile_settings_and_record_files_are_refused_clearly(tmp_path_factory: pytest.TempPathFactory, settings_value: object, record: object) -> None:
+def test_hostile_settings_and_record_files_are_refused_clearly(
+    tmp_path_factory: pytest.TempPathFactory, settings_value: object, record: object
+) -> None:
     """A resume over any settings file and any record line: a ValueError naming the problem, never a traceback."""
     import json
 
-    from renyicert.workflow import distributed
+    from renyicert.workflow import records
 
     folder = tmp_path_factory.mktemp("records")
     path = folder / "r.jsonl"
     path.write_text(json.dumps(record) + "\n")
-    distributed.settings_path(path).write_text(json.dumps(settings_value))
+    records.settings_path(path).write_text(json.dumps(settings_value))
     try:
-        distributed.check_settings(path, {"format": 2, "n": 10}, resume=True)
+        records.check_settings(path, {"format": 2, "n": 10}, resume=True)
     except ValueError:
         pass
     try:
-        distributed.recorded(path, repair=False, inputs=3)
+        records.recorded(path, repair=False, inputs=3)
     except ValueError:
         pass
     assert main(["report", str(path)]) in (0, 2)

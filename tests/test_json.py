@@ -18,7 +18,13 @@ def _strict_loads(text: str) -> object:
 
 
 def test_non_finite_numbers_are_strings_everywhere() -> None:
-    value = {"a": float("inf"), "b": [float("-inf"), np.float64("nan"), 1.5], "c": np.float32(2.0), "d": "text", "e": None}
+    value = {
+        "a": float("inf"),
+        "b": [float("-inf"), np.float64("nan"), 1.5],
+        "c": np.float32(2.0),
+        "d": "text",
+        "e": None,
+    }
     text = dumps(value)
     assert _strict_loads(text) == {"a": "inf", "b": ["-inf", "nan", 1.5], "c": 2.0, "d": "text", "e": None}
     assert math.isinf(number("inf")) and math.isnan(number("nan")) and number("text") == "text" and number(3) == 3

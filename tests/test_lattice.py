@@ -12,14 +12,24 @@ import torch
 import renyicert
 from renyicert.checker.lattice import _threshold_problems
 from renyicert.confidence import top_two_bounds
-from renyicert.lattice import GUIDE_BITS, MAX_ATOMS, check_grid, failure_adjusted, grid_integers, lattice_noise, log2_failure
+from renyicert.lattice import (
+    GUIDE_BITS,
+    MAX_ATOMS,
+    check_grid,
+    failure_adjusted,
+    grid_integers,
+    lattice_noise,
+    log2_failure,
+)
 
 SCALES = {"gaussian": (0.12, 0.25, 1.0), "laplace": (0.12, 0.25, 1.0)}
 
 
 @pytest.mark.parametrize("name", ["gaussian", "laplace"])
 @pytest.mark.parametrize("grid", [16, 255])
-def test_every_atom_gets_at_most_its_true_mass_exactly_at_three_scales(name: str, grid: int, capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_atom_gets_at_most_its_true_mass_exactly_at_three_scales(
+    name: str, grid: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     for scale in SCALES[name]:
         noise = lattice_noise(renyicert.get_mechanism(name, scale=scale), grid)
         problem, evidence = _threshold_problems(noise)  # exact comparison at 80 digits, margin 2^-40
@@ -28,7 +38,9 @@ def test_every_atom_gets_at_most_its_true_mass_exactly_at_three_scales(name: str
         failure = noise.failure_mass
         assert 0 < failure < Fraction(noise.atoms + 1, 2**64) + Fraction(2 * noise.tail)
         with capsys.disabled():
-            print(f"\n{name} scale {scale} grid 1/{grid}: {noise.atoms} atoms, failure mass per coordinate {float(failure):.3e} = 2^{log2_failure(noise):.2f}")
+            print(
+                f"\n{name} scale {scale} grid 1/{grid}: {noise.atoms} atoms, failure mass per coordinate {float(failure):.3e} = 2^{log2_failure(noise):.2f}"
+            )
 
 
 def test_the_exact_check_catches_one_integer_too_many() -> None:
@@ -64,7 +76,9 @@ def test_draw_is_inversion_with_failures_at_both_ends() -> None:
     atoms, failed = noise.draw(words)
     assert failed.tolist() == [True, True, False, False, False, True, True]
     masses = noise.integer_masses()
-    first = noise.lowest + next(a for a, m in enumerate(masses) if m > 0)  # the tail's outermost atoms may get no integer at all
+    first = noise.lowest + next(
+        a for a, m in enumerate(masses) if m > 0
+    )  # the tail's outermost atoms may get no integer at all
     last_atom = noise.lowest + max(a for a, m in enumerate(masses) if m > 0)
     assert atoms[2] == first and atoms[4] == last_atom and atoms[3] == 0
 
@@ -80,10 +94,15 @@ def test_guide_table_gives_each_bucket_its_first_candidate() -> None:
 def test_grid_inputs_pass_and_off_grid_ones_are_refused_or_rounded() -> None:
     x = torch.arange(256, dtype=torch.float32) / 255
     assert torch.equal(grid_integers(x, 255), torch.arange(256))
-    with pytest.raises(ValueError, match=r"1 of 3 input values are off the grid k / 255 \(the largest is 0\.5 grid steps away, at 0\.5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"1 of 3 input values are off the grid k / 255 \(the largest is 0\.5 grid steps away, at 0\.5\)",
+    ):
         grid_integers(torch.tensor([0.0, 0.5, 1.0]), 255)
     assert grid_integers(torch.tensor([0.0, 0.5, 0.51]), 255, round_off_grid=True).tolist() == [0, 128, 130]
-    with pytest.raises(ValueError, match=r"1 of 1 input values are off the grid k / 255 \(the largest is 0\.1 grid steps away"):
+    with pytest.raises(
+        ValueError, match=r"1 of 1 input values are off the grid k / 255 \(the largest is 0\.1 grid steps away"
+    ):
         grid_integers(torch.tensor([(76 + 0.1) / 255]), 255)  # a tenth of a step is not float32 rounding
     with pytest.raises(ValueError, match="no longer exact in float32"):
         grid_integers(torch.tensor([1e6]), 255)
@@ -134,7 +153,9 @@ def test_failed_copies_count_against_the_top_class_only() -> None:
     # top_two_bounds with the failures: p1 from 90 of 100, the runner-up from 7 + 2 of 100.
     p1, p2 = top_two_bounds(counts, top, 0.01, "runner-up", failed)
     same_p1, _ = top_two_bounds(np.array([[90, 10]]), top, 0.01, "runner-up")
-    _, same_p2 = top_two_bounds(np.array([[90, 9, 1]]), np.array([0]), 0.01, "runner-up")  # three classes, n = 100, the runner-up at 9
+    _, same_p2 = top_two_bounds(
+        np.array([[90, 9, 1]]), np.array([0]), 0.01, "runner-up"
+    )  # three classes, n = 100, the runner-up at 9
     assert p1[0] == same_p1[0] and p2[0] == pytest.approx(min(same_p2[0], 1 - p1[0]))
     complement, _ = top_two_bounds(counts, top, 0.01, "complement", failed)
     assert complement[0] == top_two_bounds(np.array([[90, 10]]), top, 0.01, "complement")[0][0]

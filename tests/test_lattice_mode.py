@@ -11,7 +11,7 @@ from scipy.stats import binomtest, norm
 
 import renyicert
 from renyicert import Smoothed
-from renyicert.solver import probability_threshold
+from renyicert.radii import probability_threshold
 
 
 class LowBits(torch.nn.Module):
@@ -84,7 +84,9 @@ def test_lattice_certificates_are_sound_on_a_model_with_known_probabilities(p2_m
     grid, sigma, alpha, runs = 255, 0.5, 0.05, 300
     k = 51  # x = 0.2
     p1 = float(_lattice_probability(np.array(k), grid, sigma))
-    smoothed = Smoothed(_threshold_model(), "gaussian", 2, scale=sigma, grid=grid, input_shape=(1,), progress=False, batch_size=4096)
+    smoothed = Smoothed(
+        _threshold_model(), "gaussian", 2, scale=sigma, grid=grid, input_shape=(1,), progress=False, batch_size=4096
+    )
     certificates = smoothed.certify(torch.full((runs, 1), k / grid), n0=20, n=300, alpha=alpha, p2_mode=p2_mode, seed=1)
     misses = sum(c.p1_lower > p1 for c in certificates)
     assert misses <= 2 * alpha * runs, misses
@@ -104,8 +106,19 @@ def test_lattice_sequential_wrong_certifications_are_at_most_alpha(p2_mode: str)
     k = np.floor(grid * sigma * norm.ppf(targets) + 0.5).astype(np.int64)
     while (too_high := _lattice_probability(k, grid, sigma) >= threshold).any():
         k[too_high] -= 1
-    smoothed = Smoothed(_threshold_model(), "gaussian", 2, scale=sigma, grid=grid, input_shape=(1,), batch_size=8192, progress=False)
-    answers = smoothed.certify_at(torch.tensor(k / grid, dtype=torch.float32)[:, None], [radius], alpha, budget=2000, n0=20, bound="tight", p2_mode=p2_mode, seed=0)
+    smoothed = Smoothed(
+        _threshold_model(), "gaussian", 2, scale=sigma, grid=grid, input_shape=(1,), batch_size=8192, progress=False
+    )
+    answers = smoothed.certify_at(
+        torch.tensor(k / grid, dtype=torch.float32)[:, None],
+        [radius],
+        alpha,
+        budget=2000,
+        n0=20,
+        bound="tight",
+        p2_mode=p2_mode,
+        seed=0,
+    )
     wrong = sum(a.certified[0] for a in answers)
     assert wrong / inputs <= alpha, f"{wrong} of {inputs} certified above their true probability"
     assert all(a.failed == 0 for a in answers)
@@ -116,11 +129,19 @@ def test_lattice_failures_count_against_the_label_in_certify_and_certify_at() ->
 
     mechanism = renyicert.get_mechanism("gaussian", scale=0.25)
     smoothed = Smoothed(_threshold_model(), mechanism, 2, grid=16, input_shape=(1,), progress=False)
-    smoothed._engine = type(smoothed._engine)(smoothed.scorer, mechanism, 2, lattice=lattice_noise(mechanism, 16, tail=0.05))  # 10% failures
+    smoothed._engine = type(smoothed._engine)(
+        smoothed.scorer, mechanism, 2, lattice=lattice_noise(mechanism, 16, tail=0.05)
+    )  # 10% failures
     x = torch.tensor([0.5])
     certificate = smoothed.certify(x, n0=50, n=2000, seed=3)
     assert certificate.failed > 100 and sum(certificate.counts) + certificate.failed == 2000
-    again = renyicert.confidence.top_two_bounds(np.array([certificate.counts]), np.array([certificate.selected]), 0.001, "runner-up", np.array([certificate.failed]))
+    again = renyicert.confidence.top_two_bounds(
+        np.array([certificate.counts]),
+        np.array([certificate.selected]),
+        0.001,
+        "runner-up",
+        np.array([certificate.failed]),
+    )
     assert (certificate.p1_lower, certificate.p2_upper) == (float(again[0][0]), float(again[1][0]))
     assert certificate.p1_lower < certificate.counts[0] / 2000 < (certificate.counts[0] + certificate.failed) / 2000
     answer = smoothed.certify_at(x, [0.1], budget=3000, seed=3)
@@ -138,7 +159,9 @@ def test_off_grid_inputs_are_refused_or_rounded_with_the_rounded_certificate() -
     smoothed = Smoothed(_threshold_model(), "gaussian", 2, scale=0.5, grid=255, input_shape=(1,), progress=False)
     with pytest.raises(ValueError, match="off the grid k / 255"):
         smoothed.certify(torch.tensor([0.3001]), n=100)
-    rounding = Smoothed(_threshold_model(), "gaussian", 2, scale=0.5, grid=255, input_shape=(1,), progress=False, round_off_grid=True)
+    rounding = Smoothed(
+        _threshold_model(), "gaussian", 2, scale=0.5, grid=255, input_shape=(1,), progress=False, round_off_grid=True
+    )
     a = rounding.certify(torch.tensor([0.3001]), n=500, seed=1)
     b = rounding.certify(torch.tensor([round(0.3001 * 255) / 255]), n=500, seed=1)
     assert (a.counts, a.radius) == (b.counts, b.radius)

@@ -13,7 +13,9 @@ from renyicert._progress import LineProgress, progress_bar
 def test_a_log_gets_a_line_every_few_percent_with_elapsed_and_remaining_time() -> None:
     out = io.StringIO()
     ticks = iter([0.0, *range(10, 1000, 10)])
-    with LineProgress(100, "certify dataset", "input", out, step_percent=25, quiet_seconds=0.0, clock=lambda: float(next(ticks))) as bar:
+    with LineProgress(
+        100, "certify dataset", "input", out, step_percent=25, quiet_seconds=0.0, clock=lambda: float(next(ticks))
+    ) as bar:
         for _ in range(100):
             bar.update(1)
     lines = out.getvalue().splitlines()

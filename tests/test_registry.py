@@ -70,8 +70,12 @@ def test_third_party_plugin_is_discovered_and_certifies(plugin_dir: Path, fresh_
 
 
 def test_plugin_that_fails_to_import_is_reported_with_its_entry_point(plugin_dir: Path, fresh_registry) -> None:
-    _install_fake_distribution(plugin_dir, "fake-broken", "fake_renyicert_broken", "import does_not_exist_anywhere\n", "broken")
-    with pytest.raises(renyicert.PluginLoadError, match=r"'broken = fake_renyicert_broken' from fake-broken 1.0 failed to import"):
+    _install_fake_distribution(
+        plugin_dir, "fake-broken", "fake_renyicert_broken", "import does_not_exist_anywhere\n", "broken"
+    )
+    with pytest.raises(
+        renyicert.PluginLoadError, match=r"'broken = fake_renyicert_broken' from fake-broken 1.0 failed to import"
+    ):
         renyicert.available_mechanisms()
 
 

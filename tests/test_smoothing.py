@@ -24,15 +24,14 @@ def threshold_model() -> torch.nn.Module:
 
 @pytest.mark.parametrize(
     "name,p_true",
-    [
-        ("gaussian", lambda x0, s: norm.cdf(x0 / s)),
-        ("laplace", lambda x0, s: 1.0 - 0.5 * math.exp(-x0 / s)),
-    ],
+    [("gaussian", lambda x0, s: norm.cdf(x0 / s)), ("laplace", lambda x0, s: 1.0 - 0.5 * math.exp(-x0 / s))],
 )
 def test_certificates_are_sound_on_a_model_with_known_probabilities(name: str, p_true) -> None:  # type: ignore[no-untyped-def]
     scale, x0, alpha, runs = 0.5, 0.4, 0.05, 300
     p1 = p_true(x0, scale)
-    smoothed = Smoothed(threshold_model(), name, num_classes=2, scale=scale, input_shape=(2,), backend="eager", progress=False)
+    smoothed = Smoothed(
+        threshold_model(), name, num_classes=2, scale=scale, input_shape=(2,), backend="eager", progress=False
+    )
     xs = torch.tensor([[x0, 0.0]]).repeat(runs, 1)
     certificates = smoothed.certify(xs, n0=20, n=300, alpha=alpha, seed=1)
     lower = np.array([c.p1_lower for c in certificates])
@@ -48,7 +47,9 @@ def test_certificates_are_sound_on_a_model_with_known_probabilities(name: str, p
 
 
 def test_batch_certification_equals_one_by_one_with_seed_plus_index() -> None:
-    smoothed = Smoothed(threshold_model(), "laplace", num_classes=2, scale=0.3, backend="eager", progress=False, batch_size=37)
+    smoothed = Smoothed(
+        threshold_model(), "laplace", num_classes=2, scale=0.3, backend="eager", progress=False, batch_size=37
+    )
     xs = torch.tensor([[0.5, 0.0], [-0.2, 1.0], [0.05, 0.0]])
     together = smoothed.certify(xs, n0=50, n=500, seed=11)
     for i in range(3):
@@ -103,7 +104,9 @@ def test_model_mode_is_eval_inside_and_restored_after() -> None:
             return self.inner(x)
 
     model = Recorder().train()
-    Smoothed(model, "gaussian", num_classes=2, scale=0.5, backend="eager", progress=False).certify(torch.tensor([1.0, 0.0]), n0=10, n=10, seed=0)
+    Smoothed(model, "gaussian", num_classes=2, scale=0.5, backend="eager", progress=False).certify(
+        torch.tensor([1.0, 0.0]), n0=10, n=10, seed=0
+    )
     assert model.training
     assert seen and all(mode == (False, True) for mode in seen)
 
@@ -136,14 +139,25 @@ def test_own_sampler_draws_fresh_noise_for_the_estimation_phase() -> None:
 
     smoothed = Smoothed(threshold_model(), Recorded(0.5), num_classes=2, progress=False, batch_size=64)
     smoothed.certify(torch.tensor([[1.0, 0.0], [0.5, 0.0]]), n0=30, n=300, seed=5)
-    assert len(seeds_used) == 1 + 10 and len(set(seeds_used)) == len(seeds_used)  # 60 selection rows, then 600 estimation rows
+    assert len(seeds_used) == 1 + 10 and len(set(seeds_used)) == len(
+        seeds_used
+    )  # 60 selection rows, then 600 estimation rows
 
 
 def test_compile_falls_back_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("no compiler here")
 
-    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=0.5, input_shape=(2,), compile=True, backend="eager", progress=False)
+    smoothed = Smoothed(
+        threshold_model(),
+        "gaussian",
+        num_classes=2,
+        scale=0.5,
+        input_shape=(2,),
+        compile=True,
+        backend="eager",
+        progress=False,
+    )
     monkeypatch.setattr(torch, "compile", broken)
     with pytest.warns(RuntimeWarning, match="compiling the model failed"):
         cert = smoothed.certify(torch.tensor([1.0, 0.0]), n=200, seed=0)
@@ -164,23 +178,108 @@ class _NaNOutput(torch.nn.Module):
 @pytest.mark.parametrize(
     "make,call,error,match",
     [
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5, input_shape=(2,)), lambda s: s.certify(torch.zeros(3)), ValueError, r"x has shape \(3,\); expected one input of shape \(2,\)"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.tensor([float("nan"), 0.0])), ValueError, "NaN or inf"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.tensor([1, 0])), TypeError, "floating-point"),
-        (lambda: Smoothed(_WrongOutput(), "gaussian", 2, scale=0.5, input_shape=(2,)), lambda s: s.certify(torch.zeros(2), n=10), ValueError, r"expected \(\d+, 2\)"),
-        (lambda: Smoothed(_NaNOutput(), "gaussian", 2, scale=0.5, input_shape=(2,)), lambda s: s.certify(torch.zeros(2), n=10), ValueError, "non-finite logits"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), n0=0), ValueError, "n0 must be a positive integer, got 0"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), n=-5), ValueError, "n must be a positive integer, got -5"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), batch_size=0), ValueError, "batch_size must be a positive integer or 'auto', got 0"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), alpha=1.5), ValueError, r"alpha must be in \(0, 1\), got 1.5"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), batch_size="big"), ValueError, "batch_size must be a positive integer or 'auto', got 'big'"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5, batch_size=2.5), lambda s: None, ValueError, "batch_size must be a positive integer or 'auto', got 2.5"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), share_noise="yes"), TypeError, "share_noise must be True or False, got 'yes'"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.predict(torch.zeros(2), n=10, alpha=0.0), ValueError, r"alpha must be in \(0, 1\), got 0.0"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), bound="cohen"), ValueError, "bound must be"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), p2_mode="max"), ValueError, "p2_mode must be one of"),
-        (lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2), seed=-1), ValueError, "seed must be a non-negative integer, got -1"),
-        (lambda: Smoothed(threshold_model().to("meta"), "gaussian", 2, scale=0.5), lambda s: s.certify(torch.zeros(2)), ValueError, "model is on meta but x is on cpu"),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5, input_shape=(2,)),
+            lambda s: s.certify(torch.zeros(3)),
+            ValueError,
+            r"x has shape \(3,\); expected one input of shape \(2,\)",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.tensor([float("nan"), 0.0])),
+            ValueError,
+            "NaN or inf",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.tensor([1, 0])),
+            TypeError,
+            "floating-point",
+        ),
+        (
+            lambda: Smoothed(_WrongOutput(), "gaussian", 2, scale=0.5, input_shape=(2,)),
+            lambda s: s.certify(torch.zeros(2), n=10),
+            ValueError,
+            r"expected \(\d+, 2\)",
+        ),
+        (
+            lambda: Smoothed(_NaNOutput(), "gaussian", 2, scale=0.5, input_shape=(2,)),
+            lambda s: s.certify(torch.zeros(2), n=10),
+            ValueError,
+            "non-finite logits",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2), n0=0),
+            ValueError,
+            "n0 must be a positive integer, got 0",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2), n=-5),
+            ValueError,
+            "n must be a positive integer, got -5",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2), batch_size=0),
+            ValueError,
+            "batch_size must be a positive integer or 'auto', got 0",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2), alpha=1.5),
+            ValueError,
+            r"alpha must be in \(0, 1\), got 1.5",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2), batch_size="big"),
+            ValueError,
+            "batch_size must be a positive integer or 'auto', got 'big'",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5, batch_size=2.5),
+            lambda s: None,
+            ValueError,
+            "batch_size must be a positive integer or 'auto', got 2.5",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2), share_noise="yes"),
+            TypeError,
+            "share_noise must be True or False, got 'yes'",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.predict(torch.zeros(2), n=10, alpha=0.0),
+            ValueError,
+            r"alpha must be in \(0, 1\), got 0.0",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2), bound="cohen"),
+            ValueError,
+            "bound must be",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2), p2_mode="max"),
+            ValueError,
+            "p2_mode must be one of",
+        ),
+        (
+            lambda: Smoothed(threshold_model(), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2), seed=-1),
+            ValueError,
+            "seed must be a non-negative integer, got -1",
+        ),
+        (
+            lambda: Smoothed(threshold_model().to("meta"), "gaussian", 2, scale=0.5),
+            lambda s: s.certify(torch.zeros(2)),
+            ValueError,
+            "model is on meta but x is on cpu",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(make, call, error, match) -> None:  # type: ignore[no-untyped-def]
@@ -211,11 +310,17 @@ def test_shared_noise_gives_each_input_its_certificate_alone_with_the_base_seed(
     """share_noise: input i gets the draws it would get alone with `seed`; native and eager samplers agree."""
     xs = torch.tensor([[0.5, 0.0], [-0.2, 1.0], [0.05, 0.0], [0.3, -1.0], [0.0, 0.2]])
     for backend in ("auto", "eager"):
-        smoothed = Smoothed(threshold_model(), "laplace", num_classes=2, scale=0.3, backend=backend, progress=False, batch_size=37)
+        smoothed = Smoothed(
+            threshold_model(), "laplace", num_classes=2, scale=0.3, backend=backend, progress=False, batch_size=37
+        )
         together = smoothed.certify(xs, n0=50, n=500, seed=11, share_noise=True)
         for i in range(len(xs)):
             alone = smoothed.certify(xs[i], n0=50, n=500, seed=11, batch_size=64)
-            assert (alone.counts, alone.label, alone.radius) == (together[i].counts, together[i].label, together[i].radius)
+            assert (alone.counts, alone.label, alone.radius) == (
+                together[i].counts,
+                together[i].label,
+                together[i].radius,
+            )
         counts = smoothed.class_counts(xs, 300, seed=5, share_noise=True)
         assert counts.tolist() == [smoothed.class_counts(x, 300, seed=5).tolist() for x in xs]
     assert smoothed.predict(xs, 300, seed=5, share_noise=True) == [smoothed.predict(x, 300, seed=5) for x in xs]
@@ -247,15 +352,21 @@ def test_auto_batch_size_picks_the_fastest_size_per_copy_and_counts_as_that_size
 
 def test_progress_bar_over_samples_only_when_asked_or_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     x = torch.tensor([1.0, 0.0])
-    Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=True).certify(x, n0=10, n=2000, seed=0, batch_size=500)
+    Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=True).certify(
+        x, n0=10, n=2000, seed=0, batch_size=500
+    )
     shown = capsys.readouterr().err
     assert "certify" in shown and "2.01k" in shown  # a bar over the n0 + n samples
     for progress in (None, False):  # stderr is captured here, not a terminal
-        Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=progress).certify(x, n0=10, n=2000, seed=0, batch_size=500)
+        Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=progress).certify(
+            x, n0=10, n=2000, seed=0, batch_size=500
+        )
         assert capsys.readouterr().err == ""
 
 
-def _certify_from_counts(monkeypatch: pytest.MonkeyPatch, selection: list[int], estimation: list[int], **options: object) -> renyicert.Certificate:
+def _certify_from_counts(
+    monkeypatch: pytest.MonkeyPatch, selection: list[int], estimation: list[int], **options: object
+) -> renyicert.Certificate:
     """Certify with the engine's counts replaced by ``selection`` (n0 phase) and ``estimation`` (n phase)."""
     smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
 
@@ -279,32 +390,27 @@ def test_certify_selects_the_class_from_the_selection_counts_only(monkeypatch: p
 
 def test_certify_abstains_when_the_bounds_touch(monkeypatch: pytest.MonkeyPatch) -> None:
     # p1_lower == p2_upper separates nothing: abstain (a ">=" would certify a tie).
-    monkeypatch.setattr(renyicert.smoothing, "top_two_bounds", lambda counts, top, alpha, mode, failed: (np.array([0.4]), np.array([0.4])))
+    monkeypatch.setattr(
+        renyicert.smoothing,
+        "top_two_bounds",
+        lambda counts, top, alpha, mode, failed: (np.array([0.4]), np.array([0.4])),
+    )
     cert = _certify_from_counts(monkeypatch, [90, 10], [900, 100])
     assert cert.label == ABSTAIN and cert.radius == 0.0 and math.isnan(cert.order)
-    monkeypatch.setattr(renyicert.smoothing, "top_two_bounds", lambda counts, top, alpha, mode, failed: (np.array([0.4 + 1e-12]), np.array([0.4])))
+    monkeypatch.setattr(
+        renyicert.smoothing,
+        "top_two_bounds",
+        lambda counts, top, alpha, mode, failed: (np.array([0.4 + 1e-12]), np.array([0.4])),
+    )
     separated = _certify_from_counts(monkeypatch, [90, 10], [900, 100])
     assert separated.label == 0 and separated.radius > 0.0
 
 
-def test_radii_where_certified_masks_abstentions_under_every_bound() -> None:
-    from renyicert.smoothing import BOUNDS, radii_where_certified
-
-    gaussian = renyicert.get_mechanism("gaussian", scale=0.5)
-    p1, p2, certified = np.array([0.99, 0.8, 0.4]), np.array([0.01, 0.1, 0.4]), np.array([True, True, False])
-    expected = {"renyi": renyicert.certified_radius(gaussian, p1[:2], p2[:2]).radius, "tight": renyicert.tight_radius(gaussian, p1[:2], p2[:2]), "pixeldp": renyicert.pixeldp_radius(gaussian, p1[:2], p2[:2])}
-    for bound in BOUNDS:
-        radius, order = radii_where_certified(gaussian, p1, p2, certified, bound)
-        assert radius.dtype == np.float64 and order.dtype == np.float64
-        np.testing.assert_array_equal(radius, [*expected[bound], 0.0])
-        assert np.isnan(order[2]) and (bound == "renyi") == bool(np.isfinite(order[:2]).all())
-    with pytest.raises(ValueError, match=r"bound must be one of \('renyi', 'tight', 'pixeldp'\), got 'cohen'"):
-        radii_where_certified(gaussian, p1, p2, certified, "cohen")
-
-
 def _predict_from_counts(monkeypatch: pytest.MonkeyPatch, counts: list[list[int]], alpha: float) -> object:
     smoothed = Smoothed(torch.nn.Linear(2, len(counts[0])), "gaussian", len(counts[0]), scale=0.5, progress=False)
-    monkeypatch.setattr(smoothed, "_counts", lambda x, n, *options: (np.array(counts), np.zeros(len(counts), dtype=np.int64), False))
+    monkeypatch.setattr(
+        smoothed, "_counts", lambda x, n, *options: (np.array(counts), np.zeros(len(counts), dtype=np.int64), False)
+    )
     return smoothed.predict(torch.zeros(len(counts), 2), n=int(sum(counts[0])), alpha=alpha)
 
 
@@ -332,7 +438,9 @@ def test_predict_passes_its_sampling_options_on(monkeypatch: pytest.MonkeyPatch)
     smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
     seen: dict[str, object] = {}
 
-    def counts(x: object, n: int, batch_size: object, seed: object, generator: object, share_noise: object) -> tuple[np.ndarray, np.ndarray, bool]:
+    def counts(
+        x: object, n: int, batch_size: object, seed: object, generator: object, share_noise: object
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
         seen.update(batch_size=batch_size, seed=seed, generator=generator, share_noise=share_noise)
         return np.array([[n, 0]]), np.zeros(1, dtype=np.int64), False
 
@@ -348,7 +456,10 @@ def test_class_counts_checks_its_arguments_and_draws_per_input(monkeypatch: pyte
     smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, progress=False)
     for call, match in (
         (lambda: smoothed.class_counts(torch.zeros(2), n=0), "n must be a positive integer, got 0"),
-        (lambda: smoothed.class_counts(torch.zeros(2), n=5, batch_size=0), "batch_size must be a positive integer or 'auto', got 0"),
+        (
+            lambda: smoothed.class_counts(torch.zeros(2), n=5, batch_size=0),
+            "batch_size must be a positive integer or 'auto', got 0",
+        ),
         (lambda: smoothed.class_counts(torch.zeros(2), n=5, share_noise=1), "share_noise must be True or False, got 1"),
     ):
         with pytest.raises((ValueError, TypeError), match=match):
@@ -363,10 +474,15 @@ def test_class_counts_checks_its_arguments_and_draws_per_input(monkeypatch: pyte
     assert first.tolist() == smoothed.class_counts(xs, 300, generator=torch.Generator().manual_seed(9)).tolist()
 
 
-@pytest.mark.parametrize("x", [torch.tensor(1.0), torch.zeros(2), torch.zeros(0, 3)], ids=["0-d", "wrong-width", "empty-batch"])
+@pytest.mark.parametrize(
+    "x", [torch.tensor(1.0), torch.zeros(2), torch.zeros(0, 3)], ids=["0-d", "wrong-width", "empty-batch"]
+)
 def test_an_input_the_model_cannot_take_is_refused_naming_its_shape(x: torch.Tensor) -> None:
     smoothed = Smoothed(torch.nn.Linear(3, 2), "gaussian", 2, scale=0.5, progress=False)
-    with pytest.raises(ValueError, match=rf"the model accepts x of shape {re.escape(str(tuple(x.shape)))} neither as one input nor as a batch .*pass input_shape="):
+    with pytest.raises(
+        ValueError,
+        match=rf"the model accepts x of shape {re.escape(str(tuple(x.shape)))} neither as one input nor as a batch .*pass input_shape=",
+    ):
         smoothed.certify(x, n0=5, n=5)
 
 
@@ -392,7 +508,9 @@ def test_certify_checks_alpha_bound_and_interval_naming_the_bad_value() -> None:
             return order * distance**2 / (2 * self.scale**2)
 
     plain = Smoothed(threshold_model(), NoTight(0.5), 2, progress=False)
-    with pytest.raises(ValueError, match="bound='tight' needs a tight certificate, which no-tight-for-smoothing does not provide"):
+    with pytest.raises(
+        ValueError, match="bound='tight' needs a tight certificate, which no-tight-for-smoothing does not provide"
+    ):
         plain.certify(torch.zeros(2), n0=5, n=5, bound="tight")
     assert plain.certify(torch.tensor([1.0, 0.0]), n0=5, n=50, seed=0).label == 0  # the Rényi bound needs no tight one
 
@@ -422,8 +540,16 @@ def test_the_documented_defaults() -> None:
     import inspect
 
     certify = inspect.signature(Smoothed.certify).parameters
-    assert (certify["n0"].default, certify["n"].default, certify["alpha"].default) == (100, 100_000, 0.001)  # Cohen et al.'s
-    assert (certify["bound"].default, certify["p2_mode"].default, certify["share_noise"].default) == ("renyi", "runner-up", False)
+    assert (certify["n0"].default, certify["n"].default, certify["alpha"].default) == (
+        100,
+        100_000,
+        0.001,
+    )  # Cohen et al.'s
+    assert (certify["bound"].default, certify["p2_mode"].default, certify["share_noise"].default) == (
+        "renyi",
+        "runner-up",
+        False,
+    )
     init = inspect.signature(Smoothed.__init__).parameters
     assert (init["batch_size"].default, init["compile"].default, init["backend"].default) == (1000, False, "auto")
     assert inspect.signature(Smoothed.class_counts).parameters["share_noise"].default is False
@@ -433,7 +559,9 @@ def test_the_documented_defaults() -> None:
 def test_construction_and_batches_are_checked_at_the_boundary() -> None:
     with pytest.raises(TypeError, match="^model must be a torch.nn.Module, got int$"):
         Smoothed(3, "gaussian", 2, scale=0.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="backend must be 'auto', 'triton', 'native', 'compiled' or 'eager', got 'gpu'"):
+    with pytest.raises(
+        ValueError, match="backend must be 'auto', 'triton', 'native', 'compiled' or 'eager', got 'gpu'"
+    ):
         Smoothed(threshold_model(), "gaussian", 2, scale=0.5, backend="gpu")
     smoothed = Smoothed(threshold_model(), "gaussian", 2, scale=0.5, input_shape=(2,), progress=False)
     with pytest.raises(TypeError, match="^x must be a torch.Tensor, got list$"):
@@ -460,7 +588,9 @@ def test_certify_refuses_noise_of_the_wrong_shape_dtype_or_values(mechanism: str
     # and NaN noise reported as "the model returned non-finite logits".
     from . import bad_mechanisms as bad
 
-    smoothed = Smoothed(threshold_model(), getattr(bad, mechanism)(0.5), num_classes=2, input_shape=(2,), progress=False)
+    smoothed = Smoothed(
+        threshold_model(), getattr(bad, mechanism)(0.5), num_classes=2, input_shape=(2,), progress=False
+    )
     with pytest.raises((ValueError, TypeError), match=f"{smoothed.mechanism.label}.sample.*{match}"):
         smoothed.certify(torch.tensor([1.0, 0.0]), n0=10, n=100, seed=0)
 
@@ -476,7 +606,12 @@ def test_a_mechanism_for_d_coordinates_refuses_inputs_of_another_size() -> None:
     from .bad_mechanisms import LinfGaussian
 
     model = torch.nn.Linear(4, 2)
-    assert Smoothed(model, LinfGaussian(0.5, d=4), num_classes=2, progress=False).certify(torch.zeros(4), n=50, seed=0).counts is not None
+    assert (
+        Smoothed(model, LinfGaussian(0.5, d=4), num_classes=2, progress=False)
+        .certify(torch.zeros(4), n=50, seed=0)
+        .counts
+        is not None
+    )
     smoothed = Smoothed(threshold_model(), LinfGaussian(0.5, d=4), num_classes=2, progress=False)
     with pytest.raises(ValueError, match="states its divergence for 4 coordinates, but the inputs have 2"):
         smoothed.certify(torch.tensor([1.0, 0.0]), n=50, seed=0)
@@ -493,44 +628,8 @@ def test_a_model_error_unrelated_to_shape_is_named() -> None:
         smoothed.certify(torch.zeros(3), n=10, seed=0)
 
 
-def test_the_best_bound_is_the_largest_radius_of_every_offered_bound_and_says_which() -> None:
-    from renyicert.smoothing import best_radii, radii_where_certified
-
-    rng = np.random.default_rng(3)
-    for name, scale in (("laplace", 0.25), ("gaussian", 0.5)):
-        mechanism = renyicert.get_mechanism(name, scale=scale)
-        p1 = rng.uniform(0.3, 0.9999, 400)
-        p2 = rng.uniform(0.0, 1.0, 400) * (1 - p1)
-        certified = p1 > p2
-        certified[:5] = False
-        radius, order, bound = best_radii(mechanism, p1, p2, certified)
-        single = {b: radii_where_certified(mechanism, p1, p2, certified, b) for b in ("renyi", "tight", "pixeldp")}
-        stacked = np.stack([single[b][0] for b in ("renyi", "tight", "pixeldp")])
-        assert np.array_equal(radius, stacked.max(axis=0))
-        for b in ("renyi", "tight", "pixeldp"):  # the named bound gave exactly that radius, and no earlier bound did as well
-            chosen = bound == b
-            assert np.array_equal(radius[chosen], single[b][0][chosen])
-        assert np.array_equal(radius[:5], np.zeros(5)) and set(bound[:5]) == {"renyi"}  # abstentions: 0, named renyi
-        renyi_won = bound == "renyi"
-        assert np.array_equal(order[renyi_won], single["renyi"][1][renyi_won], equal_nan=True) and np.isnan(order[~renyi_won]).all()
-        if name == "laplace":  # with a real runner-up the Rényi bound wins most inputs, PixelDP some, Teng's none where p2 < 1 - p1
-            assert (bound == "renyi").sum() > 200 and (bound == "pixeldp").sum() > 0
-        else:  # the Gaussian's tight bound (Cohen's) is never beaten
-            assert set(bound[certified]) == {"tight"}
-
-
-def test_a_tie_between_bounds_goes_to_the_earlier_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    import renyicert.smoothing as smoothing
-
-    equal = {"renyi": [0.5, 0.2, 0.7], "tight": [0.5, 0.3, 0.7], "pixeldp": [0.5, 0.3, 0.6]}
-    monkeypatch.setattr(smoothing, "radii_where_certified", lambda m, p1, p2, c, b: (np.array(equal[b]), np.full(3, 2.0 if b == "renyi" else np.nan)))
-    radius, order, bound = smoothing.best_radii(renyicert.get_mechanism("laplace", scale=1.0), np.ones(3), np.zeros(3), np.ones(3, bool))
-    assert bound.tolist() == ["renyi", "tight", "renyi"] and radius.tolist() == [0.5, 0.3, 0.7]
-    assert order[0] == 2.0 and np.isnan(order[1]) and order[2] == 2.0
-
-
 def test_certify_with_the_best_bound_takes_the_maximum_from_the_same_counts() -> None:
-    from renyicert.smoothing import radii_where_certified
+    from renyicert.radii import radii_where_certified
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
@@ -541,8 +640,15 @@ def test_certify_with_the_best_bound_takes_the_maximum_from_the_same_counts() ->
     for b, r in zip(best, renyi):
         assert b.counts == r.counts and b.label == r.label and b.p1_lower == r.p1_lower
         certified = np.array([not r.abstained])
-        radii = {k: float(radii_where_certified(smoothed.mechanism, np.array([r.p1_lower]), np.array([r.p2_upper]), certified, k)[0][0]) for k in ("renyi", "tight", "pixeldp")}
+        radii = {
+            k: float(
+                radii_where_certified(smoothed.mechanism, np.array([r.p1_lower]), np.array([r.p2_upper]), certified, k)[
+                    0
+                ][0]
+            )
+            for k in ("renyi", "tight", "pixeldp")
+        }
         assert b.radius == max(radii.values()) and radii[b.bound] == b.radius
     assert {c.bound for c in renyi} == {"renyi"}
-    with pytest.raises(ValueError, match="bound must be 'renyi', 'tight' or 'best', got 'pixel'"):
+    with pytest.raises(ValueError, match=r"bound must be one of \('renyi', 'tight', 'best'\), got 'pixel'"):
         smoothed.certify(x, n=10, bound="pixel")

@@ -52,10 +52,10 @@ REFERENCE_PAIRS = [
 @pytest.mark.parametrize("mechanism", MECHANISMS, ids=lambda m: m.name)
 @pytest.mark.parametrize("p1,p2", REFERENCE_PAIRS)
 def test_radius_matches_50_digit_reference(mechanism: renyicert.Mechanism, p1: float, p2: float) -> None:
-    radius, alpha = certified_radius(mechanism, p1, p2)
+    radius, order = certified_radius(mechanism, p1, p2)
     expected = reference_radius(mechanism.name, p1, p2)
     assert float(radius) == pytest.approx(expected, rel=1e-9, abs=0)
-    assert float(alpha) >= 1.0
+    assert float(order) >= 1.0
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -110,12 +110,12 @@ def test_gaussian_renyi_radius_at_most_cohens(pair: tuple[float, float]) -> None
 @given(p1=p1_values)
 def test_laplace_renyi_radius_equals_tengs_when_p2_is_complement(p1: float) -> None:
     p2 = 1 - p1
-    radius, alpha = certified_radius(LAPLACE, p1, p2)
+    radius, order = certified_radius(LAPLACE, p1, p2)
     assert float(radius) == pytest.approx(float(tight_radius(LAPLACE, p1, p2)), rel=1e-9, abs=0)
-    assert math.isinf(float(alpha)) or p1 == p2
+    assert math.isinf(float(order)) or p1 == p2
 
 
-def test_laplace_beats_the_papers_alpha_grid() -> None:
+def test_laplace_beats_the_papers_order_grid() -> None:
     rng = np.random.default_rng(0)
     p1 = 0.5 + 0.5 * rng.random(2000) * (1 - 1e-9)
     p2 = rng.random(2000) * (1 - p1)
@@ -130,30 +130,30 @@ def test_laplace_beats_the_papers_alpha_grid() -> None:
 )
 def test_extreme_inputs_give_finite_nonnegative_radii(p1: float, p2: float) -> None:
     for mechanism in MECHANISMS:
-        radius, alpha = certified_radius(mechanism, p1, p2)
+        radius, order = certified_radius(mechanism, p1, p2)
         assert np.isfinite(radius) and radius >= 0
-        assert np.isnan(alpha) or alpha >= 1
+        assert np.isnan(order) or order >= 1
 
 
-def test_alpha_near_one_and_near_infinity_are_reached() -> None:
-    # p2 = 0: B is flat in alpha, so the Gaussian's best order is the alpha -> 1 limit.
-    radius, alpha = certified_radius(GAUSSIAN, 0.9, 0.0)
-    assert float(alpha) == pytest.approx(1.0, abs=1e-9)
+def test_orders_near_one_and_near_infinity_are_reached() -> None:
+    # p2 = 0: B is flat in order, so the Gaussian's best order is the order -> 1 limit.
+    radius, order = certified_radius(GAUSSIAN, 0.9, 0.0)
+    assert float(order) == pytest.approx(1.0, abs=1e-9)
     assert float(radius) == pytest.approx(math.sqrt(-2 * math.log(0.1)), rel=1e-12)
-    # p2 = 1 - p1: Laplace's best order is alpha = inf (Teng et al.'s bound).
+    # p2 = 1 - p1: Laplace's best order is order = inf (Teng et al.'s bound).
     assert math.isinf(float(certified_radius(LAPLACE, 0.9, 0.1).order))
 
 
 def test_ties_and_reversed_pairs_certify_nothing() -> None:
-    radius, alpha = certified_radius(GAUSSIAN, [0.5, 0.3, 0.2], [0.5, 0.3, 0.3])
+    radius, order = certified_radius(GAUSSIAN, [0.5, 0.3, 0.2], [0.5, 0.3, 0.3])
     assert np.all(radius == 0)
-    assert np.all(np.isnan(alpha))
+    assert np.all(np.isnan(order))
 
 
 def test_p1_equal_one_is_an_infinite_certificate() -> None:
     for mechanism in MECHANISMS:
-        radius, alpha = certified_radius(mechanism, 1.0, 0.0)
-        assert math.isinf(radius) and math.isinf(alpha)
+        radius, order = certified_radius(mechanism, 1.0, 0.0)
+        assert math.isinf(radius) and math.isinf(order)
 
 
 def test_near_ties_are_not_over_certified() -> None:
@@ -166,8 +166,8 @@ def test_near_ties_are_not_over_certified() -> None:
 
 def test_broadcasting_and_torch_inputs() -> None:
     p1 = np.array([[0.9], [0.8]])
-    radius, alpha = certified_radius(GAUSSIAN, p1, np.array([0.02, 0.05, 0.1]))
-    assert radius.shape == alpha.shape == (2, 3)
+    radius, order = certified_radius(GAUSSIAN, p1, np.array([0.02, 0.05, 0.1]))
+    assert radius.shape == order.shape == (2, 3)
     tensor = certified_radius(GAUSSIAN, torch.tensor([0.9, 0.8]), 0.1).radius
     assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float64
     np.testing.assert_allclose(tensor.numpy(), certified_radius(GAUSSIAN, [0.9, 0.8], 0.1).radius)
@@ -239,7 +239,11 @@ def test_closed_form_inverse_is_the_largest_safe_distance(mechanism: renyicert.M
     r = mechanism._eval_radius_at(order, budget)
     assert np.all(mechanism._eval_divergence(order, r) <= budget * (1 + 1e-12))
     assert np.all(mechanism._eval_divergence(order, r * (1 + 1e-8)) > budget)
-    np.testing.assert_allclose(radius_at_order(mechanism, 0.9, 0.05, 2.0), mechanism._eval_radius_at(np.array(2.0), renyicert.renyi_budget(0.9, 0.05, 2.0)), rtol=1e-15)
+    np.testing.assert_allclose(
+        radius_at_order(mechanism, 0.9, 0.05, 2.0),
+        mechanism._eval_radius_at(np.array(2.0), renyicert.renyi_budget(0.9, 0.05, 2.0)),
+        rtol=1e-15,
+    )
 
 
 def test_radius_at_order_edges_and_array_types() -> None:
@@ -247,7 +251,11 @@ def test_radius_at_order_edges_and_array_types() -> None:
     assert math.isinf(float(radius_at_order(GAUSSIAN, 1.0, 0.0, 2.0)))
     assert float(radius_at_order(GAUSSIAN, np.array([0.9, 1.0]), 0.0, 2.0)[0]) < math.inf
     f64 = torch.float64  # float32 probabilities are issue 13's
-    for p1, p2, order in ((torch.tensor(0.9, dtype=f64), 0.1, 2.0), (0.9, torch.tensor(0.1, dtype=f64), 2.0), (0.9, 0.1, torch.tensor(2.0))):
+    for p1, p2, order in (
+        (torch.tensor(0.9, dtype=f64), 0.1, 2.0),
+        (0.9, torch.tensor(0.1, dtype=f64), 2.0),
+        (0.9, 0.1, torch.tensor(2.0)),
+    ):
         result = radius_at_order(GAUSSIAN, p1, p2, order)
         assert isinstance(result, torch.Tensor) and result.dtype == torch.float64
     with pytest.raises(ValueError, match="order must be > 1, got 0.5"):
@@ -278,11 +286,15 @@ def test_pixeldp_and_tight_radius_refuse_clearly_and_keep_the_array_type() -> No
 def test_comparison_bounds_at_the_edges() -> None:
     # p2 = 0 with p1 < 1 is read as the smallest positive p2 (finite radius); p1 = 1 is certain (infinite);
     # p1 = p2 certifies nothing, even where a formula would give a negative number (Teng's at p1 <= 1/2).
-    assert math.isfinite(float(tight_radius(GAUSSIAN, 0.9, 0.0))) and math.isfinite(float(pixeldp_radius(GAUSSIAN, 0.9, 0.0)))
+    assert math.isfinite(float(tight_radius(GAUSSIAN, 0.9, 0.0))) and math.isfinite(
+        float(pixeldp_radius(GAUSSIAN, 0.9, 0.0))
+    )
     assert math.isinf(float(tight_radius(GAUSSIAN, 1.0, 0.0)))
     for mechanism in (GAUSSIAN, LAPLACE):
         assert float(tight_radius(mechanism, 0.3, 0.3)) == 0.0 and float(pixeldp_radius(mechanism, 0.3, 0.3)) == 0.0
-    with np.errstate(invalid="raise", divide="raise"):  # a caller's strict settings do not reach the formulas' 0/0 and log(0)
+    with np.errstate(
+        invalid="raise", divide="raise"
+    ):  # a caller's strict settings do not reach the formulas' 0/0 and log(0)
         tight_radius(GAUSSIAN, np.array([0.9, 0.5, 0.9]), np.array([0.1, 0.5, 0.0]))
         pixeldp_radius(LAPLACE, np.array([0.9, 0.5, 0.9]), np.array([0.1, 0.5, 0.0]))
 
@@ -301,7 +313,11 @@ def test_float32_probabilities_are_judged_in_float32_and_solved_in_float64() -> 
     assert float(radius) == pytest.approx(float(certified_radius(GAUSSIAN, p1, 1.0 - p1).radius), rel=1e-12)
     assert p1 + p2 > 1.0  # the float64 sum would have been refused
     a32, b32 = np.float32([0.9, 0.7]), np.float32([0.1, 0.3])
-    np.testing.assert_allclose(certified_radius(LAPLACE, a32, b32).radius, certified_radius(LAPLACE, a32.astype(float), np.minimum(b32.astype(float), 1.0 - a32.astype(float))).radius, rtol=1e-12)
+    np.testing.assert_allclose(
+        certified_radius(LAPLACE, a32, b32).radius,
+        certified_radius(LAPLACE, a32.astype(float), np.minimum(b32.astype(float), 1.0 - a32.astype(float))).radius,
+        rtol=1e-12,
+    )
     with pytest.raises(ValueError, match="p1 \\+ p2 must be <= 1"):
         certified_radius(GAUSSIAN, torch.tensor(0.6), torch.tensor(0.5))
 
@@ -314,12 +330,16 @@ SUBNORMAL_PAIRS = [(1e-320, 0.0), (5e-324, 0.0), (1e-320, 5e-324), (1e-310, 1e-3
 @pytest.mark.parametrize("mechanism", MECHANISMS, ids=["gaussian", "laplace"])
 @pytest.mark.parametrize(("p1", "p2"), TINY_PAIRS)
 def test_tiny_budgets_match_the_50_digit_reference(mechanism: renyicert.Mechanism, p1: float, p2: float) -> None:
-    assert float(certified_radius(mechanism, p1, p2).radius) == pytest.approx(reference_radius(mechanism.name, p1, p2), rel=1e-9)
+    assert float(certified_radius(mechanism, p1, p2).radius) == pytest.approx(
+        reference_radius(mechanism.name, p1, p2), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS, ids=["gaussian", "laplace"])
 @pytest.mark.parametrize(("p1", "p2"), SUBNORMAL_PAIRS)
-def test_subnormal_budgets_certify_zero_never_above_the_truth_nor_nan(mechanism: renyicert.Mechanism, p1: float, p2: float) -> None:
+def test_subnormal_budgets_certify_zero_never_above_the_truth_nor_nan(
+    mechanism: renyicert.Mechanism, p1: float, p2: float
+) -> None:
     # Before: Laplace at (1e-320, 5e-324) certified 1.6e-34 (true radius about 1.4e-160), (5e-324, 0) gave NaN.
     radius = float(certified_radius(mechanism, p1, p2).radius)
     assert radius == 0.0  # radius 0 is below the true radius (>= 0) whatever it is
@@ -327,7 +347,7 @@ def test_subnormal_budgets_certify_zero_never_above_the_truth_nor_nan(mechanism:
 
 
 def test_a_scan_of_tiny_pairs_never_certifies_above_the_reference() -> None:
-    from renyicert.solver import SMALLEST_BUDGET
+    from renyicert.inversion import SMALLEST_BUDGET
 
     rng = np.random.default_rng(5)
     p1 = 10.0 ** rng.uniform(-323.5, -240.0, 400)
@@ -343,12 +363,17 @@ def test_a_scan_of_tiny_pairs_never_certifies_above_the_reference() -> None:
 # ------------------------------------------------------------- probability_threshold
 @pytest.mark.parametrize("name,scale", [("gaussian", 0.25), ("gaussian", 1.0), ("laplace", 0.5)])
 @pytest.mark.parametrize("bound", ["renyi", "tight", "pixeldp"])
-def test_probability_threshold_is_the_smallest_p1_that_certifies_the_radius(name: str, scale: float, bound: str) -> None:
-    from renyicert.solver import probability_threshold
+def test_probability_threshold_is_the_smallest_p1_that_certifies_the_radius(
+    name: str, scale: float, bound: str
+) -> None:
+    from renyicert.radii import probability_threshold
 
     mechanism = renyicert.get_mechanism(name, scale=scale)
-    radius_of = {"renyi": lambda p: renyicert.certified_radius(mechanism, p, 1 - p)[0], "tight": lambda p: renyicert.tight_radius(mechanism, p, 1 - p),
-                 "pixeldp": lambda p: renyicert.pixeldp_radius(mechanism, p, 1 - p)}[bound]  # fmt: skip
+    radius_of = {
+        "renyi": lambda p: renyicert.certified_radius(mechanism, p, 1 - p)[0],
+        "tight": lambda p: renyicert.tight_radius(mechanism, p, 1 - p),
+        "pixeldp": lambda p: renyicert.pixeldp_radius(mechanism, p, 1 - p),
+    }[bound]
     radii = np.array([1e-6, 0.01, 0.3, 1.0, 2.5]) * scale
     thresholds = probability_threshold(mechanism, radii, bound)
     for r, c in zip(radii, thresholds):
@@ -364,7 +389,7 @@ def test_probability_threshold_is_the_smallest_p1_that_certifies_the_radius(name
 def test_probability_threshold_matches_phi_for_the_gaussian_tight_bound_and_edges() -> None:
     from scipy.stats import norm
 
-    from renyicert.solver import probability_threshold
+    from renyicert.radii import probability_threshold
 
     gaussian = renyicert.get_mechanism("gaussian", scale=0.5)
     radii = np.array([0.1, 0.5, 1.0, 2.0])

@@ -17,7 +17,8 @@ import torch
 
 import renyicert
 from renyicert.workflow.data import load_digits
-from renyicert.workflow.evaluation import certified_accuracy, certify_dataset
+from renyicert.workflow.certify import certify_dataset
+from renyicert.workflow.summary import certified_accuracy
 from renyicert.workflow.models import DigitsMLP
 from renyicert.workflow.training import train
 
@@ -35,8 +36,18 @@ def main() -> None:
             smoothed = renyicert.Smoothed(model, mechanism, 10, batch_size=4096, progress=False)
             records = certify_dataset(smoothed, test_data, n=2000, progress=False)
             accuracy = certified_accuracy(records, grid)
-            rows.append({"sigma": sigma, "method": method, "gamma": gamma, "clean": float(accuracy[0]), "mean_certified": float(accuracy.mean())})
-            print(f"sigma {sigma:<5} {method:<13} gamma {str(gamma):<5} clean {accuracy[0]:.3f}  mean certified over r in [0, 3 sigma] {accuracy.mean():.4f}")
+            rows.append(
+                {
+                    "sigma": sigma,
+                    "method": method,
+                    "gamma": gamma,
+                    "clean": float(accuracy[0]),
+                    "mean_certified": float(accuracy.mean()),
+                }
+            )
+            print(
+                f"sigma {sigma:<5} {method:<13} gamma {str(gamma):<5} clean {accuracy[0]:.3f}  mean certified over r in [0, 3 sigma] {accuracy.mean():.4f}"
+            )
     print(json.dumps({"experiment": "gamma_sweep", "rows": rows}))
 
 

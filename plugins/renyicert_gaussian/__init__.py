@@ -76,9 +76,7 @@ class Gaussian(renyicert.Mechanism):
         lower = np.where(p2 >= 0.5, -ndtri(1.0 - p2), ndtri(p2))
         return np.maximum(self.scale / 2.0 * (upper - lower), 0.0)
 
-    def _pixeldp_radius(
-        self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float
-    ) -> NDArray[np.float64]:
+    def _pixeldp_radius(self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float) -> NDArray[np.float64]:
         """Lecuyer et al. (2019): the largest ``L`` certified by the Gaussian mechanism.
 
         Noise ``sigma = sqrt(2 ln(1.25/delta)) L / eps`` (``eps <= 1``) makes the

@@ -88,7 +88,9 @@ class Laplace(renyicert.Mechanism):
         import sympy
 
         y = distance / scale
-        mix = order / (2 * order - 1) * sympy.exp((order - 1) * y) + (order - 1) / (2 * order - 1) * sympy.exp(-order * y)
+        mix = order / (2 * order - 1) * sympy.exp((order - 1) * y) + (order - 1) / (2 * order - 1) * sympy.exp(
+            -order * y
+        )
         return sympy.log(mix) / (order - 1)
 
     def _divergence_slope(self, order: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -130,9 +132,7 @@ class Laplace(renyicert.Mechanism):
             radius = -self.scale * np.log(2.0 * (1.0 - p1))
         return np.maximum(radius, 0.0)
 
-    def _pixeldp_radius(
-        self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float
-    ) -> NDArray[np.float64]:
+    def _pixeldp_radius(self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float) -> NDArray[np.float64]:
         """Lecuyer et al. (2019) with the Laplace mechanism: pure ``eps``-DP, ``b = L / eps``.
 
         Robust when ``p1 > e^(2 eps) p2``: ``eps = log(p1/p2) / 2`` and ``L = b eps``.

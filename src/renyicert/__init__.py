@@ -9,14 +9,14 @@ Examples
 --------
 >>> import renyicert
 >>> laplace = renyicert.get_mechanism("laplace", scale=0.5)
->>> radius, alpha = renyicert.certified_radius(laplace, p1=0.9, p2=0.1)
+>>> radius, order = renyicert.certified_radius(laplace, p1=0.9, p2=0.1)
 >>> round(float(radius), 6)
 0.804719
 """
 
 from __future__ import annotations
 
-from .bounds import renyi_budget
+from .budget import renyi_budget
 from .checker import CheckReport, CheckResult, Verdict, check, verify_comparison_bounds
 from .hookspecs import hookimpl
 from .mechanism import Mechanism
@@ -32,8 +32,11 @@ from .registry import (
     unregister,
 )
 from .sequential import SequentialCertificate
-from .smoothing import ABSTAIN, Certificate, Smoothed
-from .solver import RadiusResult, certified_radius, pixeldp_radius, probability_threshold, radius_at_order, tight_radius
+from .certificate import ABSTAIN, Certificate
+from .smoothing import Smoothed
+from .comparison_radii import pixeldp_radius, tight_radius
+from .radii import probability_threshold
+from .solver import RadiusResult, certified_radius, radius_at_order
 
 __version__ = "0.1.0"
 

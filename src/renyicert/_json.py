@@ -28,7 +28,13 @@ def strict(value: Any) -> Any:
         return {key: strict(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [strict(item) for item in value]
-    if isinstance(value, float) or type(value).__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind == "f" and value.ndim == 0:
+    if (
+        isinstance(value, float)
+        or type(value).__module__ == "numpy"
+        and hasattr(value, "dtype")
+        and value.dtype.kind == "f"
+        and value.ndim == 0
+    ):
         number = float(value)
         if math.isnan(number):
             return "nan"

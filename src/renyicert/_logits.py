@@ -57,7 +57,9 @@ def logits_of(output: Any, how: str | Callable[[Any], Any] | None = None) -> Any
     else:
         found = None
     if not isinstance(found, torch.Tensor):
-        raise LogitsNotFound(f"the model returned {_described(output)}, not logits: give output='KEY' (Smoothed) or --output-key KEY to say which holds them")
+        raise LogitsNotFound(
+            f"the model returned {_described(output)}, not logits: give output='KEY' (Smoothed) or --output-key KEY to say which holds them"
+        )
     return found
 
 

@@ -51,9 +51,16 @@ class LineProgress:
     """
 
     def __init__(
-        self, total: int, description: str, unit: str, stream: TextIO | None = None, *, step_percent: int = LINE_STEP_PERCENT,
-        quiet_seconds: float = LINE_QUIET_SECONDS, clock: Any = time.monotonic,
-    ) -> None:  # fmt: skip
+        self,
+        total: int,
+        description: str,
+        unit: str,
+        stream: TextIO | None = None,
+        *,
+        step_percent: int = LINE_STEP_PERCENT,
+        quiet_seconds: float = LINE_QUIET_SECONDS,
+        clock: Any = time.monotonic,
+    ) -> None:
         self.total, self.description, self.unit = max(int(total), 0), description, unit
         self.stream = stream if stream is not None else sys.stderr
         self.step, self.quiet_seconds, self.clock = step_percent, quiet_seconds, clock
@@ -82,14 +89,18 @@ class LineProgress:
         if elapsed < self.quiet_seconds:
             return
         left = elapsed * (self.total - self.n) / self.n if self.n else 0.0
-        self._print(f"{self.description}: {percent}% ({self.n}/{self.total} {self.unit}), {_clock(elapsed)} elapsed, {_clock(left)} left")
+        self._print(
+            f"{self.description}: {percent}% ({self.n}/{self.total} {self.unit}), {_clock(elapsed)} elapsed, {_clock(left)} left"
+        )
 
     def _print(self, line: str) -> None:
         self.printed = True
         print(line, file=self.stream, flush=True)
 
 
-def progress_bar(total: int, description: str, unit: str, progress: bool | None, *, leave: bool = False, unit_scale: bool = False) -> Any:
+def progress_bar(
+    total: int, description: str, unit: str, progress: bool | None, *, leave: bool = False, unit_scale: bool = False
+) -> Any:
     """A context manager yielding a progress object with ``update(n)`` (``None`` when ``progress`` is ``False``).
 
     Examples
@@ -101,11 +112,20 @@ def progress_bar(total: int, description: str, unit: str, progress: bool | None,
     """
     if progress is False:
         return contextlib.nullcontext(None)
-    if progress is None and not _is_terminal(sys.stderr) and "ipykernel" not in sys.modules:  # a notebook keeps tqdm's widget
+    if (
+        progress is None and not _is_terminal(sys.stderr) and "ipykernel" not in sys.modules
+    ):  # a notebook keeps tqdm's widget
         return LineProgress(total, description, unit)
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit=unit, unit_scale=unit_scale, disable=None if progress is None else not progress, leave=leave)
+    return tqdm(
+        total=total,
+        desc=description,
+        unit=unit,
+        unit_scale=unit_scale,
+        disable=None if progress is None else not progress,
+        leave=leave,
+    )
 
 
 def _is_terminal(stream: Any) -> bool:

@@ -12,7 +12,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["as_float_array", "check_batch_size", "check_flag", "check_positive_int", "check_scale", "check_probabilities", "first_bad", "is_torch"]
+__all__ = [
+    "as_float_array",
+    "check_alpha",
+    "check_batch_size",
+    "check_flag",
+    "check_positive_int",
+    "check_scale",
+    "check_seed",
+    "check_probabilities",
+    "first_bad",
+    "is_torch",
+]
 
 
 def is_torch(value: Any) -> bool:
@@ -64,6 +75,22 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def check_seed(value: Any, name: str = "seed") -> int:
+    """A noise key: an integer in ``[0, 2^63)`` (a 63-bit Philox key), else a ``ValueError`` naming ``name``.
+
+    Examples
+    --------
+    >>> from renyicert._validation import check_seed
+    >>> check_seed(-1, "seeds[0]")
+    Traceback (most recent call last):
+    ...
+    ValueError: seeds[0] must be an integer in [0, 2^63), got -1
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < 2**63:
+        raise ValueError(f"{name} must be an integer in [0, 2^63), got {value!r}")
+    return int(value)
+
+
 def check_alpha(alpha: Any) -> float:
     """``alpha`` as a float in ``(0, 1)``: the failure probability of a certificate.
 
@@ -111,7 +138,9 @@ def check_scale(scale: Any) -> float:
     if not math.isfinite(scale) or scale <= 0.0:
         raise ValueError(f"scale must be finite and > 0, got {scale!r}")
     if scale < _SMALLEST_NORMAL:
-        raise ValueError(f"scale must be at least the smallest normal float64, 2.2250738585072014e-308; got the subnormal {scale!r}, at which radii lose their digits")
+        raise ValueError(
+            f"scale must be at least the smallest normal float64, 2.2250738585072014e-308; got the subnormal {scale!r}, at which radii lose their digits"
+        )
     return scale
 
 
@@ -129,9 +158,7 @@ def _coarsest_float(*values: Any) -> Any:
     return widest
 
 
-def check_probabilities(
-    p1: Any, p2: Any
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def check_probabilities(p1: Any, p2: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Validate and broadcast ``(p1, p2)``.
 
     Raises ``ValueError`` for NaN, values outside ``[0, 1]`` and ``p1 + p2 > 1``,
@@ -146,9 +173,7 @@ def check_probabilities(
     try:
         a, b = np.broadcast_arrays(a, b)
     except ValueError as error:
-        raise ValueError(
-            f"p1 and p2 must broadcast together, got shapes {np.shape(a)} and {np.shape(b)}"
-        ) from error
+        raise ValueError(f"p1 and p2 must broadcast together, got shapes {np.shape(a)} and {np.shape(b)}") from error
     for name, array in (("p1", a), ("p2", b)):
         bad = np.isnan(array) | (array < 0.0) | (array > 1.0)
         if bad.any():

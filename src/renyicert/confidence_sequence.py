@@ -56,7 +56,19 @@ from numpy.typing import NDArray
 
 from ._validation import check_alpha
 
-__all__ = ["ABOVE", "BELOW", "ONE_SIDED_PRIOR", "PRIOR", "UNDECIDED", "log_wealth", "one_sided_crossing_counts", "one_sided_decisions", "one_sided_log_wealth", "sequence_bounds", "threshold_decisions"]
+__all__ = [
+    "ABOVE",
+    "BELOW",
+    "ONE_SIDED_PRIOR",
+    "PRIOR",
+    "UNDECIDED",
+    "log_wealth",
+    "one_sided_crossing_counts",
+    "one_sided_decisions",
+    "one_sided_log_wealth",
+    "sequence_bounds",
+    "threshold_decisions",
+]
 
 #: :func:`threshold_decisions`' answers: the probability is above the threshold, below it, or the sequence cannot tell yet.
 ABOVE, BELOW, UNDECIDED = 1, -1, 0
@@ -78,7 +90,6 @@ def _check_counts(successes: Any, trials: Any) -> tuple[NDArray[np.float64], NDA
             f"successes and trials must be integers with 0 <= successes <= trials, got {float(np.broadcast_to(s, shape)[tuple(i)])!r} of {float(np.broadcast_to(t, shape)[tuple(i)])!r}"
         )
     return s, t
-
 
 
 def log_wealth(successes: Any, trials: Any, m: Any) -> NDArray[np.float64]:
@@ -144,7 +155,9 @@ def threshold_decisions(successes: Any, trials: Any, thresholds: Any, alpha: flo
     return np.where(rejected & above, ABOVE, np.where(rejected & below, BELOW, UNDECIDED)).astype(np.int8)
 
 
-def sequence_bounds(successes: Any, trials: Any, alpha: float, side: str = "both") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def sequence_bounds(
+    successes: Any, trials: Any, alpha: float, side: str = "both"
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """``(L_t, U_t)``: the confidence sequence at ``successes`` of ``trials``, by bisection of the convex ``log M_t``.
 
     The bounds are rounded outwards (``L`` down, ``U`` up) by less than ``1e-15``,
@@ -237,7 +250,9 @@ def one_sided_log_wealth(successes: Any, trials: Any, threshold: Any, side: str 
     return posterior - prior - _log_likelihood(s, f, c)
 
 
-def one_sided_decisions(successes: Any, trials: Any, thresholds: Any, alpha: float) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+def one_sided_decisions(
+    successes: Any, trials: Any, thresholds: Any, alpha: float
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """``(above, below)``: where the one-sided e-process for ``p > c`` has reached ``1/alpha``, and where its mirror for ``p < c`` has.
 
     ``above`` at a threshold is a rejection of ``p <= c`` at level ``alpha`` (Ville's

@@ -44,8 +44,18 @@ from numpy.typing import NDArray
 from .mechanism import Mechanism
 
 __all__ = [
-    "DIGITS", "GUIDE_BITS", "LatticeNoise", "MAX_ATOMS", "MAX_GRID", "TAIL", "check_grid", "failure_adjusted", "grid_integers", "lattice_noise", "log2_failure",
-]  # fmt: skip
+    "DIGITS",
+    "GUIDE_BITS",
+    "LatticeNoise",
+    "MAX_ATOMS",
+    "MAX_GRID",
+    "TAIL",
+    "check_grid",
+    "failure_adjusted",
+    "grid_integers",
+    "lattice_noise",
+    "log2_failure",
+]
 
 #: Decimal digits the CDF is evaluated with (64 bits need 20; the rest is margin for tails near 1).
 DIGITS = 50
@@ -61,7 +71,7 @@ GUIDE_BITS = 16
 #: The margin, in units of 2^-64, between a threshold and the CDF it rounds (far above the CDF's error at DIGITS digits).
 _MARGIN = Fraction(1, 2**16)
 _TWO_64 = 2**64
-_SHIFT = 2**63  # thresholds are stored as U - 2^63 (signed int64 keeps the unsigned order)
+THRESHOLD_SHIFT = 2**63  # thresholds are stored as U - 2^63 (signed int64 keeps the unsigned order)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +141,7 @@ class LatticeNoise:
         >>> j.tolist(), failed.tolist()
         ([0, -37], [False, True])
         """
-        signed = (np.asarray(words, dtype=np.uint64) ^ np.uint64(_SHIFT)).view(np.int64)
+        signed = (np.asarray(words, dtype=np.uint64) ^ np.uint64(THRESHOLD_SHIFT)).view(np.int64)
         index = np.searchsorted(self.ends, signed, side="right")
         failed = (index >= self.atoms) | (signed < self.start)
         return np.minimum(index, self.atoms - 1).astype(np.int64) + self.lowest, failed
@@ -151,7 +161,9 @@ def check_grid(grid: Any) -> int:
     ValueError: grid must be an integer in [1, 65536] (grid points per unit: 255 for 8-bit images), got 0.5
     """
     if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or not 1 <= grid <= MAX_GRID:
-        raise ValueError(f"grid must be an integer in [1, {MAX_GRID}] (grid points per unit: 255 for 8-bit images), got {grid!r}")
+        raise ValueError(
+            f"grid must be an integer in [1, {MAX_GRID}] (grid points per unit: 255 for 8-bit images), got {grid!r}"
+        )
     return int(grid)
 
 
@@ -178,7 +190,9 @@ def grid_integers(x: Any, grid: int, round_off_grid: bool = False) -> Any:
     scaled = x.double() * grid
     k = torch.round(scaled)
     if k.numel() and float(k.abs().max()) >= 2**24 - MAX_ATOMS:
-        raise ValueError(f"inputs reach {float(x.abs().max()):g}, past {(2**24 - MAX_ATOMS) / grid:g} = (2^24 - {MAX_ATOMS}) / {grid}, where k + j / {grid} is no longer exact in float32")
+        raise ValueError(
+            f"inputs reach {float(x.abs().max()):g}, past {(2**24 - MAX_ATOMS) / grid:g} = (2^24 - {MAX_ATOMS}) / {grid}, where k + j / {grid} is no longer exact in float32"
+        )
     distance = (scaled - k).abs()
     off = distance > 2.0**-20 * torch.clamp(k.abs(), min=1.0)
     if not round_off_grid and bool(off.any()):
@@ -222,9 +236,11 @@ def _cdf_at(mechanism: Mechanism, boundary: Any, grid: int) -> Any:
     """``F(boundary / grid)`` for a boundary in grid units (an mpf), checked to be a probability."""
     import mpmath
 
-    value = mpmath.mpf(mechanism._coordinate_cdf(mpmath.mpf(boundary) / grid))
+    value = mpmath.mpf(mechanism._eval_coordinate_cdf(mpmath.mpf(boundary) / grid))
     if not 0 <= value <= 1:
-        raise ValueError(f"{mechanism.label}._coordinate_cdf({mpmath.nstr(mpmath.mpf(boundary) / grid, 8)}) returned {mpmath.nstr(value, 8)}, not a probability in [0, 1]")
+        raise ValueError(
+            f"{mechanism.label}._coordinate_cdf({mpmath.nstr(mpmath.mpf(boundary) / grid, 8)}) returned {mpmath.nstr(value, 8)}, not a probability in [0, 1]"
+        )
     return value
 
 
@@ -262,7 +278,9 @@ def _build(mechanism: Mechanism, grid: int, tail: float) -> LatticeNoise:
         lowest, highest = _tail_end(mechanism, grid, tail, -1), _tail_end(mechanism, grid, tail, +1)
         atoms = highest - lowest + 1
         if atoms > MAX_ATOMS:
-            raise ValueError(f"{mechanism!r} rounded to the grid 1/{grid} needs {atoms} atoms, more than {MAX_ATOMS}: its scale is too large against the grid step for lattice mode")
+            raise ValueError(
+                f"{mechanism!r} rounded to the grid 1/{grid} needs {atoms} atoms, more than {MAX_ATOMS}: its scale is too large against the grid step for lattice mode"
+            )
         two_64 = mpmath.mpf(_TWO_64)
         margin = mpmath.mpf(_MARGIN.numerator) / _MARGIN.denominator
         cdf = [_cdf_at(mechanism, lowest + a - mpmath.mpf("0.5"), grid) for a in range(atoms + 1)]
@@ -276,10 +294,18 @@ def _build(mechanism: Mechanism, grid: int, tail: float) -> LatticeNoise:
             ends.append(end)
     if ends[-1] >= _TWO_64:
         raise ValueError(f"{mechanism.label}._coordinate_cdf gives more than probability 1 on the grid 1/{grid}")
-    ends_array = np.array([e - _SHIFT for e in ends], dtype=np.int64)
-    buckets = (np.arange(1 << GUIDE_BITS, dtype=np.uint64) << np.uint64(64 - GUIDE_BITS)) ^ np.uint64(_SHIFT)
+    ends_array = np.array([e - THRESHOLD_SHIFT for e in ends], dtype=np.int64)
+    buckets = (np.arange(1 << GUIDE_BITS, dtype=np.uint64) << np.uint64(64 - GUIDE_BITS)) ^ np.uint64(THRESHOLD_SHIFT)
     guide = np.searchsorted(ends_array, buckets.view(np.int64), side="right").astype(np.int32)
-    return LatticeNoise(mechanism=mechanism, grid=grid, tail=tail, lowest=lowest, start=start - _SHIFT, ends=ends_array, guide=guide)
+    return LatticeNoise(
+        mechanism=mechanism,
+        grid=grid,
+        tail=tail,
+        lowest=lowest,
+        start=start - THRESHOLD_SHIFT,
+        ends=ends_array,
+        guide=guide,
+    )
 
 
 def lattice_noise(mechanism: Mechanism, grid: int, tail: float = TAIL) -> LatticeNoise:

@@ -33,8 +33,8 @@ Those private methods are the plugin's *hooks*.  renyicert itself never calls a
 hook directly: the solver and the checker go through the base class's
 package-internal entries ``_eval_divergence``, ``_eval_radius_at``,
 ``_eval_radius_per_order``, ``_eval_tight_radius`` and ``_eval_pixeldp_radius``
-(float64 arrays in, float64 arrays of the broadcast shape out, checked), which a
-plugin must not override.
+(float64 arrays in, float64 arrays of the broadcast shape out, checked) and
+``_eval_symbolic_*``, ``_eval_coordinate_cdf``, ``_eval_transform_uniform``, which a plugin must not override.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from numpy.typing import NDArray
 from ._torch import like_inputs
 from ._validation import as_float_array, check_scale, first_bad
 
-__all__ = ["Mechanism"]
+__all__ = ["Mechanism", "check_mechanism"]
 
 
 class Mechanism:
@@ -131,7 +131,9 @@ class Mechanism:
         names = []
         for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
             if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-                raise TypeError(f"{cls.__name__}.__init__ takes *{parameter.name}; a mechanism's parameters must be named, one by one")
+                raise TypeError(
+                    f"{cls.__name__}.__init__ takes *{parameter.name}; a mechanism's parameters must be named, one by one"
+                )
             names.append(parameter.name)
         if "scale" not in names:
             raise TypeError(f"{cls.__name__}.__init__ must take scale, got parameters {names}")
@@ -154,7 +156,9 @@ class Mechanism:
                     params[name] = getattr(self, attribute)
                     break
             else:
-                raise TypeError(f"{type(self).__name__} takes the parameter {name!r} but does not store it: set self.{name} (or self._{name}) in __init__")
+                raise TypeError(
+                    f"{type(self).__name__} takes the parameter {name!r} but does not store it: set self.{name} (or self._{name}) in __init__"
+                )
         return params
 
     def replace(self, **changes: Any) -> Mechanism:
@@ -267,7 +271,9 @@ class Mechanism:
     # ------------------------------------------- package-internal entries (final)
     def _eval_divergence(self, order: NDArray[np.float64], distance: NDArray[np.float64]) -> NDArray[np.float64]:
         """``D(order, distance)`` on valid float64 arrays, broadcast: the finite orders through ``_divergence``, ``inf`` through ``_max_divergence``."""
-        order, distance = np.broadcast_arrays(np.asarray(order, dtype=np.float64), np.asarray(distance, dtype=np.float64))
+        order, distance = np.broadcast_arrays(
+            np.asarray(order, dtype=np.float64), np.asarray(distance, dtype=np.float64)
+        )
         infinite = np.isinf(order)
         if not infinite.any():
             return self._call_hook("_divergence", order, distance)
@@ -290,7 +296,9 @@ class Mechanism:
         """The tight certificate at valid ``(p1, p2)`` (see :attr:`has_tight_radius`)."""
         return self._call_hook("_tight_radius", p1, p2)
 
-    def _eval_pixeldp_radius(self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float) -> NDArray[np.float64]:
+    def _eval_pixeldp_radius(
+        self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float
+    ) -> NDArray[np.float64]:
         """The PixelDP certificate at valid ``(p1, p2)`` (see :attr:`has_pixeldp_radius`)."""
         return self._call_hook("_pixeldp_radius", p1, p2, extra=(delta,))
 
@@ -306,7 +314,9 @@ class Mechanism:
         try:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError) as error:
-            raise TypeError(f"{self.label}.{hook} returned {type(value).__name__}, expected float64 numbers of shape {shape}") from error
+            raise TypeError(
+                f"{self.label}.{hook} returned {type(value).__name__}, expected float64 numbers of shape {shape}"
+            ) from error
         if array.shape != shape:
             if array.size == 1:  # one number for every element: broadcast, as numpy would
                 return np.full(shape, float(array.reshape(())))
@@ -362,13 +372,32 @@ class Mechanism:
         """A tight certificate at ``(p1, p2)``; optional, for comparison."""
         raise NotImplementedError
 
-    def _pixeldp_radius(
-        self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float
-    ) -> NDArray[np.float64]:
+    def _pixeldp_radius(self, p1: NDArray[np.float64], p2: NDArray[np.float64], delta: float) -> NDArray[np.float64]:
         """The PixelDP certificate at ``(p1, p2)``; optional, for comparison."""
         raise NotImplementedError
 
-    # ------------------------------------------------ symbolic parts (checker)
+    # ------------------------------- the symbolic, CDF and uniform hooks (checker, lattice mode, fused samplers)
+    def _eval_symbolic_log_density(self, x: Any, scale: Any) -> Any:
+        """``_symbolic_log_density(x, scale)``: what :mod:`renyicert.checker` derives the divergence from (sympy)."""
+        return self._symbolic_log_density(x, scale)
+
+    def _eval_symbolic_divergence(self, order: Any, distance: Any, scale: Any) -> Any:
+        """``_symbolic_divergence(order, distance, scale)``: what the checker proves equal to its derivation (sympy)."""
+        return self._symbolic_divergence(order, distance, scale)
+
+    def _eval_coordinate_cdf(self, t: Any) -> Any:
+        """``_coordinate_cdf(t)`` (mpmath): lattice mode checks its range and monotonicity."""
+        return self._coordinate_cdf(t)
+
+    @property
+    def has_transform_uniform(self) -> bool:
+        """Whether the plugin maps uniforms to noise elementwise (``_transform_uniform(u)``, the fused samplers' generic path)."""
+        return getattr(type(self), "_transform_uniform", None) is not None
+
+    def _eval_transform_uniform(self, u: Any) -> Any:
+        """``_transform_uniform(u)`` (the engine checks its first batch: finite, elementwise, float32)."""
+        return self._transform_uniform(u)  # type: ignore[attr-defined]
+
     @property
     def has_density(self) -> bool:
         """Whether ``_symbolic_log_density`` is provided (the checker derives the divergence from it)."""
@@ -411,3 +440,11 @@ class Mechanism:
     def max_divergence(self, distance: Any) -> Any:
         """``D(inf, distance)``, the max-divergence between copies ``distance`` apart."""
         return self.divergence(math.inf, distance)
+
+
+def check_mechanism(mechanism: Any) -> Mechanism:
+    """``mechanism``, refused with a ``TypeError`` naming it unless it is a :class:`Mechanism`."""
+    if not isinstance(mechanism, Mechanism):
+        example = "renyicert.get_mechanism('gaussian', scale=0.25)"
+        raise TypeError(f"mechanism must be a renyicert.Mechanism (e.g. {example}), got {mechanism!r}")
+    return mechanism

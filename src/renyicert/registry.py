@@ -111,7 +111,9 @@ class MechanismRegistry:
         if not norm >= 1.0:
             raise ValueError(f"{cls.__qualname__}.norm must be a number >= 1 (1, 2, math.inf, ...), got {cls.norm!r}")
         if cls.fused_noise not in (None, "normal", "laplace"):
-            raise ValueError(f"{cls.__qualname__}.fused_noise must be 'normal', 'laplace' or None, got {cls.fused_noise!r}")
+            raise ValueError(
+                f"{cls.__qualname__}.fused_noise must be 'normal', 'laplace' or None, got {cls.fused_noise!r}"
+            )
         cls.parameter_names()  # a constructor whose parameters cannot be read back is refused here, not at first use
         provider = provider or self._current_provider
         with self._lock:
@@ -193,7 +195,10 @@ class MechanismRegistry:
         with self._lock:
             entry = self._entries.get(name)
             if entry is None:
-                known = ", ".join(sorted(self._entries)) or "none (is the package installed? see RENYICERT_DISABLE_PLUGIN_AUTOLOAD)"
+                known = (
+                    ", ".join(sorted(self._entries))
+                    or "none (is the package installed? see RENYICERT_DISABLE_PLUGIN_AUTOLOAD)"
+                )
                 raise UnknownMechanismError(f"unknown mechanism {name!r}; available: {known}")
             return entry.cls
 
@@ -291,7 +296,9 @@ def build_mechanism(cls: type[Mechanism], scale: float, params: dict[str, Any] |
     return cls(scale, **params)
 
 
-def resolve_mechanism(mechanism: Mechanism | type[Mechanism] | str, scale: float | None = None, params: dict[str, Any] | None = None) -> Mechanism:
+def resolve_mechanism(
+    mechanism: Mechanism | type[Mechanism] | str, scale: float | None = None, params: dict[str, Any] | None = None
+) -> Mechanism:
     """A mechanism instance from an instance, a :class:`Mechanism` subclass or a registered name.
 
     A name or a class needs ``scale`` (and ``params``, its other constructor
@@ -311,11 +318,15 @@ def resolve_mechanism(mechanism: Mechanism | type[Mechanism] | str, scale: float
         if scale is not None and scale != mechanism.scale:
             raise ValueError(f"scale={scale!r} disagrees with the mechanism's scale {mechanism.scale!r}")
         if params:
-            raise ValueError(f"{mechanism!r} is built already; give parameters only with a name or a class (or use mechanism.replace)")
+            raise ValueError(
+                f"{mechanism!r} is built already; give parameters only with a name or a class (or use mechanism.replace)"
+            )
         return mechanism
     if isinstance(mechanism, str) or (isinstance(mechanism, type) and issubclass(mechanism, Mechanism)):
         if scale is None:
-            raise ValueError(f"give scale= with the mechanism {mechanism if isinstance(mechanism, str) else mechanism.__name__!r}")
+            raise ValueError(
+                f"give scale= with the mechanism {mechanism if isinstance(mechanism, str) else mechanism.__name__!r}"
+            )
         cls = _REGISTRY.lookup(mechanism) if isinstance(mechanism, str) else mechanism
         return build_mechanism(cls, scale, params)
     raise TypeError(f"mechanism must be a Mechanism, a Mechanism subclass or a registered name, got {mechanism!r}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,199 +30,14 @@ from ._validation import check_alpha, check_batch_size, check_flag, check_positi
 from .confidence import P2_MODES, top_two_bounds
 from .mechanism import Mechanism
 from .registry import resolve_mechanism
-from .sequential import SequentialCertificate, certify_stream, check_extended_budget, decision_rule
-from .solver import certified_radius, pixeldp_radius, tight_radius
+from .certificate import ABSTAIN, Certificate, split_failures
+from .smoothing_sequential import SequentialMethods
+from .radii import best_radii, check_bound, radii_where_certified, require_offered
 
-__all__ = [
-    "ABSTAIN", "AUTO_BATCH_SIZES", "BOUNDS", "BUILT_IN_MODULES", "Certificate", "SequentialCertificate", "Smoothed", "best_bounds", "best_radii",
-    "offered_bounds", "radii_where_certified", "split_failures",
-]  # fmt: skip
-
-#: The label of an abstention.
-ABSTAIN = -1
-#: The certificates a radius can come from: Li et al.'s Rényi bound, the mechanism's tight bound, PixelDP's.
-BOUNDS = ("renyi", "tight", "pixeldp")
+__all__ = ["AUTO_BATCH_SIZES", "Smoothed"]
 
 
-def radii_where_certified(mechanism: Mechanism, p1_lower: Any, p2_upper: Any, certified: Any, bound: str) -> tuple[Any, Any]:
-    """``(radius, order)`` under ``bound`` (one of :data:`BOUNDS`) where ``certified``, and ``(0, nan)`` where the classifier abstains.
-
-    The bound is evaluated only at the certified pairs (the others are replaced
-    by ``(1, 0)`` first, so that no formula sees ``p1 <= p2``); ``order`` is the
-    Rényi order attaining the radius, ``nan`` for the other bounds.
-
-    Examples
-    --------
-    >>> import numpy as np, renyicert
-    >>> from renyicert.smoothing import radii_where_certified
-    >>> gaussian = renyicert.get_mechanism("gaussian", scale=0.25)
-    >>> radius, order = radii_where_certified(gaussian, np.array([0.99, 0.4]), np.array([0.01, 0.4]), np.array([True, False]), "renyi")
-    >>> radius.round(6).tolist(), np.isnan(order).tolist()
-    ([0.477002, 0.0], [False, True])
-    """
-    p1, p2 = np.where(certified, p1_lower, 1.0), np.where(certified, p2_upper, 0.0)
-    if bound == "renyi":
-        radius, order = certified_radius(mechanism, p1, p2)
-    elif bound == "tight":
-        radius, order = tight_radius(mechanism, p1, p2), np.full(p1.shape, np.nan)
-    elif bound == "pixeldp":
-        radius, order = pixeldp_radius(mechanism, p1, p2), np.full(p1.shape, np.nan)
-    else:
-        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
-    radius = np.where(certified, np.asarray(radius, dtype=np.float64), 0.0)
-    return radius, np.where(certified, np.asarray(order, dtype=np.float64), np.nan)
-
-
-def offered_bounds(mechanism: Mechanism) -> tuple[str, ...]:
-    """The bounds of :data:`BOUNDS` that ``mechanism`` offers (the Rényi bound always).
-
-    Examples
-    --------
-    >>> import renyicert
-    >>> from renyicert.smoothing import offered_bounds
-    >>> offered_bounds(renyicert.get_mechanism("laplace", scale=1.0))
-    ('renyi', 'tight', 'pixeldp')
-    """
-    offered = {"renyi": True, "tight": mechanism.has_tight_radius, "pixeldp": mechanism.has_pixeldp_radius}
-    return tuple(bound for bound in BOUNDS if offered[bound])
-
-
-#: The modules of the mechanisms renyicert ships: their comparison bounds are checked by renyicert's own test suite
-#: (the checker in full mode, and tests against the closed forms), so they count in ``bound="best"``.
-BUILT_IN_MODULES = frozenset({"renyicert_gaussian", "renyicert_laplace"})
-
-
-def best_bounds(mechanism: Mechanism) -> tuple[str, ...]:
-    """The bounds ``bound="best"`` takes the largest of: the Rényi bound always, a comparison bound only where it was verified.
-
-    The Rényi radius comes from the divergence alone, which :func:`renyicert.check`
-    verifies against the density.  A comparison bound (``_tight_radius``,
-    ``_pixeldp_radius``) is a second formula a plugin supplies; it counts in
-    ``best`` only when the mechanism is one renyicert ships (its class is defined in
-    :data:`BUILT_IN_MODULES`), or when :func:`renyicert.checker.verify_comparison_bounds`
-    has checked it on this mechanism (the tight radius against the Neyman-Pearson worst
-    case over the norm ball, the PixelDP radius against the divergence).  An unverified
-    comparison radius is still computed and reported (``radius_tight``,
-    ``radius_pixeldp``), never taken as the certificate.
-
-    Examples
-    --------
-    >>> import renyicert
-    >>> from renyicert.smoothing import best_bounds
-    >>> best_bounds(renyicert.get_mechanism("laplace", scale=1.0))
-    ('renyi', 'tight', 'pixeldp')
-    """
-    offered = offered_bounds(mechanism)
-    if type(mechanism).__module__ in BUILT_IN_MODULES:
-        return offered
-    verified = getattr(mechanism, "_verified_bounds", frozenset())
-    return tuple(bound for bound in offered if bound == "renyi" or bound in verified)
-
-
-def best_radii(mechanism: Mechanism, p1_lower: Any, p2_upper: Any, certified: Any) -> tuple[Any, Any, Any]:
-    """``(radius, order, bound)``: the largest radius of every bound :func:`best_bounds` allows, its Rényi order, and which bound gave it.
-
-    Each bound is a theorem "if ``p1 >= p1_lower`` and ``p2 <= p2_upper``, the
-    prediction is constant within R"; on the event where the confidence bounds
-    hold (probability ``1 - alpha``), all of them hold at once, and so does
-    their maximum: taking it spends no extra alpha.  A tie goes to the earlier
-    bound of :data:`BOUNDS` (Rényi, then tight, then PixelDP); ``order`` is the
-    Rényi order where the Rényi bound gave the radius, ``nan`` elsewhere, and
-    ``bound`` is ``"renyi"`` where the classifier abstains (radius 0).
-
-    Examples
-    --------
-    >>> import numpy as np, renyicert
-    >>> from renyicert.smoothing import best_radii
-    >>> laplace = renyicert.get_mechanism("laplace", scale=0.25)
-    >>> radius, order, bound = best_radii(laplace, np.array([0.9, 0.6]), np.array([0.01, 0.001]), np.array([True, True]))
-    >>> bound.tolist(), radius.round(4).tolist()  # PixelDP wins where the runner-up is tiny beside a small p1
-    (['renyi', 'pixeldp'], [0.6135, 0.7996])
-    """
-    bounds = best_bounds(mechanism)
-    results = [radii_where_certified(mechanism, p1_lower, p2_upper, certified, bound) for bound in bounds]
-    radii = np.stack([np.atleast_1d(radius) for radius, _ in results])
-    winner = np.argmax(radii, axis=0)  # the first of equal maxima: the earlier bound
-    columns = np.arange(radii.shape[1])
-    radius = radii[winner, columns]
-    order = np.where(winner == 0, np.atleast_1d(results[0][1]), np.nan)
-    shape = np.shape(results[0][0])
-    return radius.reshape(shape), order.reshape(shape), np.asarray(bounds, dtype=object)[winner].reshape(shape)
-
-
-@dataclass(frozen=True)
-class Certificate:
-    """The result of :meth:`Smoothed.certify` for one input.
-
-    Attributes
-    ----------
-    label
-        The smoothed prediction, or :data:`ABSTAIN` (then ``radius`` is 0).
-    radius
-        Certified radius in the mechanism's norm.
-    p1_lower, p2_upper
-        The confidence bounds the radius was computed from.
-    counts
-        Class counts of the ``n`` estimation samples.
-    order
-        The Rényi order at which the radius is attained (``nan`` when another bound gave it, or for an abstention).
-    n0, n
-        Selection and estimation samples.
-    seconds
-        Wall time spent on this input (its share of a batch).
-    selected
-        The class the ``n0`` selection copies chose, the one tested, whether
-        certified or not (what recomputing the certificate from ``counts`` needs).
-    bound
-        The bound that gave ``radius``: the one asked for, or with ``bound="best"``
-        the one whose radius was largest.
-    failed
-        Lattice mode: estimation copies whose noise draw failed, apart from
-        ``counts`` (counted against the label in the bounds; almost always 0).
-    grid
-        The grid of lattice mode (the certificate holds for grid inputs and
-        grid perturbations, in floating point), or ``None`` for float mode.
-    """
-
-    label: int
-    radius: float
-    p1_lower: float
-    p2_upper: float
-    counts: tuple[int, ...]
-    order: float
-    n0: int
-    n: int
-    seconds: float
-    selected: int = ABSTAIN
-    bound: str = "renyi"
-    failed: int = 0
-    grid: int | None = None
-
-    @property
-    def abstained(self) -> bool:
-        """Whether the smoothed classifier abstained."""
-        return self.label == ABSTAIN
-
-
-
-def split_failures(counts: Any, classes: int) -> tuple[Any, Any]:
-    """``(votes, failed)`` from the engine's counts: in lattice mode their last column is the failed copies, in float mode none fail.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from renyicert.smoothing import split_failures
-    >>> votes, failed = split_failures(np.array([[5, 3, 1]]), 2)
-    >>> votes.tolist(), failed.tolist()
-    ([[5, 3]], [1])
-    """
-    counts = np.asarray(counts)
-    if counts.shape[1] == classes:
-        return counts, np.zeros(counts.shape[0], dtype=np.int64)
-    return counts[:, :classes], counts[:, classes].astype(np.int64)
-
-
-class Smoothed:
+class Smoothed(SequentialMethods):
     """The smoothed classifier ``g(x) = argmax_c P(f(x + noise) = c)`` of a torch model.
 
     Parameters
@@ -329,7 +143,9 @@ class Smoothed:
         #: The grid of lattice mode, or ``None`` (float mode).
         self.grid = None if lattice is None else lattice.grid
         self.round_off_grid = check_flag(round_off_grid, "round_off_grid")
-        self._engine = VoteEngine(self.scorer, self.mechanism, self.num_classes, compile=compile, backend=backend, lattice=lattice)
+        self._engine = VoteEngine(
+            self.scorer, self.mechanism, self.num_classes, compile=compile, backend=backend, lattice=lattice
+        )
 
     @property
     def tuned_batch_sizes(self) -> dict[tuple[Any, ...], int]:
@@ -362,7 +178,9 @@ class Smoothed:
             return x.unsqueeze(0), True
         if shape[1:] == self.input_shape and shape[0] > 0:
             return x, False
-        raise ValueError(f"x has shape {shape}; expected one input of shape {self.input_shape} or a batch (B, *{self.input_shape})")
+        raise ValueError(
+            f"x has shape {shape}; expected one input of shape {self.input_shape} or a batch (B, *{self.input_shape})"
+        )
 
     def _check_dimension(self) -> None:
         """Refuse inputs whose number of elements is not the dimension the mechanism's divergence assumes."""
@@ -442,14 +260,18 @@ class Smoothed:
         counts, _, single = self._counts(x, n, batch_size, seed, generator, share_noise)
         return counts[0] if single else counts
 
-    def _counts(self, x: Any, n: int, batch_size: int | str | None, seed: int | None, generator: Any, share_noise: bool) -> tuple[Any, Any, bool]:
+    def _counts(
+        self, x: Any, n: int, batch_size: int | str | None, seed: int | None, generator: Any, share_noise: bool
+    ) -> tuple[Any, Any, bool]:
         """``(votes (B, num_classes), failed lattice copies (B,), single)`` over ``n`` copies of each input."""
         n = check_positive_int(n, "n")
         requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
         share_noise = check_flag(share_noise, "share_noise")
         batch, single = self._as_batch(x)
         keys = noise_keys(batch.shape[0], seed, generator, share_noise)
-        (counts,) = self._engine.count_votes(batch, keys, [n], batch_size=requested, share_noise=share_noise, progress=self.progress, description="count")
+        (counts,) = self._engine.count_votes(
+            batch, keys, [n], batch_size=requested, share_noise=share_noise, progress=self.progress, description="count"
+        )
         votes, failed = split_failures(counts, self.num_classes)
         return votes, failed, single
 
@@ -486,8 +308,8 @@ class Smoothed:
             ``"renyi"`` (Li et al. 2019, maximised over the order), ``"tight"``
             (the mechanism's tight certificate, when it has one) or ``"best"``:
             the largest radius of the Rényi bound and every *verified* comparison
-            bound (tight, PixelDP: see :func:`best_bounds`), at no extra alpha (see
-            :func:`best_radii`); the certificate's ``bound`` says which one gave it.
+            bound (tight, PixelDP: see :func:`~renyicert.radii.best_bounds`), at no extra alpha (see
+            :func:`~renyicert.radii.best_radii`); the certificate's ``bound`` says which one gave it.
         p2_mode
             How ``p2_upper`` is bounded: ``"runner-up"`` (Bonferroni upper bounds on
             every other class) or ``"complement"`` (``1 - p1_lower``, Cohen et al.).
@@ -512,10 +334,8 @@ class Smoothed:
         alpha = check_alpha(alpha)
         requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
         share_noise = check_flag(share_noise, "share_noise")
-        if bound not in ("renyi", "tight", "best"):
-            raise ValueError(f"bound must be 'renyi', 'tight' or 'best', got {bound!r}")
-        if bound == "tight" and not self.mechanism.has_tight_radius:
-            raise ValueError(f"bound='tight' needs a tight certificate, which {self.mechanism.label} does not provide")
+        if check_bound(bound, ("renyi", "tight", "best")) != "best":
+            require_offered(self.mechanism, bound)
         if p2_mode not in P2_MODES:
             raise ValueError(f"p2_mode must be one of {P2_MODES}, got {p2_mode!r}")
         if interval != "clopper-pearson":
@@ -525,9 +345,17 @@ class Smoothed:
         start = time.perf_counter()
         # Select the top class from n0 copies and estimate from n fresh ones: never from the same copies.
         selection, estimation = self._engine.count_votes(
-            batch, keys, [n0, n], batch_size=requested, share_noise=share_noise, progress=self.progress, description="certify"
+            batch,
+            keys,
+            [n0, n],
+            batch_size=requested,
+            share_noise=share_noise,
+            progress=self.progress,
+            description="certify",
         )
-        selection, _ = split_failures(selection, self.num_classes)  # failed lattice copies are skipped: their votes are not in the classes'
+        selection, _ = split_failures(
+            selection, self.num_classes
+        )  # failed lattice copies are skipped: their votes are not in the classes'
         estimation, failed = split_failures(estimation, self.num_classes)
         top = selection.argmax(axis=1)
         # Bound p1 (the selected class) and p2 from the estimation counts, jointly at level 1 - alpha
@@ -559,109 +387,4 @@ class Smoothed:
             )
             for i in range(batch.shape[0])
         ]
-        return results[0] if single else results
-
-    def certify_at(
-        self,
-        x: Any,
-        radii: Any,
-        alpha: float = 0.001,
-        *,
-        budget: int = 100_000,
-        extended_budget: int | None = None,
-        n0: int = 100,
-        bound: str = "renyi",
-        p2_mode: str = "runner-up",
-        batch_size: int | str | None = None,
-        inputs_at_once: int | None = None,
-        seed: int | None = None,
-        generator: Any = None,
-        decision_test: str = "ordered",
-    ) -> Any:
-        """Decide, sequentially, whether each input is certified at each of ``radii``: a :class:`SequentialCertificate` or a list of them.
-
-        Selection as in :meth:`certify` (``n0`` copies pick the candidate class),
-        then fresh copies until a confidence sequence for the candidate's
-        probability has left the threshold of every radius, or ``budget``
-        estimation copies are spent (see :mod:`renyicert.sequential`).  An input
-        with ``p1 = 0.999`` is decided at a radius whose threshold is 0.9 after a
-        few hundred copies, where :meth:`certify` spends ``n`` on every input.
-
-        Guarantee: for each input, the probability that any of its "certified"
-        answers is wrong is at most ``alpha``, under this data-dependent
-        stopping (an anytime-valid confidence sequence, Ville's inequality), with
-        every radius decided from the same copies.
-
-        Parameters
-        ----------
-        x
-            One input or a batch; input ``i`` of a batch gets key ``seed + i``,
-            and its answers are those it gets alone with that seed.
-        radii
-            One radius or an increasing list, in the mechanism's norm.
-        alpha
-            Failure probability per input, for all its radii together and any stopping
-            time within this call; a new call (a new seed) for the same input spends it again.
-        budget
-            Most estimation copies per input (default 100,000); where it runs out
-            the open radii are ``undecided`` (not certified).
-        extended_budget
-            Optional, ``>= budget``: an input still undecided at ``budget`` goes on,
-            up to this many copies, for the radii the sequence would certify by then
-            if its estimate were the truth (the ones more copies would most likely certify).
-        n0
-            Selection copies.
-        bound
-            ``"renyi"`` (Li et al. 2019) or ``"tight"`` (the mechanism's tight
-            certificate): each radius's threshold is the smallest ``p1`` whose
-            radius under this bound, with ``p2 = 1 - p1``, reaches it.
-        p2_mode
-            ``"runner-up"`` (as in :meth:`certify`: a lower sequence for ``p1`` at
-            ``alpha / 2`` and an upper one for every other class, Bonferroni) or
-            ``"complement"`` (``p2 = 1 - p1``: one sequence, radius ``r`` a threshold
-            on ``p1``); see :class:`~renyicert.sequential.DecisionRule`.
-        batch_size
-            Noisy copies per model call (``None``: the ``Smoothed``'s own).  The
-            answers do not depend on it, nor on ``inputs_at_once``.
-        inputs_at_once
-            Undecided inputs whose copies share the model's batches (default: all).
-        seed, generator
-            As in :meth:`certify`.
-        decision_test
-            The complement form's test (see :class:`~renyicert.sequential.DecisionRule`):
-            ``"ordered"`` (the default): one-sided e-processes per radius at the full
-            ``alpha``, radii certified in increasing order; ``"two-sided"``: every radius
-            from one two-sided confidence sequence (the rule before). The runner-up form
-            uses its two-sided sequences either way.
-
-        Examples
-        --------
-        >>> import torch, renyicert
-        >>> model = torch.nn.Linear(1, 2)
-        >>> with torch.no_grad():
-        ...     _ = model.weight.copy_(torch.tensor([[1.0], [-1.0]])); _ = model.bias.zero_()
-        >>> smoothed = renyicert.Smoothed(model, "gaussian", num_classes=2, scale=1.0, progress=False)
-        >>> answer = smoothed.certify_at(torch.tensor([2.0]), [0.0, 1.0, 3.0], bound="tight", seed=0)
-        >>> answer.label, answer.certified, answer.undecided, answer.samples < 2_000
-        (0, (True, True, False), (False, False, False), True)
-        """
-        from ._progress import progress_bar
-
-        alpha = check_alpha(alpha)
-        budget = check_positive_int(budget, "budget")
-        extended_budget = check_extended_budget(extended_budget, budget)
-        n0 = check_positive_int(n0, "n0")
-        requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
-        rule = decision_rule(self.mechanism, radii, bound, p2_mode, alpha, self.num_classes, decision_test)
-        batch, single = self._as_batch(x)
-        at_once = batch.shape[0] if inputs_at_once is None else check_positive_int(inputs_at_once, "inputs_at_once")
-        keys = noise_keys(batch.shape[0], seed, generator).tolist()
-        source = ((i, batch[i : i + 1], keys[i]) for i in range(batch.shape[0]))
-        results: list[Any] = [None] * batch.shape[0]
-        with progress_bar(batch.shape[0], "certify at radii", "input", self.progress) as bar:
-            for i, certificate in certify_stream(
-                self._engine, source, rule, budget=budget, extended_budget=extended_budget, n0=n0,
-                batch_size=requested, inputs_at_once=at_once, bar=bar,
-            ):
-                results[i] = certificate
         return results[0] if single else results

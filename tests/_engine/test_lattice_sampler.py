@@ -75,11 +75,15 @@ def test_draws_in_the_buckets_of_many_atoms_and_of_one_edge_match_on_every_path(
         writer(row_input, row_sample)
         results[path] = (out, writer.failed.clone())
     for path in PATHS:
-        assert torch.equal(results[path][0], results["eager"][0]) and torch.equal(results[path][1], results["eager"][1]), path
+        assert torch.equal(results[path][0], results["eager"][0]) and torch.equal(
+            results[path][1], results["eager"][1]
+        ), path
 
 
 def test_failures_flag_the_same_rows_on_every_path() -> None:
-    noise = lattice_noise(renyicert.get_mechanism("gaussian", scale=0.25), 16, tail=0.02)  # tails of 2%: failures on purpose
+    noise = lattice_noise(
+        renyicert.get_mechanism("gaussian", scale=0.25), 16, tail=0.02
+    )  # tails of 2%: failures on purpose
     x = torch.full((1, 5), 0.5)
     row_input, row_sample = torch.zeros(300, dtype=torch.int64), torch.arange(300)
     flags = {}
@@ -88,7 +92,17 @@ def test_failures_flag_the_same_rows_on_every_path() -> None:
         writer = LatticeSampler(noise, backend=path).bind(out, x, torch.tensor([1]))
         writer(row_input, row_sample)
         flags[path] = writer.failed.clone()
-    reference = lattice_rows_reference(torch.full((1, 5), 8), row_input, row_sample, torch.tensor([1]), torch.from_numpy(noise.ends), noise.start, noise.lowest, 16, torch.float32)[1]
+    reference = lattice_rows_reference(
+        torch.full((1, 5), 8),
+        row_input,
+        row_sample,
+        torch.tensor([1]),
+        torch.from_numpy(noise.ends),
+        noise.start,
+        noise.lowest,
+        16,
+        torch.float32,
+    )[1]
     assert 10 < int(reference.sum()) < 60  # 1 - 0.96^5 of 300
     for path, flag in flags.items():
         assert torch.equal(flag, reference), path
@@ -110,7 +124,9 @@ def test_failed_copies_leave_the_votes_for_the_failure_column(path: str) -> None
     assert estimation.shape == (2, 4) and (estimation.sum(axis=1) == 300).all()
     k = torch.full((2, 5), 8)
     row_input, row_sample = torch.repeat_interleave(torch.arange(2), 300), torch.arange(300).repeat(2) + 10
-    _, failed = lattice_rows_reference(k, row_input, row_sample, keys, torch.from_numpy(noise.ends), noise.start, noise.lowest, 16, torch.float32)
+    _, failed = lattice_rows_reference(
+        k, row_input, row_sample, keys, torch.from_numpy(noise.ends), noise.start, noise.lowest, 16, torch.float32
+    )
     assert estimation[:, 3].tolist() == failed.view(2, 300).sum(dim=1).tolist()
     assert estimation[:, 3].min() > 0
 
@@ -174,7 +190,9 @@ def test_triton_lattice_on_cuda_matches_the_cpu_path() -> None:
 
 def test_rows_longer_than_a_tile_and_odd_lengths_match_on_every_path() -> None:
     noise = lattice_noise(renyicert.get_mechanism("gaussian", scale=0.5), 255)
-    x = torch.randint(0, 256, (2, 3, 17, 13), generator=torch.Generator().manual_seed(4)).float() / 255  # 663 values: 332 counters, past one tile of 256
+    x = (
+        torch.randint(0, 256, (2, 3, 17, 13), generator=torch.Generator().manual_seed(4)).float() / 255
+    )  # 663 values: 332 counters, past one tile of 256
     row_input, row_sample, seeds = torch.tensor([0, 1, 1, 0]), torch.tensor([0, 0, 7, 2**40]), torch.tensor([5, 2**62])
     outs = {}
     for path in PATHS:
@@ -197,7 +215,9 @@ def test_the_native_kernel_refuses_a_guide_it_cannot_trust() -> None:
     args = (torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.int64), torch.tensor([3]))
 
     def run(table: torch.Tensor) -> None:
-        native_ops().lattice_rows(torch.empty(1, 4), torch.zeros(1, dtype=torch.int32), k, *args, ends, table, noise.start, noise.lowest, 16.0)
+        native_ops().lattice_rows(
+            torch.empty(1, 4), torch.zeros(1, dtype=torch.int32), k, *args, ends, table, noise.start, noise.lowest, 16.0
+        )
 
     run(guide)  # the sampler's own table passes
     with pytest.raises(RuntimeError, match=r"a guide of 2\^16 \+ 1 entries"):
@@ -205,5 +225,7 @@ def test_the_native_kernel_refuses_a_guide_it_cannot_trust() -> None:
     for position, value in [(-1, len(ends) - 1), (-1, len(ends) + 1), (0, -1), (30000, int(guide[29999]) - 1)]:
         bad = guide.clone()
         bad[position] = value
-        with pytest.raises(RuntimeError, match="the guide must be non-decreasing entries in \\[0, atoms\\], its last entry atoms"):
+        with pytest.raises(
+            RuntimeError, match="the guide must be non-decreasing entries in \\[0, atoms\\], its last entry atoms"
+        ):
             run(bad)

@@ -29,7 +29,13 @@ _RUN = textwrap.dedent(
 
 def _environment(folder: Path, **extra: str) -> dict[str, str]:
     # torch's own cache is pointed at the same folder, so that a build in either place is a build in this test's folder
-    return {**os.environ, "RENYICERT_NATIVE_DIR": str(folder), "TORCH_EXTENSIONS_DIR": str(folder), "RENYICERT_NATIVE": "1", **extra}
+    return {
+        **os.environ,
+        "RENYICERT_NATIVE_DIR": str(folder),
+        "TORCH_EXTENSIONS_DIR": str(folder),
+        "RENYICERT_NATIVE": "1",
+        **extra,
+    }
 
 
 def _library_folder(root: Path) -> Path:
@@ -40,12 +46,20 @@ def test_a_build_killed_half_way_does_not_block_the_next_process(tmp_path: Path)
     """SIGKILL a process while it builds (torch's plain ``lock`` file is then left behind): the next process builds and certifies within 240 s."""
     if native.native_ops() is None:
         pytest.skip("no C++ compiler: the native kernels cannot be built")
-    name = _library_folder(tmp_path).name  # torch's own build folder has the same name, under TORCH_EXTENSIONS_DIR/<python and cpu>/
+    name = _library_folder(
+        tmp_path
+    ).name  # torch's own build folder has the same name, under TORCH_EXTENSIONS_DIR/<python and cpu>/
 
     def leftovers() -> list[Path]:
         return list(tmp_path.rglob(f"{name}/lock"))
 
-    builder = subprocess.Popen([sys.executable, "-c", _RUN], env=_environment(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    builder = subprocess.Popen(
+        [sys.executable, "-c", _RUN],
+        env=_environment(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not leftovers() and builder.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -54,14 +68,18 @@ def test_a_build_killed_half_way_does_not_block_the_next_process(tmp_path: Path)
     if not leftovers():
         pytest.skip("the build finished before it could be killed")
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", _RUN], env=_environment(tmp_path), capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN], env=_environment(tmp_path), capture_output=True, text=True, timeout=240
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["native", "certified"], (result.stdout, result.stderr[-2000:])
     assert time.monotonic() - started < 240
     assert not leftovers()
 
 
-def test_a_live_build_is_waited_for_with_a_message_then_certification_goes_on_without_the_kernels(tmp_path: Path) -> None:
+def test_a_live_build_is_waited_for_with_a_message_then_certification_goes_on_without_the_kernels(
+    tmp_path: Path,
+) -> None:
     from filelock import FileLock
 
     folder = _library_folder(tmp_path)
@@ -72,7 +90,11 @@ def test_a_live_build_is_waited_for_with_a_message_then_certification_goes_on_wi
     try:
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-W", "always", "-c", _RUN], env=_environment(tmp_path, RENYICERT_NATIVE_TIMEOUT="2"), capture_output=True, text=True, timeout=120
+            [sys.executable, "-W", "always", "-c", _RUN],
+            env=_environment(tmp_path, RENYICERT_NATIVE_TIMEOUT="2"),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         elapsed = time.monotonic() - started
     finally:

@@ -122,7 +122,13 @@ def test_native_kernels_at_avx2_and_without_simd_match_the_reference() -> None:
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
         del builds["avx2"]
     processes = {
-        level: subprocess.Popen([sys.executable, "-c", _PORTABLE_NATIVE_CHECK, *define], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "ATEN_CPU_CAPABILITY": level})
+        level: subprocess.Popen(
+            [sys.executable, "-c", _PORTABLE_NATIVE_CHECK, *define],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "ATEN_CPU_CAPABILITY": level},
+        )
         for level, define in builds.items()
     }
     for level, process in processes.items():
@@ -136,7 +142,9 @@ def test_auto_backend_uses_the_native_kernel_for_float32_on_the_cpu_only() -> No
     assert gaussian.path(torch.empty(3, 6), x32) == "native"
     assert gaussian.path(torch.empty(3, 6, dtype=torch.float64), x64) == "compiled"
     with pytest.raises(ValueError, match="native path writes float32 normal or Laplace noise.*float64"):
-        FusedSampler(gaussian.mechanism, backend="native").noisy(x64, torch.tensor([0]), torch.tensor([0]), torch.tensor([1]))
+        FusedSampler(gaussian.mechanism, backend="native").noisy(
+            x64, torch.tensor([0]), torch.tensor([0]), torch.tensor([1])
+        )
 
 
 def test_without_a_compiler_the_sampler_falls_back_and_says_so(tmp_path: object) -> None:
@@ -160,9 +168,16 @@ def test_without_a_compiler_the_sampler_falls_back_and_says_so(tmp_path: object)
         print("|".join(messages))
         """
     )
-    environment = {**os.environ, "CXX": "/nonexistent/c++", "CC": "/nonexistent/cc", "RENYICERT_NATIVE_DIR": str(tmp_path) + "/ext"}
+    environment = {
+        **os.environ,
+        "CXX": "/nonexistent/c++",
+        "CC": "/nonexistent/cc",
+        "RENYICERT_NATIVE_DIR": str(tmp_path) + "/ext",
+    }
     environment["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path) + "/inductor"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     messages = result.stdout.strip().split("|")
     assert sum("could not build the native CPU kernels" in m for m in messages) == 1, messages
@@ -191,7 +206,9 @@ def test_fused_noise_has_the_mechanism_law(name: str, law: object, backend: str)
         pytest.skip("no C++ compiler: the native kernels cannot be built")
     mechanism = renyicert.get_mechanism(name, scale=0.5)
     x = torch.zeros(1, 50_001)  # odd size: the last group of four is partial
-    noise = FusedSampler(mechanism, backend=backend).noisy(x, torch.zeros(4, dtype=torch.int64), torch.arange(4), torch.tensor([99]))
+    noise = FusedSampler(mechanism, backend=backend).noisy(
+        x, torch.zeros(4, dtype=torch.int64), torch.arange(4), torch.tensor([99])
+    )
     values = noise.double().numpy()
     assert stats.kstest(values.ravel(), law.cdf).pvalue > 1e-4  # type: ignore[attr-defined]
     lanes = values[:, :50_000].reshape(-1, 4)

@@ -20,9 +20,15 @@ def _native_function():  # type: ignore[no-untyped-def]
 def _phase(inputs: int, samples: int, rows: int, share: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Rows as Smoothed lays them out, padded to whole batches with the last batch's first row."""
     if share:
-        row_input, row_sample = torch.arange(inputs).repeat(samples), torch.arange(samples).repeat_interleave(inputs) + 3
+        row_input, row_sample = (
+            torch.arange(inputs).repeat(samples),
+            torch.arange(samples).repeat_interleave(inputs) + 3,
+        )
     else:
-        row_input, row_sample = torch.arange(inputs).repeat_interleave(samples), torch.arange(samples).repeat(inputs) + 3
+        row_input, row_sample = (
+            torch.arange(inputs).repeat_interleave(samples),
+            torch.arange(samples).repeat(inputs) + 3,
+        )
     total = inputs * samples
     tail = -total % rows
     last = total - total % rows
@@ -88,13 +94,19 @@ def test_native_step_refuses_non_finite_logits_and_rows_out_of_range() -> None:
     assert int(counts.sum()) == 0  # nothing counted
     step(logits, 0, 5, -1)  # the NaN row is padding: not looked at
     assert int(counts.sum()) == 5
-    for counted, valid, next_row in ((9, 8, -1), (0, 9, -1), (-1, 1, -1)):  # a batch past the rows, too many rows, a negative offset
+    for counted, valid, next_row in (
+        (9, 8, -1),
+        (0, 9, -1),
+        (-1, 1, -1),
+    ):  # a batch past the rows, too many rows, a negative offset
         with pytest.raises(RuntimeError, match="status 2"):
             step(torch.zeros(rows, classes), counted, valid, next_row)
     with pytest.raises(RuntimeError, match="status 2"):
         step(None, 0, 0, 9)  # the next batch would run past the rows
     bad_input = torch.tensor([0, 1, 2, 0, 1, 0, 1, 0] * 2)  # input 2: there are two
-    bad = NativeBatchStep(function, buffer, x, seeds, bad_input, row_sample, torch.zeros(2 * classes, dtype=torch.int64), classes, 0.5, 0)
+    bad = NativeBatchStep(
+        function, buffer, x, seeds, bad_input, row_sample, torch.zeros(2 * classes, dtype=torch.int64), classes, 0.5, 0
+    )
     with pytest.raises(RuntimeError, match="status 2"):
         bad(None, 0, 0, 0)
     with pytest.raises(RuntimeError, match="status 2"):
@@ -106,7 +118,18 @@ def test_native_step_checks_the_tensors_behind_its_pointers() -> None:
     rows, x, seeds, counts = 4, torch.zeros(1, 3), torch.tensor([0]), torch.zeros(2, dtype=torch.int64)
     row_input, row_sample = torch.zeros(8, dtype=torch.int64), torch.arange(8)
     with pytest.raises(ValueError, match="float32"):
-        NativeBatchStep(function, torch.empty(rows, 3, dtype=torch.float64), x.double(), seeds, row_input, row_sample, counts, 2, 0.5, 0)
+        NativeBatchStep(
+            function,
+            torch.empty(rows, 3, dtype=torch.float64),
+            x.double(),
+            seeds,
+            row_input,
+            row_sample,
+            counts,
+            2,
+            0.5,
+            0,
+        )
     with pytest.raises(ValueError, match="whole batches"):
         NativeBatchStep(function, torch.empty(rows, 3), x, seeds, row_input[:6], row_sample[:6], counts, 2, 0.5, 0)
     with pytest.raises(ValueError, match="int64"):
@@ -122,7 +145,10 @@ def test_a_sampler_off_the_native_path_gives_no_native_step() -> None:
     counts = torch.zeros(2, dtype=torch.int64)
     assert FusedSampler(mechanism, backend="eager").path(buffer, x) == "eager"
     assert FusedSampler(mechanism, backend="auto").path(buffer.double(), x.double()) == "compiled"
-    assert FusedSampler(mechanism, backend="auto").native_step(buffer.double(), x.double(), seeds, *rows, counts, 2) is None
+    assert (
+        FusedSampler(mechanism, backend="auto").native_step(buffer.double(), x.double(), seeds, *rows, counts, 2)
+        is None
+    )
     assert FusedSampler(mechanism, backend="auto").native_step(buffer, x, seeds, *rows, counts, 2) is not None
 
 
@@ -190,7 +216,17 @@ def test_count_rows_counts_the_same_votes_as_a_phase_whatever_the_rows_order() -
     row_sample = torch.cat([torch.arange(120), torch.arange(120, 200), torch.arange(200), torch.arange(200)])
     order = torch.randperm(600)
     counts = engine.count_rows(voters, voter_keys, row_input[order], row_sample[order], batch_size=64)
-    assert np.array_equal(counts[0] + counts[1], phase[1]) and np.array_equal(counts[2], phase[0]) and np.array_equal(counts[3], phase[2])
+    assert (
+        np.array_equal(counts[0] + counts[1], phase[1])
+        and np.array_equal(counts[2], phase[0])
+        and np.array_equal(counts[3], phase[2])
+    )
     assert engine.count_rows(voters, voter_keys, row_input[:0], row_sample[:0], batch_size=64).sum() == 0
     with pytest.raises(ValueError, match=f"at most {SEGMENT_ROWS} rows per call"):
-        engine.count_rows(voters, voter_keys, torch.zeros(SEGMENT_ROWS + 1, dtype=torch.long), torch.zeros(SEGMENT_ROWS + 1, dtype=torch.long), batch_size=64)
+        engine.count_rows(
+            voters,
+            voter_keys,
+            torch.zeros(SEGMENT_ROWS + 1, dtype=torch.long),
+            torch.zeros(SEGMENT_ROWS + 1, dtype=torch.long),
+            batch_size=64,
+        )

@@ -8,7 +8,7 @@ import pytest
 import renyicert
 from renyicert import Verdict
 from renyicert.checker.comparison import pixeldp_from_divergence, pixeldp_problem, tight_radius_problem
-from renyicert.checker.sampler import _log_density
+from renyicert.checker.sampler import numeric_log_density
 
 from .. import bad_mechanisms as bad
 
@@ -21,7 +21,10 @@ def test_a_pixeldp_radius_missing_its_factor_fails_against_the_divergence() -> N
     """Case 1: the factor sqrt(2 ln(1.25/delta)) dropped: 4.8x Lecuyer et al.'s radius, which certify(bound="best") picked."""
     result = _optional(bad.PixelDPWithoutItsFactorGaussian)
     assert result.verdict is Verdict.FAIL, str(result)
-    assert result.evidence["method"] == "_pixeldp_radius" and "above what the verified divergence proves" in result.evidence["problem"]
+    assert (
+        result.evidence["method"] == "_pixeldp_radius"
+        and "above what the verified divergence proves" in result.evidence["problem"]
+    )
     assert result.evidence["claimed radius"] > result.evidence["radius the divergence proves"]
 
 
@@ -61,7 +64,10 @@ def test_a_one_coordinate_tight_radius_of_an_linf_plugin_fails_at_the_cube_verte
     assert result.verdict is Verdict.FAIL, str(result)
     assert "Neyman-Pearson worst case over the norm ball" in result.method
     assert result.evidence["coordinates"] > 1 and "coordinate(s) at R" in result.evidence["shift"]
-    assert result.evidence["worst top-class probability under the shifted noise (upper bound)"] < result.evidence["worst runner-up probability (lower bound)"]
+    assert (
+        result.evidence["worst top-class probability under the shifted noise (upper bound)"]
+        < result.evidence["worst runner-up probability (lower bound)"]
+    )
 
 
 def test_the_vertex_shift_flips_the_prediction_inside_the_claimed_radius() -> None:
@@ -71,7 +77,9 @@ def test_the_vertex_shift_flips_the_prediction_inside_the_claimed_radius() -> No
     claimed = float(mechanism._eval_tight_radius(np.array([0.9]), np.array([0.1]))[0])
     assert claimed == pytest.approx(np.log(5.0))
     vertex = [np.ones(4)]
-    found, tested = tight_radius_problem(mechanism, _log_density(mechanism), 1, vertex, False, 0)  # dimension 1: the axis, then the given vertex
+    found, tested = tight_radius_problem(
+        mechanism, numeric_log_density(mechanism), 1, vertex, False, 0
+    )  # dimension 1: the axis, then the given vertex
     assert found is not None and found["coordinates"] == 4 and "worst shift" in found["shift"], found
 
 
@@ -79,7 +87,7 @@ def test_the_vertex_shift_flips_the_prediction_inside_the_claimed_radius() -> No
 def test_the_builtin_tight_radii_hold_over_the_norm_ball(name: str) -> None:
     mechanism = renyicert.get_mechanism(name, scale=0.3)
     for dimension, quick in ((None, True), (16, False)):
-        found, tested = tight_radius_problem(mechanism, _log_density(mechanism), dimension, [], quick, 3)
+        found, tested = tight_radius_problem(mechanism, numeric_log_density(mechanism), dimension, [], quick, 3)
         assert found is None, found
         assert tested >= 16
 
@@ -95,7 +103,7 @@ def test_a_tight_radius_ten_percent_too_large_fails_off_the_axis_too() -> None:
             return 1.1 * bad.Gaussian._tight_radius(self, p1, p2)
 
     spread = [np.full(16, 0.25)]  # ||u||_2 = 1 over 16 coordinates
-    found, _ = tight_radius_problem(Inflated(0.3), _log_density(Inflated(0.3)), None, spread, True, 0)
+    found, _ = tight_radius_problem(Inflated(0.3), numeric_log_density(Inflated(0.3)), None, spread, True, 0)
     assert found is not None, "a 10% inflation went unseen"
 
 
@@ -104,17 +112,22 @@ def test_best_takes_only_verified_comparison_bounds() -> None:
     import torch
 
     from renyicert.checker import verify_comparison_bounds
-    from renyicert.smoothing import best_bounds, best_radii
+    from renyicert.radii import best_bounds, best_radii
 
     bad_pixeldp = bad.PixelDPWithoutItsFactorGaussian(0.5)
     assert best_bounds(bad_pixeldp) == ("renyi",)
     still, report = verify_comparison_bounds(bad_pixeldp)
     assert report["optional-methods"].verdict is Verdict.FAIL and best_bounds(still) == ("renyi",)
-    p1, p2 = np.array([0.5]), np.array([0.4])  # near a tie the factor-less PixelDP radius beats the Rényi one, and even Neyman-Pearson's
+    p1, p2 = (
+        np.array([0.5]),
+        np.array([0.4]),
+    )  # near a tie the factor-less PixelDP radius beats the Rényi one, and even Neyman-Pearson's
     pixeldp, tight = float(renyicert.pixeldp_radius(still, p1, p2)[0]), float(renyicert.tight_radius(still, p1, p2)[0])
     radius, _, winner = best_radii(still, p1, p2, np.array([True]))
     assert tight > pixeldp > radius[0]  # what "best" would have taken
-    assert winner.tolist() == ["renyi"] and radius[0] == pytest.approx(float(renyicert.certified_radius(still, p1, p2).radius[0]))
+    assert winner.tolist() == ["renyi"] and radius[0] == pytest.approx(
+        float(renyicert.certified_radius(still, p1, p2).radius[0])
+    )
 
     class MyGaussian(bad.Gaussian):  # a correct third-party subclass: verified, its bounds count
         name = "my-gaussian"
@@ -132,8 +145,8 @@ def test_records_of_an_unverified_bound_keep_it_out_of_the_best_and_say_so(tmp_p
 
     import torch
 
-    from renyicert.workflow.distributed import settings_path
-    from renyicert.workflow.evaluation import certify_dataset
+    from renyicert.workflow.records import settings_path
+    from renyicert.workflow.certify import certify_dataset
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
     smoothed = renyicert.Smoothed(model, bad.PixelDPWithoutItsFactorGaussian(0.5), 2, progress=False)

@@ -47,10 +47,14 @@ def test_quadrature_is_used_when_sympy_cannot_integrate() -> None:
     assert "quadrature" in derived.method
     # KL limit check against direct quadrature of the definition.
     with mpmath.workdps(30):
+
         def logpdf(z):  # type: ignore[no-untyped-def]
             return -z - 2 * mpmath.log1p(mpmath.exp(-z))
+
         a, d = mpmath.mpf(2), mpmath.mpf("0.5")
-        direct = mpmath.log(mpmath.quad(lambda z: mpmath.exp(a * logpdf(z) + (1 - a) * logpdf(z - d)), [-mpmath.inf, 0, d, mpmath.inf])) / (a - 1)
+        direct = mpmath.log(
+            mpmath.quad(lambda z: mpmath.exp(a * logpdf(z) + (1 - a) * logpdf(z - d)), [-mpmath.inf, 0, d, mpmath.inf])
+        ) / (a - 1)
     assert float(derived.at(2.0, 0.5, 1.0)) == pytest.approx(float(direct), rel=1e-12)
 
 
@@ -59,7 +63,7 @@ def test_log_density_with_foreign_symbols_is_rejected() -> None:
         name = "odd-test"
 
         def _symbolic_log_density(self, x, scale):  # type: ignore[no-untyped-def]
-            return -x**2 * sympy.Symbol("k")
+            return -(x**2) * sympy.Symbol("k")
 
     with pytest.raises(ValueError, match="only x and scale"):
         derive_divergence(Odd(1.0))

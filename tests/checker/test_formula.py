@@ -58,7 +58,7 @@ def test_a_required_parameter_is_asked_for_by_name() -> None:
 
 
 def test_the_structured_shifts_include_the_vertex_of_the_cube() -> None:
-    from renyicert.checker.formula import _structured_shifts
+    from renyicert.checker.norm_ball import _structured_shifts
 
     shifts = _structured_shifts(16, np.inf, 0.5)
     assert any(np.allclose(row, 0.5) for row in shifts)
@@ -68,7 +68,7 @@ def test_the_structured_shifts_include_the_vertex_of_the_cube() -> None:
 def test_a_correct_plugin_with_divergence_r_over_b_passes_the_laws_in_full_mode() -> None:
     """Case 6 of issue 25: the location-scale law computed y * scale, which underflows to 0 at y = 5e-324, and then
     failed a correct D = r / b; distances where the law's own arithmetic loses the shift are left out."""
-    from renyicert.checker.formula import location_scale_problem
+    from renyicert.checker.laws import location_scale_problem
 
     mechanism = bad.MaxDivergenceBoundLaplace(0.3)
     for y in (5e-324, 1e-310, 1e-300):  # hypothesis found the first in full mode
@@ -87,7 +87,7 @@ def test_the_location_scale_law_still_fails_a_formula_that_ignores_the_scale() -
 
     report = renyicert.check(NoScale, scale=0.7, quick=True, checks=["laws"])
     assert report["laws"].verdict is renyicert.Verdict.FAIL and "location-scale" in report["laws"].method
-    from renyicert.checker.formula import location_scale_problem
+    from renyicert.checker.laws import location_scale_problem
 
     wrong = NoScale(0.7)
     for y in (1e-280, 1e-3, 2.0):  # small distances are still checked, down to where the product underflows

@@ -30,7 +30,9 @@ def test_a_fused_kind_other_than_the_density_fails_on_the_fused_paths() -> None:
 
 
 def test_a_transform_drawing_half_the_scale_fails_with_the_measured_difference() -> None:
-    result = renyicert.check(bad.HalfTransformGaussian, scale=0.3, quick=True, checks=["sampler-density"])["sampler-density"]
+    result = renyicert.check(bad.HalfTransformGaussian, scale=0.3, quick=True, checks=["sampler-density"])[
+        "sampler-density"
+    ]
     assert result.verdict is Verdict.FAIL
     assert "_transform_uniform" in result.evidence["path"]
     measured = result.evidence["measured"]
@@ -56,7 +58,10 @@ def test_without_a_density_the_paths_are_compared_with_sample() -> None:
     assert renyicert.check(bad.NoDensityGaussian, quick=True, checks=["sampler-density"]).passed
 
 
-@pytest.mark.parametrize("mechanism", [bad.BroadcastSampleGaussian, bad.ScalarSampleGaussian, bad.IntegerSampleGaussian, bad.NaNSampleGaussian])
+@pytest.mark.parametrize(
+    "mechanism",
+    [bad.BroadcastSampleGaussian, bad.ScalarSampleGaussian, bad.IntegerSampleGaussian, bad.NaNSampleGaussian],
+)
 def test_a_sampler_certify_would_misuse_fails_the_check(mechanism: type) -> None:
     result = renyicert.check(mechanism, quick=True, checks=["sampler-density"])["sampler-density"]
     assert result.verdict is Verdict.FAIL
@@ -72,7 +77,13 @@ def test_full_mode_draws_the_triton_kernel_under_the_interpreter() -> None:
     assert noise.shape == eager.shape and abs(noise - eager).max() < 1e-5  # the same counter-based noise
 
 
-@pytest.mark.parametrize(("mechanism", "problem"), [(bad.AntitheticGaussian, "copies 1 apart are correlated"), (bad.RepeatedCopiesGaussian, "copies 1 apart are correlated")])
+@pytest.mark.parametrize(
+    ("mechanism", "problem"),
+    [
+        (bad.AntitheticGaussian, "copies 1 apart are correlated"),
+        (bad.RepeatedCopiesGaussian, "copies 1 apart are correlated"),
+    ],
+)
 def test_copies_that_depend_on_each_other_fail_on_every_path(mechanism: type, problem: str) -> None:
     """Case 3: antithetic copies (row 2k+1 = -row 2k) passed, since independence was tested between coordinates only;
     the Clopper-Pearson bound then misses p1 far more often than alpha."""

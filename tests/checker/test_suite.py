@@ -105,10 +105,12 @@ def test_mechanism_without_density_is_not_checked_rather_than_passed() -> None:
     assert report["laws"].verdict is Verdict.PASS
 
 
-def test_a_half_divergence_without_a_density_is_not_verified_and_does_not_read_as_passed(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_half_divergence_without_a_density_is_not_verified_and_does_not_read_as_passed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Case 4: a plugin without a density whose divergence is half the truth passed with exit 0 and PASSED; now it is
     "passed what could be checked", exit 3 (0 only with --allow-not-checked), and the contract suite refuses it."""
-    from renyicert.cli.main import main
+    from renyicert.cli import main
     from renyicert.testing import MechanismContractError, check_mechanism_contract
 
     report = renyicert.check(bad.NoDensityHalfGaussian, quick=True)
@@ -120,13 +122,21 @@ def test_a_half_divergence_without_a_density_is_not_verified_and_does_not_read_a
     assert report.to_dict()["status"] == "passed what could be checked" and report.to_dict()["passed"] is False
     with pytest.raises(MechanismContractError, match="PASSED WHAT COULD BE CHECKED"):
         check_mechanism_contract(bad.NoDensityHalfGaussian)
-    assert check_mechanism_contract(bad.NoDensityHalfGaussian, allow_not_checked=True).status == "passed what could be checked"
+    assert (
+        check_mechanism_contract(bad.NoDensityHalfGaussian, allow_not_checked=True).status
+        == "passed what could be checked"
+    )
     from renyicert.registry import register, unregister
 
     register(bad.NoDensityHalfGaussian)
     try:
-        assert main(["check", "bad-no-density-half-gaussian", "--quick", "--only", "closed-form", "--only", "laws"]) == 3
-        assert main(["check", "bad-no-density-half-gaussian", "--quick", "--only", "closed-form", "--allow-not-checked"]) == 0
+        assert (
+            main(["check", "bad-no-density-half-gaussian", "--quick", "--only", "closed-form", "--only", "laws"]) == 3
+        )
+        assert (
+            main(["check", "bad-no-density-half-gaussian", "--quick", "--only", "closed-form", "--allow-not-checked"])
+            == 0
+        )
         assert main(["check", "bad-no-density-half-gaussian", "--quick", "--only", "laws"]) == 0
     finally:
         unregister("bad-no-density-half-gaussian")

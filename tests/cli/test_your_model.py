@@ -42,7 +42,14 @@ def test_the_guide_certifies_a_local_model_with_its_own_weights_on_cifar_format_
             if f"python {name}" in text:
                 subprocess.run([sys.executable, name], cwd=tmp_path, env=environment, check=True, timeout=120)
             continue
-        result = subprocess.run(["bash", "-euo", "pipefail", "-c", body], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", body],
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr
         outputs.append(result.stdout)
     # The model was found in the working directory without PYTHONPATH, its weights loaded, the CIFAR batches read.
@@ -59,7 +66,9 @@ def test_the_guide_is_in_the_docs_index() -> None:
     assert "your-model" in (DOC.parent / "index.md").read_text()
 
 
-@pytest.mark.parametrize("paragraph,expected", [("Save this as `a.py`:", "a.py"), ("save as `make_x.py` and run it", "make_x.py")])
+@pytest.mark.parametrize(
+    "paragraph,expected", [("Save this as `a.py`:", "a.py"), ("save as `make_x.py` and run it", "make_x.py")]
+)
 def test_the_step_parser_finds_the_files_to_save(paragraph: str, expected: str) -> None:
     steps = _steps(f"{paragraph}\n\n```python\nx = 1\n```\n")
     assert steps == [("python", "x = 1\n", expected)]

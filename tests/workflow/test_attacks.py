@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import renyicert
-from renyicert.workflow.attacks import SmoothedSoftClassifier, SmoothedVoteClassifier, empirical_robustness
+from renyicert.workflow.attacks import empirical_robustness
+from renyicert.workflow.pgd import SmoothedSoftClassifier, SmoothedVoteClassifier
 from renyicert.workflow.data import as_labelled_data, load_digits
-from renyicert.workflow.demo import DemoSettings, run_demo
+from renyicert.workflow.jobs.demo import DemoSettings, run_demo
 from renyicert.workflow.models import DigitsMLP
 
 
@@ -20,14 +21,22 @@ from renyicert.workflow.models import DigitsMLP
 def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
     out = tmp_path_factory.mktemp("results")
     # The quick job with a lighter attack budget (the attacks took 48 of its 59 s): every stage and file still runs.
-    result = run_demo(out, DemoSettings.quick(attack_inputs=12, vote_samples=200, boundary_iterations=15), progress=False)
+    result = run_demo(
+        out, DemoSettings.quick(attack_inputs=12, vote_samples=200, boundary_iterations=15), progress=False
+    )
     return out, result.summary
 
 
 def test_quick_demo_writes_the_report_plots_and_records(quick_demo: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
     out, summary = quick_demo
     report = (out / "report.md").read_text()
-    for heading in ("## Certified accuracy (Rényi bound)", "## The paper's claims", "## Consistency check", "stability training", "PixelDP"):
+    for heading in (
+        "## Certified accuracy (Rényi bound)",
+        "## The paper's claims",
+        "## Consistency check",
+        "stability training",
+        "PixelDP",
+    ):
         assert heading in report
     for noise in ("gaussian-0.25", "laplace-0.25"):
         for kind in ("certified", "bounds", "empirical"):
@@ -63,7 +72,9 @@ def test_attacks_hurt_an_undefended_model_and_stay_in_the_ball() -> None:
     data = test.subset(12)
     model = _standard_model(epochs=8)
     smoothed = renyicert.Smoothed(model, "gaussian", 10, scale=0.1, progress=False)
-    result = empirical_robustness(smoothed, data, [0.0, 1.0, 3.0], attacks=["pgd", "transfer"], undefended=model, vote_samples=200, progress=False)
+    result = empirical_robustness(
+        smoothed, data, [0.0, 1.0, 3.0], attacks=["pgd", "transfer"], undefended=model, vote_samples=200, progress=False
+    )
     assert result.accuracy["pgd"][0] == result.clean_accuracy >= 0.8
     assert result.accuracy["all"][2] < result.clean_accuracy  # l2 = 3 breaks a 8x8 digit classifier
     assert all(np.diff(result.accuracy["all"]) <= 0)
@@ -94,7 +105,7 @@ def test_bad_attack_arguments_get_clear_errors() -> None:
 
 
 def test_l1_projection_is_the_closest_point_of_the_ball() -> None:
-    from renyicert.workflow.attacks import project_l1_ball
+    from renyicert.workflow.pgd import project_l1_ball
 
     torch.manual_seed(0)
     delta = torch.randn(200, 30) * torch.rand(200, 1) * 0.5
@@ -116,7 +127,7 @@ def test_l1_projection_is_the_closest_point_of_the_ball() -> None:
 
 
 def test_sparse_l1_pgd_stays_in_the_ball_and_the_box_and_beats_dense_steps() -> None:
-    from renyicert.workflow.attacks import sparse_l1_pgd
+    from renyicert.workflow.pgd import sparse_l1_pgd
 
     train_data, test = load_digits()
     torch.manual_seed(0)
@@ -144,13 +155,16 @@ def _linear_model(weight: torch.Tensor, bias: float) -> torch.nn.Module:
 
 
 def test_pgd_with_restarts_finds_the_exact_boundary_of_a_linear_model_in_l2_and_l1() -> None:
-    from renyicert.workflow.attacks import pgd_with_restarts
+    from renyicert.workflow.pgd import pgd_with_restarts
 
     weight = torch.tensor([1.0, -2.0, 0.5, 3.0])
     model = _linear_model(weight, -0.5)
     x = torch.full((1, 1, 2, 2), 0.5)  # w.x + b = 0.75: class 1
     y = torch.tensor([1])
-    distance = {2.0: 0.75 / float(weight.norm()), 1.0: 0.75 / float(weight.abs().max())}  # l1: move the largest |w_i| alone
+    distance = {
+        2.0: 0.75 / float(weight.norm()),
+        1.0: 0.75 / float(weight.abs().max()),
+    }  # l1: move the largest |w_i| alone
     for norm, d in distance.items():
         adversarial = pgd_with_restarts(model, x, y, [0.9 * d, 1.1 * d], norm, steps=200, restarts=3, seed=0)
         with torch.no_grad():
@@ -162,7 +176,7 @@ def test_pgd_with_restarts_finds_the_exact_boundary_of_a_linear_model_in_l2_and_
 
 
 def test_pgd_with_restarts_refuses_bad_settings() -> None:
-    from renyicert.workflow.attacks import pgd_with_restarts
+    from renyicert.workflow.pgd import pgd_with_restarts
 
     model, x, y = _linear_model(torch.ones(4), 0.0), torch.rand(2, 1, 2, 2), torch.tensor([0, 1])
     with pytest.raises(ValueError, match="supports the l1 and l2 norms, got linf"):
@@ -181,7 +195,17 @@ def test_deterministic_models_are_attacked_in_the_norm_given_and_judged_by_their
     x = torch.full((3, 1, 2, 2), 0.5)
     data = as_labelled_data((x, torch.tensor([1, 1, 0])))  # the third label is wrong: broken at every eps
     d = 0.75 / float(weight.norm())
-    result = empirical_robustness(model, data, [0.0, 0.9 * d, 1.1 * d], norm=2, attacks=["pgd-long", "boundary"], long_steps=100, long_restarts=2, boundary_iterations=10, progress=False)
+    result = empirical_robustness(
+        model,
+        data,
+        [0.0, 0.9 * d, 1.1 * d],
+        norm=2,
+        attacks=["pgd-long", "boundary"],
+        long_steps=100,
+        long_restarts=2,
+        boundary_iterations=10,
+        progress=False,
+    )
     assert result.clean_accuracy == pytest.approx(2 / 3)
     assert result.accuracy["pgd-long"] == pytest.approx([2 / 3, 2 / 3, 0.0])
     assert result.accuracy["all"][2] == 0.0
@@ -201,7 +225,9 @@ def test_the_long_pgd_attacks_a_smoothed_classifier_within_the_ball() -> None:
     _, test = load_digits()
     data = test.subset(6)
     smoothed = renyicert.Smoothed(DigitsMLP(), "laplace", 10, scale=0.25, progress=False)
-    result = empirical_robustness(smoothed, data, [0.0, 0.5], attacks=["pgd-long"], long_steps=5, long_restarts=2, vote_samples=50, progress=False)
+    result = empirical_robustness(
+        smoothed, data, [0.0, 0.5], attacks=["pgd-long"], long_steps=5, long_restarts=2, vote_samples=50, progress=False
+    )
     assert set(result.accuracy) == {"pgd-long", "all"}
     assert result.accuracy["pgd-long"][1] <= result.accuracy["pgd-long"][0] == pytest.approx(result.clean_accuracy)
 
@@ -214,5 +240,13 @@ def test_an_attacks_result_does_not_depend_on_what_ran_before_it_nor_moves_numpy
     before = np.random.get_state()[1].copy()
     alone = empirical_robustness(model, data, [0.5, 1.0], norm=2, attacks=["pgd-strong"], progress=False)
     assert (np.random.get_state()[1] == before).all()
-    after_others = empirical_robustness(model, data, [0.5, 1.0], norm=2, attacks=["boundary", "pgd", "pgd-strong"], boundary_iterations=5, progress=False)
+    after_others = empirical_robustness(
+        model,
+        data,
+        [0.5, 1.0],
+        norm=2,
+        attacks=["boundary", "pgd", "pgd-strong"],
+        boundary_iterations=5,
+        progress=False,
+    )
     assert after_others.accuracy["pgd-strong"] == alone.accuracy["pgd-strong"]

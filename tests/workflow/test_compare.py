@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from renyicert.cli import main
-from renyicert.workflow.compare import CompareSettings
-from renyicert.workflow.compare_report import comparison_table, consistency_failures, median_ratio, verdict
+from renyicert.workflow.jobs.compare import CompareSettings
+from renyicert.workflow.jobs.compare_report import comparison_table, consistency_failures, median_ratio, verdict
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +35,30 @@ def test_the_comparison_writes_its_tables_plots_records_and_claims(quick_compari
         assert f"## {noise}" in report and noise in printed
         for method in ("standard", "augmentation", "stability"):
             assert len((out / "compare-records" / f"{noise}-{method}.jsonl").read_text().splitlines()) == 360
-    for row in ("| undefended (best bound) |", "| noise augmentation (best bound) |", "| stability training (best bound) |", "| TRADES | none (empirical defence) |", "| 1-Lipschitz | deterministic |"):
+    for row in (
+        "| undefended (best bound) |",
+        "| noise augmentation (best bound) |",
+        "| stability training (best bound) |",
+        "| TRADES | none (empirical defence) |",
+        "| 1-Lipschitz | deterministic |",
+    ):
         assert report.count(row) == 2 and row in printed  # one row per noise, in the report and on the terminal
     assert "PGD with 4 random starts of 20 steps" in report
     claims = report.split("## The paper's claims, as they came out here")[1].split("## Consistency check")[0]
-    for claim in ("higher certified accuracy than noise augmentation", "empirically competitive with TRADES", "certifies more than a deterministic certifier", "cheaper to train than TRADES", "No gradient masking"):
+    for claim in (
+        "higher certified accuracy than noise augmentation",
+        "empirically competitive with TRADES",
+        "certifies more than a deterministic certifier",
+        "cheaper to train than TRADES",
+        "No gradient masking",
+    ):
         assert claim in claims
-    assert len(re.findall(r"\*\*(held|did not hold|held at some (radii|eps) \(\d+ of \d+\)|held in part[^*]*)\*\*", claims)) == 11  # per noise four, the cost per noise, and one on gradient masking
+    assert (
+        len(
+            re.findall(r"\*\*(held|did not hold|held at some (radii|eps) \(\d+ of \d+\)|held in part[^*]*)\*\*", claims)
+        )
+        == 11
+    )  # per noise four, the cost per noise, and one on gradient masking
     assert "- Passed: certified <= empirical" in report
     summary = json.loads((out / "compare.json").read_text())
     assert "_records" not in json.dumps(summary) and "_certificates" not in json.dumps(summary)
@@ -60,19 +77,32 @@ def test_certified_accuracy_never_exceeds_empirical_in_the_comparison(quick_comp
                 checked += 1
                 assert all(c <= e + 1e-12 for c, e in zip(values, entry["empirical"]["accuracy"]["all"]))
         assert "certified" not in noise_result["models"]["trades"]
-    assert checked == 2 * (3 * 3 + 1)  # per noise: three smoothed models under Rényi, tight (or PixelDP) and best, and the 1-Lipschitz one
+    assert checked == 2 * (
+        3 * 3 + 1
+    )  # per noise: three smoothed models under Rényi, tight (or PixelDP) and best, and the 1-Lipschitz one
 
 
 def test_a_certificate_above_the_attack_is_reported_as_a_failure() -> None:
-    results = {"g": {"eps": [0.5], "models": {"stability": {"certified": {"best": [0.7]}, "empirical": {"accuracy": {"all": [0.6]}}}}}}
-    assert consistency_failures(results) == ["- **FAILED** g/stability training, best bound, eps 0.5: certified 70.0% > empirical 60.0%"]
+    results = {
+        "g": {
+            "eps": [0.5],
+            "models": {"stability": {"certified": {"best": [0.7]}, "empirical": {"accuracy": {"all": [0.6]}}}},
+        }
+    }
+    assert consistency_failures(results) == [
+        "- **FAILED** g/stability training, best bound, eps 0.5: certified 70.0% > empirical 60.0%"
+    ]
     results["g"]["models"]["stability"]["certified"]["best"] = [0.6]
     assert consistency_failures(results) == []
 
 
 def test_the_table_marks_models_without_a_certificate() -> None:
     entry = {"kind": "deterministic", "clean_accuracy": 0.9, "empirical": {"accuracy": {"all": [0.5, 0.25]}}}
-    table = comparison_table({"eps": [0.25, 0.5], "norm": 2.0, "models": {"trades": entry}}, {"trades": {"l2": [3.0, 1.0, 2.0]}}, "gaussian-0.5")
+    table = comparison_table(
+        {"eps": [0.25, 0.5], "norm": 2.0, "models": {"trades": entry}},
+        {"trades": {"l2": [3.0, 1.0, 2.0]}},
+        "gaussian-0.5",
+    )
     assert "| TRADES | none (empirical defence) | 90.0% | none | none | 50.0% | 25.0% | 2.0 (median of 3) |" in table
 
 

@@ -113,7 +113,10 @@ def test_inputs_outside_0_1_are_refused_with_their_range_or_mapped_from_the_one_
     with pytest.raises(ValueError, match=r"holds values in \[0, 254\], outside \[0, 1\].*--input-range 0,255"):
         load_data(tmp_path / "pixels.npz")
     data = load_data(tmp_path / "pixels.npz", input_range=(0.0, 255.0))
-    assert data.x.dtype == torch.float32 and data.x.tolist() == [[0.0, pytest.approx(254 / 255)], [pytest.approx(3 / 255), pytest.approx(17 / 255)]]
+    assert data.x.dtype == torch.float32 and data.x.tolist() == [
+        [0.0, pytest.approx(254 / 255)],
+        [pytest.approx(3 / 255), pytest.approx(17 / 255)],
+    ]
     with pytest.raises(ValueError, match=r"holds values in \[0, 254\], outside \[0, 100\]: .*give the range they span"):
         load_data(tmp_path / "pixels.npz", input_range=(0.0, 100.0))
     np.savez(tmp_path / "negative.npz", x=np.array([[-0.5, 0.5]], dtype=np.float32), y=np.array([0]))
@@ -121,7 +124,15 @@ def test_inputs_outside_0_1_are_refused_with_their_range_or_mapped_from_the_one_
         load_data(tmp_path / "negative.npz", num_classes=2)
 
 
-@pytest.mark.parametrize("text,match", [("0", "two numbers LOW,HIGH"), ("a,b", "two numbers"), ("1,1", "finite LOW < HIGH"), ("0,inf", "finite LOW < HIGH")])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("0", "two numbers LOW,HIGH"),
+        ("a,b", "two numbers"),
+        ("1,1", "finite LOW < HIGH"),
+        ("0,inf", "finite LOW < HIGH"),
+    ],
+)
 def test_bad_input_ranges_are_refused(text: str, match: str) -> None:
     from renyicert.workflow.data import parse_input_range
 

@@ -13,7 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from renyicert.workflow.datasets import StreamedData, load_cifar10, load_image_folder, open_data
+from renyicert.workflow import cifar
+from renyicert.workflow.cifar import load_cifar10
+from renyicert.workflow.datasets import load_image_folder, open_data
+from renyicert.workflow.streamed import StreamedData
 
 
 def _write_cifar(folder: Path, sizes: dict[str, int], seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -24,7 +27,12 @@ def _write_cifar(folder: Path, sizes: dict[str, int], seed: int = 0) -> dict[str
     for name, count in sizes.items():
         labels = rng.integers(0, 10, count)
         pixels = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
-        batch = {b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": pixels, b"filenames": [b"f.png"] * count}
+        batch = {
+            b"batch_label": name.encode(),
+            b"labels": labels.tolist(),
+            b"data": pixels,
+            b"filenames": [b"f.png"] * count,
+        }
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
         written[name] = (pixels, labels)
     (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"airplane"] * 10}, protocol=2))
@@ -43,22 +51,26 @@ def test_cifar_batches_load_in_label_order_as_channels_first_pixels_over_255(tmp
     x = test.inputs(slice(None))
     assert x.dtype == torch.float32
     assert torch.equal(x, torch.from_numpy(pixels.reshape(7, 3, 32, 32).astype(np.float32) / np.float32(255)))
-    assert float(x[2, 0, 0, 0]) == pixels[2, 0] / np.float32(255) and float(x[2, 1, 0, 0]) == pixels[2, 1024] / np.float32(255)  # red plane, then green
+    assert float(x[2, 0, 0, 0]) == pixels[2, 0] / np.float32(255) and float(x[2, 1, 0, 0]) == pixels[
+        2, 1024
+    ] / np.float32(255)  # red plane, then green
     train = load_cifar10(tmp_path, "train")
     assert len(train) == sum(TRAIN.values())
     # Positions across files, in any order, read the right images.
-    everything = np.concatenate([written[name][0] for name in TRAIN]).reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255)
+    everything = np.concatenate([written[name][0] for name in TRAIN]).reshape(-1, 3, 32, 32).astype(
+        np.float32
+    ) / np.float32(255)
     order = torch.tensor([24, 0, 4, 5, 12, 23, 3])
     assert torch.equal(train.inputs(order), torch.from_numpy(everything[order.numpy()]))
 
 
-def test_cifar_reads_only_the_files_it_needs_when_it_needs_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cifar_reads_only_the_files_it_needs_when_it_needs_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write_cifar(tmp_path, {**TRAIN, "test_batch": 5})
-    import renyicert.workflow.datasets as datasets
-
     opened: list[str] = []
-    original = datasets._read_batch
-    monkeypatch.setattr(datasets, "_read_batch", lambda path: (opened.append(path.name), original(path))[1])
+    original = cifar._read_batch
+    monkeypatch.setattr(cifar, "_read_batch", lambda path: (opened.append(path.name), original(path))[1])
     test = load_cifar10(tmp_path, "test")
     assert opened == ["test_batch"]  # the labels, up front; never a training file
     train = load_cifar10(tmp_path, "train")
@@ -79,7 +91,9 @@ def test_a_cifar_file_naming_code_is_refused_not_run(tmp_path: Path) -> None:
             return (os.system, (f"touch {marker}",))
 
     (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": Payload(), b"labels": [0]}, protocol=2))
-    with pytest.raises(ValueError, match="is not a CIFAR-10 python batch: UnpicklingError: refused to load posix.system"):
+    with pytest.raises(
+        ValueError, match="is not a CIFAR-10 python batch: UnpicklingError: refused to load posix.system"
+    ):
         load_cifar10(tmp_path, "test")
     assert not marker.exists()
 
@@ -117,7 +131,9 @@ def _image(path: Path, size: tuple[int, int], value: int, mode: str = "RGB") -> 
     return array.transpose(2, 0, 1)
 
 
-def test_image_folders_number_classes_in_sorted_order_and_read_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_image_folders_number_classes_in_sorted_order_and_read_lazily(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = _image(tmp_path / "zebra" / "b.png", (5, 4), 7)
     second = _image(tmp_path / "apple" / "a.png", (5, 4), 100)
     third = _image(tmp_path / "apple" / "c.bmp", (5, 4), 3)
@@ -129,7 +145,9 @@ def test_image_folders_number_classes_in_sorted_order_and_read_lazily(tmp_path: 
     assert "apple, zebra" in data.description
     opened: list[str] = []
     original = PIL.Image.open
-    monkeypatch.setattr(PIL.Image, "open", lambda path, *a, **k: (opened.append(Path(path).name), original(path, *a, **k))[1])
+    monkeypatch.setattr(
+        PIL.Image, "open", lambda path, *a, **k: (opened.append(Path(path).name), original(path, *a, **k))[1]
+    )
     x = data.inputs(torch.tensor([2, 0]))
     assert opened == ["b.png", "a.png"]  # only the images asked for, when asked
     assert torch.equal(x[0], torch.from_numpy(first / np.float32(255)).float())
@@ -153,7 +171,10 @@ def test_grey_images_give_one_channel_and_sizes_must_agree_unless_resized(tmp_pa
 
 @pytest.mark.parametrize(
     "layout,match",
-    [({"only": ["x.png"]}, r"one folder per class \(at least 2\)"), ({"a": ["x.png"], "b": ["y.txt"]}, "holds no images")],
+    [
+        ({"only": ["x.png"]}, r"one folder per class \(at least 2\)"),
+        ({"a": ["x.png"], "b": ["y.txt"]}, "holds no images"),
+    ],
 )
 def test_bad_image_folders_get_clear_errors(tmp_path: Path, layout: dict[str, list[str]], match: str) -> None:
     for folder, files in layout.items():
@@ -181,7 +202,9 @@ def test_a_corrupt_image_is_named(tmp_path: Path) -> None:
 def test_open_data_finds_cifar_split_folders_or_one_folder(tmp_path: Path) -> None:
     assert open_data(tmp_path / "file.npz", "test") is None
     _write_cifar(tmp_path / "cifar", {**TRAIN, "test_batch": 2})
-    assert len(open_data(tmp_path / "cifar", "test")) == 2 and len(open_data(tmp_path / "cifar", "train")) == sum(TRAIN.values())
+    assert len(open_data(tmp_path / "cifar", "test")) == 2 and len(open_data(tmp_path / "cifar", "train")) == sum(
+        TRAIN.values()
+    )
     for split, count in (("train", 3), ("val", 1)):
         for k in range(count):
             _image(tmp_path / "imagenet" / split / "a" / f"{k}.png", (2, 2), k)
@@ -214,7 +237,7 @@ def test_streamed_data_checks_its_labels_and_the_shapes_it_reads() -> None:
 def test_streamed_data_trains_and_certifies_like_the_same_data_in_memory(tmp_path: Path) -> None:
     import renyicert
     from renyicert.workflow.data import LabelledData
-    from renyicert.workflow.evaluation import certify_dataset
+    from renyicert.workflow.certify import certify_dataset
     from renyicert.workflow.models import build_model
     from renyicert.workflow.training import train
 
@@ -232,8 +255,12 @@ def test_streamed_data_trains_and_certifies_like_the_same_data_in_memory(tmp_pat
     test = load_cifar10(tmp_path, "test")
     smoothed = renyicert.Smoothed(models[0], "gaussian", 10, scale=0.25, progress=False)
     from_disk = certify_dataset(smoothed, test, n0=10, n=50, progress=False)
-    in_memory = certify_dataset(smoothed, LabelledData(test.inputs(slice(None)), test.y, 10), n0=10, n=50, progress=False)
-    assert [{k: v for k, v in r.items() if k != "seconds"} for r in from_disk] == [{k: v for k, v in r.items() if k != "seconds"} for r in in_memory]
+    in_memory = certify_dataset(
+        smoothed, LabelledData(test.inputs(slice(None)), test.y, 10), n0=10, n=50, progress=False
+    )
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in from_disk] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in in_memory
+    ]
 
 
 class _Reduce:
@@ -250,7 +277,10 @@ _RECONSTRUCT = np._core.multiarray._reconstruct  # what numpy's own array pickle
 
 
 def _forged_batch(tmp_path: Path, data: object = None, labels: object = None, protocol: int = 2) -> Path:
-    batch = {b"data": np.zeros((2, 3072), np.uint8) if data is None else data, b"labels": [0, 1] if labels is None else labels}
+    batch = {
+        b"data": np.zeros((2, 3072), np.uint8) if data is None else data,
+        b"labels": [0, 1] if labels is None else labels,
+    }
     (tmp_path / "test_batch").write_bytes(pickle.dumps(batch, protocol=protocol))
     return tmp_path
 
@@ -267,17 +297,39 @@ def _forged_batch(tmp_path: Path, data: object = None, labels: object = None, pr
         ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (2, 3072), b"B")), r"refused numpy _reconstruct"),
         ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b")), "an array without its data"),
         # A BUILD whose declared shape needs more bytes than the file holds: refused before any allocation.
-        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (10**9, 3072), np.dtype("u1"), False, b"\0" * 10)), r"declares shape \(1000000000, 3072\)"),
-        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, 3072), np.dtype("O"), False, [None] * 6144)), "refused dtype 'O8'"),
-        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, -3072), np.dtype("u1"), False, b"\0" * 6144)), "refused array shape"),
-        ("data", _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, 3072), np.dtype("u1"), False, "text")), "array data of type str"),
-        ("labels", functools.reduce(lambda inner, _: [inner], range(26), [0]), "'labels' must be a flat list or a 1-D array of integers"),
+        (
+            "data",
+            _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (10**9, 3072), np.dtype("u1"), False, b"\0" * 10)),
+            r"declares shape \(1000000000, 3072\)",
+        ),
+        (
+            "data",
+            _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, 3072), np.dtype("O"), False, [None] * 6144)),
+            "refused dtype 'O8'",
+        ),
+        (
+            "data",
+            _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, -3072), np.dtype("u1"), False, b"\0" * 6144)),
+            "refused array shape",
+        ),
+        (
+            "data",
+            _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, 3072), np.dtype("u1"), False, "text")),
+            "array data of type str",
+        ),
+        (
+            "labels",
+            functools.reduce(lambda inner, _: [inner], range(26), [0]),
+            "'labels' must be a flat list or a 1-D array of integers",
+        ),
         ("labels", [0, True], "'labels' must be a flat list or a 1-D array of integers"),
         ("labels", [0, 2**70], "a label does not fit in 64 bits"),
         ("labels", np.zeros((2, 1), np.int64), "'labels' must be a flat list or a 1-D array"),
     ],
 )
-def test_forged_cifar_batches_are_refused_before_numpy_touches_them(tmp_path: Path, field: str, forged: object, match: str) -> None:
+def test_forged_cifar_batches_are_refused_before_numpy_touches_them(
+    tmp_path: Path, field: str, forged: object, match: str
+) -> None:
     """Every forged pickle of the audit: object fields, buffers, strides, uninitialised memory, sizes past the file, deep labels."""
     folder = _forged_batch(tmp_path, **{field: forged})
     started = time.monotonic()
@@ -288,7 +340,9 @@ def test_forged_cifar_batches_are_refused_before_numpy_touches_them(tmp_path: Pa
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_cifar_batches_pickled_with_any_protocol_and_order_load_the_same_pixels(tmp_path: Path, protocol: int, order: str) -> None:
+def test_cifar_batches_pickled_with_any_protocol_and_order_load_the_same_pixels(
+    tmp_path: Path, protocol: int, order: str
+) -> None:
     pixels = np.random.default_rng(1).integers(0, 256, (3, 3072), dtype=np.uint8)
     labels = np.array([4, 0, 9], dtype=">i4")  # a big-endian label array, as another machine may write it
     folder = _forged_batch(tmp_path, np.asarray(pixels, order=order), labels, protocol)
@@ -342,8 +396,12 @@ def test_images_of_unknown_range_are_refused_naming_the_mode(tmp_path: Path) -> 
         load_image_folder(folder)
 
 
-def test_a_decompression_bomb_is_a_one_line_error_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_decompression_bomb_is_a_one_line_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = _folder_with(tmp_path, Image.fromarray(np.zeros((64, 64), np.uint8)))
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 64 x 64 = 4096 > 2 x 100: Pillow's bomb error, as for 20000 x 20000 at its default
+    monkeypatch.setattr(
+        Image, "MAX_IMAGE_PIXELS", 100
+    )  # 64 x 64 = 4096 > 2 x 100: Pillow's bomb error, as for 20000 x 20000 at its default
     with pytest.raises(ValueError, match=r"cannot read image '.*a/x.png': Image size \(4096 pixels\) exceeds limit"):
         load_image_folder(folder)

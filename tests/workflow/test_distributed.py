@@ -34,8 +34,22 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _certify_argv(checkpoint: Path, records: Path, limit: int = 30, samples: int = 300) -> list[str]:
-    return ["certify", "--checkpoint", str(checkpoint), "--limit", str(limit), "--samples", str(samples), "--records", str(records),
-            "--sampler", "eager", "--inputs-per-call", "3", "--quiet"]  # fmt: skip
+    return [
+        "certify",
+        "--checkpoint",
+        str(checkpoint),
+        "--limit",
+        str(limit),
+        "--samples",
+        str(samples),
+        "--records",
+        str(records),
+        "--sampler",
+        "eager",
+        "--inputs-per-call",
+        "3",
+        "--quiet",
+    ]
 
 
 def _torchrun(argv: list[str], ranks: int = 2) -> subprocess.Popen:  # type: ignore[type-arg]
@@ -75,7 +89,9 @@ def test_one_and_two_ranks_give_identical_records(checkpoint: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("victim", ["first", "last"])
-def test_sigkill_of_one_rank_then_resume_gives_the_uninterrupted_records(checkpoint: Path, tmp_path: Path, victim: str) -> None:
+def test_sigkill_of_one_rank_then_resume_gives_the_uninterrupted_records(
+    checkpoint: Path, tmp_path: Path, victim: str
+) -> None:
     reference, crashed = tmp_path / "reference.jsonl", tmp_path / "crashed.jsonl"
     assert main(_certify_argv(checkpoint, reference, limit=60, samples=2000)) == 0
     process = _torchrun(_certify_argv(checkpoint, crashed, limit=60, samples=2000))
@@ -85,7 +101,12 @@ def test_sigkill_of_one_rank_then_resume_gives_the_uninterrupted_records(checkpo
         if sum(p.read_text().count("\n") for p in parts) >= 6:
             break
         time.sleep(0.05)
-    workers = sorted(c for agent in _children(process.pid) for c in [agent, *_children(agent)] if "renyicert" in Path(f"/proc/{c}/cmdline").read_text())
+    workers = sorted(
+        c
+        for agent in _children(process.pid)
+        for c in [agent, *_children(agent)]
+        if "renyicert" in Path(f"/proc/{c}/cmdline").read_text()
+    )
     assert len(workers) == 2, f"expected two rank processes, found {workers}"
     os.kill(workers[0] if victim == "first" else workers[-1], signal.SIGKILL)
     process.communicate(timeout=120)
@@ -111,7 +132,9 @@ def test_torn_part_file_is_repaired_on_resume(checkpoint: Path, tmp_path: Path) 
     ]
 
 
-def test_resume_with_other_settings_is_refused_naming_the_setting(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_with_other_settings_is_refused_naming_the_setting(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     records = tmp_path / "r.jsonl"
     assert main(_certify_argv(checkpoint, records, limit=3)) == 0
     capsys.readouterr()
@@ -141,7 +164,7 @@ def test_a_second_run_into_one_records_file_is_refused_naming_the_holder(tmp_pat
     import sys
     import textwrap
 
-    from renyicert.workflow.evaluation import certify_dataset
+    from renyicert.workflow.certify import certify_dataset
 
     records = tmp_path / "r.jsonl"
     holder = textwrap.dedent(f"""
@@ -170,7 +193,7 @@ def test_a_second_run_into_one_records_file_is_refused_naming_the_holder(tmp_pat
 
 def test_resume_with_other_data_or_another_limit_is_refused(tmp_path: Path) -> None:
     from renyicert.workflow.data import LabelledData
-    from renyicert.workflow.evaluation import certify_dataset
+    from renyicert.workflow.certify import certify_dataset
 
     smoothed, test = _smoothed_digits()
     records = tmp_path / "r.jsonl"
@@ -193,7 +216,7 @@ def test_resume_with_other_data_or_another_limit_is_refused(tmp_path: Path) -> N
     ],
 )
 def test_resuming_over_a_foreign_record_line_is_a_clear_error(tmp_path: Path, line: str, match: str) -> None:
-    from renyicert.workflow.evaluation import certify_dataset
+    from renyicert.workflow.certify import certify_dataset
 
     smoothed, test = _smoothed_digits()
     records = tmp_path / "r.jsonl"
@@ -203,9 +226,11 @@ def test_resuming_over_a_foreign_record_line_is_a_clear_error(tmp_path: Path, li
         certify_dataset(smoothed, test.subset(3), records, n0=10, n=50, resume=True, progress=False)
 
 
-@pytest.mark.parametrize(("text", "match"), [("[1, 2]", "holds a JSON list, not the settings object"), ("{not json", "is not JSON")])
+@pytest.mark.parametrize(
+    ("text", "match"), [("[1, 2]", "holds a JSON list, not the settings object"), ("{not json", "is not JSON")]
+)
 def test_a_foreign_settings_file_is_a_clear_error(tmp_path: Path, text: str, match: str) -> None:
-    from renyicert.workflow.evaluation import certify_dataset
+    from renyicert.workflow.certify import certify_dataset
 
     smoothed, test = _smoothed_digits()
     records = tmp_path / "r.jsonl"

@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from renyicert.workflow.attacks import pgd_with_restarts
+from renyicert.workflow.pgd import pgd_with_restarts
 from renyicert.workflow.data import load_digits
-from renyicert.workflow.lipschitz import DeterministicCertificates, deterministic_certify, export_lipschitz, lipschitz_bound, lipschitz_mlp, train_lipschitz
+from renyicert.workflow.lipschitz import (
+    DeterministicCertificates,
+    deterministic_certify,
+    export_lipschitz,
+    lipschitz_bound,
+    lipschitz_mlp,
+    train_lipschitz,
+)
 
 #: The clean test accuracy the 1-Lipschitz MLP reaches in the test's budget (10 epochs, tau = 2, seed 0; measured 0.925).
 STATED_CLEAN_ACCURACY = 0.90
@@ -29,11 +36,17 @@ def test_the_network_trains_to_its_stated_clean_accuracy(trained: tuple[torch.nn
     certificates = deterministic_certify(model, test_data)
     assert certificates.correct.mean() >= STATED_CLEAN_ACCURACY
     assert certificates.certified_accuracy([0.0])[0] == pytest.approx(certificates.correct.mean())
-    assert 0.3 < certificates.certified_accuracy([0.5])[0] < certificates.certified_accuracy([0.25])[0]  # real margins, not zero
-    assert all(type(layer).__name__ in ("Flatten", "Linear", "GroupSort2") for layer in model)  # exported: no parametrisation left
+    assert (
+        0.3 < certificates.certified_accuracy([0.5])[0] < certificates.certified_accuracy([0.25])[0]
+    )  # real margins, not zero
+    assert all(
+        type(layer).__name__ in ("Flatten", "Linear", "GroupSort2") for layer in model
+    )  # exported: no parametrisation left
 
 
-def test_the_bound_is_the_product_of_exact_spectral_norms_not_the_training_estimate(trained: tuple[torch.nn.Module, object]) -> None:
+def test_the_bound_is_the_product_of_exact_spectral_norms_not_the_training_estimate(
+    trained: tuple[torch.nn.Module, object],
+) -> None:
     model, _ = trained
     norms = [np.linalg.norm(layer.weight.double().numpy(), 2) for layer in model if isinstance(layer, torch.nn.Linear)]
     assert lipschitz_bound(model) == pytest.approx(math.prod(norms), rel=1e-12)
@@ -46,7 +59,10 @@ def test_the_bound_is_the_product_of_exact_spectral_norms_not_the_training_estim
 
 
 def test_layers_without_a_known_constant_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"layer '1' \(Conv2d\) has no Lipschitz constant known here; expected a sequence of Linear, Flatten, Identity, ReLU and GroupSort layers"):
+    with pytest.raises(
+        ValueError,
+        match=r"layer '1' \(Conv2d\) has no Lipschitz constant known here; expected a sequence of Linear, Flatten, Identity, ReLU and GroupSort layers",
+    ):
         lipschitz_bound(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Conv2d(1, 1, 3)))
     with pytest.raises(ValueError, match=r"layer '0.1' \(Tanh\)"):
         lipschitz_bound(torch.nn.Sequential(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh())))
@@ -79,7 +95,9 @@ def _fooled(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
         return model(adversarial).argmax(dim=1) != y
 
 
-def test_no_attack_finds_an_adversarial_example_inside_a_certified_radius(trained: tuple[torch.nn.Module, object]) -> None:
+def test_no_attack_finds_an_adversarial_example_inside_a_certified_radius(
+    trained: tuple[torch.nn.Module, object],
+) -> None:
     model, test_data = trained
     data = test_data.subset(80)
     certificates = deterministic_certify(model, data)
@@ -143,7 +161,9 @@ def test_certified_accuracy_counts_a_radius_equal_to_r_and_keeps_the_shape_of_th
     assert certificates.certified_accuracy(0.5).shape == ()
     assert certificates.certified_accuracy([[0.0, 0.5]]).shape == (1, 2)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
-        deterministic_certify(torch.nn.Sequential(torch.nn.Linear(2, 2)), (torch.zeros(1, 2), torch.tensor([0])), batch_size=0)
+        deterministic_certify(
+            torch.nn.Sequential(torch.nn.Linear(2, 2)), (torch.zeros(1, 2), torch.tensor([0])), batch_size=0
+        )
 
 
 def test_the_certificates_do_not_depend_on_the_batch_size() -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from renyicert.workflow.models import DigitsCNN, DigitsMLP, build_model, load_checkpoint, save_checkpoint
+from renyicert.workflow.checkpoints import load_checkpoint, save_checkpoint
+from renyicert.workflow.models import DigitsCNN, DigitsMLP, build_model
 
 
 def wide_model(input_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
@@ -33,10 +34,20 @@ def test_built_ins_and_user_specs_build() -> None:
 @pytest.mark.parametrize(
     "spec,shape,classes,match",
     [
-        ("resnet", (1, 8, 8), 10, "model must be one of \\['cifar_resnet110', 'cifar_resnet20', 'cnn', 'mlp', 'resnet20', 'resnet50'\\] or 'module:callable'"),
+        (
+            "resnet",
+            (1, 8, 8),
+            10,
+            "model must be one of \\['cifar_resnet110', 'cifar_resnet20', 'cnn', 'mlp', 'resnet20', 'resnet50'\\] or 'module:callable'",
+        ),
         ("no_such_module:f", (1, 8, 8), 10, "cannot load model"),
         ("cnn", (64,), 10, "DigitsCNN needs images"),
-        ("tests.workflow.test_models:four_classes", (3,), 2, r"maps inputs of shape \(2, \*\(3,\)\) to \(2, 4\); expected \(2, 2\) logits"),
+        (
+            "tests.workflow.test_models:four_classes",
+            (3,),
+            2,
+            r"maps inputs of shape \(2, \*\(3,\)\) to \(2, 4\); expected \(2, 2\) logits",
+        ),
         ("tests.workflow.test_models:not_a_model", (3,), 2, "returned int, not a torch.nn.Module"),
         ("tests.workflow.test_models:json", (3,), 2, "is not callable"),
     ],
@@ -48,7 +59,9 @@ def test_bad_model_specs_get_clear_errors(spec: str, shape: tuple[int, ...], cla
 
 def test_checkpoint_round_trip_and_tamper_detection(tmp_path: Path) -> None:
     model = DigitsMLP()
-    meta = save_checkpoint(tmp_path / "m.pt", model, {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10, "note": "x"})
+    meta = save_checkpoint(
+        tmp_path / "m.pt", model, {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10, "note": "x"}
+    )
     loaded, config = load_checkpoint(tmp_path / "m.pt")
     x = torch.rand(3, 1, 8, 8)
     assert torch.equal(loaded(x), model.eval()(x)) and config["note"] == "x"
@@ -65,9 +78,18 @@ def test_not_a_checkpoint_gets_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(ValueError, match="not a renyicert checkpoint description"):
         load_checkpoint(tmp_path / "x.pt")
-    from renyicert.workflow.models import file_sha256
+    from renyicert.workflow.checkpoints import file_sha256
 
-    (tmp_path / "x.json").write_text(json.dumps({"model": "mlp", "input_shape": [1, 8, 8], "num_classes": 10, "state_dict_sha256": file_sha256(tmp_path / "x.pt")}))
+    (tmp_path / "x.json").write_text(
+        json.dumps(
+            {
+                "model": "mlp",
+                "input_shape": [1, 8, 8],
+                "num_classes": 10,
+                "state_dict_sha256": file_sha256(tmp_path / "x.pt"),
+            }
+        )
+    )
     with pytest.raises(ValueError, match="is not a loadable state dict"):
         load_checkpoint(tmp_path / "x.pt")
     with pytest.raises(ValueError, match="must end in .pt"):
@@ -82,7 +104,7 @@ def _saved(tmp_path: Path, spec: str = "mlp") -> Path:
 
 def _edit(path: Path, **changes: object) -> None:
     """Edit the description and recompute both checksums, as an attacker would."""
-    from renyicert.workflow.models import config_sha256
+    from renyicert.workflow.checkpoints import config_sha256
 
     config = json.loads(path.with_suffix(".json").read_text())
     config.update(changes)
@@ -142,7 +164,9 @@ def test_a_description_that_is_a_list_is_a_clear_error(tmp_path: Path) -> None:
         load_checkpoint(path)
 
 
-def test_saving_onto_a_directory_is_refused_and_a_failed_write_leaves_no_half_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_saving_onto_a_directory_is_refused_and_a_failed_write_leaves_no_half_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "d.pt").mkdir()
     with pytest.raises(ValueError, match="is a directory"):
         save_checkpoint(tmp_path / "d.pt", DigitsMLP(), {"model": "mlp", "input_shape": (1, 8, 8), "num_classes": 10})
@@ -173,12 +197,16 @@ def test_resnet20_is_he_et_al_s_cifar_resnet_and_checks_its_depth() -> None:
         build_model("resnet20", (64,), 10)
 
 
-def test_a_user_model_is_found_in_the_working_directory_as_python_m_finds_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_user_model_is_found_in_the_working_directory_as_python_m_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import sys
 
     from renyicert.workflow.models import build_model
 
-    (tmp_path / "mynets_for_this_test.py").write_text("import torch\ndef net(num_classes):\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, num_classes))\n")
+    (tmp_path / "mynets_for_this_test.py").write_text(
+        "import torch\ndef net(num_classes):\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, num_classes))\n"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     before = list(sys.path)
@@ -192,15 +220,20 @@ def test_a_user_model_is_found_in_the_working_directory_as_python_m_finds_it(tmp
 def test_plain_weights_load_into_the_named_model(tmp_path: Path) -> None:
     import torch
 
-    from renyicert.workflow.models import load_weights
+    from renyicert.workflow.weights import load_weights
 
     source = torch.nn.Linear(3, 2)
     torch.save(source.state_dict(), tmp_path / "plain.pt")
-    torch.save({"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}, "epoch": 90, "arch": "linear"}, tmp_path / "cohen.pt")
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}, "epoch": 90, "arch": "linear"},
+        tmp_path / "cohen.pt",
+    )
     for name in ("plain.pt", "cohen.pt"):
         target = load_weights(torch.nn.Linear(3, 2), tmp_path / name)
         assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
-    with pytest.raises(ValueError, match=r"do not fit the model: 1 of another shape \(weight \(2, 3\) \(the model's is \(2, 4\)\)\)"):
+    with pytest.raises(
+        ValueError, match=r"do not fit the model: 1 of another shape \(weight \(2, 3\) \(the model's is \(2, 4\)\)\)"
+    ):
         load_weights(torch.nn.Linear(4, 2), tmp_path / "plain.pt")
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(ValueError, match="holds a list, not a state dict of tensors"):
@@ -214,7 +247,7 @@ def test_plain_weights_load_into_the_named_model(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("make", ["sparse", "meta"])
 def test_plain_weights_refuse_sparse_or_meta_tensors_as_checkpoints_do(tmp_path: Path, make: str) -> None:
-    from renyicert.workflow.models import load_weights
+    from renyicert.workflow.weights import load_weights
 
     weight = torch.zeros(2, 3).to_sparse() if make == "sparse" else torch.empty(2, 3, device="meta")
     torch.save({"weight": weight, "bias": torch.zeros(2)}, tmp_path / "w.pt")
@@ -224,7 +257,7 @@ def test_plain_weights_refuse_sparse_or_meta_tensors_as_checkpoints_do(tmp_path:
 
 _PEAK_MEMORY = """
 import json, sys
-from renyicert.workflow.models import load_checkpoint
+from renyicert.workflow.checkpoints import load_checkpoint
 try:
     model, _ = load_checkpoint(sys.argv[1])
     outcome = type(model).__name__
@@ -239,9 +272,21 @@ print(json.dumps({"outcome": outcome, "peak_kb": peak}))
 @pytest.mark.parametrize(
     ("spec", "shape", "outcome"),
     [
-        ("mlp", [1, 3500, 3500], "ValueError: .*does not fit the architecture 'mlp': 1 of another shape .*"),  # 12.5 GB of Linear weights
-        ("cnn", [1, 16000, 16000], "ValueError: .*does not fit the architecture 'cnn': .*"),  # 2 x 256M pixels through two convolutions
-        ("resnet20", [3, 9000, 9000], "CifarResNet"),  # the weights fit any image size: checked on the meta device, nothing allocated
+        (
+            "mlp",
+            [1, 3500, 3500],
+            "ValueError: .*does not fit the architecture 'mlp': 1 of another shape .*",
+        ),  # 12.5 GB of Linear weights
+        (
+            "cnn",
+            [1, 16000, 16000],
+            "ValueError: .*does not fit the architecture 'cnn': .*",
+        ),  # 2 x 256M pixels through two convolutions
+        (
+            "resnet20",
+            [3, 9000, 9000],
+            "CifarResNet",
+        ),  # the weights fit any image size: checked on the meta device, nothing allocated
     ],
 )
 def test_a_hostile_input_shape_costs_no_memory(tmp_path: Path, spec: str, shape: list[int], outcome: str) -> None:
@@ -251,9 +296,15 @@ def test_a_hostile_input_shape_costs_no_memory(tmp_path: Path, spec: str, shape:
     import sys
 
     model = build_model(spec, (1, 8, 8) if spec != "resnet20" else (3, 32, 32), 10)
-    save_checkpoint(tmp_path / "m.pt", model, {"model": spec, "input_shape": (1, 8, 8) if spec != "resnet20" else (3, 32, 32), "num_classes": 10})
+    save_checkpoint(
+        tmp_path / "m.pt",
+        model,
+        {"model": spec, "input_shape": (1, 8, 8) if spec != "resnet20" else (3, 32, 32), "num_classes": 10},
+    )
     _edit(tmp_path / "m.pt", input_shape=shape)
-    result = subprocess.run([sys.executable, "-c", _PEAK_MEMORY, str(tmp_path / "m.pt")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_MEMORY, str(tmp_path / "m.pt")], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert re.fullmatch(outcome, found["outcome"]), found["outcome"]
@@ -264,15 +315,21 @@ def test_a_weights_archive_declaring_far_more_than_it_holds_is_refused_before_re
     """A 200 MB entry deflated into a few hundred KB: refused from the archive's directory, without inflating it."""
     import zipfile
 
-    from renyicert.workflow.models import load_weights
+    from renyicert.workflow.weights import load_weights
 
     path = tmp_path / "bomb.pt"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive, archive.open("bomb/data.pkl", "w", force_zip64=True) as entry:
+    with (
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("bomb/data.pkl", "w", force_zip64=True) as entry,
+    ):
         block = bytes(1 << 20)
         for _ in range(200):
             entry.write(block)
     assert path.stat().st_size < 1 << 20
-    with pytest.raises(ValueError, match=r"declares 209,715,200 bytes of entries in a [\d,]+-byte archive: not a weights file written by torch.save"):
+    with pytest.raises(
+        ValueError,
+        match=r"declares 209,715,200 bytes of entries in a [\d,]+-byte archive: not a weights file written by torch.save",
+    ):
         load_weights(torch.nn.Linear(3, 2), path)
     torch.save(torch.nn.Linear(300, 200).state_dict(), tmp_path / "real.pt")  # torch.save's own archives pass
     load_weights(torch.nn.Linear(300, 200), tmp_path / "real.pt")

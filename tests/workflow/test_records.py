@@ -41,7 +41,7 @@ SCRIPT = textwrap.dedent(
     """
     import sys, torch, renyicert
     from renyicert.workflow.data import load_digits
-    from renyicert.workflow.evaluation import certify_dataset
+    from renyicert.workflow.certify import certify_dataset
     from renyicert.workflow.models import DigitsMLP
     torch.manual_seed(0)
     _, test = load_digits()

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import renyicert
-from renyicert.workflow import distributed
+from renyicert.workflow import distributed, records
 from renyicert.workflow.data import load_digits
-from renyicert.workflow.evaluation import certify_dataset, certify_dataset_at
+from renyicert.workflow.certify import certify_dataset, certify_dataset_at
 from renyicert.workflow.models import DigitsMLP
 from renyicert.workflow.records import read_records
 
@@ -30,28 +30,34 @@ def test_overwrite_while_another_run_holds_the_file_deletes_nothing(model: torch
     _, test = load_digits()
     path = tmp_path / "records" / "gaussian-0.25-standard.jsonl"
     first = certify_dataset(_smoothed(model), test.subset(3), path, n0=10, n=50, progress=False)
-    before = path.read_bytes(), distributed.settings_path(path).read_bytes()
+    before = path.read_bytes(), records.settings_path(path).read_bytes()
     lock = distributed.RecordsLock(path, 0)  # the first run, still writing
     try:
         with pytest.raises(ValueError, match="is being written by another run"):
             certify_dataset(_smoothed(model), test.subset(4), path, n0=10, n=50, overwrite=True, progress=False)
         with pytest.raises(ValueError, match="is being written by another run"):
-            certify_dataset_at(_smoothed(model), test.subset(4), [0.0], path, budget=100, overwrite=True, progress=False)
-        assert (path.read_bytes(), distributed.settings_path(path).read_bytes()) == before
+            certify_dataset_at(
+                _smoothed(model), test.subset(4), [0.0], path, budget=100, overwrite=True, progress=False
+            )
+        assert (path.read_bytes(), records.settings_path(path).read_bytes()) == before
     finally:
         lock.release()
     # Once the lock is free, overwrite starts the file afresh (the parts and settings too).
     (path.parent / (path.name + ".part1")).write_text('{"index": 0}\n')
     again = certify_dataset(_smoothed(model), test.subset(4), path, n0=10, n=50, overwrite=True, progress=False)
-    assert [r["index"] for r in again] == [0, 1, 2, 3] and [r["counts"] for r in again[:3]] == [r["counts"] for r in first]
-    assert not distributed.part_paths(path)
+    assert [r["index"] for r in again] == [0, 1, 2, 3] and [r["counts"] for r in again[:3]] == [
+        r["counts"] for r in first
+    ]
+    assert not records.part_paths(path)
     with pytest.raises(ValueError, match="resume and overwrite exclude each other"):
         certify_dataset(_smoothed(model), test.subset(4), path, resume=True, overwrite=True, progress=False)
 
 
-def test_the_demo_stages_overwrite_under_the_lock(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: torch.nn.Module) -> None:
+def test_the_demo_stages_overwrite_under_the_lock(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: torch.nn.Module
+) -> None:
     """The demo's and compare's certification stages pass overwrite=True instead of unlinking the records first."""
-    from renyicert.workflow import compare, demo
+    from renyicert.workflow.jobs import compare, demo
 
     calls = []
 
@@ -68,18 +74,24 @@ def test_the_demo_stages_overwrite_under_the_lock(monkeypatch: pytest.MonkeyPatc
     path.write_text("keep\n")
     settings = demo.DemoSettings()
     with pytest.raises(RuntimeError, match="stop"):
-        demo._certify_and_attack(model, ("gaussian", 0.25), "standard", None, settings, test, test, tmp_path, {"certify": 0.0}, None, False)
+        demo._certify_and_attack(
+            model, ("gaussian", 0.25), "standard", None, settings, test, test, tmp_path, {"certify": 0.0}, None, False
+        )
     with pytest.raises(RuntimeError, match="stop"):
-        demo._certify_sequentially(model, ("gaussian", 0.25), "standard", [0.0], settings, test, tmp_path, {"sequential": 0.0}, False)
+        demo._certify_sequentially(
+            model, ("gaussian", 0.25), "standard", [0.0], settings, test, tmp_path, {"sequential": 0.0}, False
+        )
     assert calls == [True, True] and path.read_text() == "keep\n"
 
 
-def test_the_demo_certifies_sequentially_with_the_ordered_one_sided_rule(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: torch.nn.Module) -> None:
+def test_the_demo_certifies_sequentially_with_the_ordered_one_sided_rule(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: torch.nn.Module
+) -> None:
     """The demo's sequential rows use issue 27's rule: the threshold form, whose default test is the ordered one-sided one."""
     import inspect
 
-    from renyicert.workflow import demo
-    from renyicert.workflow.evaluation import certify_dataset_at
+    from renyicert.workflow.jobs import demo
+    from renyicert.workflow.certify import certify_dataset_at
 
     seen: dict = {}
 
@@ -90,7 +102,17 @@ def test_the_demo_certifies_sequentially_with_the_ordered_one_sided_rule(monkeyp
     monkeypatch.setattr(demo, "certify_dataset_at", recording)
     _, test = load_digits()
     with pytest.raises(RuntimeError, match="stop"):
-        demo._certify_sequentially(model, ("gaussian", 0.25), "standard", [0.0], demo.DemoSettings(), test, tmp_path, {"sequential": 0.0}, False)
+        demo._certify_sequentially(
+            model,
+            ("gaussian", 0.25),
+            "standard",
+            [0.0],
+            demo.DemoSettings(),
+            test,
+            tmp_path,
+            {"sequential": 0.0},
+            False,
+        )
     test_default = inspect.signature(certify_dataset_at).parameters["decision_test"].default
     assert seen["p2_mode"] == "complement" and seen.get("decision_test", test_default) == "ordered"
 
@@ -114,7 +136,9 @@ def test_sequential_records_are_written_as_each_input_is_decided(model: torch.nn
     counter = _FailAfter(10**9)
     handle = model.register_forward_pre_hook(counter)
     try:
-        reference = certify_dataset_at(_smoothed(model), data, [0.0, 0.25], tmp_path / "whole.jsonl", budget=3000, progress=False)
+        reference = certify_dataset_at(
+            _smoothed(model), data, [0.0, 0.25], tmp_path / "whole.jsonl", budget=3000, progress=False
+        )
     finally:
         handle.remove()
     passes = 10**9 - counter.left

@@ -15,7 +15,9 @@ from renyicert.workflow.training import train
 STATED_CLEAN_ACCURACY = 0.88
 
 
-def test_trades_trains_to_its_stated_accuracy_and_resists_pgd_better_than_standard_training(capsys: pytest.CaptureFixture[str]) -> None:
+def test_trades_trains_to_its_stated_accuracy_and_resists_pgd_better_than_standard_training(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     train_data, test_data = load_digits(seed=0)
     torch.manual_seed(0)
     robust = DigitsMLP()
@@ -42,7 +44,9 @@ def test_trades_in_l1_trains_and_art_is_left_as_it_was() -> None:
 
     original = module.trange
     train_data, _ = load_digits(seed=0)
-    result = train_trades(DigitsMLP(), train_data.subset(200), norm=1, eps=1.0, epochs=2, attack_steps=2, progress=False)
+    result = train_trades(
+        DigitsMLP(), train_data.subset(200), norm=1, eps=1.0, epochs=2, attack_steps=2, progress=False
+    )
     assert len(result.accuracies) == 2
     assert module.trange is original
 

@@ -9,7 +9,8 @@ import torch
 
 import renyicert
 from renyicert.workflow.data import load_digits
-from renyicert.workflow.models import DigitsMLP, load_checkpoint
+from renyicert.workflow.checkpoints import load_checkpoint
+from renyicert.workflow.models import DigitsMLP
 from renyicert.workflow.training import stability_loss, train
 
 
@@ -19,7 +20,16 @@ def test_training_reduces_loss_and_reaches_90_percent_on_digits(method: str, tmp
     torch.manual_seed(0)
     model = DigitsMLP()
     mechanism = renyicert.get_mechanism("gaussian", scale=0.25)
-    result = train(model, train_data, mechanism, method=method, epochs=12, progress=False, checkpoint=tmp_path / "m.pt", config={"model": "mlp"})
+    result = train(
+        model,
+        train_data,
+        mechanism,
+        method=method,
+        epochs=12,
+        progress=False,
+        checkpoint=tmp_path / "m.pt",
+        config={"model": "mlp"},
+    )
     assert result.losses[-1] < 0.5 * result.losses[0]
     with torch.no_grad():
         accuracy = float((model(test_data.x).argmax(1) == test_data.y).float().mean())

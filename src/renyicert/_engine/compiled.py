@@ -44,9 +44,15 @@ class CompiledModel:
                 # Static shapes: one compilation per batch shape (the engine keeps the shape fixed).
                 self._compiled = torch.compile(model, dynamic=False)
             with torch._inductor.config.patch(freezing=True):
-                return self._compiled(batch.contiguous(memory_format=torch.channels_last) if self._channels_last else batch)
+                return self._compiled(
+                    batch.contiguous(memory_format=torch.channels_last) if self._channels_last else batch
+                )
         except Exception as error:  # compilation happens on the first call of each shape
-            warnings.warn(f"renyicert: compiling the model failed ({type(error).__name__}: {error}); using the eager model", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"renyicert: compiling the model failed ({type(error).__name__}: {error}); using the eager model",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             self.failed = True
             self._compiled = None
             return self.eager(batch)

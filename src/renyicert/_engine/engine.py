@@ -25,11 +25,12 @@ from ..mechanism import Mechanism
 from .compiled import CompiledModel
 from .lattice_sampler import LatticeSampler
 from .native import native_ops
+from .noise_checks import check_noise, checking_first_batch
 from .sampler import FusedSampler, fused_noise_kind
 from .tuning import fastest_batch_size
 from .votes import GenericBatchStep, LatticeBatchStep, NativeBatchStep, count_phase_votes, count_votes
 
-__all__ = ["VoteEngine", "check_noise", "noise_keys"]
+__all__ = ["VoteEngine", "noise_keys"]
 
 #: Mixes an input's key with a batch's first sample number into the seed of a mechanism's own sampler.
 _OWN_SAMPLER_MIX = 0x9E3779B97F4A7C15
@@ -55,7 +56,9 @@ def noise_keys(count: int, seed: int | None, generator: Any, share_noise: bool =
     else:
         base = int(seed)
     if base + (1 if share_noise else count) > 2**63:
-        raise ValueError(f"seed must be at most 2^63 - {1 if share_noise else count} (input i is drawn with key seed + i, a 63-bit Philox key), got {seed!r}")
+        raise ValueError(
+            f"seed must be at most 2^63 - {1 if share_noise else count} (input i is drawn with key seed + i, a 63-bit Philox key), got {seed!r}"
+        )
     return torch.tensor([base if share_noise else (base + i) % 2**63 for i in range(count)], dtype=torch.int64)
 
 
@@ -63,7 +66,9 @@ def noise_keys(count: int, seed: int | None, generator: Any, share_noise: bool =
 SEGMENT_ROWS = 1 << 22
 
 
-def _phase_rows(inputs: int, samples: int, first_sample: int, start: int, stop: int, share_noise: bool, device: Any) -> tuple[Any, Any]:
+def _phase_rows(
+    inputs: int, samples: int, first_sample: int, start: int, stop: int, share_noise: bool, device: Any
+) -> tuple[Any, Any]:
     """Rows ``start ... stop - 1`` of a phase: each row's input and noise number (input-major, or sample-major with ``share_noise``)."""
     import torch
 
@@ -112,7 +117,14 @@ class VoteEngine:
     """
 
     def __init__(
-        self, model: Any, mechanism: Mechanism, num_classes: int, *, compile: bool = False, backend: str = "auto", lattice: LatticeNoise | None = None
+        self,
+        model: Any,
+        mechanism: Mechanism,
+        num_classes: int,
+        *,
+        compile: bool = False,
+        backend: str = "auto",
+        lattice: LatticeNoise | None = None,
     ) -> None:
         self.model = model
         self.mechanism = mechanism
@@ -122,7 +134,9 @@ class VoteEngine:
         #: The sizes ``batch_size="auto"`` chose, by (input shape, dtype, device).
         self.tuned_batch_sizes: dict[tuple[Any, ...], int] = {}
         self._lattice_sampler = LatticeSampler(lattice, backend) if lattice is not None else None
-        self._sampler = FusedSampler(mechanism, backend) if lattice is None and fused_noise_kind(mechanism) is not None else None
+        self._sampler = (
+            FusedSampler(mechanism, backend) if lattice is None and fused_noise_kind(mechanism) is not None else None
+        )
         self._compile = bool(compile)
         self._compiled: CompiledModel | None = None
         #: Why the last :meth:`accepts` said no (for messages).
@@ -188,7 +202,10 @@ class VoteEngine:
         The phases use consecutive noise numbers (phase 0 copies ``0 ... phases[0] - 1``,
         phase 1 the next ``phases[1]``), so no copy is used twice.
         """
-        with self.evaluation(), progress_bar(x.shape[0] * sum(phases), description, "sample", progress, unit_scale=True) as bar:
+        with (
+            self.evaluation(),
+            progress_bar(x.shape[0] * sum(phases), description, "sample", progress, unit_scale=True) as bar,
+        ):
             rows = self.batch_size(batch_size, x)
             counts, first = [], 0
             for samples in phases:
@@ -231,7 +248,9 @@ class VoteEngine:
         synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         return fastest_batch_size(make_step, x[0].numel() * x.element_size(), synchronize)
 
-    def _count_phase(self, x: Any, samples: int, first_sample: int, keys: Any, batch_size: int, bar: Any, share_noise: bool) -> Any:
+    def _count_phase(
+        self, x: Any, samples: int, first_sample: int, keys: Any, batch_size: int, bar: Any, share_noise: bool
+    ) -> Any:
         """Class counts ``(B, num_classes)`` of ``samples`` noisy copies of each input (copies ``first_sample...``).
 
         With ``share_noise`` the rows go sample by sample (the inputs' copies of
@@ -250,7 +269,9 @@ class VoteEngine:
         rows = min(batch_size, round_rows(total))
         segment = max(rows, SEGMENT_ROWS // rows * rows)
         for start in range(0, total, segment):
-            row_input, row_sample = _phase_rows(inputs, samples, first_sample, start, min(start + segment, total), share_noise, x.device)
+            row_input, row_sample = _phase_rows(
+                inputs, samples, first_sample, start, min(start + segment, total), share_noise, x.device
+            )
             self._count_rows_into(x, keys, row_input, row_sample, rows, counts, bar, failures)
         return self._counts_out(counts, failures, inputs)
 
@@ -263,7 +284,9 @@ class VoteEngine:
             table = torch.cat([table, failures.view(inputs, 1)], dim=1)
         return table.cpu().numpy()
 
-    def count_rows(self, x: Any, keys: Any, row_input: Any, row_sample: Any, *, batch_size: int, bar: Any = None) -> Any:
+    def count_rows(
+        self, x: Any, keys: Any, row_input: Any, row_sample: Any, *, batch_size: int, bar: Any = None
+    ) -> Any:
         """Class counts ``(B, num_classes)`` over the given rows: row ``j`` is noise number ``row_sample[j]`` of input ``row_input[j]``.
 
         The caller plans the rows (at most :data:`SEGMENT_ROWS` of them, int64
@@ -281,10 +304,14 @@ class VoteEngine:
         failures = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
         if total:
             with self.evaluation():
-                self._count_rows_into(x, keys, row_input, row_sample, min(batch_size, round_rows(total)), counts, bar, failures)
+                self._count_rows_into(
+                    x, keys, row_input, row_sample, min(batch_size, round_rows(total)), counts, bar, failures
+                )
         return self._counts_out(counts, failures, x.shape[0])
 
-    def _count_rows_into(self, x: Any, keys: Any, row_input: Any, row_sample: Any, rows: int, counts: Any, bar: Any, failures: Any) -> None:
+    def _count_rows_into(
+        self, x: Any, keys: Any, row_input: Any, row_sample: Any, rows: int, counts: Any, bar: Any, failures: Any
+    ) -> None:
         """Add the votes of the given rows to ``counts`` (``inputs * num_classes``), in batches of ``rows`` (failed lattice copies to ``failures``)."""
         import torch
 
@@ -299,7 +326,9 @@ class VoteEngine:
         buffer = torch.empty((rows, *x.shape[1:]), dtype=x.dtype, device=x.device)
         runner = self._runner(tuple(x.shape[1:]))
         valid = row_input.shape[0]
-        tail = -valid % rows  # the last batch's padding rows (its first row again): drawn, for one buffer shape, never counted
+        tail = (
+            -valid % rows
+        )  # the last batch's padding rows (its first row again): drawn, for one buffer shape, never counted
         if tail:
             last = valid - valid % rows
             row_input = torch.cat([row_input, row_input[last : last + 1].expand(tail)])
@@ -332,20 +361,26 @@ class VoteEngine:
         return buffer
 
     # --------------------------------------------------------------- paths
-    def _batch_step(self, buffer: Any, x: Any, keys: Any, row_input: Any, row_sample: Any, counts: Any, failures: Any = None) -> GenericBatchStep | NativeBatchStep:
+    def _batch_step(
+        self, buffer: Any, x: Any, keys: Any, row_input: Any, row_sample: Any, counts: Any, failures: Any = None
+    ) -> GenericBatchStep | NativeBatchStep:
         """The phase's batch step, on the sampler path decided here, once per phase."""
         ops = native_ops() if buffer.device.type == "cpu" else None
         if self._lattice_sampler is not None:
             writer = self._lattice_sampler.bind(buffer, x, keys)
             if failures is None:  # a caller that does not keep them (draw_copies)
                 failures = counts.new_zeros(x.shape[0])
-            return LatticeBatchStep(writer, row_input, row_sample, buffer.shape[0], counts, failures, self.num_classes, ops)
+            return LatticeBatchStep(
+                writer, row_input, row_sample, buffer.shape[0], counts, failures, self.num_classes, ops
+            )
         path = self._sampler.path(buffer, x) if self._sampler is not None else "own"
         if path == "native":
             step = self._sampler.native_step(buffer, x, keys, row_input, row_sample, counts, self.num_classes)  # type: ignore[union-attr]
             if step is not None:
                 return step
-        return GenericBatchStep(self._writer(buffer, x, keys, path), row_input, row_sample, buffer.shape[0], counts, ops)
+        return GenericBatchStep(
+            self._writer(buffer, x, keys, path), row_input, row_sample, buffer.shape[0], counts, ops
+        )
 
     def _writer(self, buffer: Any, x: Any, keys: Any, path: str | None) -> Any:
         """``fill(row_input, row_sample)``: write a batch's noisy copies (input ``row_input[j]``, sample ``row_sample[j]``) into ``buffer``."""
@@ -355,7 +390,11 @@ class VoteEngine:
             return self._lattice_sampler.bind(buffer, x, keys, path)
         if self._sampler is not None:
             fill = self._sampler.bind(buffer, x, keys, path)
-            return fill if self._sampler.kind != "uniform" else _checking_first_batch(fill, buffer, self.mechanism, "_transform_uniform")
+            return (
+                fill
+                if self._sampler.kind != "uniform"
+                else checking_first_batch(fill, buffer, self.mechanism, "_transform_uniform")
+            )
         mechanism = self.mechanism
         first = [True]
 
@@ -373,39 +412,3 @@ class VoteEngine:
             buffer.add_(noise)
 
         return fill_with_own_sampler
-
-
-def check_noise(noise: Any, buffer: Any, mechanism: Mechanism) -> None:
-    """Refuse noise from a mechanism's ``sample()`` that is not a finite tensor of the buffer's shape, dtype and device.
-
-    ``buffer.add_`` would broadcast a ``(1, *shape)`` or 0-d draw (every copy of a
-    batch the same noise: inflated radii) and cast an integer one.
-    """
-    import torch
-
-    where = f"{mechanism.label}.sample({tuple(buffer.shape)}, dtype={buffer.dtype}) returned"
-    if not isinstance(noise, torch.Tensor):
-        raise TypeError(f"{where} {type(noise).__name__}, expected a torch.Tensor")
-    if tuple(noise.shape) != tuple(buffer.shape):
-        raise ValueError(f"{where} shape {tuple(noise.shape)}, expected {tuple(buffer.shape)} (one independent draw per copy)")
-    if noise.dtype != buffer.dtype or noise.device != buffer.device:
-        raise ValueError(f"{where} {noise.dtype} on {noise.device}, expected {buffer.dtype} on {buffer.device}")
-    if not bool(torch.isfinite(noise).all()):
-        raise ValueError(f"{where} non-finite noise ({int((~torch.isfinite(noise)).sum())} of {noise.numel()} values are NaN or inf)")
-
-
-def _checking_first_batch(fill: Any, buffer: Any, mechanism: Mechanism, hook: str) -> Any:
-    """``fill``, refusing non-finite noisy copies in its first batch (the inputs are finite, so the plugin's ``hook`` made them)."""
-    import torch
-
-    first = [True]
-
-    def fill_checked(row_input: Any, row_sample: Any) -> None:
-        fill(row_input, row_sample)
-        if first[0]:
-            first[0] = False
-            bad = ~torch.isfinite(buffer)
-            if bool(bad.any()):
-                raise ValueError(f"{mechanism.label}.{hook} gave non-finite noise ({int(bad.sum())} of {buffer.numel()} values in the first batch)")
-
-    return fill_checked

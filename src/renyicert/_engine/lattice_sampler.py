@@ -21,14 +21,16 @@ from typing import Any
 from ..lattice import LatticeNoise
 from .native import native_ops
 from .philox import randint4x
-from .sampler import _triton_available
+from .sampler import triton_available
 
 __all__ = ["LatticeSampler", "LatticeWriter", "lattice_rows_reference"]
 
 _BACKENDS = ("auto", "triton", "native", "compiled", "eager")
 
 
-def lattice_rows_reference(k: Any, row_input: Any, row_sample: Any, seeds: Any, ends: Any, start: int, lowest: int, grid: int, dtype: Any) -> tuple[Any, Any]:
+def lattice_rows_reference(
+    k: Any, row_input: Any, row_sample: Any, seeds: Any, ends: Any, start: int, lowest: int, grid: int, dtype: Any
+) -> tuple[Any, Any]:
     """``((k[row_input] + j) / grid, failed)`` in plain torch ops: the definition every path reproduces.
 
     Parameters
@@ -118,7 +120,9 @@ class LatticeSampler:
             self._tables[key] = (
                 torch.from_numpy(self.noise.ends.copy()).to(device),
                 # closed by the number of atoms, so that bucket b's candidates are entries b and b + 1 for every b
-                torch.cat([torch.from_numpy(self.noise.guide.copy()), torch.tensor([len(self.noise.ends)], dtype=torch.int32)]).to(device),
+                torch.cat(
+                    [torch.from_numpy(self.noise.guide.copy()), torch.tensor([len(self.noise.ends)], dtype=torch.int32)]
+                ).to(device),
             )
         return self._tables[key]
 
@@ -128,7 +132,7 @@ class LatticeSampler:
 
         if self.backend != "auto":
             return self.backend
-        if out.device.type == "cuda" and _triton_available():
+        if out.device.type == "cuda" and triton_available():
             return "triton"
         if out.device.type == "cpu" and out.dtype == torch.float32 and native_ops() is not None:
             return "native"
@@ -154,13 +158,29 @@ class LatticeSampler:
         if path == "native":
             ops = native_ops()
             if out.device.type != "cpu" or out.dtype != torch.float32:
-                raise ValueError(f"the native lattice path writes float32 copies on the CPU, got {out.dtype} on {out.device}")
+                raise ValueError(
+                    f"the native lattice path writes float32 copies on the CPU, got {out.dtype} on {out.device}"
+                )
             if ops is None:
-                raise RuntimeError("the native CPU kernels could not be built (see the warning above); use backend='auto' or 'compiled'")
+                raise RuntimeError(
+                    "the native CPU kernels could not be built (see the warning above); use backend='auto' or 'compiled'"
+                )
             lattice_rows = ops.lattice_rows
 
             def write_native(row_input: Any, row_sample: Any) -> None:
-                lattice_rows(flat_out, failed, k, row_input, row_sample, seeds, ends, guide, noise.start, noise.lowest, float(noise.grid))
+                lattice_rows(
+                    flat_out,
+                    failed,
+                    k,
+                    row_input,
+                    row_sample,
+                    seeds,
+                    ends,
+                    guide,
+                    noise.start,
+                    noise.lowest,
+                    float(noise.grid),
+                )
 
             return LatticeWriter(write_native, failed)
         if path == "triton":
@@ -173,7 +193,9 @@ class LatticeSampler:
             nonlocal compiled
             if compiled is not None:
                 try:
-                    copies, flags = compiled(k, row_input, row_sample, seeds, ends, noise.start, noise.lowest, noise.grid, out.dtype)
+                    copies, flags = compiled(
+                        k, row_input, row_sample, seeds, ends, noise.start, noise.lowest, noise.grid, out.dtype
+                    )
                 except Exception as error:  # no C++ compiler, an unsupported platform, ...
                     self._compile_failed(error)
                     compiled = None
@@ -181,7 +203,9 @@ class LatticeSampler:
                     flat_out.copy_(copies)
                     failed.copy_(flags)
                     return
-            copies, flags = lattice_rows_reference(k, row_input, row_sample, seeds, ends, noise.start, noise.lowest, noise.grid, out.dtype)
+            copies, flags = lattice_rows_reference(
+                k, row_input, row_sample, seeds, ends, noise.start, noise.lowest, noise.grid, out.dtype
+            )
             flat_out.copy_(copies)
             failed.copy_(flags)
 
@@ -199,8 +223,10 @@ class LatticeSampler:
 
     def _triton_writer(self, flat_out: Any, failed: Any, k: Any, seeds: Any, ends: Any) -> Any:
         if flat_out.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-            raise ValueError(f"the Triton sampler runs on CUDA tensors (or under TRITON_INTERPRET=1), the inputs are on {flat_out.device}: use sampler 'auto'")
-        if not _triton_available():
+            raise ValueError(
+                f"the Triton sampler runs on CUDA tensors (or under TRITON_INTERPRET=1), the inputs are on {flat_out.device}: use sampler 'auto'"
+            )
+        if not triton_available():
             raise ValueError("the Triton sampler needs the triton package, which is not installed: use sampler 'auto'")
         import triton
 
@@ -214,7 +240,23 @@ class LatticeSampler:
 
         def write_triton(row_input: Any, row_sample: Any) -> None:
             failed.zero_()
-            kernel(k, flat_out, failed, row_input, row_sample, seeds, ends, numel, groups, atoms, noise.start, noise.lowest, float(noise.grid), STEPS=steps, BLOCK=block)
+            kernel(
+                k,
+                flat_out,
+                failed,
+                row_input,
+                row_sample,
+                seeds,
+                ends,
+                numel,
+                groups,
+                atoms,
+                noise.start,
+                noise.lowest,
+                float(noise.grid),
+                STEPS=steps,
+                BLOCK=block,
+            )
 
         return write_triton
 
@@ -247,9 +289,22 @@ def _triton_kernel() -> Any:
 
         @triton.jit
         def lattice_rows_kernel(
-            k_ptr, out_ptr, failed_ptr, row_input_ptr, row_sample_ptr, seed_ptr, ends_ptr, numel, groups, atoms, start, lowest, grid,
-            STEPS: tl.constexpr, BLOCK: tl.constexpr,
-        ):  # fmt: skip
+            k_ptr,
+            out_ptr,
+            failed_ptr,
+            row_input_ptr,
+            row_sample_ptr,
+            seed_ptr,
+            ends_ptr,
+            numel,
+            groups,
+            atoms,
+            start,
+            lowest,
+            grid,
+            STEPS: tl.constexpr,
+            BLOCK: tl.constexpr,
+        ):
             row = tl.program_id(0)
             group = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
             source = tl.load(row_input_ptr + row)
@@ -285,5 +340,3 @@ def _triton_kernel() -> Any:
 
         _TRITON_KERNELS[key] = lattice_rows_kernel
         return lattice_rows_kernel
-
-

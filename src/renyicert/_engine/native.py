@@ -46,7 +46,9 @@ __all__ = ["BatchPlan", "native_build_directory", "native_build_flags", "native_
 
 _SOURCE = Path(__file__).with_name("cpp") / "noisy_rows.cpp"
 _LOCK = threading.Lock()
-_KERNEL: list[Any] = []  # [] until the first call, then [(torch.ops namespace, C entry point or None)] or [(None, None)]
+_KERNEL: list[
+    Any
+] = []  # [] until the first call, then [(torch.ops namespace, C entry point or None)] or [(None, None)]
 
 
 class BatchPlan(ctypes.Structure):
@@ -225,8 +227,9 @@ def _locked_build(folder: Path, build: Any) -> Any:
         print(
             f"renyicert: another process ({who}) is building the native CPU kernels in {folder}; waiting at most {deadline:g} s "
             "(RENYICERT_NATIVE_TIMEOUT; RENYICERT_NATIVE=0 skips the kernels)",
-            file=sys.stderr, flush=True,
-        )  # fmt: skip
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             lock.acquire(timeout=max(0.0, deadline - (time.monotonic() - started)))
         except Timeout:
@@ -237,7 +240,9 @@ def _locked_build(folder: Path, build: Any) -> Any:
     try:
         holder.write_text(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "lock").unlink(missing_ok=True)  # torch's baton, left by a build that was killed: we hold the real lock
+        (folder / "lock").unlink(
+            missing_ok=True
+        )  # torch's baton, left by a build that was killed: we hold the real lock
         return build()
     finally:
         holder.unlink(missing_ok=True)
@@ -278,7 +283,11 @@ def _build() -> tuple[Any, Any]:
         path = next((path for path in torch.ops.loaded_libraries if Path(path).name == f"{name}.so"), None)
         return torch.ops.renyicert_native, None if path is None else _c_entry_point(path)
     except BuildLockTimeout as error:
-        warnings.warn(f"renyicert: not using the native CPU kernels: {error}; using torch ops and the torch.compile sampler (the same noise and counts, slower)", RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"renyicert: not using the native CPU kernels: {error}; using torch ops and the torch.compile sampler (the same noise and counts, slower)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
         return None, None
     except Exception as error:  # no compiler or ninja, an unsupported platform, a read-only cache, ...
         warnings.warn(

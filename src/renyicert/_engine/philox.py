@@ -52,4 +52,6 @@ def randint4x(seed: Any, offset: Any, rounds: int = 10) -> tuple[Any, Any, Any, 
     True
     """
     zero = offset * 0
-    return philox4x32(offset & MASK32, (offset >> 32) & MASK32, zero, zero, seed & MASK32, (seed >> 32) & MASK32, rounds)
+    return philox4x32(
+        offset & MASK32, (offset >> 32) & MASK32, zero, zero, seed & MASK32, (seed >> 32) & MASK32, rounds
+    )

@@ -33,9 +33,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .native import native_count_then_fill, native_ops
+from .noise_checks import check_transform
 from .philox import randint4x
 
-__all__ = ["FusedSampler", "check_transform", "fused_noise_kind", "noisy_rows_reference"]
+__all__ = ["FusedSampler", "fused_noise_kind", "noisy_rows_reference"]
 
 _TWO_PI = 6.283185307179586
 _2_POW_M32 = 2.0**-32
@@ -47,30 +48,14 @@ def fused_noise_kind(mechanism: Any) -> str | None:
     kind = getattr(mechanism, "fused_noise", None)
     if kind in ("normal", "laplace"):
         return kind
-    if getattr(type(mechanism), "_transform_uniform", None) is not None:
+    if mechanism.has_transform_uniform:
         return "uniform"
     return None
 
 
-def check_transform(mechanism: Any) -> None:
-    """Refuse a ``_transform_uniform`` that does not map float32 uniforms in ``(0, 1]`` elementwise to finite float32 noise.
-
-    Probed at the extremes the fused sampler produces (``2^-33`` and ``1``) and in between.
-    """
-    import torch
-
-    u = torch.tensor([[2.0**-33, 1e-7, 0.25, 0.5, 0.75, 1.0 - 2.0**-24, 1.0]], dtype=torch.float32)
-    where = f"{getattr(mechanism, 'label', type(mechanism).__name__)}._transform_uniform(u)"
-    out = mechanism._transform_uniform(u)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"{where} returned {type(out).__name__}, expected a torch.Tensor")
-    if tuple(out.shape) != tuple(u.shape) or not out.dtype.is_floating_point:
-        raise ValueError(f"{where} returned shape {tuple(out.shape)} {out.dtype} for u of shape {tuple(u.shape)} float32; it must work elementwise")
-    if not bool(torch.isfinite(out).all()):
-        raise ValueError(f"{where} is not finite at u = {u[~torch.isfinite(out)].tolist()} (u is in (0, 1], both ends included)")
-
-
-def _bits_to_noise(kind: str, bits: tuple[Any, Any, Any, Any], scale: float, transform: Callable[[Any], Any] | None) -> Any:
+def _bits_to_noise(
+    kind: str, bits: tuple[Any, Any, Any, Any], scale: float, transform: Callable[[Any], Any] | None
+) -> Any:
     """Four draws per counter -> four noise values (last axis), float32."""
     import torch
 
@@ -94,7 +79,13 @@ def _bits_to_noise(kind: str, bits: tuple[Any, Any, Any, Any], scale: float, tra
 
 
 def noisy_rows_reference(
-    x: Any, row_input: Any, row_sample: Any, seeds: Any, kind: str, scale: float, transform: Callable[[Any], Any] | None = None
+    x: Any,
+    row_input: Any,
+    row_sample: Any,
+    seeds: Any,
+    kind: str,
+    scale: float,
+    transform: Callable[[Any], Any] | None = None,
 ) -> Any:
     """``x[row_input] + noise`` in plain torch ops (the definition every backend reproduces).
 
@@ -117,7 +108,9 @@ def noisy_rows_reference(
     return x[row_input] + noise.to(x.dtype)
 
 
-def _write_rows(out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any, kind: str, scale: float, transform: Any) -> None:
+def _write_rows(
+    out: Any, x: Any, row_input: Any, row_sample: Any, seeds: Any, kind: str, scale: float, transform: Any
+) -> None:
     out.copy_(noisy_rows_reference(x, row_input, row_sample, seeds, kind, scale, transform))
 
 
@@ -137,9 +130,17 @@ def _triton_kernel() -> Any:
 
         @triton.jit
         def noisy_rows_kernel(
-            x_ptr, out_ptr, row_input_ptr, row_sample_ptr, seed_ptr, numel, groups, scale,
-            KIND: tl.constexpr, BLOCK: tl.constexpr,
-        ):  # fmt: skip
+            x_ptr,
+            out_ptr,
+            row_input_ptr,
+            row_sample_ptr,
+            seed_ptr,
+            numel,
+            groups,
+            scale,
+            KIND: tl.constexpr,
+            BLOCK: tl.constexpr,
+        ):
             row = tl.program_id(0)
             group = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
             source = tl.load(row_input_ptr + row)
@@ -170,22 +171,38 @@ def _triton_kernel() -> Any:
             out_row = out_ptr + row.to(tl.int64) * numel
             e0 = element
             m = e0 < numel
-            tl.store(out_row + e0, (tl.load(x_row + e0, mask=m).to(tl.float32) + scale * n0).to(out_ptr.dtype.element_ty), mask=m)
+            tl.store(
+                out_row + e0,
+                (tl.load(x_row + e0, mask=m).to(tl.float32) + scale * n0).to(out_ptr.dtype.element_ty),
+                mask=m,
+            )
             e1 = element + 1
             m = e1 < numel
-            tl.store(out_row + e1, (tl.load(x_row + e1, mask=m).to(tl.float32) + scale * n1).to(out_ptr.dtype.element_ty), mask=m)
+            tl.store(
+                out_row + e1,
+                (tl.load(x_row + e1, mask=m).to(tl.float32) + scale * n1).to(out_ptr.dtype.element_ty),
+                mask=m,
+            )
             e2 = element + 2
             m = e2 < numel
-            tl.store(out_row + e2, (tl.load(x_row + e2, mask=m).to(tl.float32) + scale * n2).to(out_ptr.dtype.element_ty), mask=m)
+            tl.store(
+                out_row + e2,
+                (tl.load(x_row + e2, mask=m).to(tl.float32) + scale * n2).to(out_ptr.dtype.element_ty),
+                mask=m,
+            )
             e3 = element + 3
             m = e3 < numel
-            tl.store(out_row + e3, (tl.load(x_row + e3, mask=m).to(tl.float32) + scale * n3).to(out_ptr.dtype.element_ty), mask=m)
+            tl.store(
+                out_row + e3,
+                (tl.load(x_row + e3, mask=m).to(tl.float32) + scale * n3).to(out_ptr.dtype.element_ty),
+                mask=m,
+            )
 
         _TRITON_KERNELS[key] = noisy_rows_kernel
         return noisy_rows_kernel
 
 
-def _triton_available() -> bool:
+def triton_available() -> bool:
     try:
         import triton  # noqa: F401
     except ImportError:
@@ -227,10 +244,14 @@ class FusedSampler:
         self.mechanism = mechanism
         self.kind = fused_noise_kind(mechanism)
         if self.kind is None:
-            raise ValueError(f"{type(mechanism).__name__} has no elementwise noise (fused_noise or _transform_uniform); use its sample()")
+            raise ValueError(
+                f"{type(mechanism).__name__} has no elementwise noise (fused_noise or _transform_uniform); use its sample()"
+            )
         self.backend = backend
         self._compiled: dict[tuple[Any, ...], Any] = {}
-        self._transform = getattr(mechanism, "_transform_uniform", None) if self.kind == "uniform" else None
+        self._transform = (
+            mechanism._eval_transform_uniform if self.kind == "uniform" and mechanism.has_transform_uniform else None
+        )
         if self._transform is not None:
             check_transform(mechanism)
 
@@ -238,7 +259,7 @@ class FusedSampler:
         """The path that writes ``x``'s copies into ``out``: ``"triton"``, ``"native"``, ``"compiled"`` or ``"eager"`` (the one place it is decided)."""
         if self.backend != "auto":
             return self.backend
-        if out.device.type == "cuda" and self.kind != "uniform" and _triton_available():
+        if out.device.type == "cuda" and self.kind != "uniform" and triton_available():
             return "triton"
         if out.device.type == "cpu" and self._native_fits(out, x) and native_ops() is not None:
             return "native"
@@ -271,25 +292,35 @@ class FusedSampler:
         kind = 0 if self.kind == "normal" else 1
         if path == "native":
             if out.device.type != "cpu" or not self._native_fits(out, x):
-                raise ValueError(f"the native path writes float32 normal or Laplace noise on the CPU, got {self.kind!r} noise in {out.dtype} on {out.device}")
+                raise ValueError(
+                    f"the native path writes float32 normal or Laplace noise on the CPU, got {self.kind!r} noise in {out.dtype} on {out.device}"
+                )
             ops = native_ops()
             if ops is None:
-                raise RuntimeError("the native CPU kernels could not be built (see the warning above); use backend='auto' or 'compiled'")
+                raise RuntimeError(
+                    "the native CPU kernels could not be built (see the warning above); use backend='auto' or 'compiled'"
+                )
             noisy_rows = ops.noisy_rows
             return lambda row_input, row_sample: noisy_rows(flat_out, flat_x, row_input, row_sample, seeds, scale, kind)
         if path == "triton":
             if self.kind == "uniform":
                 raise ValueError("the Triton path supports the 'normal' and 'laplace' kinds only")
             if out.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-                raise ValueError(f"the Triton sampler runs on CUDA tensors (or under TRITON_INTERPRET=1), the inputs are on {out.device}: use sampler 'auto'")
-            if not _triton_available():
-                raise ValueError("the Triton sampler needs the triton package, which is not installed: use sampler 'auto'")
+                raise ValueError(
+                    f"the Triton sampler runs on CUDA tensors (or under TRITON_INTERPRET=1), the inputs are on {out.device}: use sampler 'auto'"
+                )
+            if not triton_available():
+                raise ValueError(
+                    "the Triton sampler needs the triton package, which is not installed: use sampler 'auto'"
+                )
             import triton
 
             groups = (numel + 3) // 4
             block = min(256, triton.next_power_of_2(groups))
             kernel = _triton_kernel()[(rows, triton.cdiv(groups, block))]
-            return lambda row_input, row_sample: kernel(flat_x, flat_out, row_input, row_sample, seeds, numel, groups, scale, KIND=kind, BLOCK=block)
+            return lambda row_input, row_sample: kernel(
+                flat_x, flat_out, row_input, row_sample, seeds, numel, groups, scale, KIND=kind, BLOCK=block
+            )
 
         def write_torch(row_input: Any, row_sample: Any) -> None:
             if path == "compiled" and self._write_compiled(flat_out, flat_x, row_input, row_sample, seeds):
@@ -298,7 +329,9 @@ class FusedSampler:
 
         return write_torch
 
-    def native_step(self, out: Any, x: Any, seeds: Any, row_input: Any, row_sample: Any, counts: Any, classes: int) -> Any:
+    def native_step(
+        self, out: Any, x: Any, seeds: Any, row_input: Any, row_sample: Any, counts: Any, classes: int
+    ) -> Any:
         """A :class:`renyicert._engine.votes.NativeBatchStep` for a phase's batches into ``out`` on the native path; ``None`` when it cannot be built.
 
         ``row_input``/``row_sample`` hold the phase's rows in whole batches of
@@ -312,7 +345,9 @@ class FusedSampler:
         if function is None:
             return None
         kind = 0 if self.kind == "normal" else 1
-        return NativeBatchStep(function, out, x, seeds, row_input, row_sample, counts, classes, float(self.mechanism.scale), kind)
+        return NativeBatchStep(
+            function, out, x, seeds, row_input, row_sample, counts, classes, float(self.mechanism.scale), kind
+        )
 
     def noisy(self, x: Any, row_input: Any, row_sample: Any, seeds: Any) -> Any:
         """``x[row_input] + noise`` as a new tensor (the same numbers :meth:`write` writes)."""
@@ -336,7 +371,14 @@ class FusedSampler:
         import torch
 
         arguments = (out, x, row_input, row_sample, seeds)
-        key = (tuple(out.shape), tuple(x.shape), out.dtype, x.dtype, out.device.type, tuple(t.is_inference() for t in arguments))
+        key = (
+            tuple(out.shape),
+            tuple(x.shape),
+            out.dtype,
+            x.dtype,
+            out.device.type,
+            tuple(t.is_inference() for t in arguments),
+        )
         function = self._compiled.get(key, _NOT_COMPILED)
         if function is None:
             return False
@@ -348,7 +390,9 @@ class FusedSampler:
                 def function(o: Any, xs: Any, ri: Any, rs: Any, sd: Any) -> None:
                     compiled_rows(o, xs, ri, rs, sd, scale)
 
-                with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT, accumulated_recompile_limit=4 * _RECOMPILE_LIMIT):
+                with torch._dynamo.config.patch(
+                    recompile_limit=_RECOMPILE_LIMIT, accumulated_recompile_limit=4 * _RECOMPILE_LIMIT
+                ):
                     function(*arguments)
                 self._compiled[key] = function
             else:
@@ -389,4 +433,3 @@ def _compiled_writer(kind: str, transform: Callable[[Any], Any] | None) -> Any:
 
             _COMPILED_WRITERS[key] = torch.compile(write_rows, dynamic=False, fullgraph=True)
         return _COMPILED_WRITERS[key]
-

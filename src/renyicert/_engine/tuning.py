@@ -31,7 +31,9 @@ WINDOW = 0.02
 LONG_STEP = 0.25
 
 
-def fastest_batch_size(make_step: Callable[[int], Callable[[], None]], row_bytes: int, synchronize: Callable[[], None] = lambda: None) -> int:
+def fastest_batch_size(
+    make_step: Callable[[int], Callable[[], None]], row_bytes: int, synchronize: Callable[[], None] = lambda: None
+) -> int:
     """The size in :data:`AUTO_BATCH_SIZES` with the least time per copy.
 
     Parameters

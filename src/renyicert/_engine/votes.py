@@ -85,7 +85,19 @@ class NativeBatchStep:
         The noise scale and kind (0 normal, 1 Laplace).
     """
 
-    def __init__(self, function: Any, out: Any, x: Any, seeds: Any, row_input: Any, row_sample: Any, counts: Any, classes: int, scale: float, kind: int) -> None:
+    def __init__(
+        self,
+        function: Any,
+        out: Any,
+        x: Any,
+        seeds: Any,
+        row_input: Any,
+        row_sample: Any,
+        counts: Any,
+        classes: int,
+        scale: float,
+        kind: int,
+    ) -> None:
         import torch
 
         rows = out.shape[0]
@@ -93,12 +105,29 @@ class NativeBatchStep:
         numel = out[0].numel()
         x = x.reshape(inputs, numel).contiguous()
         seeds, row_input, row_sample = seeds.contiguous(), row_input.contiguous(), row_sample.contiguous()
-        if out.dtype != torch.float32 or x.dtype != torch.float32 or not out.is_contiguous() or out.device.type != "cpu" or x.device.type != "cpu":
-            raise ValueError(f"the native batch step needs contiguous float32 CPU buffers, got {out.dtype} on {out.device}")
+        if (
+            out.dtype != torch.float32
+            or x.dtype != torch.float32
+            or not out.is_contiguous()
+            or out.device.type != "cpu"
+            or x.device.type != "cpu"
+        ):
+            raise ValueError(
+                f"the native batch step needs contiguous float32 CPU buffers, got {out.dtype} on {out.device}"
+            )
         if x.shape[1] != numel or rows == 0 or row_input.shape[0] % rows or row_input.shape != row_sample.shape:
-            raise ValueError(f"rows {tuple(row_input.shape)} and {tuple(row_sample.shape)} do not fill whole batches of {rows} rows of {numel} values")
-        if any(t.dtype != torch.int64 for t in (seeds, row_input, row_sample, counts)) or not counts.is_contiguous() or classes < 1 or counts.numel() % classes:
-            raise ValueError(f"seeds, row_input, row_sample and counts must be int64, and counts contiguous (voters * {classes},)")
+            raise ValueError(
+                f"rows {tuple(row_input.shape)} and {tuple(row_sample.shape)} do not fill whole batches of {rows} rows of {numel} values"
+            )
+        if (
+            any(t.dtype != torch.int64 for t in (seeds, row_input, row_sample, counts))
+            or not counts.is_contiguous()
+            or classes < 1
+            or counts.numel() % classes
+        ):
+            raise ValueError(
+                f"seeds, row_input, row_sample and counts must be int64, and counts contiguous (voters * {classes},)"
+            )
         if kind not in (0, 1):
             raise ValueError(f"kind must be 0 (normal) or 1 (laplace), got {kind!r}")
         self._function = function
@@ -107,26 +136,45 @@ class NativeBatchStep:
         self.rows = rows
         self.batches = row_input.shape[0] // rows
         self._plan = BatchPlan(
-            out.data_ptr(), x.data_ptr(), row_input.data_ptr(), row_sample.data_ptr(), seeds.data_ptr(), counts.data_ptr(),
-            row_input.shape[0], rows, numel, inputs, seeds.shape[0], counts.numel() // classes, classes, kind, float(scale),
-        )  # fmt: skip
+            out.data_ptr(),
+            x.data_ptr(),
+            row_input.data_ptr(),
+            row_sample.data_ptr(),
+            seeds.data_ptr(),
+            counts.data_ptr(),
+            row_input.shape[0],
+            rows,
+            numel,
+            inputs,
+            seeds.shape[0],
+            counts.numel() // classes,
+            classes,
+            kind,
+            float(scale),
+        )
         self._plan_pointer = ctypes.pointer(self._plan)
 
     def __call__(self, logits: Any, counted: int, valid: int, next_row: int) -> None:
         """Count the first ``valid`` votes of the batch at row ``counted`` (unless ``logits`` is ``None``), then write the batch at row ``next_row`` (unless negative)."""
         import torch
 
-        if logits is not None and (logits.dtype != torch.float32 or not logits.is_contiguous() or logits.device.type != "cpu"):
+        if logits is not None and (
+            logits.dtype != torch.float32 or not logits.is_contiguous() or logits.device.type != "cpu"
+        ):
             # Other logits: torch counts them (from the C-contiguous rows), the C call only writes.
             if not count_votes(logits, self._row_input[counted : counted + self.rows], valid, self._counts, None):
                 raise ValueError(_NON_FINITE_MESSAGE)
             logits = None
-        status = self._function(self._plan_pointer, None if logits is None else logits.data_ptr(), counted, valid, next_row)
+        status = self._function(
+            self._plan_pointer, None if logits is None else logits.data_ptr(), counted, valid, next_row
+        )
         if status == _NOT_FINITE:
             raise ValueError(_NON_FINITE_MESSAGE)
         if status != _DONE:
             reason = _FAILURES.get(status, "an unknown status")
-            raise RuntimeError(f"renyicert_count_then_fill failed with status {status}, {reason} (counted={counted}, valid={valid}, next={next_row})")
+            raise RuntimeError(
+                f"renyicert_count_then_fill failed with status {status}, {reason} (counted={counted}, valid={valid}, next={next_row})"
+            )
 
 
 class GenericBatchStep:
@@ -146,7 +194,9 @@ class GenericBatchStep:
         The native kernels for :func:`count_votes` (``None``: torch counts).
     """
 
-    def __init__(self, fill: Callable[[Any, Any], None], row_input: Any, row_sample: Any, rows: int, counts: Any, ops: Any) -> None:
+    def __init__(
+        self, fill: Callable[[Any, Any], None], row_input: Any, row_sample: Any, rows: int, counts: Any, ops: Any
+    ) -> None:
         self._fill = fill
         self._row_input, self._row_sample = row_input, row_sample
         self.rows = rows
@@ -156,10 +206,14 @@ class GenericBatchStep:
 
     def __call__(self, logits: Any, counted: int, valid: int, next_row: int) -> None:
         """Count the first ``valid`` votes of the batch at row ``counted`` (unless ``logits`` is ``None``), then write the batch at row ``next_row`` (unless negative)."""
-        if logits is not None and not count_votes(logits, self._row_input[counted : counted + self.rows], valid, self._counts, self._ops):
+        if logits is not None and not count_votes(
+            logits, self._row_input[counted : counted + self.rows], valid, self._counts, self._ops
+        ):
             raise ValueError(_NON_FINITE_MESSAGE)
         if next_row >= 0:
-            self._fill(self._row_input[next_row : next_row + self.rows], self._row_sample[next_row : next_row + self.rows])
+            self._fill(
+                self._row_input[next_row : next_row + self.rows], self._row_sample[next_row : next_row + self.rows]
+            )
 
 
 class LatticeBatchStep(GenericBatchStep):
@@ -175,7 +229,9 @@ class LatticeBatchStep(GenericBatchStep):
     ``any()`` per batch.
     """
 
-    def __init__(self, fill: Any, row_input: Any, row_sample: Any, rows: int, counts: Any, failures: Any, classes: int, ops: Any) -> None:
+    def __init__(
+        self, fill: Any, row_input: Any, row_sample: Any, rows: int, counts: Any, failures: Any, classes: int, ops: Any
+    ) -> None:
         super().__init__(fill, row_input, row_sample, rows, counts, ops)
         self._failed = fill.failed
         self._failures = failures
@@ -202,10 +258,19 @@ class LatticeBatchStep(GenericBatchStep):
                 self._counts.index_add_(0, inputs * self._classes + votes, -ones)
                 self._failures.index_add_(0, inputs, ones)
         if next_row >= 0:
-            self._fill(self._row_input[next_row : next_row + self.rows], self._row_sample[next_row : next_row + self.rows])
+            self._fill(
+                self._row_input[next_row : next_row + self.rows], self._row_sample[next_row : next_row + self.rows]
+            )
 
 
-def count_phase_votes(runner: Callable[[Any], Any], buffer: Any, valid_rows: int, classes: int, step: GenericBatchStep | NativeBatchStep, bar: Any) -> None:
+def count_phase_votes(
+    runner: Callable[[Any], Any],
+    buffer: Any,
+    valid_rows: int,
+    classes: int,
+    step: GenericBatchStep | NativeBatchStep,
+    bar: Any,
+) -> None:
     """Run a phase: every batch of ``buffer``'s size through ``runner``, the first ``valid_rows`` rows' votes counted by ``step``.
 
     ``step`` holds the phase's rows in whole batches (padding rows at the end
@@ -227,6 +292,8 @@ def count_phase_votes(runner: Callable[[Any], Any], buffer: Any, valid_rows: int
             shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise ValueError(f"model output has shape {shape}; expected {expected} = (batch, num_classes)")
         step(logits, first, valid, first + rows if batch + 1 < batches else -1)
-        del logits  # before the next forward pass: a live output moves the model's allocations (measured: +30% for an MLP)
+        del (
+            logits
+        )  # before the next forward pass: a live output moves the model's allocations (measured: +30% for an MLP)
         if bar is not None:
             bar.update(valid)

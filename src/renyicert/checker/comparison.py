@@ -62,21 +62,23 @@ def pixeldp_from_divergence(mechanism: Any, p1: float, p2: float, delta: float) 
     >>> round(pixeldp_from_divergence(laplace, 0.9, 0.1, 1e-5), 6)  # pure DP: b log(p1/p2) / 2
     0.549306
     """
-    from ..solver import _invert_divergence
+    from ..inversion import invert_divergence
 
     best = 0.0
     if mechanism.has_max_divergence and p1 > p2 > 0.0:
         pure = 0.5 * (math.log(p1) - math.log(p2))  # delta = 0: p1 > e^(2 eps) p2, with eps = D(inf, L)
         if pure > 0.0:
-            best = float(_invert_divergence(mechanism, np.array([np.inf]), np.array([pure]))[0])
+            best = float(invert_divergence(mechanism, np.array([np.inf]), np.array([pure]))[0])
     surplus = p1 - delta
     if surplus > 0.0:
         z = 2.0 * surplus / (delta + math.sqrt(delta * delta + 4.0 * p2 * surplus))
         eps = math.log(z)  # the largest eps with p1 > e^(2 eps) p2 + (1 + e^eps) delta
-        budget = eps - math.log(1.0 / delta) / (_ORDERS - 1.0) - np.log1p(-1.0 / _ORDERS) + np.log(_ORDERS) / (_ORDERS - 1.0)
+        budget = (
+            eps - math.log(1.0 / delta) / (_ORDERS - 1.0) - np.log1p(-1.0 / _ORDERS) + np.log(_ORDERS) / (_ORDERS - 1.0)
+        )
         usable = budget > 0.0
         if usable.any():
-            radii = _invert_divergence(mechanism, _ORDERS[usable], budget[usable])
+            radii = invert_divergence(mechanism, _ORDERS[usable], budget[usable])
             best = max(best, float(np.max(radii)))
     return best
 
@@ -89,21 +91,29 @@ def pixeldp_problem(mechanism: Any) -> dict[str, Any] | None:
             derived = pixeldp_from_divergence(mechanism, p1, p2, delta)
             if claimed > derived * (1.0 + PIXELDP_RTOL) + 1e-300:
                 return {
-                    "method": "_pixeldp_radius", "p1": p1, "p2": p2, "delta": delta, "claimed radius": claimed, "radius the divergence proves": derived,
+                    "method": "_pixeldp_radius",
+                    "p1": p1,
+                    "p2": p2,
+                    "delta": delta,
+                    "claimed radius": claimed,
+                    "radius the divergence proves": derived,
                     "problem": f"the PixelDP radius is {claimed / derived - 1.0:.1%} above what the verified divergence proves"
-                    if derived > 0 else "a PixelDP radius > 0 where the verified divergence proves none",
-                }  # fmt: skip
+                    if derived > 0
+                    else "a PixelDP radius > 0 where the verified divergence proves none",
+                }
     return None
 
 
-def _shift_plan(mechanism: Any, dimension: int | None, worst: list[NDArray[np.float64]], quick: bool) -> list[tuple[str, NDArray[np.float64]]]:
+def _shift_plan(
+    mechanism: Any, dimension: int | None, worst: list[NDArray[np.float64]], quick: bool
+) -> list[tuple[str, NDArray[np.float64]]]:
     """Unit shifts (``||u||_norm = 1``, only the non-zero coordinates kept) to test the tight radius along."""
-    from .formula import _sparse_sizes
+    from .norm_ball import sparse_sizes
 
     norm = float(mechanism.norm)
     dims = [dimension] if dimension is not None else ([1, 2, 16, 1024] if quick else [1, 2, 4, 16, 64, 256, 1024])
     plan: list[tuple[str, NDArray[np.float64]]] = []
-    sizes = sorted({k for d in dims for k in _sparse_sizes(d)})
+    sizes = sorted({k for d in dims for k in sparse_sizes(d)})
     if quick and len(sizes) > 5:
         sizes = sorted({1, 2, sizes[len(sizes) // 2], sizes[-1]})
     for k in sizes:
@@ -119,7 +129,9 @@ def _shift_plan(mechanism: Any, dimension: int | None, worst: list[NDArray[np.fl
     return plan
 
 
-def tight_radius_problem(mechanism: Any, log_density: Any, dimension: int | None, worst: list[NDArray[np.float64]], quick: bool, seed: int) -> tuple[dict[str, Any] | None, int]:
+def tight_radius_problem(
+    mechanism: Any, log_density: Any, dimension: int | None, worst: list[NDArray[np.float64]], quick: bool, seed: int
+) -> tuple[dict[str, Any] | None, int]:
     """``(evidence, shifts tested)``: a shift of the claimed tight radius at which the runner-up provably overtakes the top class, or ``None``."""
     import torch
 
@@ -141,19 +153,28 @@ def tight_radius_problem(mechanism: Any, log_density: Any, dimension: int | None
             def log_ratio(z: NDArray[np.float64]) -> NDArray[np.float64]:
                 return np.sum(log_density(z - shift) - log_density(z), axis=1)  # log q/p, q the noise shifted by +shift
 
-            under_p = log_ratio(noise) + 1e-9 * rng.random(count)  # ties (atoms of the ratio) broken at random, as Neyman-Pearson allows
+            under_p = log_ratio(noise) + 1e-9 * rng.random(
+                count
+            )  # ties (atoms of the ratio) broken at random, as Neyman-Pearson allows
             under_q = log_ratio(noise + shift) + 1e-9 * rng.random(count)
-            band = math.sqrt(math.log(4.0 / SIGNIFICANCE) / (2.0 * count))  # DKW: each empirical CDF within `band` with prob. 1 - SIGNIFICANCE/2
+            band = math.sqrt(
+                math.log(4.0 / SIGNIFICANCE) / (2.0 * count)
+            )  # DKW: each empirical CDF within `band` with prob. 1 - SIGNIFICANCE/2
             top_cut = float(np.quantile(under_p, min(1.0, p1 + band)))  # P(ratio <= cut) >= p1 on the band's event
             runner_cut = float(np.quantile(under_p, min(1.0, 1.0 - p2 + band)))  # P(ratio > cut) <= p2
             top = float(np.mean(under_q <= top_cut)) + band
             runner_up = float(np.mean(under_q > runner_cut)) - band
             if top < runner_up:
                 return {
-                    "method": "_tight_radius", "p1": p1, "p2": p2, "radius": radius, "shift": label, "coordinates": int(shift.size),
+                    "method": "_tight_radius",
+                    "p1": p1,
+                    "p2": p2,
+                    "radius": radius,
+                    "shift": label,
+                    "coordinates": int(shift.size),
                     "worst top-class probability under the shifted noise (upper bound)": top,
                     "worst runner-up probability (lower bound)": runner_up,
                     "confidence": f"{1 - 2 * SIGNIFICANCE:.6f} (DKW bands over {count} Monte Carlo draws on each side)",
                     "problem": "a shift of the claimed radius lets the runner-up overtake the top class (over-certifies)",
-                }, tested  # fmt: skip
+                }, tested
     return None, tested

@@ -40,7 +40,7 @@ def log_density_expression(mechanism: Any) -> Any:
     import sympy
 
     sym = symbols()
-    expression = sympy.sympify(mechanism._symbolic_log_density(sym["x"], sym["scale"]))
+    expression = sympy.sympify(mechanism._eval_symbolic_log_density(sym["x"], sym["scale"]))
     extra = expression.free_symbols - {sym["x"], sym["scale"]}
     if extra:
         raise ValueError(
@@ -80,7 +80,11 @@ class DerivedDivergence:
         with mpmath.workdps(MP_DIGITS):
             if self.expression is not None:
                 value = self.expression.subs(
-                    {sym["t"]: sympy.Float(order - 1.0, MP_DIGITS), sym["d"]: sympy.Float(distance, MP_DIGITS), sym["scale"]: sympy.Float(scale, MP_DIGITS)}
+                    {
+                        sym["t"]: sympy.Float(order - 1.0, MP_DIGITS),
+                        sym["d"]: sympy.Float(distance, MP_DIGITS),
+                        sym["scale"]: sympy.Float(scale, MP_DIGITS),
+                    }
                 )
                 return mpmath.mpf(sympy.N(value, MP_DIGITS))
             return _quadrature_divergence(self.log_density, order, distance, scale)
@@ -185,7 +189,9 @@ def derive_divergence(mechanism: Any) -> DerivedDivergence:
     except Exception:
         integral = None
     if integral is None:
-        return DerivedDivergence(None, f"mpmath quadrature at {MP_DIGITS} digits (sympy could not integrate)", log_p, normalised)
+        return DerivedDivergence(
+            None, f"mpmath quadrature at {MP_DIGITS} digits (sympy could not integrate)", log_p, normalised
+        )
     expression = sympy.log(integral) / t
     return DerivedDivergence(expression, "sympy: integral of p^order q^(1-order) over the real line", log_p, normalised)
 

@@ -60,8 +60,10 @@ def _cdf_against_density(context: CheckContext) -> str | None:
     with mpmath.workdps(30):
         for t in (-3.0, -1.0, -0.25, 0.0, 0.5, 2.0):
             point = mpmath.mpf(t) * scale
-            integral = mpmath.quad(lambda z: mpmath.exp(log_pdf(z)), [-mpmath.inf, -scale, 0, point] if t > 0 else [-mpmath.inf, point])
-            claimed = mpmath.mpf(mechanism._coordinate_cdf(point))
+            integral = mpmath.quad(
+                lambda z: mpmath.exp(log_pdf(z)), [-mpmath.inf, -scale, 0, point] if t > 0 else [-mpmath.inf, point]
+            )
+            claimed = mpmath.mpf(mechanism._eval_coordinate_cdf(point))
             if abs(claimed - integral) > 1e-12:
                 return f"_coordinate_cdf({mpmath.nstr(point, 6)}) = {mpmath.nstr(claimed, 12)}, but the density integrates to {mpmath.nstr(integral, 12)} there"
     return None
@@ -73,9 +75,11 @@ def _cdf_against_sample(context: CheckContext) -> tuple[str | None, float]:
     from scipy import stats
 
     mechanism = context.mechanism
-    draws = mechanism.sample((20_000 if context.quick else 100_000,), seed=context.seed, dtype=__import__("torch").float64).numpy()
+    draws = mechanism.sample(
+        (20_000 if context.quick else 100_000,), seed=context.seed, dtype=__import__("torch").float64
+    ).numpy()
     with mpmath.workdps(20):
-        cdf = np.vectorize(lambda z: float(mechanism._coordinate_cdf(mpmath.mpf(float(z)))))
+        cdf = np.vectorize(lambda z: float(mechanism._eval_coordinate_cdf(mpmath.mpf(float(z)))))
         pvalue = float(stats.kstest(draws, cdf).pvalue)
     if pvalue < _SIGNIFICANCE:
         return f"sample() does not follow _coordinate_cdf (Kolmogorov-Smirnov p = {pvalue:.2g})", pvalue
@@ -86,7 +90,7 @@ def _threshold_problems(noise: Any) -> tuple[str | None, dict[str, Any]]:
     """Check one lattice's thresholds exactly; ``(problem or None, evidence)``."""
     import mpmath
 
-    from ..lattice import GUIDE_BITS, _SHIFT
+    from ..lattice import GUIDE_BITS, THRESHOLD_SHIFT
 
     ends = noise.ends
     if ends.dtype != np.int64 or ends.ndim != 1 or ends.size == 0:
@@ -95,7 +99,7 @@ def _threshold_problems(noise: Any) -> tuple[str | None, dict[str, Any]]:
     if min(masses) < 0:
         a = int(np.argmin(masses))
         return f"the thresholds decrease at atom {noise.lowest + a}", {"atom": noise.lowest + a}
-    buckets = (np.arange(1 << GUIDE_BITS, dtype=np.uint64) << np.uint64(64 - GUIDE_BITS)) ^ np.uint64(_SHIFT)
+    buckets = (np.arange(1 << GUIDE_BITS, dtype=np.uint64) << np.uint64(64 - GUIDE_BITS)) ^ np.uint64(THRESHOLD_SHIFT)
     if not np.array_equal(noise.guide, np.searchsorted(ends, buckets.view(np.int64), side="right")):
         return "the guide table does not match the thresholds", {}
     mechanism, grid = noise.mechanism, noise.grid
@@ -103,12 +107,12 @@ def _threshold_problems(noise: Any) -> tuple[str | None, dict[str, Any]]:
     worst = (math.inf, None)
     with mpmath.workdps(VERIFY_DIGITS):
         two_64 = mpmath.mpf(2) ** 64
-        below = mpmath.mpf(mechanism._coordinate_cdf(mpmath.mpf(noise.lowest - mpmath.mpf("0.5")) / grid))
+        below = mpmath.mpf(mechanism._eval_coordinate_cdf(mpmath.mpf(noise.lowest - mpmath.mpf("0.5")) / grid))
         # The first drawn integer is at or above 2^64 F(lowest - 1/2): the intervals sit inside [F(lowest - 1/2), 1].
-        if mpmath.mpf(noise.start + _SHIFT) < below * two_64 - margin:
+        if mpmath.mpf(noise.start + THRESHOLD_SHIFT) < below * two_64 - margin:
             return "the first threshold is below the left tail's mass", {}
         for a, mass in enumerate(masses):
-            above = mpmath.mpf(mechanism._coordinate_cdf(mpmath.mpf(noise.lowest + a + mpmath.mpf("0.5")) / grid))
+            above = mpmath.mpf(mechanism._eval_coordinate_cdf(mpmath.mpf(noise.lowest + a + mpmath.mpf("0.5")) / grid))
             slack = (above - below) * two_64 - mass  # exact: an integer against a binary number
             if slack < margin:
                 return (
@@ -122,15 +126,24 @@ def _threshold_problems(noise: Any) -> tuple[str | None, dict[str, Any]]:
     failure = noise.failure_mass
     bound = (noise.atoms + 1) / 2.0**64 + 2 * noise.tail
     evidence = {
-        "grid": grid, "atoms": noise.atoms, "lowest": noise.lowest, "failure_per_coordinate": float(failure),
-        "failure_bound": bound, "smallest_slack_integers": worst[0],
-    }  # fmt: skip
+        "grid": grid,
+        "atoms": noise.atoms,
+        "lowest": noise.lowest,
+        "failure_per_coordinate": float(failure),
+        "failure_bound": bound,
+        "smallest_slack_integers": worst[0],
+    }
     if float(failure) > bound:
-        return f"the failure mass per coordinate on the grid 1/{grid} is {float(failure):.3g}, above the bound {bound:.3g}", evidence
+        return (
+            f"the failure mass per coordinate on the grid 1/{grid} is {float(failure):.3g}, above the bound {bound:.3g}",
+            evidence,
+        )
     return None, evidence
 
 
-def _path_draws(noise: Any, backend: str, coordinates: int, rows: int, seed: int, device: str = "cpu") -> tuple[Any, Any]:
+def _path_draws(
+    noise: Any, backend: str, coordinates: int, rows: int, seed: int, device: str = "cpu"
+) -> tuple[Any, Any]:
     """``(atoms (rows, coordinates), failed flags)`` of an input at mid-grid drawn through the engine on ``backend``."""
     import torch
 
@@ -167,10 +180,26 @@ def _triton_interpreted(noise: Any, coordinates: int, rows: int, seed: int) -> A
 
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "atoms.npy"
-        arguments = [noise.mechanism.name, repr(float(noise.mechanism.scale)), str(noise.grid), str(coordinates), str(rows), str(seed), str(target)]
-        result = subprocess.run([sys.executable, "-c", _TRITON_SCRIPT, *arguments], env=dict(os.environ, TRITON_INTERPRET="1"), capture_output=True, text=True, timeout=600)
+        arguments = [
+            noise.mechanism.name,
+            repr(float(noise.mechanism.scale)),
+            str(noise.grid),
+            str(coordinates),
+            str(rows),
+            str(seed),
+            str(target),
+        ]
+        result = subprocess.run(
+            [sys.executable, "-c", _TRITON_SCRIPT, *arguments],
+            env=dict(os.environ, TRITON_INTERPRET="1"),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"the Triton lattice kernel under TRITON_INTERPRET=1 failed: {result.stderr.strip().splitlines()[-1:]}")
+            raise RuntimeError(
+                f"the Triton lattice kernel under TRITON_INTERPRET=1 failed: {result.stderr.strip().splitlines()[-1:]}"
+            )
         return np.load(target)
 
 
@@ -180,7 +209,9 @@ def _chi_square(noise: Any, atoms: Any) -> float:
 
     masses = noise.masses()
     masses = masses / masses.sum()
-    observed = np.bincount((atoms.reshape(-1) - noise.lowest).clip(0, noise.atoms - 1), minlength=noise.atoms).astype(np.float64)
+    observed = np.bincount((atoms.reshape(-1) - noise.lowest).clip(0, noise.atoms - 1), minlength=noise.atoms).astype(
+        np.float64
+    )
     expected = masses * atoms.size
     edges, total = [0], 0.0
     for a, value in enumerate(expected):
@@ -200,18 +231,30 @@ def check_lattice(context: CheckContext) -> CheckResult:
 
     from .._engine.native import native_ops
     from ..lattice import lattice_noise
-    from .paths import _triton_importable
+    from .paths import triton_importable
 
     mechanism = context.mechanism
     if not mechanism.has_coordinate_cdf:
-        return CheckResult(_NAME, Verdict.PASS, "no _coordinate_cdf: lattice mode refuses this mechanism, so nothing it relies on can be wrong", {},
-                           limits=("lattice mode not offered (no _coordinate_cdf)",))  # fmt: skip
+        return CheckResult(
+            _NAME,
+            Verdict.PASS,
+            "no _coordinate_cdf: lattice mode refuses this mechanism, so nothing it relies on can be wrong",
+            {},
+            limits=("lattice mode not offered (no _coordinate_cdf)",),
+        )
     problem = _cdf_against_density(context)
     if problem is not None:
-        return CheckResult(_NAME, Verdict.FAIL, "_coordinate_cdf against the density (mpmath quadrature)", {"problem": problem})
+        return CheckResult(
+            _NAME, Verdict.FAIL, "_coordinate_cdf against the density (mpmath quadrature)", {"problem": problem}
+        )
     problem, ks = _cdf_against_sample(context)
     if problem is not None:
-        return CheckResult(_NAME, Verdict.FAIL, "_coordinate_cdf against sample() (Kolmogorov-Smirnov)", {"problem": problem, "pvalue": ks})
+        return CheckResult(
+            _NAME,
+            Verdict.FAIL,
+            "_coordinate_cdf against sample() (Kolmogorov-Smirnov)",
+            {"problem": problem, "pvalue": ks},
+        )
     evidence: dict[str, Any] = {"ks_pvalue": ks, "grids": {}}
     limits: list[str] = []
     coordinates, rows = 64, 2_000 if context.quick else 10_000
@@ -219,27 +262,49 @@ def check_lattice(context: CheckContext) -> CheckResult:
         noise = lattice_noise(mechanism, grid)
         problem, found = _threshold_problems(noise)
         if problem is not None:
-            return CheckResult(_NAME, Verdict.FAIL, "the thresholds against the CDF at 80 digits (exact comparison)", {"problem": problem, **found})
+            return CheckResult(
+                _NAME,
+                Verdict.FAIL,
+                "the thresholds against the CDF at 80 digits (exact comparison)",
+                {"problem": problem, **found},
+            )
         reference, _ = _path_draws(noise, "eager", coordinates, rows, context.seed)
         pvalue = _chi_square(noise, reference)
         found["chi_square_pvalue"] = pvalue
         if pvalue < _SIGNIFICANCE:
-            return CheckResult(_NAME, Verdict.FAIL, "the eager lattice draws against the rounded pmf (chi-square)", {"problem": f"the draws on the grid 1/{grid} do not follow the thresholds' pmf (p = {pvalue:.2g})", **found})
+            return CheckResult(
+                _NAME,
+                Verdict.FAIL,
+                "the eager lattice draws against the rounded pmf (chi-square)",
+                {
+                    "problem": f"the draws on the grid 1/{grid} do not follow the thresholds' pmf (p = {pvalue:.2g})",
+                    **found,
+                },
+            )
         paths = ["native"] if native_ops() is not None else []
         if native_ops() is None:
             limits.append("native C++ lattice path not drawn: the kernels could not be built here")
         if "compiled" not in " ".join(limits):
-            limits.append("compiled lattice path not drawn: torch.compile of the eager path's ops (the test suite compares the two bit for bit)")
+            limits.append(
+                "compiled lattice path not drawn: torch.compile of the eager path's ops (the test suite compares the two bit for bit)"
+            )
         draws = {path: _path_draws(noise, path, coordinates, rows, context.seed)[0] for path in paths}
         if torch.cuda.is_available():
             draws["triton (CUDA)"] = _path_draws(noise, "triton", coordinates, rows, context.seed, "cuda")
-        elif not context.quick and mechanism.name and _triton_importable():
+        elif not context.quick and mechanism.name and triton_importable():
             draws["triton (TRITON_INTERPRET=1)"] = _triton_interpreted(noise, coordinates, 64, context.seed)
         else:
-            limits.append("Triton lattice path not drawn (no GPU; under the interpreter in full mode, for registered mechanisms)")
+            limits.append(
+                "Triton lattice path not drawn (no GPU; under the interpreter in full mode, for registered mechanisms)"
+            )
         for path, atoms in draws.items():
             if not np.array_equal(atoms, reference[: atoms.shape[0]]):
-                return CheckResult(_NAME, Verdict.FAIL, "every path's atoms against the eager path's", {"problem": f"the {path} path draws other atoms than the eager one on the grid 1/{grid}", **found})
+                return CheckResult(
+                    _NAME,
+                    Verdict.FAIL,
+                    "every path's atoms against the eager path's",
+                    {"problem": f"the {path} path draws other atoms than the eager one on the grid 1/{grid}", **found},
+                )
         found["paths"] = ["eager", *draws]
         evidence["grids"][str(grid)] = found
     method = "CDF against density and sample(); thresholds exact at 80 digits; failure mass bounded; every path's atoms equal, chi-square against the pmf"

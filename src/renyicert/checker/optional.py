@@ -40,23 +40,37 @@ def _inverse_problem(mechanism: Any) -> dict[str, Any] | None:
     radius = mechanism._eval_radius_at(order, budget)
     if not np.all(np.isfinite(radius) & (radius >= 0.0)):
         i = int(np.flatnonzero(~(np.isfinite(radius) & (radius >= 0.0)))[0])
-        return {"method": "_radius_at", "order": float(order[i]), "budget": float(budget[i]), "radius": float(radius[i]), "problem": "not a finite distance >= 0"}
+        return {
+            "method": "_radius_at",
+            "order": float(order[i]),
+            "budget": float(budget[i]),
+            "radius": float(radius[i]),
+            "problem": "not a finite distance >= 0",
+        }
     at = mechanism._eval_divergence(order, radius)
     above = at > budget * (1.0 + SOUND_RTOL)
     if above.any():
         i = int(np.argmax(np.where(above, at / budget, -np.inf)))
         return {
-            "method": "_radius_at", "order": float(order[i]), "budget": float(budget[i]), "radius": float(radius[i]),
-            "D(order, radius)": float(at[i]), "problem": f"D at the returned radius is {at[i] / budget[i] - 1.0:.3%} above the budget (over-certifies)",
-        }  # fmt: skip
+            "method": "_radius_at",
+            "order": float(order[i]),
+            "budget": float(budget[i]),
+            "radius": float(radius[i]),
+            "D(order, radius)": float(at[i]),
+            "problem": f"D at the returned radius is {at[i] / budget[i] - 1.0:.3%} above the budget (over-certifies)",
+        }
     beyond = mechanism._eval_divergence(order, radius * (1.0 + TIGHT_RTOL))
     short = beyond <= budget
     if short.any():
         i = int(np.flatnonzero(short)[0])
         return {
-            "method": "_radius_at", "order": float(order[i]), "budget": float(budget[i]), "radius": float(radius[i]),
-            "D(order, radius * (1 + 1e-6))": float(beyond[i]), "problem": "the returned radius is not the largest: the divergence stays within the budget beyond it",
-        }  # fmt: skip
+            "method": "_radius_at",
+            "order": float(order[i]),
+            "budget": float(budget[i]),
+            "radius": float(radius[i]),
+            "D(order, radius * (1 + 1e-6))": float(beyond[i]),
+            "problem": "the returned radius is not the largest: the divergence stays within the budget beyond it",
+        }
     return None
 
 
@@ -67,16 +81,25 @@ def _per_order_problem(mechanism: Any) -> dict[str, Any] | None:
     radius = mechanism._eval_radius_per_order(rate)
     if not np.all(np.isfinite(radius) & (radius >= 0.0)):
         i = int(np.flatnonzero(~(np.isfinite(radius) & (radius >= 0.0)))[0])
-        return {"method": "_radius_per_order", "rate": float(rate[i]), "radius": float(radius[i]), "problem": "not a finite distance >= 0"}
+        return {
+            "method": "_radius_per_order",
+            "rate": float(rate[i]),
+            "radius": float(radius[i]),
+            "problem": "not a finite distance >= 0",
+        }
     ratio = mechanism._eval_divergence(order, radius) / (order * rate)
     bad = (ratio > 1.0 + SOUND_RTOL) | (ratio < 1.0 - TIGHT_RTOL)
     if bad.any():
         i = int(np.argmax(np.abs(ratio - 1.0)))
         return {
-            "method": "_radius_per_order", "order": float(order[i]), "rate": float(rate[i]), "radius": float(radius[i]),
+            "method": "_radius_per_order",
+            "order": float(order[i]),
+            "rate": float(rate[i]),
+            "radius": float(radius[i]),
             "D(order, radius) / (order * rate)": float(ratio[i]),
-            "problem": "D(order, rho^-1(rate)) is not order * rate: " + ("over-certifies" if ratio[i] > 1.0 else "not the inverse, or D is not linear in the order"),
-        }  # fmt: skip
+            "problem": "D(order, rho^-1(rate)) is not order * rate: "
+            + ("over-certifies" if ratio[i] > 1.0 else "not the inverse, or D is not linear in the order"),
+        }
     return None
 
 
@@ -92,21 +115,42 @@ def _comparison_problems(mechanism: Any, p1: NDArray[np.float64], renyi: NDArray
         radius = radius_of(p1, p2)
         if not np.all((radius >= 0.0) & ~np.isnan(radius)):
             i = int(np.flatnonzero(~((radius >= 0.0) & ~np.isnan(radius)))[0])
-            return {"method": method, "p1": float(p1[i]), "p2": float(p2[i]), "radius": float(radius[i]), "problem": "a radius < 0 or NaN"}
+            return {
+                "method": method,
+                "p1": float(p1[i]),
+                "p2": float(p2[i]),
+                "radius": float(radius[i]),
+                "problem": "a radius < 0 or NaN",
+            }
         if np.any(np.diff(radius) < -1e-12 * np.abs(radius[1:])):
             i = int(np.flatnonzero(np.diff(radius) < -1e-12 * np.abs(radius[1:]))[0])
-            return {"method": method, "p1": [float(p1[i]), float(p1[i + 1])], "radius": [float(radius[i]), float(radius[i + 1])], "problem": "decreases as p1 grows (with p2 = 1 - p1)"}
+            return {
+                "method": method,
+                "p1": [float(p1[i]), float(p1[i + 1])],
+                "radius": [float(radius[i]), float(radius[i + 1])],
+                "problem": "decreases as p1 grows (with p2 = 1 - p1)",
+            }
         tie = radius_of(np.array([0.4, 0.3]), np.array([0.4, 0.5]))
         if np.any(tie != 0.0):
-            return {"method": method, "p1": [0.4, 0.3], "p2": [0.4, 0.5], "radius": [float(v) for v in tie], "problem": "a radius > 0 where p1 <= p2 (nothing can be certified there)"}
+            return {
+                "method": method,
+                "p1": [0.4, 0.3],
+                "p2": [0.4, 0.5],
+                "radius": [float(v) for v in tie],
+                "problem": "a radius > 0 where p1 <= p2 (nothing can be certified there)",
+            }
         if method == "_tight_radius":
             below = radius < renyi * (1.0 - 1e-9)
             if below.any():
                 i = int(np.flatnonzero(below)[0])
                 return {
-                    "method": method, "p1": float(p1[i]), "p2": float(p2[i]), "tight": float(radius[i]), "renyi": float(renyi[i]),
+                    "method": method,
+                    "p1": float(p1[i]),
+                    "p2": float(p2[i]),
+                    "tight": float(radius[i]),
+                    "renyi": float(renyi[i]),
                     "problem": "the tight certificate is below the Rényi one, which is sound: it is not tight (or the Rényi side is wrong)",
-                }  # fmt: skip
+                }
     return None
 
 
@@ -123,10 +167,10 @@ def _tight_soundness_problem(context: CheckContext) -> dict[str, Any] | None:
     from scipy.integrate import quad
     from scipy.optimize import brentq
 
-    from .sampler import _log_density
+    from .sampler import numeric_log_density
 
     mechanism = context.mechanism
-    log_density = _log_density(mechanism)
+    log_density = numeric_log_density(mechanism)
 
     def pdf(z: float) -> float:
         return float(np.exp(log_density(np.asarray(z))))
@@ -151,10 +195,14 @@ def _tight_soundness_problem(context: CheckContext) -> dict[str, Any] | None:
         runner_up = 1.0 - cdf(quantile(1.0 - p2) - radius)
         if top < runner_up - 1e-7:
             return {
-                "method": "_tight_radius", "p1": p1, "p2": p2, "radius": radius,
-                "worst top-class probability at the radius": top, "worst runner-up probability": runner_up,
+                "method": "_tight_radius",
+                "p1": p1,
+                "p2": p2,
+                "radius": radius,
+                "worst top-class probability at the radius": top,
+                "worst runner-up probability": runner_up,
                 "problem": "an axis-aligned shift of the claimed radius lets the runner-up overtake the top class (over-certifies)",
-            }  # fmt: skip
+            }
     return None
 
 
@@ -170,32 +218,59 @@ def check_optional_methods(context: CheckContext) -> CheckResult:
         found = _inverse_problem(mechanism)
         if found is not None:
             return CheckResult(name, Verdict.FAIL, "_radius_at against _divergence on a grid of (order, budget)", found)
-        checked.append(f"_radius_at: D(order, r) <= budget (rtol {SOUND_RTOL:g}) and D(order, r (1 + {TIGHT_RTOL:g})) > budget at {_ORDERS.size * _BUDGETS.size} (order, budget)")
+        checked.append(
+            f"_radius_at: D(order, r) <= budget (rtol {SOUND_RTOL:g}) and D(order, r (1 + {TIGHT_RTOL:g})) > budget at {_ORDERS.size * _BUDGETS.size} (order, budget)"
+        )
     if mechanism.has_linear_order:
         found = _per_order_problem(mechanism)
         if found is not None:
-            return CheckResult(name, Verdict.FAIL, "_radius_per_order against _divergence / order on a grid of (order, rate)", found)
+            return CheckResult(
+                name, Verdict.FAIL, "_radius_per_order against _divergence / order on a grid of (order, rate)", found
+            )
         checked.append("_radius_per_order: D(order, rho^-1(rate)) = order * rate at every order")
     if mechanism.has_tight_radius or mechanism.has_pixeldp_radius:
         # The Rényi radius from the divergence alone (the shortcuts were checked above).
         renyi = np.asarray(certified_radius(mechanism, _P1, 1.0 - _P1).radius)
         found = _comparison_problems(mechanism, _P1, renyi)
         if found is not None:
-            return CheckResult(name, Verdict.FAIL, "comparison bounds against the laws of a certificate and the Rényi radius", found)
+            return CheckResult(
+                name, Verdict.FAIL, "comparison bounds against the laws of a certificate and the Rényi radius", found
+            )
         if mechanism.has_tight_radius:
-            checked.append("_tight_radius: >= 0, non-decreasing in p1, 0 where p1 <= p2, never below the Rényi radius (p2 = 1 - p1)")
+            checked.append(
+                "_tight_radius: >= 0, non-decreasing in p1, 0 where p1 <= p2, never below the Rényi radius (p2 = 1 - p1)"
+            )
             if mechanism.has_density and context.derived.normalised is not False:
                 found = _tight_soundness_problem(context)
                 if found is not None:
-                    return CheckResult(name, Verdict.FAIL, "_tight_radius against the Neyman-Pearson worst case of an axis-aligned shift", found)
-                checked.append("_tight_radius sound against the exact Neyman-Pearson worst case of an axis-aligned shift at 7 (p1, p2)")
+                    return CheckResult(
+                        name,
+                        Verdict.FAIL,
+                        "_tight_radius against the Neyman-Pearson worst case of an axis-aligned shift",
+                        found,
+                    )
+                checked.append(
+                    "_tight_radius sound against the exact Neyman-Pearson worst case of an axis-aligned shift at 7 (p1, p2)"
+                )
                 from .comparison import SIGNIFICANCE, tight_radius_problem
-                from .sampler import _log_density
+                from .sampler import numeric_log_density
 
                 dimension = context.dimension if context.dimension is not None else mechanism.dimension
-                found, tested = tight_radius_problem(mechanism, _log_density(mechanism), dimension, context.worst_shifts, context.quick, context.seed + 41)
+                found, tested = tight_radius_problem(
+                    mechanism,
+                    numeric_log_density(mechanism),
+                    dimension,
+                    context.worst_shifts,
+                    context.quick,
+                    context.seed + 41,
+                )
                 if found is not None:
-                    return CheckResult(name, Verdict.FAIL, "_tight_radius against the Neyman-Pearson worst case over the norm ball (Monte Carlo)", found)
+                    return CheckResult(
+                        name,
+                        Verdict.FAIL,
+                        "_tight_radius against the Neyman-Pearson worst case over the norm ball (Monte Carlo)",
+                        found,
+                    )
                 where = f"the formula's dimension {dimension}" if dimension is not None else "1 to 1024 coordinates"
                 checked.append(
                     f"_tight_radius sound against the Neyman-Pearson worst case of {tested} (p1, p2, shift) cells over the norm ball: axis, "
@@ -203,9 +278,13 @@ def check_optional_methods(context: CheckContext) -> CheckResult:
                     + (" and the norm-ball search's worst shifts" if context.worst_shifts else "")
                     + f" (Monte Carlo with DKW bands, failing only at confidence {1 - 2 * SIGNIFICANCE:g})"
                 )
-                missing.append("_tight_radius: the norm-ball shifts are tested by Monte Carlo, so a radius over-certifying by less than the bands (about 1-3% in probability) can pass")
+                missing.append(
+                    "_tight_radius: the norm-ball shifts are tested by Monte Carlo, so a radius over-certifying by less than the bands (about 1-3% in probability) can pass"
+                )
                 if not context.worst_shifts:
-                    missing.append("_tight_radius: not tried along the norm-ball search's worst shifts (run the norm-ball check with it)")
+                    missing.append(
+                        "_tight_radius: not tried along the norm-ball search's worst shifts (run the norm-ball check with it)"
+                    )
             else:
                 missing.append("_tight_radius's soundness: no density to take the Neyman-Pearson worst case from")
         if mechanism.has_pixeldp_radius:
@@ -213,14 +292,25 @@ def check_optional_methods(context: CheckContext) -> CheckResult:
 
             found = pixeldp_problem(mechanism)
             if found is not None:
-                return CheckResult(name, Verdict.FAIL, "_pixeldp_radius against the radius the verified divergence proves (Rényi-DP to (eps, delta)-DP)", found)
+                return CheckResult(
+                    name,
+                    Verdict.FAIL,
+                    "_pixeldp_radius against the radius the verified divergence proves (Rényi-DP to (eps, delta)-DP)",
+                    found,
+                )
             checked.append(
                 f"_pixeldp_radius: >= 0, non-decreasing in p1, 0 where p1 <= p2, and at most the PixelDP radius the divergence proves "
                 f"(Canonne-Kamath-Steinke conversion, pure DP from D(inf)) at {len(PAIRS) * len(DELTAS)} (p1, p2, delta)"
             )
-            missing.append("_pixeldp_radius: checked against the divergence, which the closed-form and norm-ball checks verify; a plugin whose own (eps, delta) analysis beats the Rényi conversion fails here")
+            missing.append(
+                "_pixeldp_radius: checked against the divergence, which the closed-form and norm-ball checks verify; a plugin whose own (eps, delta) analysis beats the Rényi conversion fails here"
+            )
     if mechanism.has_max_divergence:
         checked.append("_max_divergence: checked by the laws check (D(order) <= D(inf), D(1e9) -> D(inf))")
     if not checked:
-        return CheckResult(name, Verdict.PASS, "nothing to check: the mechanism has no optional methods (the solver inverts _divergence itself)")
+        return CheckResult(
+            name,
+            Verdict.PASS,
+            "nothing to check: the mechanism has no optional methods (the solver inverts _divergence itself)",
+        )
     return CheckResult(name, Verdict.PASS, "; ".join(checked), {}, limits=tuple(missing))

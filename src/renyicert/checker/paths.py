@@ -47,7 +47,9 @@ def _sample_draw(mechanism: Any, device: str = "cpu") -> Callable[[int, int, int
     def draw(count: int, coordinates: int, seed: int) -> NDArray[np.float64]:
         noise = mechanism.sample((count, coordinates), seed=seed, dtype=torch.float64, device=device)
         if not isinstance(noise, torch.Tensor) or tuple(noise.shape) != (count, coordinates):
-            raise ValueError(f"sample(({count}, {coordinates})) returned {tuple(getattr(noise, 'shape', ()))}, expected ({count}, {coordinates})")
+            raise ValueError(
+                f"sample(({count}, {coordinates})) returned {tuple(getattr(noise, 'shape', ()))}, expected ({count}, {coordinates})"
+            )
         return noise.cpu().numpy()
 
     return draw
@@ -94,9 +96,13 @@ def _triton_interpreted_draw(kind: str, scale: float) -> Callable[[int, int, int
             target = Path(folder) / "noise.npy"
             env = dict(os.environ, TRITON_INTERPRET="1")
             arguments = [kind, repr(float(scale)), str(rows), str(width), str(seed), str(target)]
-            result = subprocess.run([sys.executable, "-c", _TRITON_SCRIPT, *arguments], env=env, capture_output=True, text=True, timeout=600)
+            result = subprocess.run(
+                [sys.executable, "-c", _TRITON_SCRIPT, *arguments], env=env, capture_output=True, text=True, timeout=600
+            )
             if result.returncode != 0:
-                raise RuntimeError(f"the Triton kernel under TRITON_INTERPRET=1 failed: {result.stderr.strip().splitlines()[-1:]}")
+                raise RuntimeError(
+                    f"the Triton kernel under TRITON_INTERPRET=1 failed: {result.stderr.strip().splitlines()[-1:]}"
+                )
             return np.load(target).reshape(-1)[:values].reshape(count, coordinates)
 
     return draw
@@ -129,20 +135,30 @@ def noise_paths(mechanism: Any, include_interpreted_triton: bool = True) -> tupl
         if native_ops() is not None:
             paths.append(NoisePath(f"{label}, native C++ (certify's CPU path)", _engine_draw(mechanism, "auto")))
         else:
-            notes.append("native C++ path not drawn: the kernels could not be built here (certify then uses the compiled or eager path)")
+            notes.append(
+                "native C++ path not drawn: the kernels could not be built here (certify then uses the compiled or eager path)"
+            )
         if torch.cuda.is_available():
             paths.append(NoisePath(f"{label}, Triton on CUDA", _engine_draw(mechanism, "triton", "cuda")))
         elif not include_interpreted_triton:
             notes.append("Triton path not drawn in quick mode (no GPU: it runs under TRITON_INTERPRET=1 in full mode)")
-        elif _triton_importable():
-            paths.append(NoisePath(f"{label}, Triton (TRITON_INTERPRET=1)", _triton_interpreted_draw(kind, float(mechanism.scale)), max_values=65_536))
+        elif triton_importable():
+            paths.append(
+                NoisePath(
+                    f"{label}, Triton (TRITON_INTERPRET=1)",
+                    _triton_interpreted_draw(kind, float(mechanism.scale)),
+                    max_values=65_536,
+                )
+            )
         else:
             notes.append("Triton path not drawn: triton is not installed (certify uses it on CUDA only)")
-    notes.append("compiled path not drawn: torch.compile of the eager path's ops (the test suite compares the two bit for bit)")
+    notes.append(
+        "compiled path not drawn: torch.compile of the eager path's ops (the test suite compares the two bit for bit)"
+    )
     return paths, notes
 
 
-def _triton_importable() -> bool:
+def triton_importable() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("triton") is not None

@@ -136,7 +136,9 @@ class CheckReport:
         mode = "quick" if self.quick else "full"
         lines = [f"renyicert check: {self.mechanism} at scale {self.scale:g} ({mode} mode)"]
         for result in self.results:
-            lines.append(f"  {result.name:<20} {result.verdict.value.upper():<12} {result.method}  [{result.seconds:.1f} s]")
+            lines.append(
+                f"  {result.name:<20} {result.verdict.value.upper():<12} {result.method}  [{result.seconds:.1f} s]"
+            )
             for key, value in result.evidence.items():
                 lines.append(f"      {key}: {_short(value)}")
             for warning in result.warnings:

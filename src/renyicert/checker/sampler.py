@@ -27,18 +27,22 @@ COORDINATES = 4
 _DRAWN_ROWS = {True: 50_000, False: 250_000}
 
 
-def _log_density(mechanism: Any) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+def numeric_log_density(mechanism: Any) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
     """The one-coordinate log-density at the mechanism's scale as a numpy function."""
     import sympy
 
     from .derivation import log_density_expression, symbols
 
     sym = symbols()
-    function = sympy.lambdify(sym["x"], log_density_expression(mechanism).subs(sym["scale"], mechanism.scale), modules="numpy")
+    function = sympy.lambdify(
+        sym["x"], log_density_expression(mechanism).subs(sym["scale"], mechanism.scale), modules="numpy"
+    )
     return lambda z: np.broadcast_to(np.asarray(function(z), dtype=np.float64), np.shape(z))
 
 
-def _numeric_cdf(log_density: Callable[[Any], Any], samples: NDArray[np.float64]) -> tuple[Callable[[Any], Any], float, float]:
+def _numeric_cdf(
+    log_density: Callable[[Any], Any], samples: NDArray[np.float64]
+) -> tuple[Callable[[Any], Any], float, float]:
     """The density's CDF on the samples' range (quadrature below it, Simpson on a fine grid across it), its mean and std."""
     from scipy.integrate import cumulative_simpson, quad
 
@@ -60,7 +64,10 @@ def _scale_diagnosis(ratio: float, scale: float) -> str:
         (scale, "the sampler uses scale**2 where scale is meant (variance for standard deviation?)"),
         (1.0 / scale, "the sampler uses 1/scale or sqrt(scale) conventions"),
         (math.sqrt(scale), "the sampler uses sqrt(scale) where scale is meant"),
-        (1.0 / math.sqrt(2.0), "the sampler draws with standard deviation = scale where scale is a Laplace-type b (std = sqrt(2) b)"),
+        (
+            1.0 / math.sqrt(2.0),
+            "the sampler draws with standard deviation = scale where scale is a Laplace-type b (std = sqrt(2) b)",
+        ),
         (math.sqrt(2.0), "the sampler draws with scale b where scale means the standard deviation"),
     ]
     if not ratio > 0:
@@ -69,7 +76,9 @@ def _scale_diagnosis(ratio: float, scale: float) -> str:
     return " or ".join(matches) if matches else "the sampler's scale convention differs from the density's"
 
 
-def _drawn(context: CheckContext, path: Any, count: int, seed: int) -> tuple[NDArray[np.float64] | None, dict[str, Any]]:
+def _drawn(
+    context: CheckContext, path: Any, count: int, seed: int
+) -> tuple[NDArray[np.float64] | None, dict[str, Any]]:
     """``path``'s draws, or ``None`` and the problem (an error from the plugin, wrong shape, non-finite values)."""
     try:
         samples = np.asarray(context.draws(path, count, COORDINATES, seed), dtype=np.float64)
@@ -100,12 +109,16 @@ def check_sampler_density(context: CheckContext) -> CheckResult:
     paths, notes = context.noise_paths
     has_density = mechanism.has_density and context.derived.normalised is not False
     z_crit = float(stats.norm.isf(SIGNIFICANCE / 2))
-    test = "scipy.stats.kstest against the density's CDF, mean, std" if has_density else "scipy.stats.ks_2samp against sample(), std"
+    test = (
+        "scipy.stats.kstest against the density's CDF, mean, std"
+        if has_density
+        else "scipy.stats.ks_2samp against sample(), std"
+    )
     method = (
         f"up to {count} x {COORDINATES} draws on each of {len(paths)} path(s): {test}, independence of coordinates and of copies "
         f"(|corr| of values and magnitudes; copies at lags {', '.join(map(str, COPY_LAGS))} and in pairs; repeated copies), seeds"
     )
-    log_density = _log_density(mechanism) if has_density else None
+    log_density = numeric_log_density(mechanism) if has_density else None
     reference: tuple[str, NDArray[np.float64]] | None = None
     measured: dict[str, str] = {}
     drawn: list[tuple[Any, NDArray[np.float64]]] = []
@@ -116,14 +129,28 @@ def check_sampler_density(context: CheckContext) -> CheckResult:
             return CheckResult(name, Verdict.FAIL, method, problem)
         drawn.append((path, samples[: path.sample_count(count, COORDINATES)]))
     # One CDF over every path's range (quadrature and a fine grid are the costly part).
-    cdf_parts = _numeric_cdf(log_density, np.concatenate([samples.ravel() for _, samples in drawn])) if log_density is not None else None
+    cdf_parts = (
+        _numeric_cdf(log_density, np.concatenate([samples.ravel() for _, samples in drawn]))
+        if log_density is not None
+        else None
+    )
     for path, samples in drawn:
         rows = samples.shape[0]
         for label, values in (("values", samples), ("magnitudes", np.abs(samples))):
             corr = np.corrcoef(values, rowvar=False)[np.triu_indices(COORDINATES, 1)]
             worst = float(np.max(np.abs(corr)))
             if worst * math.sqrt(rows) > z_crit:
-                return CheckResult(name, Verdict.FAIL, method, {"path": path.name, "problem": f"coordinates are correlated ({label})", "max |corr|": worst, "threshold": z_crit / math.sqrt(rows)})
+                return CheckResult(
+                    name,
+                    Verdict.FAIL,
+                    method,
+                    {
+                        "path": path.name,
+                        "problem": f"coordinates are correlated ({label})",
+                        "max |corr|": worst,
+                        "threshold": z_crit / math.sqrt(rows),
+                    },
+                )
         dependence = _copies_dependence(samples, z_crit)
         if dependence is not None:
             return CheckResult(name, Verdict.FAIL, method, {"path": path.name, **dependence})
@@ -136,19 +163,38 @@ def check_sampler_density(context: CheckContext) -> CheckResult:
                 continue
             ks2 = stats.ks_2samp(reference[1], pooled)
             other_std = float(reference[1].std())
-            measured[path.name] = f"two-sample KS p = {ks2.pvalue:.3g}, std {sample_std:.6g} ({reference[0]}: {other_std:.6g})"
+            measured[path.name] = (
+                f"two-sample KS p = {ks2.pvalue:.3g}, std {sample_std:.6g} ({reference[0]}: {other_std:.6g})"
+            )
             if ks2.pvalue < SIGNIFICANCE:
-                return CheckResult(name, Verdict.FAIL, method, {
-                    "path": path.name, "problem": f"the path's noise differs from {reference[0]}'s",
-                    "measured": f"{path.name}: std {sample_std:.6g}, {reference[0]}: std {other_std:.6g}",
-                    "KS statistic": float(ks2.statistic), "p-value": float(ks2.pvalue),
-                })  # fmt: skip
+                return CheckResult(
+                    name,
+                    Verdict.FAIL,
+                    method,
+                    {
+                        "path": path.name,
+                        "problem": f"the path's noise differs from {reference[0]}'s",
+                        "measured": f"{path.name}: std {sample_std:.6g}, {reference[0]}: std {other_std:.6g}",
+                        "KS statistic": float(ks2.statistic),
+                        "p-value": float(ks2.pvalue),
+                    },
+                )
             continue
         assert cdf_parts is not None
         cdf, mean, std = cdf_parts
         sample_mean = float(pooled.mean())
         if abs(sample_mean - mean) > z_crit * std / math.sqrt(pooled.size):
-            return CheckResult(name, Verdict.FAIL, method, {"path": path.name, "problem": "mean differs from the density's", "sample mean": sample_mean, "density mean": mean})
+            return CheckResult(
+                name,
+                Verdict.FAIL,
+                method,
+                {
+                    "path": path.name,
+                    "problem": "mean differs from the density's",
+                    "sample mean": sample_mean,
+                    "density mean": mean,
+                },
+            )
         ks = stats.kstest(pooled, cdf)
         ratio = sample_std / std if std > 0 else math.nan
         measured[path.name] = f"KS p = {ks.pvalue:.3g}, std {sample_std:.6g} (density {std:.6g})"
@@ -165,7 +211,9 @@ def check_sampler_density(context: CheckContext) -> CheckResult:
             return CheckResult(name, Verdict.FAIL, method, evidence)
     warnings: list[str] = []
     if not mechanism.has_density:
-        warnings.append("goodness of fit not checked: no density (_symbolic_log_density); the paths were compared with sample() only")
+        warnings.append(
+            "goodness of fit not checked: no density (_symbolic_log_density); the paths were compared with sample() only"
+        )
     elif context.derived.normalised is False:
         warnings.append("goodness of fit not checked: the density does not integrate to 1 (see closed-form)")
     elif mechanism.scale == 1.0:
@@ -202,12 +250,22 @@ def _copies_dependence(samples: NDArray[np.float64], z_crit: float) -> dict[str,
                 continue
             corr = float(np.corrcoef(a, b)[0, 1])
             if abs(corr) * math.sqrt(a.size) > z_crit:
-                return {"problem": f"{label} are correlated ({kind}): copies of one input must be independent draws", "corr": corr, "threshold": z_crit / math.sqrt(a.size)}
+                return {
+                    "problem": f"{label} are correlated ({kind}): copies of one input must be independent draws",
+                    "corr": corr,
+                    "threshold": z_crit / math.sqrt(a.size),
+                }
     first = samples[: max(1, rows // 4)].ravel()
-    if np.unique(first).size > 0.99 * first.size:  # continuous noise (judged on the first copies): an exactly repeated row is a repeated draw
+    if (
+        np.unique(first).size > 0.99 * first.size
+    ):  # continuous noise (judged on the first copies): an exactly repeated row is a repeated draw
         repeated = rows - np.unique(samples, axis=0).shape[0]
         if repeated > 0:
-            return {"problem": "copies of one input are repeated exactly: the sampler reuses draws", "repeated rows": int(repeated), "rows": rows}
+            return {
+                "problem": "copies of one input are repeated exactly: the sampler reuses draws",
+                "repeated rows": int(repeated),
+                "rows": rows,
+            }
     return None
 
 
@@ -221,7 +279,11 @@ def _reproducibility_problems(mechanism: Any, seed: int) -> dict[str, Any]:
     through_generator = mechanism.sample((64, 3), generator=generator, dtype=torch.float64)
     single = mechanism.sample((64, 3), seed=seed, dtype=torch.float32)
     if tuple(first.shape) != (64, 3) or first.dtype != torch.float64 or single.dtype != torch.float32:
-        return {"problem": "sample() ignores the requested shape or dtype", "shape": list(first.shape), "dtypes": [str(first.dtype), str(single.dtype)]}
+        return {
+            "problem": "sample() ignores the requested shape or dtype",
+            "shape": list(first.shape),
+            "dtypes": [str(first.dtype), str(single.dtype)],
+        }
     if not torch.equal(first, again):
         return {"problem": "the same seed gave different noise"}
     if torch.equal(first, other):
@@ -240,11 +302,15 @@ def check_sampler_divergence(context: CheckContext) -> CheckResult:
     if not mechanism.has_density:
         return CheckResult(name, Verdict.NOT_CHECKED, "not checked: no density (_symbolic_log_density)")
     if context.derived.normalised is False:
-        return CheckResult(name, Verdict.NOT_CHECKED, "not checked: the density does not integrate to 1 (see closed-form)")
+        return CheckResult(
+            name, Verdict.NOT_CHECKED, "not checked: the density does not integrate to 1 (see closed-form)"
+        )
     count = _DRAWN_ROWS[context.quick]
-    log_density = _log_density(mechanism)
+    log_density = numeric_log_density(mechanism)
     paths, notes = context.noise_paths
-    points = [(1.5, 0.5), (2.0, 1.0)] if context.quick else [(1.5, 0.25), (1.5, 1.0), (2.0, 0.5), (2.0, 1.0), (3.0, 0.5)]
+    points = (
+        [(1.5, 0.5), (2.0, 1.0)] if context.quick else [(1.5, 0.25), (1.5, 1.0), (2.0, 0.5), (2.0, 1.0), (3.0, 0.5)]
+    )
     z_crit = float(stats.norm.isf(SIGNIFICANCE / 2))
     derived = context.derived
     method = (
@@ -280,11 +346,27 @@ def check_sampler_divergence(context: CheckContext) -> CheckResult:
                 "closed-form log-moment": log_closed,
             }
             if log_closed < log_low:
-                return CheckResult(name, Verdict.FAIL, f"{method}: the closed form is below what the samples show", evidence)
+                return CheckResult(
+                    name, Verdict.FAIL, f"{method}: the closed form is below what the samples show", evidence
+                )
             log_true = (order - 1.0) * float(derived.at(order, shift, mechanism.scale))
             if not (log_low <= log_true <= log_high):
                 evidence["density log-moment"] = log_true
-                return CheckResult(name, Verdict.FAIL, f"{method}: the samples disagree with the density's divergence (sampler and density differ)", evidence)
+                return CheckResult(
+                    name,
+                    Verdict.FAIL,
+                    f"{method}: the samples disagree with the density's divergence (sampler and density differ)",
+                    evidence,
+                )
             if log_closed > log_high and path is paths[0]:
-                warnings.append(f"not tight for a one-coordinate shift at order={order:g}, r={shift:g}: closed form {closed:.6g}, sampled {log_estimate / (order - 1.0):.6g}")
-    return CheckResult(name, Verdict.PASS, f"{method}; paths: {', '.join(p.name for p in paths)}", {}, tuple(warnings), limits=tuple(notes))
+                warnings.append(
+                    f"not tight for a one-coordinate shift at order={order:g}, r={shift:g}: closed form {closed:.6g}, sampled {log_estimate / (order - 1.0):.6g}"
+                )
+    return CheckResult(
+        name,
+        Verdict.PASS,
+        f"{method}; paths: {', '.join(p.name for p in paths)}",
+        {},
+        tuple(warnings),
+        limits=tuple(notes),
+    )

@@ -28,7 +28,9 @@ def orders(*, max_value: float = 1e6, include_one: bool = True, include_inf: boo
     if not (math.isfinite(max_value) and max_value > 1.0):
         raise ValueError(f"max_value must be finite and > 1, got {max_value!r}")
     lower = 1.0 if include_one else math.nextafter(1.0, 2.0)
-    near_one = st.floats(min_value=0.0, max_value=math.log(max_value)).map(lambda u: min(max(math.expm1(u) + 1.0, lower), max_value))
+    near_one = st.floats(min_value=0.0, max_value=math.log(max_value)).map(
+        lambda u: min(max(math.expm1(u) + 1.0, lower), max_value)
+    )
     parts = [st.floats(min_value=lower, max_value=max_value), near_one, st.sampled_from([lower, 1.5, 2.0, 10.0])]
     if include_inf:
         parts.append(st.just(math.inf))

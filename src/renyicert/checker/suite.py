@@ -49,7 +49,9 @@ __all__ = ["CHECKS", "check", "verify_comparison_bounds"]
 
 
 def _registry() -> dict[str, Callable[[CheckContext], CheckResult]]:
-    from .formula import check_closed_form, check_laws, check_norm_ball
+    from .formula import check_closed_form
+    from .laws import check_laws
+    from .norm_ball import check_norm_ball
     from .lattice import check_lattice
     from .optional import check_optional_methods
     from .sampler import check_sampler_density, check_sampler_divergence
@@ -66,7 +68,15 @@ def _registry() -> dict[str, Callable[[CheckContext], CheckResult]]:
 
 
 #: The names of the checks, in the order they run.
-CHECKS: tuple[str, ...] = ("closed-form", "norm-ball", "laws", "optional-methods", "sampler-density", "sampler-divergence", "lattice")
+CHECKS: tuple[str, ...] = (
+    "closed-form",
+    "norm-ball",
+    "laws",
+    "optional-methods",
+    "sampler-density",
+    "sampler-divergence",
+    "lattice",
+)
 
 
 def check(
@@ -120,7 +130,9 @@ def check(
     if dimension is not None and (isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1):
         raise ValueError(f"dimension must be a positive integer, got {dimension!r}")
     if dimension is not None and mechanism.dimension is not None and dimension != mechanism.dimension:
-        raise ValueError(f"dimension={dimension} disagrees with {mechanism!r}, whose divergence is for {mechanism.dimension} coordinates")
+        raise ValueError(
+            f"dimension={dimension} disagrees with {mechanism!r}, whose divergence is for {mechanism.dimension} coordinates"
+        )
     wanted = list(CHECKS if checks is None else checks)
     unknown = [name for name in wanted if name not in CHECKS]
     if unknown:
@@ -139,13 +151,15 @@ def check(
     return CheckReport(mechanism=label, scale=mechanism.scale, quick=bool(quick), results=tuple(results))
 
 
-def verify_comparison_bounds(mechanism: Mechanism, *, quick: bool = True, seed: int = 0) -> tuple[Mechanism, CheckReport]:
+def verify_comparison_bounds(
+    mechanism: Mechanism, *, quick: bool = True, seed: int = 0
+) -> tuple[Mechanism, CheckReport]:
     """Check ``mechanism``'s comparison bounds where ``bound="best"`` uses them; ``(mechanism, report)``, the mechanism marked verified if they passed.
 
     Runs the closed-form, norm-ball and optional-methods checks (the comparison
     bounds are checked against the divergence, so the divergence must be verified
     too).  If all three pass, the returned mechanism is a copy whose tight and
-    PixelDP radii count in :func:`renyicert.smoothing.best_bounds`; otherwise it is
+    PixelDP radii count in :func:`renyicert.radii.best_bounds`; otherwise it is
     ``mechanism`` itself, whose ``best`` stays the Rényi radius.  The mechanisms
     renyicert ships need no such call.
 
@@ -153,7 +167,7 @@ def verify_comparison_bounds(mechanism: Mechanism, *, quick: bool = True, seed: 
     --------
     >>> import renyicert
     >>> from renyicert.checker import verify_comparison_bounds
-    >>> from renyicert.smoothing import best_bounds
+    >>> from renyicert.radii import best_bounds
     >>> class MyGaussian(type(renyicert.get_mechanism("gaussian", scale=1.0))):
     ...     name = "my-gaussian"
     >>> mine = MyGaussian(0.3)
@@ -163,7 +177,7 @@ def verify_comparison_bounds(mechanism: Mechanism, *, quick: bool = True, seed: 
     >>> report.passed, best_bounds(verified)
     (True, ('renyi', 'tight', 'pixeldp'))
     """
-    from ..smoothing import offered_bounds
+    from ..radii import offered_bounds
 
     report = check(mechanism, quick=quick, seed=seed, checks=["closed-form", "norm-ball", "optional-methods"])
     comparison = tuple(bound for bound in offered_bounds(mechanism) if bound != "renyi")

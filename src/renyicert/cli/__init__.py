@@ -1,13 +1,15 @@
 """The ``renyicert`` command line, on top of every other layer.
 
 ``main``
-    The top-level parser and the mechanism commands (``mechanisms``, ``radius``, ``table``, ``check``).
-``workflow``
-    The workflow commands (``train``, ``certify``, ``attack``, ``report``, ``demo``).
+    The top-level parser (:func:`main`, :func:`~renyicert.cli.main.build_parser`).
+``arguments``
+    The parser class, argument types and the options several commands share.
+``mechanisms``, ``train``, ``certify``, ``report``, ``jobs``
+    One module per command group, each pairing its parsers with their handlers.
 """
 
 from __future__ import annotations
 
-from .main import main, radius_table
+from .main import main
 
-__all__ = ["main", "radius_table"]
+__all__ = ["main"]

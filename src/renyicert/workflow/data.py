@@ -16,7 +16,15 @@ from typing import Any
 
 from .._validation import check_positive_int
 
-__all__ = ["DIGITS_SHAPE", "LabelledData", "as_labelled_data", "check_input_range", "load_data", "load_digits", "parse_input_range"]
+__all__ = [
+    "DIGITS_SHAPE",
+    "LabelledData",
+    "as_labelled_data",
+    "check_input_range",
+    "load_data",
+    "load_digits",
+    "parse_input_range",
+]
 
 #: The most classes the largest-label rule infers (beyond it, give the number of classes).
 _MAX_DEFAULT_CLASSES = 100_000
@@ -44,11 +52,17 @@ class LabelledData:
         import torch
 
         if not isinstance(self.x, torch.Tensor) or not self.x.dtype.is_floating_point:
-            raise TypeError(f"x must be a floating-point torch.Tensor, got {type(self.x).__name__} {getattr(self.x, 'dtype', '')}".rstrip())
+            raise TypeError(
+                f"x must be a floating-point torch.Tensor, got {type(self.x).__name__} {getattr(self.x, 'dtype', '')}".rstrip()
+            )
         if not isinstance(self.y, torch.Tensor) or self.y.dtype.is_floating_point or self.y.dim() != 1:
-            raise TypeError(f"y must be a 1-D integer torch.Tensor of labels, got {type(self.y).__name__} of shape {tuple(getattr(self.y, 'shape', ()))}")
+            raise TypeError(
+                f"y must be a 1-D integer torch.Tensor of labels, got {type(self.y).__name__} of shape {tuple(getattr(self.y, 'shape', ()))}"
+            )
         if self.x.dim() < 2 or self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(f"x must be (N, *input_shape) with N = len(y) = {self.y.shape[0]}, got shape {tuple(self.x.shape)}")
+            raise ValueError(
+                f"x must be (N, *input_shape) with N = len(y) = {self.y.shape[0]}, got shape {tuple(self.x.shape)}"
+            )
         if not torch.isfinite(self.x).all():
             raise ValueError("x contains NaN or inf")
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
@@ -68,7 +82,7 @@ class LabelledData:
     def inputs(self, index: Any) -> Any:
         """The inputs at ``index`` (a slice, or a tensor or list of positions) as a float tensor: what every consumer reads.
 
-        A streamed data set (:class:`~renyicert.workflow.datasets.StreamedData`) reads
+        A streamed data set (:class:`~renyicert.workflow.streamed.StreamedData`) reads
         them from disk here; this in-memory one returns ``x[index]``.
         """
         return self.x[index]
@@ -119,7 +133,9 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> tuple[LabelledData
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     bunch = sklearn_digits()
     images = (bunch.images / 16.0).astype("float32")[:, None, :, :]
-    x_train, x_test, y_train, y_test = train_test_split(images, bunch.target, test_size=test_fraction, stratify=bunch.target, random_state=seed)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, bunch.target, test_size=test_fraction, stratify=bunch.target, random_state=seed
+    )
     return (
         LabelledData(torch.from_numpy(x_train), torch.from_numpy(y_train).long(), 10),
         LabelledData(torch.from_numpy(x_test), torch.from_numpy(y_test).long(), 10),
@@ -134,7 +150,7 @@ def as_labelled_data(source: Any, num_classes: int | None = None) -> LabelledDat
     import numpy as np
     import torch
 
-    from .datasets import StreamedData
+    from .streamed import StreamedData
 
     if isinstance(source, (LabelledData, StreamedData)):
         return source  # type: ignore[return-value]
@@ -151,7 +167,9 @@ def as_labelled_data(source: Any, num_classes: int | None = None) -> LabelledDat
         raise TypeError(f"expected a torch Dataset or an (x, y) pair, got {type(source).__name__}")
     for name, value in (("x", x), ("y", y)):
         if isinstance(value, torch.Tensor) and (value.layout != torch.strided or value.device.type == "meta"):
-            raise ValueError(f"{name} must be a dense tensor with values, got a {value.layout} tensor on {value.device}")
+            raise ValueError(
+                f"{name} must be a dense tensor with values, got a {value.layout} tensor on {value.device}"
+            )
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
     if not x.dtype.is_floating_point:
@@ -163,7 +181,9 @@ def as_labelled_data(source: Any, num_classes: int | None = None) -> LabelledDat
     if num_classes is None:
         largest = int(y.max()) if y.numel() else 1
         if largest >= _MAX_DEFAULT_CLASSES:
-            raise ValueError(f"the largest label is {largest}; the number of classes is taken as the largest label + 1 only up to {_MAX_DEFAULT_CLASSES}: give num_classes (--num-classes)")
+            raise ValueError(
+                f"the largest label is {largest}; the number of classes is taken as the largest label + 1 only up to {_MAX_DEFAULT_CLASSES}: give num_classes (--num-classes)"
+            )
         num_classes = max(largest + 1, 2)
     return LabelledData(x.float(), y.long(), num_classes)
 
@@ -214,8 +234,9 @@ def check_input_range(x: Any, where: str, input_range: tuple[float, float] | Non
         if smallest < low or largest > high:
             hint = (
                 "give the range the values span (--input-range 0,255, or input_range=(0, 255)) to map it onto [0, 1]"
-                if input_range is None else "give the range they span"
-            )  # fmt: skip
+                if input_range is None
+                else "give the range they span"
+            )
             raise ValueError(
                 f"{where} holds values in [{smallest:g}, {largest:g}], outside [{low:g}, {high:g}]: certificates are in the units of the inputs, "
                 f"which renyicert takes to be in [0, 1]; {hint}"
@@ -225,7 +246,9 @@ def check_input_range(x: Any, where: str, input_range: tuple[float, float] | Non
     return ((x.double() - low) / (high - low)).clamp(0.0, 1.0).float()
 
 
-def load_data(path: str | Path, num_classes: int | None = None, input_range: tuple[float, float] | None = None) -> LabelledData:
+def load_data(
+    path: str | Path, num_classes: int | None = None, input_range: tuple[float, float] | None = None
+) -> LabelledData:
     """Inputs and labels from a ``.npz`` (arrays ``x`` and ``y``) or ``.pt`` (a dict with tensors ``x`` and ``y``) file.
 
     ``.pt`` files are read with ``torch.load(weights_only=True)``: they cannot run code.
@@ -255,4 +278,6 @@ def load_data(path: str | Path, num_classes: int | None = None, input_range: tup
         keys = sorted(content) if isinstance(content, dict) else type(content).__name__
         raise ValueError(f"data file {str(path)!r} must hold 'x' and 'y'; found {keys}")
     data = as_labelled_data((content["x"], content["y"]), num_classes)
-    return LabelledData(check_input_range(data.x, f"data file {str(path)!r}", input_range).float(), data.y, data.num_classes)
+    return LabelledData(
+        check_input_range(data.x, f"data file {str(path)!r}", input_range).float(), data.y, data.num_classes
+    )

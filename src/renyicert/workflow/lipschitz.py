@@ -43,7 +43,15 @@ from .._progress import progress_bar
 from .._validation import check_positive_int
 from .data import LabelledData, as_labelled_data
 
-__all__ = ["DEFAULT_TAU", "DeterministicCertificates", "deterministic_certify", "export_lipschitz", "lipschitz_bound", "lipschitz_mlp", "train_lipschitz"]
+__all__ = [
+    "DEFAULT_TAU",
+    "DeterministicCertificates",
+    "deterministic_certify",
+    "export_lipschitz",
+    "lipschitz_bound",
+    "lipschitz_mlp",
+    "train_lipschitz",
+]
 
 #: deel-torchlip's temperature for the cross-entropy.  Chosen on a validation split of the digits' training set
 #: (the first 80% trains, the last 20% certifies; 30 epochs, seed 0): mean certified accuracy over l2 radii in
@@ -126,7 +134,11 @@ def _layers(model: Any) -> list[tuple[str, Any]]:
         raise ValueError(f"a Lipschitz bound needs a torch.nn.Sequential model, got {type(model).__name__}")
     leaves: list[tuple[str, Any]] = []
     for name, layer in model.named_children():
-        leaves += [(f"{name}.{n}", m) for n, m in _layers(layer)] if isinstance(layer, torch.nn.Sequential) else [(name, layer)]
+        leaves += (
+            [(f"{name}.{n}", m) for n, m in _layers(layer)]
+            if isinstance(layer, torch.nn.Sequential)
+            else [(name, layer)]
+        )
     return leaves
 
 
@@ -141,7 +153,9 @@ class DeterministicCertificates:
 
     def first(self, count: int) -> DeterministicCertificates:
         """The certificates of the first ``count`` inputs."""
-        return DeterministicCertificates(self.prediction[:count], self.correct[:count], self.radius[:count], self.lipschitz)
+        return DeterministicCertificates(
+            self.prediction[:count], self.correct[:count], self.radius[:count], self.lipschitz
+        )
 
     def certified_accuracy(self, radii: Any) -> NDArray[np.float64]:
         """The share of inputs predicted correctly with a certified radius >= each of ``radii``."""
@@ -179,11 +193,21 @@ def deterministic_certify(model: Any, data: LabelledData | Any, *, batch_size: i
     top2 = np.sort(scores, axis=1)[:, -2:]
     prediction = scores.argmax(axis=1)
     radius = (top2[:, 1] - top2[:, 0]) / (math.sqrt(2.0) * lipschitz)
-    return DeterministicCertificates(prediction=prediction, correct=prediction == data.y.numpy(), radius=radius, lipschitz=lipschitz)
+    return DeterministicCertificates(
+        prediction=prediction, correct=prediction == data.y.numpy(), radius=radius, lipschitz=lipschitz
+    )
 
 
 def train_lipschitz(
-    model: Any, data: LabelledData | Any, *, epochs: int = 30, batch_size: int = 64, lr: float = 1e-3, tau: float = DEFAULT_TAU, seed: int = 0, progress: bool | None = None
+    model: Any,
+    data: LabelledData | Any,
+    *,
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    tau: float = DEFAULT_TAU,
+    seed: int = 0,
+    progress: bool | None = None,
 ) -> tuple[Any, float]:
     """Train a deel-torchlip ``model`` in place with Adam on ``TauCrossEntropyLoss(tau)``; returns its export and the seconds taken.
 
@@ -210,7 +234,9 @@ def train_lipschitz(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     start = time.perf_counter()
     model.train()
-    with progress_bar(epochs * ((len(data) + batch_size - 1) // batch_size), "train 1-Lipschitz", "step", progress) as bar:
+    with progress_bar(
+        epochs * ((len(data) + batch_size - 1) // batch_size), "train 1-Lipschitz", "step", progress
+    ) as bar:
         for _ in range(epochs):
             order = torch.randperm(len(data), generator=generator)
             for begin in range(0, len(data), batch_size):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .models import describe_key_mismatch, load_weights_file, state_dict_of, strip_wrapper_prefixes
+from .weights import describe_key_mismatch, load_weights_file, state_dict_of, strip_wrapper_prefixes
 from .zoo import PUBLISHED_ARCHITECTURES, published_model
 
 __all__ = ["load_published_checkpoint", "published_checkpoint_or_none"]
@@ -16,7 +16,11 @@ __all__ = ["load_published_checkpoint", "published_checkpoint_or_none"]
 
 def _is_published(content: Any) -> bool:
     """Whether what a file held is a checkpoint of Cohen et al.'s ``train.py``: a dict with ``arch`` and ``state_dict``."""
-    return isinstance(content, dict) and isinstance(content.get("arch"), str) and isinstance(content.get("state_dict"), dict)
+    return (
+        isinstance(content, dict)
+        and isinstance(content.get("arch"), str)
+        and isinstance(content.get("state_dict"), dict)
+    )
 
 
 def published_checkpoint_or_none(path: str | Path) -> tuple[Any, dict[str, Any]] | None:
@@ -60,4 +64,10 @@ def _from_content(content: Any, path: Path, arch: str | None = None) -> tuple[An
     model.load_state_dict(state)
     dataset, shape, classes, _ = PUBLISHED_ARCHITECTURES[chosen]
     epoch = content.get("epoch") if isinstance(content, dict) else None
-    return model.eval(), {"arch": chosen, "dataset": dataset, "input_shape": shape, "num_classes": classes, "epoch": epoch if isinstance(epoch, int) else None}
+    return model.eval(), {
+        "arch": chosen,
+        "dataset": dataset,
+        "input_shape": shape,
+        "num_classes": classes,
+        "epoch": epoch if isinstance(epoch, int) else None,
+    }

@@ -11,10 +11,10 @@ contradicts itself somewhere, and :func:`verify_fixed_n` finds where:
 - ``correct == (prediction == label)``, and an abstention has radius 0 under every bound;
 - ``counts`` of ``classes`` non-negative integers summing to ``n``;
 - with the mechanism and alpha of the settings: the bounds, the decision and every
-  radius re-derived from the counts (:func:`~renyicert.workflow.evaluation.recertify_records`
+  radius re-derived from the counts (:func:`~renyicert.workflow.certify.recertify_records`
   at the recorded alpha) equal the recorded ones, to 1e-9 relative.
 
-:func:`verify_sequential` does the same for :func:`~renyicert.workflow.evaluation.certify_dataset_at`'s
+:func:`verify_sequential` does the same for :func:`~renyicert.workflow.certify.certify_dataset_at`'s
 records: unique indices, classes in range, no radius both certified and
 undecided, certified radii forming a prefix of the (increasing) radii, a
 certificate only from at least one success, successes at most the samples and
@@ -25,12 +25,15 @@ lock, part files of a distributed run that were never merged.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from filelock import FileLock, Timeout
+
+from ..radii import RECORD_BOUNDS
+from .certify import recertify_records
+from .records import part_paths
 
 __all__ = ["incomplete_warnings", "verify_fixed_n", "verify_sequential"]
 
@@ -51,7 +54,9 @@ def _check_indices(records: Sequence[dict[str, Any]], where: str, inputs: Any) -
             expected = f"an integer in [0, {inputs})" if _is_int(inputs) else "an integer >= 0"
             raise ValueError(f"{where} record {k}: 'index' must be {expected}, got {index!r}")
         if index in seen:
-            raise ValueError(f"{where}: index {index} is recorded twice (records {seen[index]} and {k}): the file holds another run's records too, or one run's twice")
+            raise ValueError(
+                f"{where}: index {index} is recorded twice (records {seen[index]} and {k}): the file holds another run's records too, or one run's twice"
+            )
         seen[index] = k
 
 
@@ -74,15 +79,25 @@ def _check_failed(record: dict[str, Any], settings: dict[str, Any], at: str) -> 
     if not _is_int(failed) or failed < 0:
         raise ValueError(f"{at}: 'failed' must be a non-negative integer, got {failed!r}")
     if failed and settings.get("grid") is None:
-        raise ValueError(f"{at}: {failed} failed copies, but its settings are float mode's (no grid): only lattice noise can fail")
+        raise ValueError(
+            f"{at}: {failed} failed copies, but its settings are float mode's (no grid): only lattice noise can fail"
+        )
     return int(failed)
 
 
 def _check_counts(record: dict[str, Any], classes: int | None, total: Any, total_name: str, at: str) -> list[int]:
     """``record["counts"]``: non-negative integers, one per class (as many as the record has when the number is unknown), summing to ``total``."""
     counts = record.get("counts")
-    if not isinstance(counts, list) or (classes is not None and len(counts) != classes) or not all(_is_int(c) and c >= 0 for c in counts):
-        expected = f"{classes} non-negative integers (one per class)" if classes is not None else "a list of non-negative integers"
+    if (
+        not isinstance(counts, list)
+        or (classes is not None and len(counts) != classes)
+        or not all(_is_int(c) and c >= 0 for c in counts)
+    ):
+        expected = (
+            f"{classes} non-negative integers (one per class)"
+            if classes is not None
+            else "a list of non-negative integers"
+        )
         raise ValueError(f"{at}: 'counts' must be {expected}, got {counts!r}")
     if _is_int(total) and sum(counts) != total:
         raise ValueError(f"{at}: its counts sum to {sum(counts)}, but it drew {total_name} = {total} copies")
@@ -107,10 +122,12 @@ def _differs(recorded: Any, derived: Any) -> bool:
     return abs(float(recorded) - float(derived)) > RELATIVE_TOLERANCE * scale + 1e-300
 
 
-def verify_fixed_n(records: Sequence[dict[str, Any]], settings: dict[str, Any], where: str, mechanism: Any = None) -> None:
+def verify_fixed_n(
+    records: Sequence[dict[str, Any]], settings: dict[str, Any], where: str, mechanism: Any = None
+) -> None:
     """``ValueError`` naming ``where``, the record and the contradiction, unless fixed-n ``records`` agree with themselves and their ``settings``.
 
-    ``records`` are those of :func:`~renyicert.workflow.evaluation.checked_record`
+    ``records`` are those of :func:`~renyicert.workflow.records.checked_record`
     (types already checked).  With ``mechanism`` (the one the settings name) and
     the settings' ``alpha``, every record is re-derived from its counts.
 
@@ -123,8 +140,6 @@ def verify_fixed_n(records: Sequence[dict[str, Any]], settings: dict[str, Any], 
     ...
     ValueError: r.jsonl record 1 (index 0): 'correct' is True but its prediction is -1 and its label 1
     """
-    from .evaluation import BOUNDS, recertify_records
-
     _check_indices(records, where, settings.get("inputs"))
     classes = _classes(records, settings)
     for k, record in enumerate(records, start=1):
@@ -135,16 +150,22 @@ def verify_fixed_n(records: Sequence[dict[str, Any]], settings: dict[str, Any], 
             _check_class(record, "selected", classes, at)
         prediction, label = record["prediction"], record["label"]
         if record["correct"] != (prediction == label):
-            raise ValueError(f"{at}: 'correct' is {record['correct']} but its prediction is {prediction} and its label {label}")
+            raise ValueError(
+                f"{at}: 'correct' is {record['correct']} but its prediction is {prediction} and its label {label}"
+            )
         if prediction == -1:
-            nonzero = [b for b in BOUNDS if record.get(f"radius_{b}") not in (None, 0, 0.0)]
+            nonzero = [b for b in RECORD_BOUNDS if record.get(f"radius_{b}") not in (None, 0, 0.0)]
             if nonzero:
-                raise ValueError(f"{at}: it abstained (prediction -1) yet holds radius_{nonzero[0]} = {record[f'radius_{nonzero[0]}']!r}; an abstention certifies nothing")
+                raise ValueError(
+                    f"{at}: it abstained (prediction -1) yet holds radius_{nonzero[0]} = {record[f'radius_{nonzero[0]}']!r}; an abstention certifies nothing"
+                )
         n = record.get("n", settings.get("n"))
         if _is_int(settings.get("n")) and record.get("n") is not None and record.get("n") != settings["n"]:
             raise ValueError(f"{at}: its n is {record.get('n')!r}, the run's settings say n = {settings['n']}")
         failed = _check_failed(record, settings, at)
-        _check_counts(record, classes, n - failed if _is_int(n) else n, "n" + (f" - {failed} failed" if failed else ""), at)
+        _check_counts(
+            record, classes, n - failed if _is_int(n) else n, "n" + (f" - {failed} failed" if failed else ""), at
+        )
         for key in ("p1_lower", "p2_upper"):
             value = record.get(key)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= float(value) <= 1.0:
@@ -153,7 +174,7 @@ def verify_fixed_n(records: Sequence[dict[str, Any]], settings: dict[str, Any], 
     if mechanism is None or not isinstance(alpha, float) or not all("selected" in r for r in records):
         return
     derived = recertify_records(records, mechanism, alpha, str(settings.get("p2_mode", "runner-up")))
-    keys = ("prediction", "p1_lower", "p2_upper", *(f"radius_{b}" for b in BOUNDS))
+    keys = ("prediction", "p1_lower", "p2_upper", *(f"radius_{b}" for b in RECORD_BOUNDS))
     for k, (record, again) in enumerate(zip(records, derived), start=1):
         for key in keys:
             if key in record and _differs(record[key], again.get(key)):
@@ -163,7 +184,9 @@ def verify_fixed_n(records: Sequence[dict[str, Any]], settings: dict[str, Any], 
                 )
 
 
-def verify_sequential(records: Sequence[dict[str, Any]], radii: Sequence[float], settings: dict[str, Any], where: str) -> None:
+def verify_sequential(
+    records: Sequence[dict[str, Any]], radii: Sequence[float], settings: dict[str, Any], where: str
+) -> None:
     """``ValueError`` naming the record and the contradiction, unless sequential ``records`` agree with themselves (see the module).
 
     Examples
@@ -190,21 +213,31 @@ def verify_sequential(records: Sequence[dict[str, Any]], radii: Sequence[float],
             raise ValueError(f"{at}: radius {both[0]:g} is both certified and undecided")
         for j in range(1, len(radii)):
             if certified[j] and not certified[j - 1]:
-                raise ValueError(f"{at}: certified at radius {radii[j]:g} but not at {radii[j - 1]:g}: a larger radius is certified only where every smaller one is")
+                raise ValueError(
+                    f"{at}: certified at radius {radii[j]:g} but not at {radii[j - 1]:g}: a larger radius is certified only where every smaller one is"
+                )
         expected = record["selected"] if certified[0] else -1
         if "prediction" in record and record["prediction"] != expected:
-            raise ValueError(f"{at}: 'prediction' is {record['prediction']!r}, but its flags say {expected} (the candidate where radius {radii[0]:g} is certified, else -1)")
+            raise ValueError(
+                f"{at}: 'prediction' is {record['prediction']!r}, but its flags say {expected} (the candidate where radius {radii[0]:g} is certified, else -1)"
+            )
         successes, samples = record.get("successes"), record["samples"]
         if successes is not None:
             if not _is_int(successes) or not 0 <= successes <= samples:
                 raise ValueError(f"{at}: 'successes' must be an integer in [0, samples = {samples}], got {successes!r}")
             if successes == 0 and any(certified):
-                raise ValueError(f"{at}: certified from zero successes: no confidence sequence certifies a class it never saw")
+                raise ValueError(
+                    f"{at}: certified from zero successes: no confidence sequence certifies a class it never saw"
+                )
         if "counts" in record:
             failed = _check_failed(record, settings, at)
-            counts = _check_counts(record, classes, samples - failed, "samples" + (f" - {failed} failed" if failed else ""), at)
+            counts = _check_counts(
+                record, classes, samples - failed, "samples" + (f" - {failed} failed" if failed else ""), at
+            )
             if successes is not None and counts[record["selected"]] != successes:
-                raise ValueError(f"{at}: {successes} successes, but its counts give the candidate {counts[record['selected']]}")
+                raise ValueError(
+                    f"{at}: {successes} successes, but its counts give the candidate {counts[record['selected']]}"
+                )
 
 
 def incomplete_warnings(path: str | Path, settings: dict[str, Any], count: int) -> list[str]:
@@ -218,10 +251,6 @@ def incomplete_warnings(path: str | Path, settings: dict[str, Any], count: int) 
     >>> print(*incomplete_warnings(path, {"inputs": 10}, 4))
     r.jsonl holds 4 of the run's 10 inputs: the run was stopped before the end, or is still going (--resume finishes it)
     """
-    from filelock import FileLock, Timeout
-
-    from .distributed import part_paths
-
     path = Path(path)
     warnings: list[str] = []
     lock_path = path.with_name(path.name + ".lock")
@@ -239,8 +268,12 @@ def incomplete_warnings(path: str | Path, settings: dict[str, Any], count: int) 
             lock.release()
     parts = part_paths(path)
     if parts:
-        warnings.append(f"{path.name} has {len(parts)} part file(s) of a distributed run ({', '.join(p.name for p in parts)}) never merged into it: their records are not in this summary")
+        warnings.append(
+            f"{path.name} has {len(parts)} part file(s) of a distributed run ({', '.join(p.name for p in parts)}) never merged into it: their records are not in this summary"
+        )
     inputs = settings.get("inputs")
     if _is_int(inputs) and count < inputs:
-        warnings.append(f"{path.name} holds {count} of the run's {inputs} inputs: the run was stopped before the end, or is still going (--resume finishes it)")
+        warnings.append(
+            f"{path.name} holds {count} of the run's {inputs} inputs: the run was stopped before the end, or is still going (--resume finishes it)"
+        )
     return warnings

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._progress import progress_bar
 from .._validation import check_positive_int
-from .attacks import numpy_seeded
+from .art_adapters import numpy_seeded
 from .data import LabelledData, as_labelled_data
 from .training import TrainingResult
 
@@ -94,13 +94,24 @@ def train_trades(
     data = as_labelled_data(data)
     x, y = data.inputs(slice(None)).cpu().numpy().astype(np.float32), data.y.cpu().numpy()
     classifier = PyTorchClassifier(
-        model=model, loss=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(model.parameters(), lr=lr),
-        input_shape=tuple(data.input_shape), nb_classes=data.num_classes, clip_values=(0.0, 1.0), device_type="cpu",
-    )  # fmt: skip
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        optimizer=torch.optim.Adam(model.parameters(), lr=lr),
+        input_shape=tuple(data.input_shape),
+        nb_classes=data.num_classes,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
     attack = ProjectedGradientDescent(
-        classifier, norm=int(norm), eps=float(eps), eps_step=2.5 * float(eps) / attack_steps, max_iter=attack_steps, num_random_init=1,
-        batch_size=batch_size, verbose=False,
-    )  # fmt: skip
+        classifier,
+        norm=int(norm),
+        eps=float(eps),
+        eps_step=2.5 * float(eps) / attack_steps,
+        max_iter=attack_steps,
+        num_random_init=1,
+        batch_size=batch_size,
+        verbose=False,
+    )
     trainer = AdversarialTrainerTRADESPyTorch(classifier, attack, beta=float(beta))
     result = TrainingResult(model=model, method="trades")
     start = time.perf_counter()

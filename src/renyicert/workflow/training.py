@@ -28,7 +28,15 @@ from .._validation import check_positive_int
 from .data import LabelledData, as_labelled_data
 from ..mechanism import Mechanism
 
-__all__ = ["DEFAULT_GAMMA", "METHODS", "TrainingResult", "noise_augmentation_loss", "stability_loss", "train"]
+__all__ = [
+    "DEFAULT_GAMMA",
+    "METHODS",
+    "TrainingResult",
+    "noise_augmentation_loss",
+    "stability_loss",
+    "train",
+    "train_new_model",
+]
 
 METHODS = ("standard", "augmentation", "stability")
 #: Default weight of the stability term.  Chosen on digits by
@@ -154,7 +162,14 @@ def train(
     model.eval()
     result.seconds = time.perf_counter() - start
     if checkpoint is not None:
-        hyperparameters = {"method": method, "epochs": epochs, "batch_size": batch_size, "lr": lr, "gamma": gamma if method == "stability" else None, "seed": seed}
+        hyperparameters = {
+            "method": method,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "gamma": gamma if method == "stability" else None,
+            "seed": seed,
+        }
         _save_trained(checkpoint, model, data, mechanism if method != "standard" else None, hyperparameters, config)
         result.checkpoint = Path(checkpoint)
     return result
@@ -172,7 +187,15 @@ def _check_training_options(method: str, mechanism: Any, lr: Any, gamma: Any) ->
 
 
 def _train_epoch(
-    model: Any, data: LabelledData, mechanism: Mechanism | None, method: str, gamma: float, batch_size: int, optimizer: Any, generator: Any, bar: Any
+    model: Any,
+    data: LabelledData,
+    mechanism: Mechanism | None,
+    method: str,
+    gamma: float,
+    batch_size: int,
+    optimizer: Any,
+    generator: Any,
+    bar: Any,
 ) -> tuple[float, float]:
     """One pass over ``data`` in a random order: the mean loss and the accuracy on the clean inputs."""
     import torch
@@ -196,7 +219,9 @@ def _train_epoch(
     return total_loss / len(data), correct / len(data)
 
 
-def _step_loss(model: Any, x: Any, y: Any, mechanism: Mechanism | None, method: str, gamma: float, generator: Any) -> tuple[Any, Any]:
+def _step_loss(
+    model: Any, x: Any, y: Any, mechanism: Mechanism | None, method: str, gamma: float, generator: Any
+) -> tuple[Any, Any]:
     """The training loss of one batch under ``method``, and the clean logits (for the accuracy)."""
     import torch
 
@@ -206,18 +231,60 @@ def _step_loss(model: Any, x: Any, y: Any, mechanism: Mechanism | None, method: 
     assert mechanism is not None
     # Drawn from the CPU generator whatever the model's device, so that a seed trains the same model on every device.
     noise = mechanism.sample(tuple(x.shape), generator=generator, dtype=x.dtype).to(x.device)
-    loss = noise_augmentation_loss(model, x, y, noise) if method == "augmentation" else stability_loss(model, x, y, noise, gamma)
+    loss = (
+        noise_augmentation_loss(model, x, y, noise)
+        if method == "augmentation"
+        else stability_loss(model, x, y, noise, gamma)
+    )
     with torch.no_grad():
         logits = model(x)
     return loss, logits
 
 
-def _save_trained(path: str | Path, model: Any, data: LabelledData, mechanism: Mechanism | None, hyperparameters: dict[str, Any], config: dict[str, Any] | None) -> None:
+def _save_trained(
+    path: str | Path,
+    model: Any,
+    data: LabelledData,
+    mechanism: Mechanism | None,
+    hyperparameters: dict[str, Any],
+    config: dict[str, Any] | None,
+) -> None:
     """The checkpoint: the weights, and beside them the model's description, the noise and the hyper-parameters."""
-    from .models import mechanism_parameters, save_checkpoint
+    from .checkpoints import mechanism_parameters, save_checkpoint
 
     meta = {"model": type(model).__name__, "input_shape": list(data.input_shape), "num_classes": data.num_classes}
     meta.update(config or {})
-    noise = None if mechanism is None else {"name": mechanism.label, "scale": mechanism.scale, "parameters": mechanism_parameters(mechanism)}
+    noise = (
+        None
+        if mechanism is None
+        else {"name": mechanism.label, "scale": mechanism.scale, "parameters": mechanism_parameters(mechanism)}
+    )
     meta.update(hyperparameters, mechanism=noise)
     save_checkpoint(path, model, meta)
+
+
+def train_new_model(
+    model: str,
+    data: LabelledData,
+    mechanism: Mechanism | None,
+    *,
+    checkpoint: str | Path,
+    data_name: str,
+    device: Any = None,
+    seed: int = 0,
+    **options: Any,
+) -> TrainingResult:
+    """Build ``model`` (a built-in name or ``module:callable``) for ``data`` with torch seeded by ``seed``, train it, save it.
+
+    ``options`` are :func:`train`'s; the checkpoint records the architecture,
+    the shapes and ``data_name`` beside the noise, so that ``renyicert certify
+    --checkpoint`` needs nothing else.
+    """
+    import torch
+
+    from .models import build_model  # torch at import: the models are torch modules
+
+    torch.manual_seed(seed)
+    network = build_model(model, data.input_shape, data.num_classes).to(device)
+    config = {"model": model, "input_shape": list(data.input_shape), "num_classes": data.num_classes, "data": data_name}
+    return train(network, data, mechanism, seed=seed, checkpoint=checkpoint, config=config, **options)

@@ -22,9 +22,16 @@ from typing import Any
 from .._torch import torch_nn
 
 __all__ = [
-    "CIFAR10_MEAN", "CIFAR10_STD", "IMAGENET_MEAN", "IMAGENET_STD", "PUBLISHED_ARCHITECTURES", "CohenCifarResNet", "NormalizeLayer",
-    "TorchvisionResNet50", "published_model",
-]  # fmt: skip
+    "CIFAR10_MEAN",
+    "CIFAR10_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PUBLISHED_ARCHITECTURES",
+    "CohenCifarResNet",
+    "NormalizeLayer",
+    "TorchvisionResNet50",
+    "published_model",
+]
 
 #: The channel means and standard deviations of Cohen et al.'s ``code/datasets.py``.
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -66,7 +73,9 @@ class _CifarBlock(torch_nn().Module):  # type: ignore[misc]
         self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.downsample = (
-            nn.Sequential(nn.Conv2d(inputs, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width)) if stride != 1 or inputs != width else None
+            nn.Sequential(nn.Conv2d(inputs, width, 1, stride=stride, bias=False), nn.BatchNorm2d(width))
+            if stride != 1 or inputs != width
+            else None
         )
 
     def forward(self, x: Any) -> Any:
@@ -97,7 +106,11 @@ class CohenCifarResNet(torch_nn().Module):  # type: ignore[misc]
         self.relu = nn.ReLU(inplace=True)
         stages, inputs = [], 16
         for width, stride in ((16, 1), (32, 2), (64, 2)):
-            stages.append(nn.Sequential(*[_CifarBlock(inputs if b == 0 else width, width, stride if b == 0 else 1) for b in range(blocks)]))
+            stages.append(
+                nn.Sequential(
+                    *[_CifarBlock(inputs if b == 0 else width, width, stride if b == 0 else 1) for b in range(blocks)]
+                )
+            )
             inputs = width
         self.layer1, self.layer2, self.layer3 = stages
         self.avgpool = nn.AvgPool2d(8)
@@ -122,7 +135,9 @@ class _Bottleneck(torch_nn().Module):  # type: ignore[misc]
         self.bn3 = nn.BatchNorm2d(width * 4)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = (
-            nn.Sequential(nn.Conv2d(inputs, width * 4, 1, stride=stride, bias=False), nn.BatchNorm2d(width * 4)) if stride != 1 or inputs != width * 4 else None
+            nn.Sequential(nn.Conv2d(inputs, width * 4, 1, stride=stride, bias=False), nn.BatchNorm2d(width * 4))
+            if stride != 1 or inputs != width * 4
+            else None
         )
 
     def forward(self, x: Any) -> Any:
@@ -151,7 +166,14 @@ class TorchvisionResNet50(torch_nn().Module):  # type: ignore[misc]
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         stages, inputs = [], 64
         for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
-            stages.append(nn.Sequential(*[_Bottleneck(inputs if b == 0 else width * 4, width, stride if b == 0 else 1) for b in range(blocks)]))
+            stages.append(
+                nn.Sequential(
+                    *[
+                        _Bottleneck(inputs if b == 0 else width * 4, width, stride if b == 0 else 1)
+                        for b in range(blocks)
+                    ]
+                )
+            )
             inputs = width * 4
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))

@@ -19,7 +19,22 @@ def test_mechanisms_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_radius_json_all_bounds(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["radius", "--mechanism", "gaussian", "--scale", "0.25", "--p1", "0.99", "--p2", "0.01", "--bound", "all", "--json"])
+    code = main(
+        [
+            "radius",
+            "--mechanism",
+            "gaussian",
+            "--scale",
+            "0.25",
+            "--p1",
+            "0.99",
+            "--p2",
+            "0.01",
+            "--bound",
+            "all",
+            "--json",
+        ]
+    )
     assert code == 0
     row = json.loads(capsys.readouterr().out)
     assert set(row) >= {"renyi", "tight", "pixeldp", "order", "p1", "p2"}
@@ -36,15 +51,29 @@ def test_radius_table_with_several_p1(capsys: pytest.CaptureFixture[str]) -> Non
     "argv,message",
     [
         (["radius", "--mechanism", "gauss", "--scale", "1", "--p1", "0.9", "--p2", "0.1"], "unknown mechanism 'gauss'"),
-        (["radius", "--mechanism", "gaussian", "--scale", "-1", "--p1", "0.9", "--p2", "0.1"], "scale must be finite and > 0, got -1.0"),
-        (["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "1.2", "--p2", "0.1"], "p1 must be in [0, 1], got 1.2"),
-        (["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "x", "--p2", "0.1"], "expected comma-separated numbers"),
-        (["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "0.9,0.8,0.7", "--p2", "0.1,0.1"], "give one --p2"),
+        (
+            ["radius", "--mechanism", "gaussian", "--scale", "-1", "--p1", "0.9", "--p2", "0.1"],
+            "scale must be finite and > 0, got -1.0",
+        ),
+        (
+            ["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "1.2", "--p2", "0.1"],
+            "p1 must be in [0, 1], got 1.2",
+        ),
+        (
+            ["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "x", "--p2", "0.1"],
+            "expected comma-separated numbers",
+        ),
+        (
+            ["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "0.9,0.8,0.7", "--p2", "0.1,0.1"],
+            "give one --p2",
+        ),
         (["radius", "--mechanism", "gaussian", "--scale", "1"], "required"),
         (["bogus"], "invalid choice"),
     ],
 )
-def test_errors_go_to_stderr_with_exit_code_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_go_to_stderr_with_exit_code_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert message in captured.err
@@ -52,7 +81,17 @@ def test_errors_go_to_stderr_with_exit_code_2(argv: list[str], message: str, cap
 
 
 def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (["--help"], ["radius", "--help"], ["mechanisms", "--help"], ["table", "--help"], ["demo", "--help"], ["train", "--help"], ["certify", "--help"], ["attack", "--help"], ["report", "--help"]):
+    for argv in (
+        ["--help"],
+        ["radius", "--help"],
+        ["mechanisms", "--help"],
+        ["table", "--help"],
+        ["demo", "--help"],
+        ["train", "--help"],
+        ["certify", "--help"],
+        ["attack", "--help"],
+        ["report", "--help"],
+    ):
         assert main(argv) == 0
         assert "usage:" in capsys.readouterr().out
 
@@ -66,8 +105,24 @@ def test_table_prints_the_radius_table(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_console_script_runs_as_a_process() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "renyicert.cli", "radius", "--mechanism", "laplace", "--scale", "1", "--p1", "0.9", "--p2", "0.1", "--json"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "renyicert.cli",
+            "radius",
+            "--mechanism",
+            "laplace",
+            "--scale",
+            "1",
+            "--p1",
+            "0.9",
+            "--p2",
+            "0.1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["renyi"] == pytest.approx(1.6094379124341003, rel=1e-12)
@@ -117,7 +172,9 @@ def test_an_abbreviated_option_is_an_error_not_another_option(capsys: pytest.Cap
     # Before: --d 4 was read as --delta 4 and the command exited 0 with an answer for other settings.
     code = main(["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "0.9", "--p2", "0.1", "--d", "4"])
     assert code == 2 and "unrecognized arguments: --d 4" in capsys.readouterr().err
-    assert main(["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "0.9", "--p2", "0.1", "--del", "0.1"]) == 2
+    assert (
+        main(["radius", "--mechanism", "gaussian", "--scale", "1", "--p1", "0.9", "--p2", "0.1", "--del", "0.1"]) == 2
+    )
 
 
 @pytest.fixture
@@ -131,7 +188,9 @@ def linf_registered() -> object:
     renyicert.unregister(LinfGaussian.name)
 
 
-def test_radius_and_check_take_mechanism_parameters(capsys: pytest.CaptureFixture[str], linf_registered: object) -> None:
+def test_radius_and_check_take_mechanism_parameters(
+    capsys: pytest.CaptureFixture[str], linf_registered: object
+) -> None:
     argv = ["radius", "--mechanism", "test-linf-gaussian", "--scale", "0.5", "--p1", "0.9", "--p2", "0.1", "--json"]
     assert main([*argv, "-o", "d=4"]) == 0
     d4 = json.loads(capsys.readouterr().out)
@@ -146,9 +205,32 @@ def test_radius_and_check_take_mechanism_parameters(capsys: pytest.CaptureFixtur
 
 
 def test_radius_with_the_best_bound_names_the_winner(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["radius", "--mechanism", "laplace", "--scale", "0.25", "--p1", "0.9,0.9", "--p2", "0.01,0.002", "--bound", "all", "--json"]) == 0
+    assert (
+        main(
+            [
+                "radius",
+                "--mechanism",
+                "laplace",
+                "--scale",
+                "0.25",
+                "--p1",
+                "0.9,0.9",
+                "--p2",
+                "0.01,0.002",
+                "--bound",
+                "all",
+                "--json",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     for row in rows:
         assert row["best"] == max(row["renyi"], row["tight"], row["pixeldp"]) and row[row["best_bound"]] == row["best"]
-    assert main(["radius", "--mechanism", "gaussian", "--scale", "0.25", "--p1", "0.99", "--p2", "0.001", "--bound", "best"]) == 0
+    assert (
+        main(
+            ["radius", "--mechanism", "gaussian", "--scale", "0.25", "--p1", "0.99", "--p2", "0.001", "--bound", "best"]
+        )
+        == 0
+    )
     assert "tight" in capsys.readouterr().out  # Cohen's bound is the Gaussian's best

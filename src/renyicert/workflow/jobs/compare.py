@@ -24,11 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._json import dumps
-from .._progress import progress_bar
+from ..._json import dumps
+from ..._progress import progress_bar
 from .compare_report import write_comparison_report
-from .demo import _noise_key
-from .evaluation import certified_accuracy, certify_dataset, norm_name
+from .demo import noise_key
+from ..certify import certify_dataset
+from ..plots import norm_name
+from ..summary import certified_accuracy
 
 __all__ = ["CompareSettings", "ComparisonResult", "run_comparison"]
 
@@ -60,9 +62,22 @@ class CompareSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from .attacks import ATTACKS
+        from ..attacks import ATTACKS
 
-        for name in ("epochs", "n0", "n", "attack_inputs", "vote_samples", "boundary_iterations", "long_steps", "long_restarts", "long_soft_samples", "trades_attack_steps", "timing_runs", "batch_size"):
+        for name in (
+            "epochs",
+            "n0",
+            "n",
+            "attack_inputs",
+            "vote_samples",
+            "boundary_iterations",
+            "long_steps",
+            "long_restarts",
+            "long_soft_samples",
+            "trades_attack_steps",
+            "timing_runs",
+            "batch_size",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -74,7 +89,9 @@ class CompareSettings:
         if not self.trades_beta >= 0.0:
             raise ValueError(f"trades_beta must be >= 0, got {self.trades_beta!r}")
         if not self.noises or not self.eps_multiples or any(not m > 0 for m in self.eps_multiples):
-            raise ValueError(f"give at least one noise and positive eps multiples, got noises={self.noises!r}, eps_multiples={self.eps_multiples!r}")
+            raise ValueError(
+                f"give at least one noise and positive eps multiples, got noises={self.noises!r}, eps_multiples={self.eps_multiples!r}"
+            )
         unknown = [a for a in self.attacks if a not in ATTACKS]
         if unknown or not self.attacks:
             raise ValueError(f"attacks must be some of {ATTACKS}, got {self.attacks!r}")
@@ -83,9 +100,18 @@ class CompareSettings:
     def quick(cls, **changes: Any) -> CompareSettings:
         """A version that finishes in about a minute on 2 cores."""
         settings = dict(
-            noises=(("gaussian", 0.5), ("laplace", 0.25)), epochs=8, n=1000, attack_inputs=20, eps_multiples=(1.0, 2.0), vote_samples=300,
-            boundary_iterations=20, long_steps=40, long_restarts=4, trades_attack_steps=3, timing_runs=1,
-        )  # fmt: skip
+            noises=(("gaussian", 0.5), ("laplace", 0.25)),
+            epochs=8,
+            n=1000,
+            attack_inputs=20,
+            eps_multiples=(1.0, 2.0),
+            vote_samples=300,
+            boundary_iterations=20,
+            long_steps=40,
+            long_restarts=4,
+            trades_attack_steps=3,
+            timing_runs=1,
+        )
         settings.update(changes)
         return cls(**settings)  # type: ignore[arg-type]
 
@@ -99,17 +125,19 @@ class ComparisonResult:
     seconds: float = 0.0
 
 
-def run_comparison(out_dir: str | Path = "results", settings: CompareSettings | None = None, *, progress: bool | None = None) -> ComparisonResult:
+def run_comparison(
+    out_dir: str | Path = "results", settings: CompareSettings | None = None, *, progress: bool | None = None
+) -> ComparisonResult:
     """Train, certify and attack every model of the comparison and write the report into ``out_dir``.
 
     Examples
     --------
-    >>> from renyicert.workflow.compare import CompareSettings
+    >>> from renyicert.workflow.jobs.compare import CompareSettings
     >>> CompareSettings().long_steps, CompareSettings().long_restarts
     (1000, 20)
     """
-    from ..registry import get_mechanism
-    from .data import load_digits
+    from ...registry import get_mechanism
+    from ..data import load_digits
 
     settings = settings or CompareSettings()
     out = Path(out_dir)
@@ -118,8 +146,15 @@ def run_comparison(out_dir: str | Path = "results", settings: CompareSettings | 
     train_data, test_data = load_digits(seed=settings.seed)
     attack_data = test_data.subset(min(settings.attack_inputs, len(test_data)))
     norms = sorted({float(get_mechanism(name, scale=scale).norm) for name, scale in settings.noises})
-    eps_by_noise = {_noise_key(*noise): [round(m * noise[1], 6) for m in settings.eps_multiples] for noise in settings.noises}
-    summary: dict[str, Any] = {"settings": asdict(settings), "train_size": len(train_data), "test_size": len(test_data), "attack_inputs": len(attack_data)}
+    eps_by_noise = {
+        noise_key(*noise): [round(m * noise[1], 6) for m in settings.eps_multiples] for noise in settings.noises
+    }
+    summary: dict[str, Any] = {
+        "settings": asdict(settings),
+        "train_size": len(train_data),
+        "test_size": len(test_data),
+        "attack_inputs": len(attack_data),
+    }
     stages = 2 + 3 * len(settings.noises) + 2 * len(norms)
     with progress_bar(stages, "compare", "stage", progress, leave=True) as bar:
         models, times = _train_all(settings, train_data, norms, progress, bar)
@@ -127,18 +162,38 @@ def run_comparison(out_dir: str | Path = "results", settings: CompareSettings | 
         undefended = models[("standard", None)]
         results: dict[str, dict[str, Any]] = {}
         for noise in settings.noises:
-            key, mechanism = _noise_key(*noise), get_mechanism(noise[0], scale=noise[1])
-            results[key] = {"noise": noise[0], "scale": noise[1], "norm": float(mechanism.norm), "eps": eps_by_noise[key], "models": {}}
+            key, mechanism = noise_key(*noise), get_mechanism(noise[0], scale=noise[1])
+            results[key] = {
+                "noise": noise[0],
+                "scale": noise[1],
+                "norm": float(mechanism.norm),
+                "eps": eps_by_noise[key],
+                "models": {},
+            }
             for method in ("standard", "augmentation", "stability"):
                 model = models[(method, None if method == "standard" else key)]
-                results[key]["models"][method] = _smoothed_entry(model, mechanism, method, key, undefended, settings, train_data, test_data, attack_data, out, progress)
+                results[key]["models"][method] = _smoothed_entry(
+                    model,
+                    mechanism,
+                    method,
+                    key,
+                    undefended,
+                    settings,
+                    train_data,
+                    test_data,
+                    attack_data,
+                    out,
+                    progress,
+                )
                 if bar is not None:
                     bar.update(1)
         for norm in norms:
             keys = [k for k in results if results[k]["norm"] == norm]
             eps = sorted({e for k in keys for e in results[k]["eps"]})
             for method in ("trades", "lipschitz"):
-                entry = _deterministic_entry(models[(method, norm)], method, norm, eps, undefended, settings, test_data, attack_data, progress)
+                entry = _deterministic_entry(
+                    models[(method, norm)], method, norm, eps, undefended, settings, test_data, attack_data, progress
+                )
                 for k in keys:
                     results[k]["models"][method] = _restricted(entry, results[k]["eps"])
                 if bar is not None:
@@ -150,15 +205,17 @@ def run_comparison(out_dir: str | Path = "results", settings: CompareSettings | 
     return ComparisonResult(report=report, summary=summary, seconds=summary["seconds"])
 
 
-def _train_all(settings: CompareSettings, train_data: Any, norms: list[float], progress: bool | None, bar: Any) -> tuple[dict[tuple[str, Any], Any], dict[str, Any]]:
+def _train_all(
+    settings: CompareSettings, train_data: Any, norms: list[float], progress: bool | None, bar: Any
+) -> tuple[dict[tuple[str, Any], Any], dict[str, Any]]:
     """Every model, keyed ``(method, noise key)`` for the smoothed ones and ``(method, norm)`` for TRADES and 1-Lipschitz; and the timings."""
     import torch
 
-    from ..registry import get_mechanism
-    from .lipschitz import lipschitz_mlp, train_lipschitz
-    from .models import build_model
-    from .trades import train_trades
-    from .training import train
+    from ...registry import get_mechanism
+    from ..lipschitz import lipschitz_mlp, train_lipschitz
+    from ..models import build_model
+    from ..trades import train_trades
+    from ..training import train
 
     models: dict[tuple[str, Any], Any] = {}
     times: dict[str, Any] = {"stability": {}, "trades": {}, "augmentation": {}, "standard": None, "lipschitz": None}
@@ -168,14 +225,31 @@ def _train_all(settings: CompareSettings, train_data: Any, norms: list[float], p
         return build_model(settings.model, train_data.input_shape, train_data.num_classes)
 
     models[("standard", None)] = fresh()
-    times["standard"] = train(models[("standard", None)], train_data, method="standard", epochs=settings.epochs, seed=settings.seed, progress=progress).seconds
+    times["standard"] = train(
+        models[("standard", None)],
+        train_data,
+        method="standard",
+        epochs=settings.epochs,
+        seed=settings.seed,
+        progress=progress,
+    ).seconds
     for name, scale in settings.noises:
-        key, mechanism = _noise_key(name, scale), get_mechanism(name, scale=scale)
+        key, mechanism = noise_key(name, scale), get_mechanism(name, scale=scale)
         for method in ("augmentation", "stability"):
             runs = []
             for run in range(settings.timing_runs if method == "stability" else 1):
                 model = fresh()
-                runs.append(train(model, train_data, mechanism, method=method, epochs=settings.epochs, seed=settings.seed, progress=progress).seconds)
+                runs.append(
+                    train(
+                        model,
+                        train_data,
+                        mechanism,
+                        method=method,
+                        epochs=settings.epochs,
+                        seed=settings.seed,
+                        progress=progress,
+                    ).seconds
+                )
                 if run == 0:
                     models[(method, key)] = model
             times[method][key] = runs
@@ -186,15 +260,29 @@ def _train_all(settings: CompareSettings, train_data: Any, norms: list[float], p
         for run in range(settings.timing_runs):
             model = fresh()
             result = train_trades(
-                model, train_data, norm=norm, eps=settings.trades_eps, epochs=settings.epochs, beta=settings.trades_beta,
-                attack_steps=settings.trades_attack_steps, seed=settings.seed, progress=progress,
-            )  # fmt: skip
+                model,
+                train_data,
+                norm=norm,
+                eps=settings.trades_eps,
+                epochs=settings.epochs,
+                beta=settings.trades_beta,
+                attack_steps=settings.trades_attack_steps,
+                seed=settings.seed,
+                progress=progress,
+            )
             runs.append(result.seconds)
             if run == 0:
                 models[("trades", norm)] = model
         times["trades"][norm_name(norm)] = runs
     torch.manual_seed(settings.seed)
-    lipschitz, seconds = train_lipschitz(lipschitz_mlp(train_data.input_shape, train_data.num_classes), train_data, epochs=settings.epochs, tau=settings.lipschitz_tau, seed=settings.seed, progress=progress)
+    lipschitz, seconds = train_lipschitz(
+        lipschitz_mlp(train_data.input_shape, train_data.num_classes),
+        train_data,
+        epochs=settings.epochs,
+        tau=settings.lipschitz_tau,
+        seed=settings.seed,
+        progress=progress,
+    )
     times["lipschitz"] = seconds
     for norm in norms:  # one network: its l2 radius is also an l1 radius
         models[("lipschitz", norm)] = lipschitz
@@ -203,52 +291,121 @@ def _train_all(settings: CompareSettings, train_data: Any, norms: list[float], p
     return models, times
 
 
-def _attack(classifier: Any, data: Any, eps: list[float], norm: float | None, undefended: Any, settings: CompareSettings, progress: bool | None) -> dict[str, Any]:
+def _attack(
+    classifier: Any,
+    data: Any,
+    eps: list[float],
+    norm: float | None,
+    undefended: Any,
+    settings: CompareSettings,
+    progress: bool | None,
+) -> dict[str, Any]:
     """The empirical robustness of ``classifier`` under the comparison's attacks, as a plain dict."""
-    from .attacks import empirical_robustness
+    from ..attacks import empirical_robustness
 
     result = empirical_robustness(
-        classifier, data, eps, norm=norm, attacks=settings.attacks, undefended=undefended, vote_samples=settings.vote_samples,
-        boundary_iterations=settings.boundary_iterations, long_steps=settings.long_steps, long_restarts=settings.long_restarts,
-        long_soft_samples=settings.long_soft_samples, seed=settings.seed, progress=progress,
-    )  # fmt: skip
-    return {"eps": list(result.eps), "accuracy": result.accuracy, "clean_accuracy": result.clean_accuracy, "inputs": result.inputs}
+        classifier,
+        data,
+        eps,
+        norm=norm,
+        attacks=settings.attacks,
+        undefended=undefended,
+        vote_samples=settings.vote_samples,
+        boundary_iterations=settings.boundary_iterations,
+        long_steps=settings.long_steps,
+        long_restarts=settings.long_restarts,
+        long_soft_samples=settings.long_soft_samples,
+        seed=settings.seed,
+        progress=progress,
+    )
+    return {
+        "eps": list(result.eps),
+        "accuracy": result.accuracy,
+        "clean_accuracy": result.clean_accuracy,
+        "inputs": result.inputs,
+    }
 
 
 def _smoothed_entry(
-    model: Any, mechanism: Any, method: str, key: str, undefended: Any, settings: CompareSettings, train_data: Any, test_data: Any, attack_data: Any,
-    out: Path, progress: bool | None,
-) -> dict[str, Any]:  # fmt: skip
+    model: Any,
+    mechanism: Any,
+    method: str,
+    key: str,
+    undefended: Any,
+    settings: CompareSettings,
+    train_data: Any,
+    test_data: Any,
+    attack_data: Any,
+    out: Path,
+    progress: bool | None,
+) -> dict[str, Any]:
     """Certify the test set with the smoothed ``model`` and attack its first inputs."""
-    from ..smoothing import Smoothed
+    from ...smoothing import Smoothed
 
-    smoothed = Smoothed(model, mechanism, train_data.num_classes, input_shape=train_data.input_shape, batch_size=settings.batch_size, progress=progress)
+    smoothed = Smoothed(
+        model,
+        mechanism,
+        train_data.num_classes,
+        input_shape=train_data.input_shape,
+        batch_size=settings.batch_size,
+        progress=progress,
+    )
     path = out / "compare-records" / f"{key}-{method}.jsonl"
-    records = certify_dataset(smoothed, test_data, path, n0=settings.n0, n=settings.n, alpha=settings.alpha, seed=settings.seed, overwrite=True, progress=progress)
+    records = certify_dataset(
+        smoothed,
+        test_data,
+        path,
+        n0=settings.n0,
+        n=settings.n,
+        alpha=settings.alpha,
+        seed=settings.seed,
+        overwrite=True,
+        progress=progress,
+    )
     eps = [round(m * mechanism.scale, 6) for m in settings.eps_multiples]
     empirical = _attack(smoothed, attack_data, eps, None, undefended, settings, progress)
     attacked = records[: len(attack_data)]
     return {
-        "kind": "smoothed", "records": str(path.relative_to(out)), "clean_accuracy": float(certified_accuracy(records, [0.0])[0]),
-        "certified": {b: certified_accuracy(attacked, eps, b).tolist() for b in ("renyi", "tight", "best") if records[0][f"radius_{b}"] is not None},
-        "empirical": empirical, "_records": records,
-    }  # fmt: skip
+        "kind": "smoothed",
+        "records": str(path.relative_to(out)),
+        "clean_accuracy": float(certified_accuracy(records, [0.0])[0]),
+        "certified": {
+            b: certified_accuracy(attacked, eps, b).tolist()
+            for b in ("renyi", "tight", "best")
+            if records[0][f"radius_{b}"] is not None
+        },
+        "empirical": empirical,
+        "_records": records,
+    }
 
 
 def _deterministic_entry(
-    model: Any, method: str, norm: float, eps: list[float], undefended: Any, settings: CompareSettings, test_data: Any, attack_data: Any, progress: bool | None
+    model: Any,
+    method: str,
+    norm: float,
+    eps: list[float],
+    undefended: Any,
+    settings: CompareSettings,
+    test_data: Any,
+    attack_data: Any,
+    progress: bool | None,
 ) -> dict[str, Any]:
     """Attack a deterministic model (and certify the 1-Lipschitz one) at ``eps``."""
-    from .lipschitz import deterministic_certify
+    from ..lipschitz import deterministic_certify
 
     import torch
 
     with torch.no_grad():
         predictions = model(test_data.inputs(slice(None))).argmax(dim=1)
-    entry: dict[str, Any] = {"kind": "deterministic", "clean_accuracy": float((predictions == test_data.y).float().mean())}
+    entry: dict[str, Any] = {
+        "kind": "deterministic",
+        "clean_accuracy": float((predictions == test_data.y).float().mean()),
+    }
     if method == "lipschitz":
         on_test = deterministic_certify(model, test_data)
-        entry["certified"] = {"deterministic": on_test.first(len(attack_data)).certified_accuracy(eps).tolist()}  # the attacked images lead the test set
+        entry["certified"] = {
+            "deterministic": on_test.first(len(attack_data)).certified_accuracy(eps).tolist()
+        }  # the attacked images lead the test set
         entry["lipschitz_bound"] = on_test.lipschitz
         entry["_certificates"] = on_test
     entry["empirical"] = _attack(model, attack_data, eps, norm, undefended, settings, progress)
@@ -266,7 +423,11 @@ def _restricted(entry: dict[str, Any], eps: list[float]) -> dict[str, Any]:
     """``entry`` (attacked at a norm's union of eps) at one noise's ``eps`` only."""
     index = [entry["empirical"]["eps"].index(e) for e in eps]
     restricted = dict(entry)
-    restricted["empirical"] = dict(entry["empirical"], eps=list(eps), accuracy={a: [v[i] for i in index] for a, v in entry["empirical"]["accuracy"].items()})
+    restricted["empirical"] = dict(
+        entry["empirical"],
+        eps=list(eps),
+        accuracy={a: [v[i] for i in index] for a, v in entry["empirical"]["accuracy"].items()},
+    )
     if "certified" in entry:
         restricted["certified"] = {b: [v[i] for i in index] for b, v in entry["certified"].items()}
     return restricted

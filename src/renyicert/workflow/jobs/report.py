@@ -1,6 +1,6 @@
 """The demo's report: Markdown tables, the plots, and the claims of Li et al. (NeurIPS 2019) as they came out.
 
-:func:`write_report` takes the summary :func:`renyicert.workflow.demo.run_demo` builds
+:func:`write_report` takes the summary :func:`renyicert.workflow.jobs.demo.run_demo` builds
 (records per noise and training method, empirical robustness per attack) and
 writes ``report.md`` and the PNG plots beside it.  :func:`main_table` is the
 table the CLI prints.
@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import BOUNDS, TENG_NOTE, bound_label, certified_accuracy, curve_radii, norm_name, plot_certified_accuracy, radius_grid, summarize_certified
+from ...radii import RECORD_BOUNDS
+from ..plots import TENG_NOTE, bound_label, norm_name, plot_certified_accuracy
+from ..summary import certified_accuracy, curve_radii, radius_grid, summarize_certified
 
 __all__ = ["main_table", "write_report"]
 
@@ -21,7 +23,7 @@ METHOD_LABELS = {"standard": "undefended", "augmentation": "noise augmentation",
 
 
 def _grid(entries: list[dict[str, Any]], points: int = 6) -> list[float]:
-    """The table's radii for one noise: :func:`~renyicert.workflow.evaluation.radius_grid` over all its methods' records."""
+    """The table's radii for one noise: :func:`~renyicert.workflow.summary.radius_grid` over all its methods' records."""
     return radius_grid([r for e in entries for r in e["_records"]], points)
 
 
@@ -34,20 +36,28 @@ def _sequential_rows(entries: list[dict[str, Any]], grid: list[float], n0: int) 
             continue
         fixed_cost = seq["budget"] + n0
         undecided = sum(seq["undecided"])
-        rows.append([
-            f"{METHOD_LABELS[e['method']]}, sequential", *(_pct(a) for a in seq["certified_accuracy"]),
-            f"{seq['forward_passes']:,.0f}", f"{fixed_cost / seq['forward_passes']:.1f}x", f"{undecided}",
-        ])  # fmt: skip
+        rows.append(
+            [
+                f"{METHOD_LABELS[e['method']]}, sequential",
+                *(percent(a) for a in seq["certified_accuracy"]),
+                f"{seq['forward_passes']:,.0f}",
+                f"{fixed_cost / seq['forward_passes']:.1f}x",
+                f"{undecided}",
+            ]
+        )
     return rows
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _pct(value: float) -> str:
+def percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
@@ -74,27 +84,46 @@ def main_table(summary: dict[str, Any]) -> str:
         summaries = [summarize_certified(e["_records"], "renyi") for e in entries]
         rows = [
             [
-                f"{METHOD_LABELS[e['method']]}, n = {n:,}", *(_pct(a) for a in certified_accuracy(e["_records"], grid, "renyi")), f"{n + settings['n0']:,}", "", "",
-                f"{s.average_certified_radius:.3f}", _pct(s.abstention_rate),
+                f"{METHOD_LABELS[e['method']]}, n = {n:,}",
+                *(percent(a) for a in certified_accuracy(e["_records"], grid, "renyi")),
+                f"{n + settings['n0']:,}",
+                "",
+                "",
+                f"{s.average_certified_radius:.3f}",
+                percent(s.abstention_rate),
             ]
             for e, s in zip(entries, summaries)
-        ]  # fmt: skip
+        ]
         sequential = [row + ["", ""] for row in _sequential_rows(entries, grid, settings["n0"])]
         budget = settings.get("sequential_budget", 0)
         header = [
-            "method", *(f"r = {r:g}" for r in grid), "forward passes / input", f"fixed n = {budget:,} spends (times)", "undecided (all radii)", "ACR", "abstained",
-        ]  # fmt: skip
+            "method",
+            *(f"r = {r:g}" for r in grid),
+            "forward passes / input",
+            f"fixed n = {budget:,} spends (times)",
+            "undecided (all radii)",
+            "ACR",
+            "abstained",
+        ]
         note = ""
         if sequential:
             extended = settings.get("sequential_extended_budget")
             note = (
                 f"\n\nSequential rows: `Smoothed.certify_at` at these radii, alpha = {settings['alpha']}, a budget of {budget:,} samples per input"
-                + (" (the threshold form: one-sided tests per radius at the full alpha, in increasing order)" if settings.get("sequential_p2_mode") == "complement" else "")
+                + (
+                    " (the threshold form: one-sided tests per radius at the full alpha, in increasing order)"
+                    if settings.get("sequential_p2_mode") == "complement"
+                    else ""
+                )
                 + (f" (up to {extended:,} where the estimate is above a threshold)" if extended else "")
                 + f"; fixed n = {budget:,} would spend {budget + settings['n0']:,} per input for the same answers."
             )
         note += "\n\nACR: the average certified radius (the mean over the test images of the certified radius where the prediction is right, 0 elsewhere); abstained: the share of images where the smoothed classifier abstained."
-        parts.append(f"**{noise}** (certified accuracy, Rényi bound, {norm} radius r)\n\n" + _table(header, rows + sequential) + note)
+        parts.append(
+            f"**{noise}** (certified accuracy, Rényi bound, {norm} radius r)\n\n"
+            + markdown_table(header, rows + sequential)
+            + note
+        )
     return "\n\n".join(parts)
 
 
@@ -105,14 +134,20 @@ def _claims(noise: str, entries: list[dict[str, Any]], grid: list[float]) -> lis
         aug = certified_accuracy(by_method["augmentation"]["_records"], grid, "renyi")
         stab = certified_accuracy(by_method["stability"]["_records"], grid, "renyi")
         better, worse = int((stab > aug + 1e-12).sum()), int((stab < aug - 1e-12).sum())
-        verdict = "stability training wins" if stab.mean() > aug.mean() else ("noise augmentation wins" if stab.mean() < aug.mean() else "a tie")
+        verdict = (
+            "stability training wins"
+            if stab.mean() > aug.mean()
+            else ("noise augmentation wins" if stab.mean() < aug.mean() else "a tie")
+        )
         lines.append(
             f"- *Stability training vs noise augmentation* ({noise}): stability is higher at {better} of {len(grid)} radii, "
-            f"lower at {worse}; mean certified accuracy over the radii {_pct(stab.mean())} vs {_pct(aug.mean())}: **{verdict}**."
+            f"lower at {worse}; mean certified accuracy over the radii {percent(stab.mean())} vs {percent(aug.mean())}: **{verdict}**."
         )
     means = {m: certified_accuracy(e["_records"], grid, "renyi").mean() for m, e in by_method.items()}
     best = max(means, key=lambda m: means[m])
-    lines.append(f"- *Best method* ({noise}, mean certified accuracy over the radii, Rényi bound): **{METHOD_LABELS[best]}** ({_pct(means[best])}).")
+    lines.append(
+        f"- *Best method* ({noise}, mean certified accuracy over the radii, Rényi bound): **{METHOD_LABELS[best]}** ({percent(means[best])})."
+    )
     records = [r for e in entries for r in e["_records"] if r["correct"] and r["radius_renyi"] > 0]
     for other in ("tight", "pixeldp"):
         pairs = [(r["radius_renyi"], r[f"radius_{other}"]) for r in records if r.get(f"radius_{other}") is not None]
@@ -171,44 +206,93 @@ def _introduction(summary: dict[str, Any]) -> list[str]:
     ]
 
 
-def _noise_section(out: Path, noise: str, entries: list[dict[str, Any]], grid: list[float], settings: dict[str, Any], checks: list[str]) -> list[str]:
+def _noise_section(
+    out: Path, noise: str, entries: list[dict[str, Any]], grid: list[float], settings: dict[str, Any], checks: list[str]
+) -> list[str]:
     """One noise's section: its three plots, the per-bound table and the attacks table; failed consistency checks go to ``checks``."""
     norm = norm_name(float(entries[0]["norm"]))
     mechanism = str(entries[0]["noise"])
     radii = curve_radii([e["_records"] for e in entries])
     curves = {METHOD_LABELS[e["method"]]: (radii, certified_accuracy(e["_records"], radii, "renyi")) for e in entries}
-    plot_certified_accuracy(curves, out / f"certified-{noise}.png", title=f"Certified accuracy, {noise} noise (Rényi bound), by training method", norm=norm)
+    plot_certified_accuracy(
+        curves,
+        out / f"certified-{noise}.png",
+        title=f"Certified accuracy, {noise} noise (Rényi bound), by training method",
+        norm=norm,
+    )
     best = max(entries, key=lambda e: certified_accuracy(e["_records"], grid, "renyi").mean())
-    offered = [b for b in BOUNDS if best["_records"][0][f"radius_{b}"] is not None]
+    offered = [b for b in RECORD_BOUNDS if best["_records"][0][f"radius_{b}"] is not None]
     radii = curve_radii([best["_records"]], offered)
     bound_curves = {bound_label(b, mechanism): (radii, certified_accuracy(best["_records"], radii, b)) for b in offered}
     plot_certified_accuracy(
-        bound_curves, out / f"bounds-{noise}.png", title=f"Bounds from the same counts, {noise}, {METHOD_LABELS[best['method']]}", norm=norm,
-        note=TENG_NOTE if mechanism == "laplace" and "tight" in offered else None, dashed=[bound_label("best", mechanism)],
-    )  # fmt: skip
-    sections = [f"## {noise} ({norm})", "", f"![certified accuracy by method](certified-{noise}.png)", "", f"![bounds compared](bounds-{noise}.png)", ""]
+        bound_curves,
+        out / f"bounds-{noise}.png",
+        title=f"Bounds from the same counts, {noise}, {METHOD_LABELS[best['method']]}",
+        norm=norm,
+        note=TENG_NOTE if mechanism == "laplace" and "tight" in offered else None,
+        dashed=[bound_label("best", mechanism)],
+    )
+    sections = [
+        f"## {noise} ({norm})",
+        "",
+        f"![certified accuracy by method](certified-{noise}.png)",
+        "",
+        f"![bounds compared](bounds-{noise}.png)",
+        "",
+    ]
     bound_rows = [
-        [METHOD_LABELS[e["method"]], bound_label(b, mechanism), *(_pct(a) for a in certified_accuracy(e["_records"], grid, b))]
-        for e in entries for b in BOUNDS if e["_records"][0][f"radius_{b}"] is not None
-    ]  # fmt: skip
-    sections += ["Certified accuracy per bound (same counts):", "", _table(["method", "bound", *(f"r = {r:g}" for r in grid)], bound_rows), ""]
+        [
+            METHOD_LABELS[e["method"]],
+            bound_label(b, mechanism),
+            *(percent(a) for a in certified_accuracy(e["_records"], grid, b)),
+        ]
+        for e in entries
+        for b in RECORD_BOUNDS
+        if e["_records"][0][f"radius_{b}"] is not None
+    ]
+    sections += [
+        "Certified accuracy per bound (same counts):",
+        "",
+        markdown_table(["method", "bound", *(f"r = {r:g}" for r in grid)], bound_rows),
+        "",
+    ]
     attack_rows, empirical_curves = _attack_rows(noise, entries, checks)
-    certified_names = [f"certified ({b})" for b in BOUNDS if b in entries[0]["certified_on_attacked"]]
-    header = ["method", "eps", *certified_names, *(f"{a}" for a in entries[0]["empirical"]["accuracy"] if a != "all"), "all attacks"]
+    certified_names = [f"certified ({b})" for b in RECORD_BOUNDS if b in entries[0]["certified_on_attacked"]]
+    header = [
+        "method",
+        "eps",
+        *certified_names,
+        *(f"{a}" for a in entries[0]["empirical"]["accuracy"] if a != "all"),
+        "all attacks",
+    ]
     sections += [
         f"Empirical robust accuracy on the first {entries[0]['empirical']['inputs']} test images (majority vote of "
         f"{settings['vote_samples']} noisy copies on the attack's output) next to certified accuracy on the same images at radius = eps:",
         "",
-        _table(header, attack_rows),
+        markdown_table(header, attack_rows),
         "",
     ]
     radii_fine = curve_radii([e["_records"][: e["empirical"]["inputs"]] for e in entries])
-    overlay = {f"{METHOD_LABELS[e['method']]}: certified (Rényi)": (radii_fine, certified_accuracy(e["_records"][: e["empirical"]["inputs"]], radii_fine, "renyi")) for e in entries}
-    plot_certified_accuracy(overlay, out / f"empirical-{noise}.png", title=f"Certified vs empirical robust accuracy, {noise}", norm=norm, empirical=empirical_curves)
+    overlay = {
+        f"{METHOD_LABELS[e['method']]}: certified (Rényi)": (
+            radii_fine,
+            certified_accuracy(e["_records"][: e["empirical"]["inputs"]], radii_fine, "renyi"),
+        )
+        for e in entries
+    }
+    plot_certified_accuracy(
+        overlay,
+        out / f"empirical-{noise}.png",
+        title=f"Certified vs empirical robust accuracy, {noise}",
+        norm=norm,
+        empirical=empirical_curves,
+    )
     return sections + [f"![certified vs empirical](empirical-{noise}.png)", ""]
 
 
-def _attack_rows(noise: str, entries: list[dict[str, Any]], checks: list[str]) -> tuple[list[list[str]], dict[str, Any]]:
+def _attack_rows(
+    noise: str, entries: list[dict[str, Any]], checks: list[str]
+) -> tuple[list[list[str]], dict[str, Any]]:
     """The attacks table's rows and the empirical curves; a row where certified > empirical adds a failed check."""
     attack_rows, empirical_curves = [], {}
     for e in entries:
@@ -216,13 +300,22 @@ def _attack_rows(noise: str, entries: list[dict[str, Any]], checks: list[str]) -
         attacks = [a for a in emp["accuracy"] if a != "all"]
         certified = e["certified_on_attacked"]
         for i, eps in enumerate(emp["eps"]):
-            row = [METHOD_LABELS[e["method"]], f"{eps:g}", *(_pct(certified[b][i]) for b in BOUNDS if b in certified)]
-            row += [_pct(emp["accuracy"][a][i]) for a in attacks] + [_pct(emp["accuracy"]["all"][i])]
+            row = [
+                METHOD_LABELS[e["method"]],
+                f"{eps:g}",
+                *(percent(certified[b][i]) for b in RECORD_BOUNDS if b in certified),
+            ]
+            row += [percent(emp["accuracy"][a][i]) for a in attacks] + [percent(emp["accuracy"]["all"][i])]
             attack_rows.append(row)
             top = max(certified[b][i] for b in certified)
             if top > emp["accuracy"]["all"][i] + 1e-12:
-                checks.append(f"- **FAILED** {noise}/{e['method']} at eps {eps:g}: certified {_pct(top)} > empirical {_pct(emp['accuracy']['all'][i])}")
-        empirical_curves[f"{METHOD_LABELS[e['method']]}: empirical (all attacks)"] = ([0.0, *emp["eps"]], [emp["clean_vote_accuracy"], *emp["accuracy"]["all"]])
+                checks.append(
+                    f"- **FAILED** {noise}/{e['method']} at eps {eps:g}: certified {percent(top)} > empirical {percent(emp['accuracy']['all'][i])}"
+                )
+        empirical_curves[f"{METHOD_LABELS[e['method']]}: empirical (all attacks)"] = (
+            [0.0, *emp["eps"]],
+            [emp["clean_vote_accuracy"], *emp["accuracy"]["all"]],
+        )
     return attack_rows, empirical_curves
 
 

@@ -1,6 +1,6 @@
 """The comparison's report: one table per noise, the training-cost ratio, the paper's claims in plain words, the checks.
 
-:func:`write_comparison_report` takes the summary :func:`~renyicert.workflow.compare.run_comparison`
+:func:`write_comparison_report` takes the summary :func:`~renyicert.workflow.jobs.compare.run_comparison`
 builds and writes ``compare.md`` and the plots beside it.  :func:`verdict` turns two rows of
 numbers into "held", "did not hold" or "held at some radii".
 """
@@ -14,11 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from .evaluation import TENG_NOTE, bound_label, certified_accuracy, curve_radii, norm_name, plot_certified_accuracy
+from ..plots import TENG_NOTE, bound_label, norm_name, plot_certified_accuracy
+from ..summary import certified_accuracy, curve_radii
 from .report import METHOD_LABELS as SMOOTHED_METHOD_LABELS
-from .report import _pct, _table
+from .report import markdown_table, percent
 
-__all__ = ["comparison_curves", "comparison_table", "consistency_failures", "median_ratio", "plot_comparison", "verdict", "write_comparison_report"]
+__all__ = [
+    "comparison_curves",
+    "comparison_table",
+    "consistency_failures",
+    "median_ratio",
+    "plot_comparison",
+    "verdict",
+    "write_comparison_report",
+]
 
 METHOD_LABELS = {**SMOOTHED_METHOD_LABELS, "trades": "TRADES", "lipschitz": "1-Lipschitz"}
 #: Empirical robust accuracy within this many points of TRADES's counts as "competitive" in the claims.
@@ -39,7 +48,7 @@ def verdict(ours: Sequence[float], theirs: Sequence[float], where: str = "radii"
 
     Examples
     --------
-    >>> from renyicert.workflow.compare_report import verdict
+    >>> from renyicert.workflow.jobs.compare_report import verdict
     >>> verdict([0.9, 0.8], [0.7, 0.8]), verdict([0.5, 0.8], [0.7, 0.8]), verdict([0.9, 0.1], [0.7, 0.8])
     ('held', 'did not hold', 'held at some radii (1 of 2)')
     >>> verdict([0.66, 0.1], [0.7, 0.5], "eps", within=0.05)
@@ -47,7 +56,9 @@ def verdict(ours: Sequence[float], theirs: Sequence[float], where: str = "radii"
     """
     ours_array, theirs_array = np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64)
     if ours_array.shape != theirs_array.shape or ours_array.ndim != 1 or ours_array.size == 0:
-        raise ValueError(f"verdict needs two rows of the same non-zero length, got shapes {ours_array.shape} and {theirs_array.shape}")
+        raise ValueError(
+            f"verdict needs two rows of the same non-zero length, got shapes {ours_array.shape} and {theirs_array.shape}"
+        )
     if not within >= 0.0:
         raise ValueError(f"within must be >= 0, got {within!r}")
     if within > 0.0:
@@ -75,18 +86,34 @@ def _certified_row(entry: dict[str, Any]) -> tuple[list[float] | None, str]:
 def comparison_table(noise_result: dict[str, Any], times: dict[str, Any], noise: str) -> str:
     """One noise's table: clean, certified and empirical (all attacks) accuracy per model, and its training time."""
     eps = noise_result["eps"]
-    header = ["model", "guarantee", "clean (test set)", *(f"certified r = {e:g}" for e in eps), *(f"empirical eps = {e:g}" for e in eps), "training (s)"]
+    header = [
+        "model",
+        "guarantee",
+        "clean (test set)",
+        *(f"certified r = {e:g}" for e in eps),
+        *(f"empirical eps = {e:g}" for e in eps),
+        "training (s)",
+    ]
     rows = []
     for method in ORDER:
         entry = noise_result["models"].get(method)
         if entry is None:
             continue
         certified, bound = _certified_row(entry)
-        cells = [_pct(v) for v in certified] if certified is not None else ["none"] * len(eps)
+        cells = [percent(v) for v in certified] if certified is not None else ["none"] * len(eps)
         label = METHOD_LABELS[method] + (f" ({bound} bound)" if bound in ("best", "renyi") else "")
         guarantee = GUARANTEES[entry["kind"]] if certified is not None else "none (empirical defence)"
-        rows.append([label, guarantee, _pct(entry["clean_accuracy"]), *cells, *(_pct(v) for v in entry["empirical"]["accuracy"]["all"]), _training_seconds(times, method, noise, noise_result["norm"])])
-    return _table(header, rows)
+        rows.append(
+            [
+                label,
+                guarantee,
+                percent(entry["clean_accuracy"]),
+                *cells,
+                *(percent(v) for v in entry["empirical"]["accuracy"]["all"]),
+                _training_seconds(times, method, noise, noise_result["norm"]),
+            ]
+        )
+    return markdown_table(header, rows)
 
 
 def _training_seconds(times: dict[str, Any], method: str, noise: str, norm: float) -> str:
@@ -109,8 +136,10 @@ def _attack_table(noise_result: dict[str, Any]) -> str:
         if entry is None:
             continue
         for attack, values in entry["empirical"]["accuracy"].items():
-            rows.append([METHOD_LABELS[method], "all attacks" if attack == "all" else attack, *(_pct(v) for v in values)])
-    return _table(["model", "attack", *(f"eps = {e:g}" for e in eps)], rows)
+            rows.append(
+                [METHOD_LABELS[method], "all attacks" if attack == "all" else attack, *(percent(v) for v in values)]
+            )
+    return markdown_table(["model", "attack", *(f"eps = {e:g}" for e in eps)], rows)
 
 
 def consistency_failures(results: dict[str, Any]) -> list[str]:
@@ -122,7 +151,9 @@ def consistency_failures(results: dict[str, Any]) -> list[str]:
             for bound, values in entry.get("certified", {}).items():
                 for e, c, a in zip(noise_result["eps"], values, empirical):
                     if c > a + 1e-12:
-                        failures.append(f"- **FAILED** {noise}/{METHOD_LABELS[method]}, {bound} bound, eps {e:g}: certified {_pct(c)} > empirical {_pct(a)}")
+                        failures.append(
+                            f"- **FAILED** {noise}/{METHOD_LABELS[method]}, {bound} bound, eps {e:g}: certified {percent(c)} > empirical {percent(a)}"
+                        )
     return failures
 
 
@@ -136,13 +167,29 @@ def _cost_lines(summary: dict[str, Any]) -> tuple[list[str], list[str]]:
                 continue
             stability = times["stability"][noise]
             ratio = median_ratio(trades, stability)
-            rows.append([noise, norm, f"{np.median(stability):.1f} ({len(stability)} runs, {min(stability):.1f}-{max(stability):.1f})", f"{np.median(trades):.1f} ({len(trades)} runs, {min(trades):.1f}-{max(trades):.1f})", f"{ratio:.1f}x"])
-            word = "held" if ratio >= PAPER_COST_RATIO else ("held in part: stability training is cheaper, by less than the paper's factor" if ratio > 1 else "did not hold")
+            rows.append(
+                [
+                    noise,
+                    norm,
+                    f"{np.median(stability):.1f} ({len(stability)} runs, {min(stability):.1f}-{max(stability):.1f})",
+                    f"{np.median(trades):.1f} ({len(trades)} runs, {min(trades):.1f}-{max(trades):.1f})",
+                    f"{ratio:.1f}x",
+                ]
+            )
+            word = (
+                "held"
+                if ratio >= PAPER_COST_RATIO
+                else (
+                    "held in part: stability training is cheaper, by less than the paper's factor"
+                    if ratio > 1
+                    else "did not hold"
+                )
+            )
             claims.append(
                 f"- *Stability training is about {PAPER_COST_RATIO:g}x cheaper to train than TRADES* ({noise}, same architecture, data, optimiser and epochs): "
                 f"TRADES took **{ratio:.1f}x** as long (median of {len(trades)} and {len(stability)} runs): **{word}**."
             )
-    table = _table(["noise", "norm", "stability training (s)", "TRADES (s)", "TRADES / stability"], rows)
+    table = markdown_table(["noise", "norm", "stability training (s)", "TRADES (s)", "TRADES / stability"], rows)
     return [table], claims
 
 
@@ -158,24 +205,27 @@ def _claims(summary: dict[str, Any], cost_claims: list[str]) -> list[str]:
             full_augmentation = certified_accuracy(augmentation["_records"], eps, "renyi")
             lines.append(
                 f"- *Stability training gives higher certified accuracy than noise augmentation* ({noise}, Rényi bound, whole test set, r = {', '.join(f'{e:g}' for e in eps)}): "
-                f"{', '.join(_pct(v) for v in full_stability)} vs {', '.join(_pct(v) for v in full_augmentation)}: **{verdict(full_stability, full_augmentation)}**."
+                f"{', '.join(percent(v) for v in full_stability)} vs {', '.join(percent(v) for v in full_augmentation)}: **{verdict(full_stability, full_augmentation)}**."
             )
             ours, theirs = stability["empirical"]["accuracy"]["all"], augmentation["empirical"]["accuracy"]["all"]
             lines.append(
-                f"- *... and higher empirical robust accuracy* ({noise}, all attacks): {', '.join(_pct(v) for v in ours)} vs {', '.join(_pct(v) for v in theirs)}: **{verdict(ours, theirs, 'eps')}**."
+                f"- *... and higher empirical robust accuracy* ({noise}, all attacks): {', '.join(percent(v) for v in ours)} vs {', '.join(percent(v) for v in theirs)}: **{verdict(ours, theirs, 'eps')}**."
             )
         if "stability" in models and "trades" in models:
-            ours, theirs = models["stability"]["empirical"]["accuracy"]["all"], models["trades"]["empirical"]["accuracy"]["all"]
+            ours, theirs = (
+                models["stability"]["empirical"]["accuracy"]["all"],
+                models["trades"]["empirical"]["accuracy"]["all"],
+            )
             lines.append(
                 f"- *Stability training with smoothing is empirically competitive with TRADES* ({noise}, all attacks, within {100 * COMPETITIVE_POINTS:g} points counts as competitive): "
-                f"{', '.join(_pct(v) for v in ours)} vs TRADES {', '.join(_pct(v) for v in theirs)}: **{verdict(ours, theirs, 'eps', COMPETITIVE_POINTS)}**."
+                f"{', '.join(percent(v) for v in ours)} vs TRADES {', '.join(percent(v) for v in theirs)}: **{verdict(ours, theirs, 'eps', COMPETITIVE_POINTS)}**."
             )
         if "stability" in models and "lipschitz" in models:
             ours = certified_accuracy(models["stability"]["_records"], eps, "best")
             theirs = models["lipschitz"]["_certificates"].certified_accuracy(eps)
             lines.append(
                 f"- *Smoothing certifies more than a deterministic certifier* ({noise}, stability training with the best bound vs the 1-Lipschitz network, whole test set, "
-                f"r = {', '.join(f'{e:g}' for e in eps)}): {', '.join(_pct(v) for v in ours)} vs {', '.join(_pct(v) for v in theirs)}: **{verdict(ours, theirs)}**; "
+                f"r = {', '.join(f'{e:g}' for e in eps)}): {', '.join(percent(v) for v in ours)} vs {', '.join(percent(v) for v in theirs)}: **{verdict(ours, theirs)}**; "
                 "the smoothed certificate holds with probability >= 1 - alpha, the deterministic one always."
             )
     lines += cost_claims
@@ -194,9 +244,20 @@ def _masking_claim(summary: dict[str, Any], settings: dict[str, Any]) -> list[st
             if entry["kind"] != "smoothed" or "pgd-long" not in accuracy:
                 continue
             if "pgd" in accuracy:
-                differences += [(p - q, f"{noise}/{METHOD_LABELS[method]} at eps {e:g}") for e, p, q in zip(noise_result["eps"], accuracy["pgd"], accuracy["pgd-long"])]
-            certified = entry["certified"]["best"] if "best" in entry["certified"] else max(entry["certified"].values(), key=sum)
-            failures += [f"{noise}/{method} at eps {e:g}" for e, c, a in zip(noise_result["eps"], certified, accuracy["pgd-long"]) if c > a + 1e-12]
+                differences += [
+                    (p - q, f"{noise}/{METHOD_LABELS[method]} at eps {e:g}")
+                    for e, p, q in zip(noise_result["eps"], accuracy["pgd"], accuracy["pgd-long"])
+                ]
+            certified = (
+                entry["certified"]["best"]
+                if "best" in entry["certified"]
+                else max(entry["certified"].values(), key=sum)
+            )
+            failures += [
+                f"{noise}/{method} at eps {e:g}"
+                for e, c, a in zip(noise_result["eps"], certified, accuracy["pgd-long"])
+                if c > a + 1e-12
+            ]
     word = "held" if not failures else "did not hold"
     detail = "" if not failures else f" (certified above empirical at {', '.join(failures)})"
     line = (
@@ -207,8 +268,8 @@ def _masking_claim(summary: dict[str, Any], settings: dict[str, Any]) -> list[st
         lower, higher = max(differences), min(differences)
         line += (
             f" Against the 20-step PGD (32 noise draws per step) on the smoothed models, PGD-{settings['long_steps']} "
-            f"({settings['long_soft_samples']} draw per step) found accuracy up to {_pct(max(lower[0], 0.0))} lower ({lower[1]})"
-            f" and up to {_pct(max(-higher[0], 0.0))} higher ({higher[1]})."
+            f"({settings['long_soft_samples']} draw per step) found accuracy up to {percent(max(lower[0], 0.0))} lower ({lower[1]})"
+            f" and up to {percent(max(-higher[0], 0.0))} higher ({higher[1]})."
         )
     return [line]
 
@@ -237,7 +298,14 @@ def write_comparison_report(out: str | Path, summary: dict[str, Any]) -> Path:
     checks = consistency_failures(summary["results"])
     for noise, noise_result in summary["results"].items():
         norm = float(noise_result["norm"])
-        plot_comparison(noise_result["models"], out / f"compare-{noise}.png", noise, str(noise_result["noise"]), norm, settings["alpha"])
+        plot_comparison(
+            noise_result["models"],
+            out / f"compare-{noise}.png",
+            noise,
+            str(noise_result["noise"]),
+            norm,
+            settings["alpha"],
+        )
         sections += [
             f"## {noise} ({norm_name(norm)})",
             "",
@@ -287,13 +355,21 @@ def comparison_curves(entries: dict[str, dict[str, Any]], mechanism: str) -> dic
     for method in ("augmentation", "stability"):
         if method in entries:
             for bound in bounds:
-                curves[f"{METHOD_LABELS[method]}, smoothed ({bound_label(bound, mechanism)})"] = (radii, certified_accuracy(entries[method]["_records"], radii, bound))
+                curves[f"{METHOD_LABELS[method]}, smoothed ({bound_label(bound, mechanism)})"] = (
+                    radii,
+                    certified_accuracy(entries[method]["_records"], radii, bound),
+                )
     if "lipschitz" in entries:
-        curves["1-Lipschitz network (deterministic)"] = (radii, entries["lipschitz"]["_certificates"].certified_accuracy(radii))
+        curves["1-Lipschitz network (deterministic)"] = (
+            radii,
+            entries["lipschitz"]["_certificates"].certified_accuracy(radii),
+        )
     return curves
 
 
-def plot_comparison(entries: dict[str, dict[str, Any]], path: Path, noise: str, mechanism: str, norm: float, alpha: float) -> Path:
+def plot_comparison(
+    entries: dict[str, dict[str, Any]], path: Path, noise: str, mechanism: str, norm: float, alpha: float
+) -> Path:
     """Certified accuracy of the smoothed models and of the 1-Lipschitz network on one plot, the guarantees in the caption."""
     note = (
         f"The smoothed curves hold with probability >= 1 - alpha = {1 - alpha:g} for each input, over the noise drawn to certify it; "
@@ -306,7 +382,14 @@ def plot_comparison(entries: dict[str, dict[str, Any]], path: Path, noise: str, 
     if mechanism == "laplace" and any(label.endswith(tight) for label in curves):
         note += " " + TENG_NOTE
     dashed = [label for label in curves if label.endswith(tight)]
-    return plot_certified_accuracy(curves, path, title=f"Smoothing vs a deterministic certifier, {noise}", norm=norm_name(norm), note=note, dashed=dashed)
+    return plot_certified_accuracy(
+        curves,
+        path,
+        title=f"Smoothing vs a deterministic certifier, {noise}",
+        norm=norm_name(norm),
+        note=note,
+        dashed=dashed,
+    )
 
 
 def median_ratio(numerator: list[float], denominator: list[float]) -> float:
@@ -314,7 +397,7 @@ def median_ratio(numerator: list[float], denominator: list[float]) -> float:
 
     Examples
     --------
-    >>> from renyicert.workflow.compare_report import median_ratio
+    >>> from renyicert.workflow.jobs.compare_report import median_ratio
     >>> median_ratio([10.0, 12.0, 30.0], [1.0, 2.0, 3.0])
     6.0
     """

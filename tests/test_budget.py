@@ -6,7 +6,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-from renyicert.bounds import PairBudget, renyi_budget
+from renyicert.budget import PairBudget, renyi_budget
 
 from .reference import budget as reference_budget
 
@@ -77,4 +77,6 @@ def test_budget_derivatives_are_continuous_at_alpha_one() -> None:
 def test_budget_reads_integer_inputs_as_real_numbers() -> None:
     assert math.isinf(float(renyi_budget(np.array(1), np.array(0), np.array(2))))
     np.testing.assert_array_equal(renyi_budget(np.array([1, 1]), 0.1, 2), renyi_budget(np.array([1.0, 1.0]), 0.1, 2.0))
-    np.testing.assert_array_equal(renyi_budget(0.9, 0.1, np.array([2, 3])), renyi_budget(0.9, 0.1, np.array([2.0, 3.0])))
+    np.testing.assert_array_equal(
+        renyi_budget(0.9, 0.1, np.array([2, 3])), renyi_budget(0.9, 0.1, np.array([2.0, 3.0]))
+    )

@@ -20,15 +20,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._json import dumps
-from .._progress import progress_bar
-from .evaluation import BOUNDS, certified_accuracy, certify_dataset, certify_dataset_at, radius_grid, summarize_sequential, write_csv
+from ..._json import dumps
+from ..._progress import progress_bar
+from ...radii import RECORD_BOUNDS
+from ..certify import certify_dataset, certify_dataset_at
+from ..records import write_csv
+from ..summary import certified_accuracy, radius_grid, summarize_sequential
 
 __all__ = ["DemoSettings", "run_demo", "table_radii"]
 
 
 def table_radii(entries: list[dict[str, Any]], points: int = 6) -> list[float]:
-    """The radii of one noise's table: :func:`~renyicert.workflow.evaluation.radius_grid` over all its methods' fixed-n records."""
+    """The radii of one noise's table: :func:`~renyicert.workflow.summary.radius_grid` over all its methods' fixed-n records."""
     return radius_grid([r for e in entries for r in e["_records"]], points)
 
 
@@ -44,7 +47,9 @@ class DemoSettings:
     n0: int = 100
     n: int = 10_000
     alpha: float = 0.001
-    attack_inputs: int = 60  # the first 60 test images, as `renyicert compare` attacks; 100 took the demo past 10 minutes
+    attack_inputs: int = (
+        60  # the first 60 test images, as `renyicert compare` attacks; 100 took the demo past 10 minutes
+    )
     eps_multiples: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)  # eps = multiple * scale
     attacks: tuple[str, ...] = ("pgd", "pgd-strong", "transfer", "boundary")
     vote_samples: int = 1000
@@ -53,15 +58,24 @@ class DemoSettings:
     seed: int = 0
     sequential_budget: int = 100_000  # certify_at at the table's radii: most estimation samples per input
     sequential_extended_budget: int | None = None  # and where the estimate is above a threshold
-    sequential_p2_mode: str = "complement"  # the threshold form: ordered one-sided tests per radius at the full alpha (issue 27)
+    sequential_p2_mode: str = (
+        "complement"  # the threshold form: ordered one-sided tests per radius at the full alpha (issue 27)
+    )
 
     @classmethod
     def quick(cls, **changes: Any) -> DemoSettings:
         """A version that finishes in about a minute on 2 cores."""
         settings = dict(
-            noises=(("gaussian", 0.25), ("laplace", 0.25)), epochs=12, test_inputs=80, n=1000, attack_inputs=30,
-            eps_multiples=(0.5, 1.0, 2.0), vote_samples=300, boundary_iterations=30, sequential_budget=5000,
-        )  # fmt: skip
+            noises=(("gaussian", 0.25), ("laplace", 0.25)),
+            epochs=12,
+            test_inputs=80,
+            n=1000,
+            attack_inputs=30,
+            eps_multiples=(0.5, 1.0, 2.0),
+            vote_samples=300,
+            boundary_iterations=30,
+            sequential_budget=5000,
+        )
         settings.update(changes)
         return cls(**settings)  # type: ignore[arg-type]
 
@@ -75,21 +89,23 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def _noise_key(name: str, scale: float) -> str:
+def noise_key(name: str, scale: float) -> str:
     return f"{name}-{scale:g}"
 
 
-def run_demo(out_dir: str | Path = "results", settings: DemoSettings | None = None, *, progress: bool | None = None) -> DemoResult:
+def run_demo(
+    out_dir: str | Path = "results", settings: DemoSettings | None = None, *, progress: bool | None = None
+) -> DemoResult:
     """Run the whole job and write ``out_dir``; returns the report's path and the numbers.
 
     Examples
     --------
-    >>> from renyicert.workflow.demo import DemoSettings
+    >>> from renyicert.workflow.jobs.demo import DemoSettings
     >>> DemoSettings.quick().noises
     (('gaussian', 0.25), ('laplace', 0.25))
     """
-    from .data import load_digits
-    from .training import DEFAULT_GAMMA
+    from ..data import load_digits
+    from ..training import DEFAULT_GAMMA
 
     settings = settings or DemoSettings()
     out = Path(out_dir)
@@ -99,7 +115,13 @@ def run_demo(out_dir: str | Path = "results", settings: DemoSettings | None = No
     test_data = test_data.subset(settings.test_inputs)
     jobs = [(noise, method) for noise in settings.noises for method in settings.methods]
     stage_seconds = {"train": 0.0, "certify": 0.0, "attack": 0.0, "sequential": 0.0}
-    summary: dict[str, Any] = {"settings": asdict(settings), "gamma": DEFAULT_GAMMA, "train_size": len(train_data), "test_size": len(test_data), "results": {}}
+    summary: dict[str, Any] = {
+        "settings": asdict(settings),
+        "gamma": DEFAULT_GAMMA,
+        "train_size": len(train_data),
+        "test_size": len(test_data),
+        "results": {},
+    }
     summary["stage_seconds"] = stage_seconds
     with progress_bar(4 * len(jobs), "demo", "stage", progress, leave=True) as stages:
         # 1. Training: one undefended model, and per noise one model per noise-trained method.
@@ -108,32 +130,46 @@ def run_demo(out_dir: str | Path = "results", settings: DemoSettings | None = No
         # 2. Certification and 3. attacks, per (noise, method).
         for noise, method in jobs:
             model = models[("none", "standard") if method == "standard" else (noise, method)]
-            entry = _certify_and_attack(model, noise, method, undefended, settings, train_data, test_data, out, stage_seconds, stages, progress)
-            summary["results"][f"{_noise_key(*noise)}/{method}"] = entry
+            entry = _certify_and_attack(
+                model, noise, method, undefended, settings, train_data, test_data, out, stage_seconds, stages, progress
+            )
+            summary["results"][f"{noise_key(*noise)}/{method}"] = entry
         # 4. Sequential certification at the table's radii (those of each noise's fixed-n records), per (noise, method).
         for noise, method in jobs:
             model = models[("none", "standard") if method == "standard" else (noise, method)]
-            entries = [e for k, e in summary["results"].items() if k.startswith(f"{_noise_key(*noise)}/")]
-            entry = summary["results"][f"{_noise_key(*noise)}/{method}"]
-            entry["sequential"] = _certify_sequentially(model, noise, method, table_radii(entries), settings, test_data, out, stage_seconds, progress)
+            entries = [e for k, e in summary["results"].items() if k.startswith(f"{noise_key(*noise)}/")]
+            entry = summary["results"][f"{noise_key(*noise)}/{method}"]
+            entry["sequential"] = _certify_sequentially(
+                model, noise, method, table_radii(entries), settings, test_data, out, stage_seconds, progress
+            )
             if stages is not None:
                 stages.update(1)
     from .report import write_report
 
     report = write_report(out, summary)
     summary["seconds"] = time.perf_counter() - start
-    without_records = dict(summary, results={k: {f: v for f, v in e.items() if f != "_records"} for k, e in summary["results"].items()})
+    without_records = dict(
+        summary, results={k: {f: v for f, v in e.items() if f != "_records"} for k, e in summary["results"].items()}
+    )
     (out / "summary.json").write_text(dumps(without_records, indent=2, default=float) + "\n")
     return DemoResult(report=report, summary=summary, seconds=summary["seconds"])
 
 
-def _train_models(jobs: list[tuple[Any, str]], settings: DemoSettings, train_data: Any, out: Path, stage_seconds: dict[str, float], stages: Any, progress: bool | None) -> dict[tuple[Any, str], Any]:
+def _train_models(
+    jobs: list[tuple[Any, str]],
+    settings: DemoSettings,
+    train_data: Any,
+    out: Path,
+    stage_seconds: dict[str, float],
+    stages: Any,
+    progress: bool | None,
+) -> dict[tuple[Any, str], Any]:
     """One model per noise-trained (noise, method), and one undefended model, each trained once and checkpointed."""
     import torch
 
-    from ..registry import get_mechanism
-    from .models import build_model
-    from .training import train
+    from ...registry import get_mechanism
+    from ..models import build_model
+    from ..training import train
 
     models: dict[tuple[Any, str], Any] = {}
     for noise, method in jobs:
@@ -143,9 +179,23 @@ def _train_models(jobs: list[tuple[Any, str]], settings: DemoSettings, train_dat
             torch.manual_seed(settings.seed)
             model = build_model(settings.model, train_data.input_shape, train_data.num_classes)
             mechanism = get_mechanism(noise[0], scale=noise[1])
-            name = "standard" if method == "standard" else f"{_noise_key(*noise)}-{method}"
-            config = {"model": settings.model, "input_shape": list(train_data.input_shape), "num_classes": train_data.num_classes}
-            train(model, train_data, mechanism, method=method, epochs=settings.epochs, seed=settings.seed, progress=progress, checkpoint=out / "models" / f"{name}.pt", config=config)
+            name = "standard" if method == "standard" else f"{noise_key(*noise)}-{method}"
+            config = {
+                "model": settings.model,
+                "input_shape": list(train_data.input_shape),
+                "num_classes": train_data.num_classes,
+            }
+            train(
+                model,
+                train_data,
+                mechanism,
+                method=method,
+                epochs=settings.epochs,
+                seed=settings.seed,
+                progress=progress,
+                checkpoint=out / "models" / f"{name}.pt",
+                config=config,
+            )
             models[key] = model
             stage_seconds["train"] += time.perf_counter() - tick
         if stages is not None:
@@ -154,19 +204,45 @@ def _train_models(jobs: list[tuple[Any, str]], settings: DemoSettings, train_dat
 
 
 def _certify_and_attack(
-    model: Any, noise: tuple[str, float], method: str, undefended: Any, settings: DemoSettings, train_data: Any, test_data: Any,
-    out: Path, stage_seconds: dict[str, float], stages: Any, progress: bool | None,
-) -> dict[str, Any]:  # fmt: skip
+    model: Any,
+    noise: tuple[str, float],
+    method: str,
+    undefended: Any,
+    settings: DemoSettings,
+    train_data: Any,
+    test_data: Any,
+    out: Path,
+    stage_seconds: dict[str, float],
+    stages: Any,
+    progress: bool | None,
+) -> dict[str, Any]:
     """Certify the test set and attack its first inputs with one smoothed model; its entry of the summary."""
-    from ..registry import get_mechanism
-    from ..smoothing import Smoothed
-    from .attacks import empirical_robustness
+    from ...registry import get_mechanism
+    from ...smoothing import Smoothed
+    from ..attacks import empirical_robustness
 
     mechanism = get_mechanism(noise[0], scale=noise[1])
-    smoothed = Smoothed(model, mechanism, train_data.num_classes, input_shape=train_data.input_shape, batch_size=settings.batch_size, progress=progress)
-    path = out / "records" / f"{_noise_key(*noise)}-{method}.jsonl"
+    smoothed = Smoothed(
+        model,
+        mechanism,
+        train_data.num_classes,
+        input_shape=train_data.input_shape,
+        batch_size=settings.batch_size,
+        progress=progress,
+    )
+    path = out / "records" / f"{noise_key(*noise)}-{method}.jsonl"
     tick = time.perf_counter()
-    records = certify_dataset(smoothed, test_data, path, n0=settings.n0, n=settings.n, alpha=settings.alpha, seed=settings.seed, overwrite=True, progress=progress)
+    records = certify_dataset(
+        smoothed,
+        test_data,
+        path,
+        n0=settings.n0,
+        n=settings.n,
+        alpha=settings.alpha,
+        seed=settings.seed,
+        overwrite=True,
+        progress=progress,
+    )
     write_csv(records, path.with_suffix(".csv"))
     if stages is not None:
         stages.update(1)
@@ -176,44 +252,93 @@ def _certify_and_attack(
     attacks = [a for a in settings.attacks if a != "transfer" or undefended is not None]
     tick = time.perf_counter()
     robustness = empirical_robustness(
-        smoothed, attack_data, eps, attacks=attacks, undefended=undefended, vote_samples=settings.vote_samples,
-        boundary_iterations=settings.boundary_iterations, seed=settings.seed, progress=progress,
-    )  # fmt: skip
+        smoothed,
+        attack_data,
+        eps,
+        attacks=attacks,
+        undefended=undefended,
+        vote_samples=settings.vote_samples,
+        boundary_iterations=settings.boundary_iterations,
+        seed=settings.seed,
+        progress=progress,
+    )
     stage_seconds["attack"] += time.perf_counter() - tick
     if stages is not None:
         stages.update(1)
     attacked = records[: len(attack_data)]
     return {
-        "noise": noise[0], "scale": noise[1], "norm": mechanism.norm, "method": method, "records": str(path.relative_to(out)),
+        "noise": noise[0],
+        "scale": noise[1],
+        "norm": mechanism.norm,
+        "method": method,
+        "records": str(path.relative_to(out)),
         "clean_accuracy": float(certified_accuracy(records, [0.0])[0]),
-        "empirical": {"eps": eps, "inputs": robustness.inputs, "clean_vote_accuracy": robustness.clean_accuracy, "accuracy": robustness.accuracy},
-        "certified_on_attacked": {b: certified_accuracy(attacked, eps, b).tolist() for b in BOUNDS if attacked and attacked[0][f"radius_{b}"] is not None},
+        "empirical": {
+            "eps": eps,
+            "inputs": robustness.inputs,
+            "clean_vote_accuracy": robustness.clean_accuracy,
+            "accuracy": robustness.accuracy,
+        },
+        "certified_on_attacked": {
+            b: certified_accuracy(attacked, eps, b).tolist()
+            for b in RECORD_BOUNDS
+            if attacked and attacked[0][f"radius_{b}"] is not None
+        },
         "_records": records,
-    }  # fmt: skip
+    }
 
 
 def _certify_sequentially(
-    model: Any, noise: tuple[str, float], method: str, radii: list[float], settings: DemoSettings, test_data: Any, out: Path,
-    stage_seconds: dict[str, float], progress: bool | None,
-) -> dict[str, Any]:  # fmt: skip
+    model: Any,
+    noise: tuple[str, float],
+    method: str,
+    radii: list[float],
+    settings: DemoSettings,
+    test_data: Any,
+    out: Path,
+    stage_seconds: dict[str, float],
+    progress: bool | None,
+) -> dict[str, Any]:
     """Sequential certification of the test set at ``radii``; the summary entry (its records are written beside the fixed-n ones)."""
-    from ..registry import get_mechanism
-    from ..smoothing import Smoothed
+    from ...registry import get_mechanism
+    from ...smoothing import Smoothed
 
     mechanism = get_mechanism(noise[0], scale=noise[1])
-    smoothed = Smoothed(model, mechanism, test_data.num_classes, input_shape=test_data.input_shape, batch_size=settings.batch_size, progress=progress)
-    path = out / "records" / f"{_noise_key(*noise)}-{method}-sequential.jsonl"
+    smoothed = Smoothed(
+        model,
+        mechanism,
+        test_data.num_classes,
+        input_shape=test_data.input_shape,
+        batch_size=settings.batch_size,
+        progress=progress,
+    )
+    path = out / "records" / f"{noise_key(*noise)}-{method}-sequential.jsonl"
     tick = time.perf_counter()
     records = certify_dataset_at(
-        smoothed, test_data, radii, path, alpha=settings.alpha, budget=settings.sequential_budget, extended_budget=settings.sequential_extended_budget,
-        n0=settings.n0, seed=settings.seed, overwrite=True, progress=progress, p2_mode=settings.sequential_p2_mode,
-    )  # fmt: skip
+        smoothed,
+        test_data,
+        radii,
+        path,
+        alpha=settings.alpha,
+        budget=settings.sequential_budget,
+        extended_budget=settings.sequential_extended_budget,
+        n0=settings.n0,
+        seed=settings.seed,
+        overwrite=True,
+        progress=progress,
+        p2_mode=settings.sequential_p2_mode,
+    )
     seconds = time.perf_counter() - tick
     stage_seconds["sequential"] += seconds
     summary = summarize_sequential(records, radii, str(path))
     return {
-        "records": str(path.relative_to(out)), "radii": list(summary.radii), "certified_accuracy": list(summary.certified_accuracy),
-        "undecided": list(summary.undecided), "forward_passes": summary.forward_passes, "seconds": seconds,
-        "budget": settings.sequential_budget, "extended_budget": settings.sequential_extended_budget,
+        "records": str(path.relative_to(out)),
+        "radii": list(summary.radii),
+        "certified_accuracy": list(summary.certified_accuracy),
+        "undecided": list(summary.undecided),
+        "forward_passes": summary.forward_passes,
+        "seconds": seconds,
+        "budget": settings.sequential_budget,
+        "extended_budget": settings.sequential_extended_budget,
         "max_forward_passes": max((r["n0"] + r["samples"] for r in records), default=0),
-    }  # fmt: skip
+    }

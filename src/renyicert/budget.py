@@ -6,8 +6,8 @@ order ``order > 1``,
 
 .. math::
 
-    D_\\alpha(\\text{noise}(x) \\| \\text{noise}(x')) < B(\\alpha)
-    = -\\log\\bigl(1 - p_1 - p_2 + 2 M_{1-\\alpha}(p_1, p_2)\\bigr),
+    D_a(\\text{noise}(x) \\| \\text{noise}(x')) < B(a)
+    = -\\log\\bigl(1 - p_1 - p_2 + 2 M_{1-a}(p_1, p_2)\\bigr),
 
 where :math:`M_s(p_1, p_2) = ((p_1^s + p_2^s)/2)^{1/s}` is the power mean of
 order ``s = 1 - order < 0`` (Li, Chen, Wang & Carin, NeurIPS 2019, Lemma 1).
@@ -171,15 +171,13 @@ def renyi_budget(p1: ArrayLike, p2: ArrayLike, order: ArrayLike) -> NDArray[np.f
 
     Examples
     --------
-    >>> from renyicert.bounds import renyi_budget
+    >>> from renyicert.budget import renyi_budget
     >>> float(renyi_budget(0.9, 0.1, float("inf")))  # -log(1 - p1 + p2)
     1.6094379124341
     >>> float(renyi_budget(0.5 + 1e-7, 0.5 - 1e-7, 2.0))  # near tie: no cancellation
     3.9999999980096793e-14
     """
     p1, p2, order = np.broadcast_arrays(
-        np.asarray(p1, dtype=np.float64),
-        np.asarray(p2, dtype=np.float64),
-        np.asarray(order, dtype=np.float64),
+        np.asarray(p1, dtype=np.float64), np.asarray(p2, dtype=np.float64), np.asarray(order, dtype=np.float64)
     )
     return PairBudget(p1.ravel(), p2.ravel())(order.ravel()).reshape(p1.shape)
