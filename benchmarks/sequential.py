@@ -93,32 +93,44 @@ def union_bound_thresholds(p: float, alpha: float, n: int) -> tuple[np.ndarray, 
     return lo, hi
 
 
-def union_bound_run(
-    smoothed: renyicert.Smoothed,
-    x: torch.Tensor,
-    candidate: int,
-    threshold: float,
-    budget: int,
-    seed: int,
-    lo: np.ndarray,
-    hi: np.ndarray,
-) -> tuple[bool, int]:
-    """(b) on one input: copies one by one (drawn in chunks, counted one by one) until a test decides; (certified, samples)."""
-    mechanism = smoothed.mechanism
-    generator = torch.Generator().manual_seed(seed)
-    successes, drawn, chunk = 0, 0, 256
-    with torch.inference_mode():
-        while drawn < budget - 1:
-            size = min(chunk, budget - 1 - drawn)
-            noise = mechanism.sample((size, *x.shape), generator=generator, dtype=x.dtype)
-            votes = (smoothed.model(x.unsqueeze(0) + noise).argmax(1) == candidate).numpy()
-            counts = successes + np.cumsum(votes)
-            steps = np.arange(drawn + 1, drawn + size + 1)
-            stop = np.nonzero((counts >= hi[steps]) | (counts <= lo[steps]))[0]
-            if stop.size:
-                k = stop[0]
-                return bool(counts[k] >= hi[steps[k]]), int(steps[k])
-            successes, drawn, chunk = int(counts[-1]), drawn + size, min(chunk * 2, 16384)
+class EstimationVotes:
+    """Votes for one class on the estimation copies ``certify_dataset_at(seed=0)`` gives input ``i`` (key ``i``, copies ``n0, n0 + 1, ...``).
+
+    The copies come from the engine's own entry point (``VoteEngine.draw_copies``, what ``renyicert.check`` draws
+    from), so (b) tests the same noise stream as (c): an input near a threshold cannot be certified by one stream and
+    refused by the other. The votes are drawn on demand, in prefixes that double, and kept for the next radius.
+    """
+
+    def __init__(self, smoothed: renyicert.Smoothed, x: torch.Tensor, key: int, candidate: int, budget: int) -> None:
+        self.smoothed, self.x, self.key, self.candidate, self.budget = smoothed, x, key, candidate, budget
+        self.votes = np.zeros(0, dtype=bool)
+
+    def first(self, samples: int) -> np.ndarray:
+        """The votes of estimation copies 0 ... samples - 1 (at most the budget)."""
+        samples = min(samples, self.budget)
+        if samples > len(self.votes):
+            drawn = max(samples, min(2 * len(self.votes), self.budget), 256)
+            batch, _ = self.smoothed._as_batch(self.x.unsqueeze(0))
+            with torch.inference_mode():
+                copies = self.smoothed._engine.draw_copies(batch, self.key, N0 + min(drawn, self.budget))[N0:]
+                self.votes = torch.cat(
+                    [self.smoothed.model(part).argmax(1) == self.candidate for part in copies.split(16384)]
+                ).numpy()
+        return self.votes[:samples]
+
+
+def union_bound_run(stream: EstimationVotes, budget: int, lo: np.ndarray, hi: np.ndarray) -> tuple[bool, int]:
+    """(b) on one input: the shared estimation copies counted one by one until a test decides; (certified, samples)."""
+    drawn, chunk = 0, 256
+    while drawn < budget - 1:
+        size = min(chunk, budget - 1 - drawn)
+        counts = np.cumsum(stream.first(drawn + size))[drawn:]
+        steps = np.arange(drawn + 1, drawn + size + 1)
+        stop = np.nonzero((counts >= hi[steps]) | (counts <= lo[steps]))[0]
+        if stop.size:
+            k = stop[0]
+            return bool(counts[k] >= hi[steps[k]]), int(steps[k])
+        drawn, chunk = drawn + size, min(chunk * 2, 16384)
     return False, budget
 
 
@@ -209,6 +221,7 @@ def main() -> None:
         )
         whole_seconds["r"] = time.perf_counter() - start
         rows = []
+        streams: dict[int, EstimationVotes] = {}
         for j, radius in enumerate(grid):
             row: dict[str, object] = {"radius": radius, "threshold": float(thresholds[j])}
             accuracy = {"a": float(((top == labels) & (fixed_radius >= radius)).mean())}
@@ -243,20 +256,12 @@ def main() -> None:
             lo, hi = union_bound_thresholds(float(thresholds[j]), ALPHA, args.budget + 1)
             union_ok, union_passes = [], []
             for i, record in enumerate(ordered_single):
-                ok, samples = (
-                    (False, 0)
-                    if thresholds[j] >= 1.0
-                    else union_bound_run(
-                        smoothed,
-                        test_data.x[i],
-                        record["selected"],
-                        float(thresholds[j]),
-                        args.budget,
-                        10**6 + i,
-                        lo,
-                        hi,
-                    )
-                )
+                if i not in streams:
+                    streams[i] = EstimationVotes(smoothed, test_data.x[i], i, record["selected"], args.budget)
+                stream = streams[i]
+                if record["samples"]:  # the shared stream is the engine's: its count at (c)'s stop is (c)'s
+                    assert int(stream.first(record["samples"]).sum()) == record["successes"], (name, radius, i)
+                ok, samples = (False, 0) if thresholds[j] >= 1.0 else union_bound_run(stream, args.budget, lo, hi)
                 union_ok.append(ok and record["selected"] == record["label"])
                 union_passes.append(N0 + samples)
             accuracy["b"], passes["b"] = float(np.mean(union_ok)), float(np.mean(union_passes))
