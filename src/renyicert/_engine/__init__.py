@@ -7,8 +7,12 @@ One module per job:
     :class:`VoteEngine`, the one object ``Smoothed`` asks for votes; every choice
     of path (native C++, Triton, compiled, eager, the mechanism's own sampler) is
     made there.
+``streams``
+    The row scheduler of sequential certification: many inputs' streams of copies, counted to each one's next stop.
 ``sampler``
     :class:`FusedSampler`: ``x + noise`` for many rows, written once into a buffer.
+``noise_checks``
+    A plugin's own noise checked on its way into a batch.
 ``votes``
     The batch loop: the model's votes counted, natively or with torch.
 ``tuning``

@@ -12,7 +12,9 @@ __all__ = ["add_commands"]
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    found = workflow.reports(args.records, all_bounds=args.all_bounds, norm=args.norm, plot=args.plot, title=args.title)
+    found = workflow.report_records(
+        args.records, all_bounds=args.all_bounds, norm=args.norm, plot=args.plot, title=args.title
+    )
     if isinstance(found, list):  # sequential records: one table per file
         for run in found:
             if args.json:
