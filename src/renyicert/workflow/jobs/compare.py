@@ -31,6 +31,14 @@ from .demo import noise_key
 from ..certify import certify_dataset
 from ..plots import norm_name
 from ..summary import certified_accuracy
+from ...registry import get_mechanism
+from ...smoothing import Smoothed
+from ..attacks import ATTACKS, empirical_robustness
+from ..data import load_digits
+from ..lipschitz import deterministic_certify, lipschitz_mlp, train_lipschitz
+from ..models import build_model
+from ..trades import train_trades
+from ..training import train
 
 __all__ = ["CompareSettings", "ComparisonResult", "run_comparison"]
 
@@ -62,8 +70,6 @@ class CompareSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from ..attacks import ATTACKS
-
         for name in (
             "epochs",
             "n0",
@@ -136,9 +142,6 @@ def run_comparison(
     >>> CompareSettings().long_steps, CompareSettings().long_restarts
     (1000, 20)
     """
-    from ...registry import get_mechanism
-    from ..data import load_digits
-
     settings = settings or CompareSettings()
     out = Path(out_dir)
     (out / "compare-records").mkdir(parents=True, exist_ok=True)
@@ -210,12 +213,6 @@ def _train_all(
 ) -> tuple[dict[tuple[str, Any], Any], dict[str, Any]]:
     """Every model, keyed ``(method, noise key)`` for the smoothed ones and ``(method, norm)`` for TRADES and 1-Lipschitz; and the timings."""
     import torch
-
-    from ...registry import get_mechanism
-    from ..lipschitz import lipschitz_mlp, train_lipschitz
-    from ..models import build_model
-    from ..trades import train_trades
-    from ..training import train
 
     models: dict[tuple[str, Any], Any] = {}
     times: dict[str, Any] = {"stability": {}, "trades": {}, "augmentation": {}, "standard": None, "lipschitz": None}
@@ -301,8 +298,6 @@ def _attack(
     progress: bool | None,
 ) -> dict[str, Any]:
     """The empirical robustness of ``classifier`` under the comparison's attacks, as a plain dict."""
-    from ..attacks import empirical_robustness
-
     result = empirical_robustness(
         classifier,
         data,
@@ -340,8 +335,6 @@ def _smoothed_entry(
     progress: bool | None,
 ) -> dict[str, Any]:
     """Certify the test set with the smoothed ``model`` and attack its first inputs."""
-    from ...smoothing import Smoothed
-
     smoothed = Smoothed(
         model,
         mechanism,
@@ -391,8 +384,6 @@ def _deterministic_entry(
     progress: bool | None,
 ) -> dict[str, Any]:
     """Attack a deterministic model (and certify the 1-Lipschitz one) at ``eps``."""
-    from ..lipschitz import deterministic_certify
-
     import torch
 
     with torch.no_grad():

@@ -26,6 +26,13 @@ from ...radii import RECORD_BOUNDS
 from ..certify import certify_dataset, certify_dataset_at
 from ..records import write_csv
 from ..summary import certified_accuracy, radius_grid, summarize_sequential
+from ...registry import get_mechanism
+from ...smoothing import Smoothed
+from ..attacks import empirical_robustness
+from ..data import load_digits
+from ..models import build_model
+from ..training import DEFAULT_GAMMA, train
+from .report import write_report
 
 __all__ = ["DemoSettings", "run_demo", "table_radii"]
 
@@ -104,9 +111,6 @@ def run_demo(
     >>> DemoSettings.quick().noises
     (('gaussian', 0.25), ('laplace', 0.25))
     """
-    from ..data import load_digits
-    from ..training import DEFAULT_GAMMA
-
     settings = settings or DemoSettings()
     out = Path(out_dir)
     (out / "records").mkdir(parents=True, exist_ok=True)
@@ -144,8 +148,6 @@ def run_demo(
             )
             if stages is not None:
                 stages.update(1)
-    from .report import write_report
-
     report = write_report(out, summary)
     summary["seconds"] = time.perf_counter() - start
     without_records = dict(
@@ -166,10 +168,6 @@ def _train_models(
 ) -> dict[tuple[Any, str], Any]:
     """One model per noise-trained (noise, method), and one undefended model, each trained once and checkpointed."""
     import torch
-
-    from ...registry import get_mechanism
-    from ..models import build_model
-    from ..training import train
 
     models: dict[tuple[Any, str], Any] = {}
     for noise, method in jobs:
@@ -217,10 +215,6 @@ def _certify_and_attack(
     progress: bool | None,
 ) -> dict[str, Any]:
     """Certify the test set and attack its first inputs with one smoothed model; its entry of the summary."""
-    from ...registry import get_mechanism
-    from ...smoothing import Smoothed
-    from ..attacks import empirical_robustness
-
     mechanism = get_mechanism(noise[0], scale=noise[1])
     smoothed = Smoothed(
         model,
@@ -300,9 +294,6 @@ def _certify_sequentially(
     progress: bool | None,
 ) -> dict[str, Any]:
     """Sequential certification of the test set at ``radii``; the summary entry (its records are written beside the fixed-n ones)."""
-    from ...registry import get_mechanism
-    from ...smoothing import Smoothed
-
     mechanism = get_mechanism(noise[0], scale=noise[1])
     smoothed = Smoothed(
         model,
