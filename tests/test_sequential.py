@@ -479,3 +479,18 @@ def test_an_unknown_decision_test_is_refused_by_name() -> None:
     smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
     with pytest.raises(ValueError, match=r"test must be one of \('ordered', 'two-sided'\), got 'one-sided'"):
         smoothed.certify_at(torch.tensor([1.0]), [0.1], decision_test="one-sided")
+
+
+def test_certify_at_stream_answers_each_input_as_certify_at_does_alone_and_refuses_bad_seeds() -> None:
+    smoothed = Smoothed(threshold_model(), "gaussian", num_classes=2, scale=1.0, input_shape=(1,), progress=False)
+    x = torch.tensor([[8.0], [0.5], [-3.0]])
+    answers = dict(smoothed.certify_at_stream(x, [0.0, 0.5], seeds=[7, 3, 2**63 - 1], budget=2000, n0=10))
+    for i, seed in enumerate([7, 3, 2**63 - 1]):
+        assert answers[i] == smoothed.certify_at(x[i], [0.0, 0.5], seed=seed, budget=2000, n0=10)
+    with pytest.raises(ValueError, match=r"seeds must hold one seed per input of x \(3\), got 2"):
+        smoothed.certify_at_stream(x, [0.0], seeds=[1, 2])
+    for bad, shown in ((-1, "-1"), (2**63, str(2**63)), (True, "True"), (1.5, "1.5")):
+        with pytest.raises(ValueError, match=rf"seeds\[1\] must be an integer in \[0, 2\^63\), got {shown}"):
+            smoothed.certify_at_stream(x, [0.0], seeds=[0, bad, 2])
+    with pytest.raises(ValueError, match=r"budget must be a positive integer, got 0"):
+        smoothed.certify_at_stream(x, [0.0], seeds=[0, 1, 2], budget=0)  # checked before it returns, not on iteration

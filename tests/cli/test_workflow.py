@@ -325,6 +325,13 @@ def test_triton_on_a_cpu_machine_is_a_one_line_error(trained: Path, capsys: pyte
         ["certify", "--checkpoint", str(trained), "--sampler", "triton", "--limit", "1", "--n", "50", "--quiet"],
         "the Triton sampler runs on CUDA tensors",
     )
+    # --backend is the same option under Smoothed's name; a path it does not know is refused by name.
+    _one_line_error(
+        capsys,
+        ["certify", "--checkpoint", str(trained), "--backend", "triton", "--limit", "1", "--n", "50", "--quiet"],
+        "the Triton sampler runs on CUDA tensors",
+    )
+    _one_line_error(capsys, ["certify", "--checkpoint", str(trained), "--backend", "gpu"], "invalid choice: 'gpu'")
 
 
 def test_train_out_onto_a_directory_is_refused_before_training(
