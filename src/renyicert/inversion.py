@@ -59,17 +59,7 @@ def invert_divergence(
     s1 = s0 - 0.5 * np.where(np.isfinite(g0), g0, 0.0)
     s1 = np.where(s1 == s0, s0 + 1.0, s1)
     g1 = g(s1, every)
-    # Bracket [lo, hi] with g(lo) <= 0 < g(hi); +-inf until found.
-    lo = np.full(idx.size, -np.inf)
-    hi = np.full(idx.size, np.inf)
-    glo = np.full(idx.size, -np.inf)
-    ghi = np.full(idx.size, np.inf)
-    for s, gs in ((s0, g0), (s1, g1)):
-        below = gs <= 0.0
-        take_lo = below & (s > lo)
-        lo, glo = np.where(take_lo, s, lo), np.where(take_lo, gs, glo)
-        take_hi = ~below & (s < hi)
-        hi, ghi = np.where(take_hi, s, hi), np.where(take_hi, gs, ghi)
+    lo, hi, glo, ghi = _first_bracket(((s0, g0), (s1, g1)))
     prev_s, prev_g, cur_s, cur_g = s0, g0, s1, g1
     active = np.flatnonzero(np.isinf(lo) | np.isinf(hi) | (hi - lo > _ROOT_TOL * np.maximum(1.0, np.abs(lo))))
     side = np.zeros(idx.size, dtype=np.int8)  # Illinois: which end was kept last time
@@ -79,21 +69,7 @@ def invert_divergence(
         ps, pg, cs, cg = prev_s[active], prev_g[active], cur_s[active], cur_g[active]
         l, h, gl, gh = lo[active], hi[active], glo[active], ghi[active]
         bracketed = np.isfinite(l) & np.isfinite(h)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            regula = h - gh * (h - l) / (gh - gl)
-        # Unbracketed: secant with its slope kept in [1/2, 4]; bracketed: Illinois regula falsi.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slope = np.clip((cg - pg) / (cs - ps), 0.5, 4.0)
-        slope = np.where(np.isfinite(slope), slope, 1.0)
-        free = cs - np.where(np.isfinite(cg), cg, np.sign(cg) * 10.0) / slope
-        # Unbracketed steps move at least a little towards the missing end, so a
-        # secant that lands on the root from one side still produces a bracket.
-        nudge = 0.5 * _ROOT_TOL * np.maximum(1.0, np.abs(cs))
-        free = np.where(np.isinf(l), np.minimum(free, cs - nudge), np.maximum(free, cs + nudge))
-        step = np.where(bracketed, regula, free)
-        bad = ~np.isfinite(step) | (bracketed & ((step <= l) | (step >= h)))
-        step = np.where(bad & bracketed, 0.5 * (l + h), step)
-        step = np.where(bad & ~bracketed, np.where(np.isinf(l), cs - 8.0, cs + 8.0), step)
+        step = _next_step(ps, pg, cs, cg, l, h, gl, gh)
         gs = g(step, active)
         below = gs <= 0.0
         # Illinois: halve the function value at the end that stays, if it stayed twice.
@@ -112,6 +88,13 @@ def invert_divergence(
         done = (np.isfinite(l) & np.isfinite(h) & (h - l <= _ROOT_TOL * np.maximum(1.0, np.abs(l)))) | (gs == 0.0)
         done |= np.isfinite(l) & (l > 745.0)  # r beyond e^745: the divergence never reaches the budget
         active = active[~done]
+    _check_root_found(mechanism, active, lo)
+    out[idx] = np.where(lo > 745.0, np.inf, np.exp(lo))
+    return out
+
+
+def _check_root_found(mechanism: Mechanism, active: NDArray[np.intp], lo: NDArray[np.float64]) -> None:
+    """Refuse a root-find that did not converge, or a divergence above the budget at distance 0."""
     if active.size:
         raise RuntimeError(
             f"{mechanism!r}: root-find for the radius did not converge; is the divergence "
@@ -119,8 +102,51 @@ def invert_divergence(
         )
     if np.any(np.isinf(lo)):
         raise RuntimeError(f"{mechanism!r}: divergence at distance 0 exceeds the budget; D(order, 0) must be 0")
-    out[idx] = np.where(lo > 745.0, np.inf, np.exp(lo))
-    return out
+
+
+def _first_bracket(
+    points: tuple[tuple[NDArray[np.float64], NDArray[np.float64]], ...],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """The bracket ``[lo, hi]`` with ``g(lo) <= 0 < g(hi)`` the points ``(s, g(s))`` give, and ``g`` there; +-inf until found."""
+    size = points[0][0].size
+    lo, hi = np.full(size, -np.inf), np.full(size, np.inf)
+    glo, ghi = np.full(size, -np.inf), np.full(size, np.inf)
+    for s, gs in points:
+        below = gs <= 0.0
+        take_lo = below & (s > lo)
+        lo, glo = np.where(take_lo, s, lo), np.where(take_lo, gs, glo)
+        take_hi = ~below & (s < hi)
+        hi, ghi = np.where(take_hi, s, hi), np.where(take_hi, gs, ghi)
+    return lo, hi, glo, ghi
+
+
+def _next_step(
+    ps: NDArray[np.float64],
+    pg: NDArray[np.float64],
+    cs: NDArray[np.float64],
+    cg: NDArray[np.float64],
+    l: NDArray[np.float64],
+    h: NDArray[np.float64],
+    gl: NDArray[np.float64],
+    gh: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """The next ``s`` from the last two points and the bracket: Illinois regula falsi inside it, a safeguarded secant out of it."""
+    bracketed = np.isfinite(l) & np.isfinite(h)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        regula = h - gh * (h - l) / (gh - gl)
+    # Unbracketed: secant with its slope kept in [1/2, 4]; bracketed: Illinois regula falsi.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.clip((cg - pg) / (cs - ps), 0.5, 4.0)
+    slope = np.where(np.isfinite(slope), slope, 1.0)
+    free = cs - np.where(np.isfinite(cg), cg, np.sign(cg) * 10.0) / slope
+    # Unbracketed steps move at least a little towards the missing end, so a
+    # secant that lands on the root from one side still produces a bracket.
+    nudge = 0.5 * _ROOT_TOL * np.maximum(1.0, np.abs(cs))
+    free = np.where(np.isinf(l), np.minimum(free, cs - nudge), np.maximum(free, cs + nudge))
+    step = np.where(bracketed, regula, free)
+    bad = ~np.isfinite(step) | (bracketed & ((step <= l) | (step >= h)))
+    step = np.where(bad & bracketed, 0.5 * (l + h), step)
+    return np.where(bad & ~bracketed, np.where(np.isinf(l), cs - 8.0, cs + 8.0), step)
 
 
 def radius_from_budget(

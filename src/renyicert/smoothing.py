@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._engine.engine import VoteEngine, noise_keys
 from ._engine.tuning import AUTO_BATCH_SIZES
@@ -35,6 +36,30 @@ from .smoothing_sequential import SequentialMethods
 from .radii import best_radii, check_bound, radii_where_certified, require_offered
 
 __all__ = ["AUTO_BATCH_SIZES", "Smoothed"]
+
+
+def _check_certificate_kind(mechanism: Mechanism, bound: str, p2_mode: str, interval: str) -> None:
+    """Refuse a bound the mechanism does not offer, an unknown ``p2_mode`` or an interval other than Clopper-Pearson."""
+    if check_bound(bound, ("renyi", "tight", "best")) != "best":
+        require_offered(mechanism, bound)
+    if p2_mode not in P2_MODES:
+        raise ValueError(f"p2_mode must be one of {P2_MODES}, got {p2_mode!r}")
+    if interval != "clopper-pearson":
+        raise ValueError(f"interval must be 'clopper-pearson', got {interval!r}")
+
+
+def _radii(
+    mechanism: Mechanism,
+    bound: str,
+    p1_lower: NDArray[np.float64],
+    p2_upper: NDArray[np.float64],
+    certified: NDArray[np.bool_],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.object_]]:
+    """The radius, the order attaining it and the bound that gave it, per input (0 where not ``certified``)."""
+    if bound == "best":
+        return best_radii(mechanism, p1_lower, p2_upper, certified)
+    radius, order = radii_where_certified(mechanism, p1_lower, p2_upper, certified, bound)
+    return radius, order, np.full(len(radius), bound, dtype=object)
 
 
 class Smoothed(SequentialMethods):
@@ -275,6 +300,26 @@ class Smoothed(SequentialMethods):
         votes, failed = split_failures(counts, self.num_classes)
         return votes, failed, single
 
+    def _selection_and_estimation(
+        self, batch: Any, keys: Any, n0: int, n: int, batch_size: int | str, share_noise: bool
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """The class counts of ``n0`` selection copies and of ``n`` estimation copies (new ones), and the failed estimation copies.
+
+        Failed lattice copies are skipped: their votes are in no class's count.
+        """
+        selection, estimation = self._engine.count_votes(
+            batch,
+            keys,
+            [n0, n],
+            batch_size=batch_size,
+            share_noise=share_noise,
+            progress=self.progress,
+            description="certify",
+        )
+        selection, _ = split_failures(selection, self.num_classes)
+        estimation, failed = split_failures(estimation, self.num_classes)
+        return selection, estimation, failed
+
     def certify(
         self,
         x: Any,
@@ -329,45 +374,22 @@ class Smoothed(SequentialMethods):
             dataset's certified accuracy is still unbiased but varies more
             between seeds.
         """
-        n0 = check_positive_int(n0, "n0")
-        n = check_positive_int(n, "n")
-        alpha = check_alpha(alpha)
+        n0, n, alpha = check_positive_int(n0, "n0"), check_positive_int(n, "n"), check_alpha(alpha)
         requested = self.batch_size if batch_size is None else check_batch_size(batch_size)
         share_noise = check_flag(share_noise, "share_noise")
-        if check_bound(bound, ("renyi", "tight", "best")) != "best":
-            require_offered(self.mechanism, bound)
-        if p2_mode not in P2_MODES:
-            raise ValueError(f"p2_mode must be one of {P2_MODES}, got {p2_mode!r}")
-        if interval != "clopper-pearson":
-            raise ValueError(f"interval must be 'clopper-pearson', got {interval!r}")
+        _check_certificate_kind(self.mechanism, bound, p2_mode, interval)
         batch, single = self._as_batch(x)
         keys = noise_keys(batch.shape[0], seed, generator, share_noise)
         start = time.perf_counter()
         # Select the top class from n0 copies and estimate from n fresh ones: never from the same copies.
-        selection, estimation = self._engine.count_votes(
-            batch,
-            keys,
-            [n0, n],
-            batch_size=requested,
-            share_noise=share_noise,
-            progress=self.progress,
-            description="certify",
-        )
-        selection, _ = split_failures(
-            selection, self.num_classes
-        )  # failed lattice copies are skipped: their votes are not in the classes'
-        estimation, failed = split_failures(estimation, self.num_classes)
+        selection, estimation, failed = self._selection_and_estimation(batch, keys, n0, n, requested, share_noise)
         top = selection.argmax(axis=1)
         # Bound p1 (the selected class) and p2 from the estimation counts, jointly at level 1 - alpha
         # (in lattice mode, failed copies count for no class in p1's bound and for every other one in p2's).
         p1_lower, p2_upper = top_two_bounds(estimation, top, alpha, p2_mode, failed)
         # Certify only where the bounds separate the top class; solve for the radius there.
         certified = p1_lower > p2_upper
-        if bound == "best":
-            radius, order, winners = best_radii(self.mechanism, p1_lower, p2_upper, certified)
-        else:
-            radius, order = radii_where_certified(self.mechanism, p1_lower, p2_upper, certified, bound)
-            winners = np.full(len(radius), bound, dtype=object)
+        radius, order, winners = _radii(self.mechanism, bound, p1_lower, p2_upper, certified)
         seconds = (time.perf_counter() - start) / batch.shape[0]
         results = [
             Certificate(

@@ -141,24 +141,7 @@ def _brent_maximise(
         xa, aa, ba, m = xa[~converged], aa[~converged], ba[~converged], m[~converged]
         wa, va, fxa, fwa, fva = w[active], v[active], fx[active], fw[active], fv[active]
         da, ea = d[active], e[active]
-        # Parabola through (v, w, x) on -f.
-        r = (xa - wa) * (fva - fxa)
-        q = (xa - va) * (fwa - fxa)
-        p = (xa - va) * q - (xa - wa) * r
-        q = 2.0 * (q - r)
-        p = np.where(q > 0.0, -p, p)
-        q = np.abs(q)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            para_d = p / q
-        try_para = np.abs(ea) > tol1
-        para_ok = try_para & (np.abs(p) < np.abs(0.5 * q * ea)) & (p > q * (aa - xa)) & (p < q * (ba - xa))
-        golden_e = np.where(xa >= m, aa - xa, ba - xa)
-        new_e = np.where(para_ok, da, golden_e)
-        new_d = np.where(para_ok, para_d, _GOLDEN * golden_e)
-        u_try = xa + new_d
-        near_edge = para_ok & (((u_try - aa) < 2.0 * tol1) | ((ba - u_try) < 2.0 * tol1))
-        new_d = np.where(near_edge, np.where(m > xa, tol1, -tol1), new_d)
-        u = np.where(np.abs(new_d) >= tol1, xa + new_d, xa + np.where(new_d >= 0.0, tol1, -tol1))
+        u, new_d, new_e = _brent_step(xa, aa, ba, m, wa, va, fxa, fwa, fva, da, ea)
         fu = objective(u, active)
         better = fu >= fxa
         # Bracket update.
@@ -176,6 +159,42 @@ def _brent_maximise(
         d[active] = new_d
         e[active] = new_e
     return x, fx
+
+
+def _brent_step(
+    xa: NDArray[np.float64],
+    aa: NDArray[np.float64],
+    ba: NDArray[np.float64],
+    m: NDArray[np.float64],
+    wa: NDArray[np.float64],
+    va: NDArray[np.float64],
+    fxa: NDArray[np.float64],
+    fwa: NDArray[np.float64],
+    fva: NDArray[np.float64],
+    da: NDArray[np.float64],
+    ea: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Brent's next point ``u`` and its step ``d`` and ``e``: the parabola through ``(v, w, x)`` where it falls well inside ``[a, b]``, else a golden step."""
+    tol1 = _U_TOL
+    # Parabola through (v, w, x) on -f.
+    r = (xa - wa) * (fva - fxa)
+    q = (xa - va) * (fwa - fxa)
+    p = (xa - va) * q - (xa - wa) * r
+    q = 2.0 * (q - r)
+    p = np.where(q > 0.0, -p, p)
+    q = np.abs(q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        para_d = p / q
+    try_para = np.abs(ea) > tol1
+    para_ok = try_para & (np.abs(p) < np.abs(0.5 * q * ea)) & (p > q * (aa - xa)) & (p < q * (ba - xa))
+    golden_e = np.where(xa >= m, aa - xa, ba - xa)
+    new_e = np.where(para_ok, da, golden_e)
+    new_d = np.where(para_ok, para_d, _GOLDEN * golden_e)
+    u_try = xa + new_d
+    near_edge = para_ok & (((u_try - aa) < 2.0 * tol1) | ((ba - u_try) < 2.0 * tol1))
+    new_d = np.where(near_edge, np.where(m > xa, tol1, -tol1), new_d)
+    u = np.where(np.abs(new_d) >= tol1, xa + new_d, xa + np.where(new_d >= 0.0, tol1, -tol1))
+    return u, new_d, new_e
 
 
 def _maximise_over_order(

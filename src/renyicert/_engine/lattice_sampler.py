@@ -153,63 +153,75 @@ class LatticeSampler:
         seeds = seeds.contiguous()
         failed = torch.zeros(rows, dtype=torch.int32, device=out.device)
         ends, guide = self.tables(out.device)
-        noise = self.noise
         path = self.path(out, x) if path is None else path
         if path == "native":
-            ops = native_ops()
-            if out.device.type != "cpu" or out.dtype != torch.float32:
-                raise ValueError(
-                    f"the native lattice path writes float32 copies on the CPU, got {out.dtype} on {out.device}"
-                )
-            if ops is None:
-                raise RuntimeError(
-                    "the native CPU kernels could not be built (see the warning above); use backend='auto' or 'compiled'"
-                )
-            lattice_rows = ops.lattice_rows
-
-            def write_native(row_input: Any, row_sample: Any) -> None:
-                lattice_rows(
-                    flat_out,
-                    failed,
-                    k,
-                    row_input,
-                    row_sample,
-                    seeds,
-                    ends,
-                    guide,
-                    noise.start,
-                    noise.lowest,
-                    float(noise.grid),
-                )
-
-            return LatticeWriter(write_native, failed)
+            return LatticeWriter(self._native_writer(flat_out, failed, k, seeds, ends, guide), failed)
         if path == "triton":
             return LatticeWriter(self._triton_writer(flat_out, failed, k, seeds, ends), failed)
         if path not in ("compiled", "eager"):
             raise ValueError(f"path must be one of {_BACKENDS[1:]}, got {path!r}")
-        compiled = _compiled_reference() if path == "compiled" and not self._compiled_failed else None
+        return LatticeWriter(self._torch_writer(flat_out, failed, k, seeds, ends, compiled=path == "compiled"), failed)
+
+    def _native_writer(self, flat_out: Any, failed: Any, k: Any, seeds: Any, ends: Any, guide: Any) -> Any:
+        """The C++ kernel's writer (float32 copies on the CPU)."""
+        import torch
+
+        ops = native_ops()
+        if flat_out.device.type != "cpu" or flat_out.dtype != torch.float32:
+            raise ValueError(
+                f"the native lattice path writes float32 copies on the CPU, got {flat_out.dtype} on {flat_out.device}"
+            )
+        if ops is None:
+            raise RuntimeError(
+                "the native CPU kernels could not be built (see the warning above); use backend='auto' or 'compiled'"
+            )
+        lattice_rows = ops.lattice_rows
+        noise = self.noise
+
+        def write_native(row_input: Any, row_sample: Any) -> None:
+            lattice_rows(
+                flat_out,
+                failed,
+                k,
+                row_input,
+                row_sample,
+                seeds,
+                ends,
+                guide,
+                noise.start,
+                noise.lowest,
+                float(noise.grid),
+            )
+
+        return write_native
+
+    def _torch_writer(self, flat_out: Any, failed: Any, k: Any, seeds: Any, ends: Any, compiled: bool) -> Any:
+        """The torch reference's writer: compiled (falling back to eager once, with a warning) or eager."""
+        noise = self.noise
+        dtype = flat_out.dtype
+        reference = _compiled_reference() if compiled and not self._compiled_failed else None
 
         def write_torch(row_input: Any, row_sample: Any) -> None:
-            nonlocal compiled
-            if compiled is not None:
+            nonlocal reference
+            if reference is not None:
                 try:
-                    copies, flags = compiled(
-                        k, row_input, row_sample, seeds, ends, noise.start, noise.lowest, noise.grid, out.dtype
+                    copies, flags = reference(
+                        k, row_input, row_sample, seeds, ends, noise.start, noise.lowest, noise.grid, dtype
                     )
                 except Exception as error:  # no C++ compiler, an unsupported platform, ...
                     self._compile_failed(error)
-                    compiled = None
+                    reference = None
                 else:
                     flat_out.copy_(copies)
                     failed.copy_(flags)
                     return
             copies, flags = lattice_rows_reference(
-                k, row_input, row_sample, seeds, ends, noise.start, noise.lowest, noise.grid, out.dtype
+                k, row_input, row_sample, seeds, ends, noise.start, noise.lowest, noise.grid, dtype
             )
             flat_out.copy_(copies)
             failed.copy_(flags)
 
-        return LatticeWriter(write_torch, failed)
+        return write_torch
 
     def _compile_failed(self, error: Exception) -> None:
         self._compiled_failed = True

@@ -59,6 +59,38 @@ def count_votes(logits: Any, row_input: Any, valid: int, counts: Any, ops: Any) 
     return True
 
 
+def _check_step_buffers(
+    out: Any, x: Any, seeds: Any, row_input: Any, row_sample: Any, counts: Any, classes: int, kind: int
+) -> None:
+    """Refuse buffers the C side would misread: its dtypes, devices, contiguity and whole batches of rows."""
+    import torch
+
+    rows, numel = out.shape[0], out[0].numel()
+    if (
+        out.dtype != torch.float32
+        or x.dtype != torch.float32
+        or not out.is_contiguous()
+        or out.device.type != "cpu"
+        or x.device.type != "cpu"
+    ):
+        raise ValueError(f"the native batch step needs contiguous float32 CPU buffers, got {out.dtype} on {out.device}")
+    if x.shape[1] != numel or rows == 0 or row_input.shape[0] % rows or row_input.shape != row_sample.shape:
+        raise ValueError(
+            f"rows {tuple(row_input.shape)} and {tuple(row_sample.shape)} do not fill whole batches of {rows} rows of {numel} values"
+        )
+    if (
+        any(t.dtype != torch.int64 for t in (seeds, row_input, row_sample, counts))
+        or not counts.is_contiguous()
+        or classes < 1
+        or counts.numel() % classes
+    ):
+        raise ValueError(
+            f"seeds, row_input, row_sample and counts must be int64, and counts contiguous (voters * {classes},)"
+        )
+    if kind not in (0, 1):
+        raise ValueError(f"kind must be 0 (normal) or 1 (laplace), got {kind!r}")
+
+
 class NativeBatchStep:
     """One C call per batch: count a batch's votes, then write the next batch (see :func:`renyicert._engine.native.native_count_then_fill`).
 
@@ -98,38 +130,12 @@ class NativeBatchStep:
         scale: float,
         kind: int,
     ) -> None:
-        import torch
-
         rows = out.shape[0]
         inputs = x.shape[0]
         numel = out[0].numel()
         x = x.reshape(inputs, numel).contiguous()
         seeds, row_input, row_sample = seeds.contiguous(), row_input.contiguous(), row_sample.contiguous()
-        if (
-            out.dtype != torch.float32
-            or x.dtype != torch.float32
-            or not out.is_contiguous()
-            or out.device.type != "cpu"
-            or x.device.type != "cpu"
-        ):
-            raise ValueError(
-                f"the native batch step needs contiguous float32 CPU buffers, got {out.dtype} on {out.device}"
-            )
-        if x.shape[1] != numel or rows == 0 or row_input.shape[0] % rows or row_input.shape != row_sample.shape:
-            raise ValueError(
-                f"rows {tuple(row_input.shape)} and {tuple(row_sample.shape)} do not fill whole batches of {rows} rows of {numel} values"
-            )
-        if (
-            any(t.dtype != torch.int64 for t in (seeds, row_input, row_sample, counts))
-            or not counts.is_contiguous()
-            or classes < 1
-            or counts.numel() % classes
-        ):
-            raise ValueError(
-                f"seeds, row_input, row_sample and counts must be int64, and counts contiguous (voters * {classes},)"
-            )
-        if kind not in (0, 1):
-            raise ValueError(f"kind must be 0 (normal) or 1 (laplace), got {kind!r}")
+        _check_step_buffers(out, x, seeds, row_input, row_sample, counts, classes, kind)
         self._function = function
         self._tensors = (out, x, seeds, row_sample)  # kept alive with their pointers, as are the two below
         self._row_input, self._counts = row_input, counts

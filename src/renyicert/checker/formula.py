@@ -70,45 +70,17 @@ def check_closed_form(context: CheckContext) -> CheckResult:
     rtol = SYMBOLIC_RTOL if derived.expression is not None else QUADRATURE_RTOL
     relative = (plugin - true) / np.maximum(np.abs(true), 1e-300)
     below = relative < -rtol
-    above = relative > rtol
     numeric_method = f"{derived.method}; float64 closed form vs {len(order)} points (order, r), rtol {rtol:g}"
     if below.any():
-        worst = int(np.argmin(relative))
-        evidence = {
-            "order": float(order[worst]),
-            "r": float(distance[worst]),
-            "shift": [float(distance[worst])],
-            "closed_form": float(plugin[worst]),
-            "true": float(true[worst]),
-            "points_below": int(below.sum()),
-        }
+        evidence = _below_evidence(order, distance, plugin, true, relative, below)
         if symbolic is not None and symbolic[0] is Verdict.PASS:
             evidence["note"] = "the sympy closed form is right but the float64 _divergence disagrees with it"
         return CheckResult(
             name, Verdict.FAIL, f"closed form below the true divergence: {numeric_method}", evidence, tuple(warnings)
         )
     if symbolic is not None:
-        verdict, method, tight = symbolic
-        mismatch = _implementation_mismatch(context, order, distance, plugin)
-        if mismatch is not None:
-            return CheckResult(
-                name,
-                Verdict.FAIL,
-                f"{method}, but the float64 _divergence does not match that formula",
-                mismatch,
-                tuple(warnings),
-            )
-        if not tight:
-            warnings.append(
-                "not tight along one axis: the closed form is above the divergence of an axis-aligned shift (the norm-ball check covers the others)"
-            )
-        return CheckResult(
-            name,
-            Verdict.PASS,
-            f"{method}; the float64 implementation agrees at {len(order)} points",
-            {},
-            tuple(warnings),
-        )
+        return _symbolic_result(context, symbolic, order, distance, plugin, warnings)
+    above = relative > rtol
     if above.any():
         worst = int(np.argmax(relative))
         warnings.append(
@@ -116,6 +88,58 @@ def check_closed_form(context: CheckContext) -> CheckResult:
             f"(most at order={order[worst]:.6g}, r={distance[worst]:.6g}: {plugin[worst]:.10g} vs {true[worst]:.10g})"
         )
     return CheckResult(name, Verdict.PASS, numeric_method, {}, tuple(warnings))
+
+
+def _symbolic_result(
+    context: CheckContext,
+    symbolic: tuple[Verdict, str, bool],
+    order: NDArray[np.float64],
+    distance: NDArray[np.float64],
+    plugin: NDArray[np.float64],
+    warnings: list[str],
+) -> CheckResult:
+    """Where sympy decided: the float64 ``_divergence`` must match the formula sympy proved."""
+    _, method, tight = symbolic
+    mismatch = _implementation_mismatch(context, order, distance, plugin)
+    if mismatch is not None:
+        return CheckResult(
+            "closed-form",
+            Verdict.FAIL,
+            f"{method}, but the float64 _divergence does not match that formula",
+            mismatch,
+            tuple(warnings),
+        )
+    if not tight:
+        warnings.append(
+            "not tight along one axis: the closed form is above the divergence of an axis-aligned shift (the norm-ball check covers the others)"
+        )
+    return CheckResult(
+        "closed-form",
+        Verdict.PASS,
+        f"{method}; the float64 implementation agrees at {len(order)} points",
+        {},
+        tuple(warnings),
+    )
+
+
+def _below_evidence(
+    order: NDArray[np.float64],
+    distance: NDArray[np.float64],
+    plugin: NDArray[np.float64],
+    true: NDArray[np.float64],
+    relative: NDArray[np.float64],
+    below: NDArray[np.bool_],
+) -> dict[str, Any]:
+    """The point where the closed form is furthest below the true divergence, and how many points are below."""
+    worst = int(np.argmin(relative))
+    return {
+        "order": float(order[worst]),
+        "r": float(distance[worst]),
+        "shift": [float(distance[worst])],
+        "closed_form": float(plugin[worst]),
+        "true": float(true[worst]),
+        "points_below": int(below.sum()),
+    }
 
 
 def _implementation_mismatch(

@@ -227,12 +227,6 @@ def _chi_square(noise: Any, atoms: Any) -> float:
 
 def check_lattice(context: CheckContext) -> CheckResult:
     """Verify what lattice mode relies on (see the module): the CDF, the thresholds exactly, and the draws of every path."""
-    import torch
-
-    from .._engine.native import native_ops
-    from ..lattice import lattice_noise
-    from .paths import triton_importable
-
     mechanism = context.mechanism
     if not mechanism.has_coordinate_cdf:
         return CheckResult(
@@ -259,53 +253,57 @@ def check_lattice(context: CheckContext) -> CheckResult:
     limits: list[str] = []
     coordinates, rows = 64, 2_000 if context.quick else 10_000
     for grid in GRIDS[-1:] if context.quick else GRIDS:
-        noise = lattice_noise(mechanism, grid)
-        problem, found = _threshold_problems(noise)
-        if problem is not None:
-            return CheckResult(
-                _NAME,
-                Verdict.FAIL,
-                "the thresholds against the CDF at 80 digits (exact comparison)",
-                {"problem": problem, **found},
-            )
-        reference, _ = _path_draws(noise, "eager", coordinates, rows, context.seed)
-        pvalue = _chi_square(noise, reference)
-        found["chi_square_pvalue"] = pvalue
-        if pvalue < _SIGNIFICANCE:
-            return CheckResult(
-                _NAME,
-                Verdict.FAIL,
-                "the eager lattice draws against the rounded pmf (chi-square)",
-                {
-                    "problem": f"the draws on the grid 1/{grid} do not follow the thresholds' pmf (p = {pvalue:.2g})",
-                    **found,
-                },
-            )
-        paths = ["native"] if native_ops() is not None else []
-        if native_ops() is None:
-            limits.append("native C++ lattice path not drawn: the kernels could not be built here")
-        if "compiled" not in " ".join(limits):
-            limits.append(
-                "compiled lattice path not drawn: torch.compile of the eager path's ops (the test suite compares the two bit for bit)"
-            )
-        draws = {path: _path_draws(noise, path, coordinates, rows, context.seed)[0] for path in paths}
-        if torch.cuda.is_available():
-            draws["triton (CUDA)"] = _path_draws(noise, "triton", coordinates, rows, context.seed, "cuda")
-        elif not context.quick and mechanism.name and triton_importable():
-            draws["triton (TRITON_INTERPRET=1)"] = _triton_interpreted(noise, coordinates, 64, context.seed)
-        else:
-            limits.append(
-                "Triton lattice path not drawn (no GPU; under the interpreter in full mode, for registered mechanisms)"
-            )
-        for path, atoms in draws.items():
-            if not np.array_equal(atoms, reference[: atoms.shape[0]]):
-                return CheckResult(
-                    _NAME,
-                    Verdict.FAIL,
-                    "every path's atoms against the eager path's",
-                    {"problem": f"the {path} path draws other atoms than the eager one on the grid 1/{grid}", **found},
-                )
-        found["paths"] = ["eager", *draws]
+        failure, found = _grid_problem(context, grid, coordinates, rows, limits)
+        if failure is not None:
+            return CheckResult(_NAME, Verdict.FAIL, failure, found)
         evidence["grids"][str(grid)] = found
     method = "CDF against density and sample(); thresholds exact at 80 digits; failure mass bounded; every path's atoms equal, chi-square against the pmf"
     return CheckResult(_NAME, Verdict.PASS, method, evidence, limits=tuple(limits))
+
+
+def _grid_problem(
+    context: CheckContext, grid: int, coordinates: int, rows: int, limits: list[str]
+) -> tuple[str | None, dict[str, Any]]:
+    """One grid 1/``grid``: its thresholds exactly, the eager draws against the pmf, every other path's atoms against the eager ones.
+
+    Returns what failed (``None`` if nothing) and the evidence; the paths that could not be drawn here go to ``limits``.
+    """
+    import torch
+
+    from .._engine.native import native_ops
+    from ..lattice import lattice_noise
+    from .paths import triton_importable
+
+    mechanism = context.mechanism
+    noise = lattice_noise(mechanism, grid)
+    problem, found = _threshold_problems(noise)
+    if problem is not None:
+        return "the thresholds against the CDF at 80 digits (exact comparison)", {"problem": problem, **found}
+    reference, _ = _path_draws(noise, "eager", coordinates, rows, context.seed)
+    pvalue = _chi_square(noise, reference)
+    found["chi_square_pvalue"] = pvalue
+    if pvalue < _SIGNIFICANCE:
+        problem = f"the draws on the grid 1/{grid} do not follow the thresholds' pmf (p = {pvalue:.2g})"
+        return "the eager lattice draws against the rounded pmf (chi-square)", {"problem": problem, **found}
+    paths = ["native"] if native_ops() is not None else []
+    if native_ops() is None:
+        limits.append("native C++ lattice path not drawn: the kernels could not be built here")
+    if "compiled" not in " ".join(limits):
+        limits.append(
+            "compiled lattice path not drawn: torch.compile of the eager path's ops (the test suite compares the two bit for bit)"
+        )
+    draws = {path: _path_draws(noise, path, coordinates, rows, context.seed)[0] for path in paths}
+    if torch.cuda.is_available():
+        draws["triton (CUDA)"] = _path_draws(noise, "triton", coordinates, rows, context.seed, "cuda")
+    elif not context.quick and mechanism.name and triton_importable():
+        draws["triton (TRITON_INTERPRET=1)"] = _triton_interpreted(noise, coordinates, 64, context.seed)
+    else:
+        limits.append(
+            "Triton lattice path not drawn (no GPU; under the interpreter in full mode, for registered mechanisms)"
+        )
+    for path, atoms in draws.items():
+        if not np.array_equal(atoms, reference[: atoms.shape[0]]):
+            problem = f"the {path} path draws other atoms than the eager one on the grid 1/{grid}"
+            return "every path's atoms against the eager path's", {"problem": problem, **found}
+    found["paths"] = ["eager", *draws]
+    return None, found

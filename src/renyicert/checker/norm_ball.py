@@ -119,6 +119,43 @@ def _search_plan(context: CheckContext) -> tuple[list[int], list[int], str, str 
     return searched, structured, covered, missing
 
 
+def _worst_shifts(
+    context: CheckContext,
+    true_1d: Any,
+    order: float,
+    radius: float,
+    dimensions: list[int],
+    structured: list[int],
+    rng: np.random.Generator,
+    restarts: int,
+) -> list[tuple[int, Any, float]]:
+    """The worst shifts found at one (order, r): ``(coordinates, shift, true divergence)`` per searched and structured dimension.
+
+    The searched ones are kept, over the radius, in ``context.worst_shifts`` (the tight-radius check tries them too).
+    """
+    norm = float(context.mechanism.norm)
+    described: list[tuple[int, Any, float]] = []
+    for dimension in dimensions:
+        shift, value = _worst_shift(true_1d, order, radius, norm, dimension, rng, restarts)
+        tidy = np.where(shift < 1e-12 * radius, 0.0, shift)
+        described.append((int(tidy.size), [float(v) for v in tidy], value))
+        context.worst_shifts.append(tidy / radius)
+    for dimension in structured:
+        k, coordinate, value = max(
+            _structured_values(true_1d, order, radius, norm, dimension), key=lambda item: item[2]
+        )
+        described.append((dimension, f"{k} coordinates at {coordinate:.6g}", value))
+    return described
+
+
+def _holds_only_on_axis(context: CheckContext, true_1d: Any, counterexample: dict[str, Any]) -> bool:
+    """Whether a formula that claims every dimension breaks only spread over coordinates (it holds along one axis)."""
+    if context.mechanism.dimension is not None or context.dimension is not None or counterexample["coordinates"] <= 1:
+        return False
+    on_axis = float(true_1d(np.array([counterexample["order"]]), np.array([counterexample["r"]]))[0])
+    return on_axis <= counterexample["closed_form"] * (1.0 + BALL_RTOL)
+
+
 def check_norm_ball(context: CheckContext) -> CheckResult:
     """The closed form against the worst shift over ``||d|| = r`` in the dimension the formula assumes (or a range of them)."""
     mechanism = context.mechanism
@@ -136,7 +173,6 @@ def check_norm_ball(context: CheckContext) -> CheckResult:
     ys = [0.2, 1.0, 3.0] if context.quick else [0.05, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0]
     dimensions, structured, covered, missing = _search_plan(context)
     restarts = 1 if context.quick else 2
-    norm = float(mechanism.norm)
     worst_excess, counterexample, slack = -math.inf, None, 0.0
     searched = 0
     for order in orders:
@@ -144,17 +180,7 @@ def check_norm_ball(context: CheckContext) -> CheckResult:
             radius = y * mechanism.scale
             closed = float(plugin_divergence(mechanism, order, radius))
             best_here = -math.inf
-            found = [_worst_shift(true_1d, order, radius, norm, dimension, rng, restarts) for dimension in dimensions]
-            described: list[tuple[int, Any, float]] = []
-            for shift, value in found:
-                tidy = np.where(shift < 1e-12 * radius, 0.0, shift)
-                described.append((int(tidy.size), [float(v) for v in tidy], value))
-                context.worst_shifts.append(tidy / radius)
-            for dimension in structured:
-                k, coordinate, value = max(
-                    _structured_values(true_1d, order, radius, norm, dimension), key=lambda item: item[2]
-                )
-                described.append((dimension, f"{k} coordinates at {coordinate:.6g}", value))
+            described = _worst_shifts(context, true_1d, order, radius, dimensions, structured, rng, restarts)
             for coordinates, shift_text, value in described:
                 searched += 1
                 best_here = max(best_here, value)
@@ -170,6 +196,7 @@ def check_norm_ball(context: CheckContext) -> CheckResult:
                         "true": value,
                     }
             slack = max(slack, (closed - best_here) / max(abs(closed), 1e-300))
+    norm = float(mechanism.norm)
     norm_name = "inf" if math.isinf(norm) else f"{norm:g}"
     method = (
         f"true divergence = sum of 1-D divergences ({'sympy' if derived.expression is not None else 'quadrature'}), "
@@ -177,24 +204,21 @@ def check_norm_ball(context: CheckContext) -> CheckResult:
     )
     if worst_excess > BALL_RTOL and counterexample is not None:
         counterexample["excess"] = f"{worst_excess:.3%} above the closed form"
-        on_axis = float(true_1d(np.array([counterexample["order"]]), np.array([counterexample["r"]]))[0])
-        holds_on_axis = on_axis <= counterexample["closed_form"] * (1.0 + BALL_RTOL)
-        if (
-            mechanism.dimension is None
-            and context.dimension is None
-            and counterexample["coordinates"] > 1
-            and holds_on_axis
-        ):
+        if _holds_only_on_axis(context, true_1d, counterexample):
             counterexample["hint"] = (
                 "right along one axis, wrong spread over many: a formula that holds only in d coordinates must say so (Mechanism.dimension = d)"
             )
         return CheckResult(name, Verdict.FAIL, method, counterexample)
     warnings = (
-        []
+        ()
         if slack <= 1e-6
-        else [f"not tight over the ball: the worst shift found is up to {slack:.3%} below the closed form"]
+        else (f"not tight over the ball: the worst shift found is up to {slack:.3%} below the closed form",)
     )
-    limits = (
-        "the search is numerical (Nelder-Mead from the best of 34 starting shifts, and structured shifts), not a proof",
-    ) + (() if missing is None else (missing,))
-    return CheckResult(name, Verdict.PASS, method, {}, tuple(warnings), limits=limits)
+    limits = (_SEARCH_LIMIT,) + (() if missing is None else (missing,))
+    return CheckResult(name, Verdict.PASS, method, {}, warnings, limits=limits)
+
+
+#: What a passing norm-ball check does not prove.
+_SEARCH_LIMIT = (
+    "the search is numerical (Nelder-Mead from the best of 34 starting shifts, and structured shifts), not a proof"
+)

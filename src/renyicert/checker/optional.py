@@ -206,105 +206,21 @@ def _tight_soundness_problem(context: CheckContext) -> dict[str, Any] | None:
     return None
 
 
+#: A failed optional-method check: what was checked (the result's method) and the evidence.
+_Failure = tuple[str, dict[str, Any]]
+
+
 def check_optional_methods(context: CheckContext) -> CheckResult:
     """``_radius_at``, ``_radius_per_order`` and the comparison bounds against the divergence and the Rényi certificate."""
-    from ..solver import certified_radius
-
     mechanism = context.mechanism
     name = "optional-methods"
     checked: list[str] = []
     missing: list[str] = []
-    if mechanism.has_closed_form_inverse:
-        found = _inverse_problem(mechanism)
-        if found is not None:
-            return CheckResult(name, Verdict.FAIL, "_radius_at against _divergence on a grid of (order, budget)", found)
-        checked.append(
-            f"_radius_at: D(order, r) <= budget (rtol {SOUND_RTOL:g}) and D(order, r (1 + {TIGHT_RTOL:g})) > budget at {_ORDERS.size * _BUDGETS.size} (order, budget)"
-        )
-    if mechanism.has_linear_order:
-        found = _per_order_problem(mechanism)
-        if found is not None:
-            return CheckResult(
-                name, Verdict.FAIL, "_radius_per_order against _divergence / order on a grid of (order, rate)", found
-            )
-        checked.append("_radius_per_order: D(order, rho^-1(rate)) = order * rate at every order")
-    if mechanism.has_tight_radius or mechanism.has_pixeldp_radius:
-        # The Rényi radius from the divergence alone (the shortcuts were checked above).
-        renyi = np.asarray(certified_radius(mechanism, _P1, 1.0 - _P1).radius)
-        found = _comparison_problems(mechanism, _P1, renyi)
-        if found is not None:
-            return CheckResult(
-                name, Verdict.FAIL, "comparison bounds against the laws of a certificate and the Rényi radius", found
-            )
-        if mechanism.has_tight_radius:
-            checked.append(
-                "_tight_radius: >= 0, non-decreasing in p1, 0 where p1 <= p2, never below the Rényi radius (p2 = 1 - p1)"
-            )
-            if mechanism.has_density and context.derived.normalised is not False:
-                found = _tight_soundness_problem(context)
-                if found is not None:
-                    return CheckResult(
-                        name,
-                        Verdict.FAIL,
-                        "_tight_radius against the Neyman-Pearson worst case of an axis-aligned shift",
-                        found,
-                    )
-                checked.append(
-                    "_tight_radius sound against the exact Neyman-Pearson worst case of an axis-aligned shift at 7 (p1, p2)"
-                )
-                from .comparison import SIGNIFICANCE, tight_radius_problem
-                from .sampler import numeric_log_density
-
-                dimension = context.dimension if context.dimension is not None else mechanism.dimension
-                found, tested = tight_radius_problem(
-                    mechanism,
-                    numeric_log_density(mechanism),
-                    dimension,
-                    context.worst_shifts,
-                    context.quick,
-                    context.seed + 41,
-                )
-                if found is not None:
-                    return CheckResult(
-                        name,
-                        Verdict.FAIL,
-                        "_tight_radius against the Neyman-Pearson worst case over the norm ball (Monte Carlo)",
-                        found,
-                    )
-                where = f"the formula's dimension {dimension}" if dimension is not None else "1 to 1024 coordinates"
-                checked.append(
-                    f"_tight_radius sound against the Neyman-Pearson worst case of {tested} (p1, p2, shift) cells over the norm ball: axis, "
-                    f"k-sparse uniform shifts (l_inf: the cube's vertex) in {where}"
-                    + (" and the norm-ball search's worst shifts" if context.worst_shifts else "")
-                    + f" (Monte Carlo with DKW bands, failing only at confidence {1 - 2 * SIGNIFICANCE:g})"
-                )
-                missing.append(
-                    "_tight_radius: the norm-ball shifts are tested by Monte Carlo, so a radius over-certifying by less than the bands (about 1-3% in probability) can pass"
-                )
-                if not context.worst_shifts:
-                    missing.append(
-                        "_tight_radius: not tried along the norm-ball search's worst shifts (run the norm-ball check with it)"
-                    )
-            else:
-                missing.append("_tight_radius's soundness: no density to take the Neyman-Pearson worst case from")
-        if mechanism.has_pixeldp_radius:
-            from .comparison import DELTAS, PAIRS, pixeldp_problem
-
-            found = pixeldp_problem(mechanism)
-            if found is not None:
-                return CheckResult(
-                    name,
-                    Verdict.FAIL,
-                    "_pixeldp_radius against the radius the verified divergence proves (Rényi-DP to (eps, delta)-DP)",
-                    found,
-                )
-            checked.append(
-                f"_pixeldp_radius: >= 0, non-decreasing in p1, 0 where p1 <= p2, and at most the PixelDP radius the divergence proves "
-                f"(Canonne-Kamath-Steinke conversion, pure DP from D(inf)) at {len(PAIRS) * len(DELTAS)} (p1, p2, delta)"
-            )
-            missing.append(
-                "_pixeldp_radius: checked against the divergence, which the closed-form and norm-ball checks verify; a plugin whose own (eps, delta) analysis beats the Rényi conversion fails here"
-            )
+    failure = _shortcut_failure(mechanism, checked)
+    if failure is None and (mechanism.has_tight_radius or mechanism.has_pixeldp_radius):
+        failure = _comparison_failure(context, checked, missing)
+    if failure is not None:
+        return CheckResult(name, Verdict.FAIL, *failure)
     if mechanism.has_max_divergence:
         checked.append("_max_divergence: checked by the laws check (D(order) <= D(inf), D(1e9) -> D(inf))")
     if not checked:
@@ -314,3 +230,97 @@ def check_optional_methods(context: CheckContext) -> CheckResult:
             "nothing to check: the mechanism has no optional methods (the solver inverts _divergence itself)",
         )
     return CheckResult(name, Verdict.PASS, "; ".join(checked), {}, limits=tuple(missing))
+
+
+def _shortcut_failure(mechanism: Any, checked: list[str]) -> _Failure | None:
+    """The solver's shortcuts, ``_radius_at`` and ``_radius_per_order``, against ``_divergence``."""
+    if mechanism.has_closed_form_inverse:
+        found = _inverse_problem(mechanism)
+        if found is not None:
+            return "_radius_at against _divergence on a grid of (order, budget)", found
+        checked.append(
+            f"_radius_at: D(order, r) <= budget (rtol {SOUND_RTOL:g}) and D(order, r (1 + {TIGHT_RTOL:g})) > budget at {_ORDERS.size * _BUDGETS.size} (order, budget)"
+        )
+    if mechanism.has_linear_order:
+        found = _per_order_problem(mechanism)
+        if found is not None:
+            return "_radius_per_order against _divergence / order on a grid of (order, rate)", found
+        checked.append("_radius_per_order: D(order, rho^-1(rate)) = order * rate at every order")
+    return None
+
+
+def _comparison_failure(context: CheckContext, checked: list[str], missing: list[str]) -> _Failure | None:
+    """The comparison bounds against the laws of a certificate, the Rényi radius and, where they can be, their worst cases."""
+    from ..solver import certified_radius
+
+    mechanism = context.mechanism
+    # The Rényi radius from the divergence alone (the shortcuts were checked before).
+    renyi = np.asarray(certified_radius(mechanism, _P1, 1.0 - _P1).radius)
+    found = _comparison_problems(mechanism, _P1, renyi)
+    if found is not None:
+        return "comparison bounds against the laws of a certificate and the Rényi radius", found
+    if mechanism.has_tight_radius:
+        checked.append(
+            "_tight_radius: >= 0, non-decreasing in p1, 0 where p1 <= p2, never below the Rényi radius (p2 = 1 - p1)"
+        )
+        if mechanism.has_density and context.derived.normalised is not False:
+            failure = _tight_soundness_failure(context, checked, missing)
+            if failure is not None:
+                return failure
+        else:
+            missing.append("_tight_radius's soundness: no density to take the Neyman-Pearson worst case from")
+    if mechanism.has_pixeldp_radius:
+        return _pixeldp_failure(mechanism, checked, missing)
+    return None
+
+
+def _tight_soundness_failure(context: CheckContext, checked: list[str], missing: list[str]) -> _Failure | None:
+    """``_tight_radius`` against the Neyman-Pearson worst case: exactly along an axis, by Monte Carlo over the norm ball."""
+    from .comparison import SIGNIFICANCE, tight_radius_problem
+    from .sampler import numeric_log_density
+
+    mechanism = context.mechanism
+    found = _tight_soundness_problem(context)
+    if found is not None:
+        return "_tight_radius against the Neyman-Pearson worst case of an axis-aligned shift", found
+    checked.append(
+        "_tight_radius sound against the exact Neyman-Pearson worst case of an axis-aligned shift at 7 (p1, p2)"
+    )
+    dimension = context.dimension if context.dimension is not None else mechanism.dimension
+    found, tested = tight_radius_problem(
+        mechanism, numeric_log_density(mechanism), dimension, context.worst_shifts, context.quick, context.seed + 41
+    )
+    if found is not None:
+        return "_tight_radius against the Neyman-Pearson worst case over the norm ball (Monte Carlo)", found
+    where = f"the formula's dimension {dimension}" if dimension is not None else "1 to 1024 coordinates"
+    checked.append(
+        f"_tight_radius sound against the Neyman-Pearson worst case of {tested} (p1, p2, shift) cells over the norm ball: axis, "
+        f"k-sparse uniform shifts (l_inf: the cube's vertex) in {where}"
+        + (" and the norm-ball search's worst shifts" if context.worst_shifts else "")
+        + f" (Monte Carlo with DKW bands, failing only at confidence {1 - 2 * SIGNIFICANCE:g})"
+    )
+    missing.append(
+        "_tight_radius: the norm-ball shifts are tested by Monte Carlo, so a radius over-certifying by less than the bands (about 1-3% in probability) can pass"
+    )
+    if not context.worst_shifts:
+        missing.append(
+            "_tight_radius: not tried along the norm-ball search's worst shifts (run the norm-ball check with it)"
+        )
+    return None
+
+
+def _pixeldp_failure(mechanism: Any, checked: list[str], missing: list[str]) -> _Failure | None:
+    """``_pixeldp_radius`` against the PixelDP radius the verified divergence proves."""
+    from .comparison import DELTAS, PAIRS, pixeldp_problem
+
+    found = pixeldp_problem(mechanism)
+    if found is not None:
+        return "_pixeldp_radius against the radius the verified divergence proves (Rényi-DP to (eps, delta)-DP)", found
+    checked.append(
+        f"_pixeldp_radius: >= 0, non-decreasing in p1, 0 where p1 <= p2, and at most the PixelDP radius the divergence proves "
+        f"(Canonne-Kamath-Steinke conversion, pure DP from D(inf)) at {len(PAIRS) * len(DELTAS)} (p1, p2, delta)"
+    )
+    missing.append(
+        "_pixeldp_radius: checked against the divergence, which the closed-form and norm-ball checks verify; a plugin whose own (eps, delta) analysis beats the Rényi conversion fails here"
+    )
+    return None

@@ -135,90 +135,153 @@ def check_sampler_density(context: CheckContext) -> CheckResult:
         else None
     )
     for path, samples in drawn:
-        rows = samples.shape[0]
-        for label, values in (("values", samples), ("magnitudes", np.abs(samples))):
-            corr = np.corrcoef(values, rowvar=False)[np.triu_indices(COORDINATES, 1)]
-            worst = float(np.max(np.abs(corr)))
-            if worst * math.sqrt(rows) > z_crit:
-                return CheckResult(
-                    name,
-                    Verdict.FAIL,
-                    method,
-                    {
-                        "path": path.name,
-                        "problem": f"coordinates are correlated ({label})",
-                        "max |corr|": worst,
-                        "threshold": z_crit / math.sqrt(rows),
-                    },
-                )
-        dependence = _copies_dependence(samples, z_crit)
-        if dependence is not None:
-            return CheckResult(name, Verdict.FAIL, method, {"path": path.name, **dependence})
+        problem = _independence_problem(path.name, samples, z_crit)
+        if problem is not None:
+            return CheckResult(name, Verdict.FAIL, method, problem)
         pooled = samples.ravel()
-        sample_std = float(pooled.std())
-        if log_density is None:
+        if cdf_parts is None:
             if reference is None:
                 reference = (path.name, pooled)
-                measured[path.name] = f"std {sample_std:.6g} (the reference)"
+                measured[path.name] = f"std {float(pooled.std()):.6g} (the reference)"
                 continue
-            ks2 = stats.ks_2samp(reference[1], pooled)
-            other_std = float(reference[1].std())
-            measured[path.name] = (
-                f"two-sample KS p = {ks2.pvalue:.3g}, std {sample_std:.6g} ({reference[0]}: {other_std:.6g})"
-            )
-            if ks2.pvalue < SIGNIFICANCE:
-                return CheckResult(
-                    name,
-                    Verdict.FAIL,
-                    method,
-                    {
-                        "path": path.name,
-                        "problem": f"the path's noise differs from {reference[0]}'s",
-                        "measured": f"{path.name}: std {sample_std:.6g}, {reference[0]}: std {other_std:.6g}",
-                        "KS statistic": float(ks2.statistic),
-                        "p-value": float(ks2.pvalue),
-                    },
-                )
-            continue
-        assert cdf_parts is not None
-        cdf, mean, std = cdf_parts
-        sample_mean = float(pooled.mean())
-        if abs(sample_mean - mean) > z_crit * std / math.sqrt(pooled.size):
-            return CheckResult(
-                name,
-                Verdict.FAIL,
-                method,
-                {
-                    "path": path.name,
-                    "problem": "mean differs from the density's",
-                    "sample mean": sample_mean,
-                    "density mean": mean,
-                },
-            )
-        ks = stats.kstest(pooled, cdf)
-        ratio = sample_std / std if std > 0 else math.nan
-        measured[path.name] = f"KS p = {ks.pvalue:.3g}, std {sample_std:.6g} (density {std:.6g})"
-        if ks.pvalue < SIGNIFICANCE:
-            evidence = {
-                "path": path.name,
-                "measured": f"{path.name}: std {sample_std:.6g}, density: {std:.6g}",
-                "KS statistic": float(ks.statistic),
-                "p-value": float(ks.pvalue),
-                "std ratio": ratio,
-            }
-            if abs(math.log(ratio)) > 0.01:
-                evidence["likely cause"] = _scale_diagnosis(ratio, mechanism.scale)
-            return CheckResult(name, Verdict.FAIL, method, evidence)
-    warnings: list[str] = []
-    if not mechanism.has_density:
-        warnings.append(
-            "goodness of fit not checked: no density (_symbolic_log_density); the paths were compared with sample() only"
+            measured[path.name], problem = _against_reference(path.name, pooled, reference)
+        else:
+            measured[path.name], problem = _against_density(path.name, pooled, cdf_parts, z_crit, mechanism.scale)
+        if problem is not None:
+            return CheckResult(name, Verdict.FAIL, method, problem)
+    return CheckResult(name, Verdict.PASS, method, {"paths": measured}, _density_warnings(context), limits=tuple(notes))
+
+
+def _density_warnings(context: CheckContext) -> tuple[str, ...]:
+    """What a passing density check could not see: no density, a density that is not normalised, or scale 1."""
+    if not context.mechanism.has_density:
+        return (
+            "goodness of fit not checked: no density (_symbolic_log_density); the paths were compared with sample() only",
         )
-    elif context.derived.normalised is False:
-        warnings.append("goodness of fit not checked: the density does not integrate to 1 (see closed-form)")
-    elif mechanism.scale == 1.0:
-        warnings.append("scale 1 cannot tell scale from scale**2: check at another scale too")
-    return CheckResult(name, Verdict.PASS, method, {"paths": measured}, tuple(warnings), limits=tuple(notes))
+    if context.derived.normalised is False:
+        return ("goodness of fit not checked: the density does not integrate to 1 (see closed-form)",)
+    if context.mechanism.scale == 1.0:
+        return ("scale 1 cannot tell scale from scale**2: check at another scale too",)
+    return ()
+
+
+def _independence_problem(path: str, samples: NDArray[np.float64], z_crit: float) -> dict[str, Any] | None:
+    """The evidence that a path's coordinates (values or magnitudes) or its copies are dependent; ``None`` if not."""
+    rows = samples.shape[0]
+    for label, values in (("values", samples), ("magnitudes", np.abs(samples))):
+        corr = np.corrcoef(values, rowvar=False)[np.triu_indices(COORDINATES, 1)]
+        worst = float(np.max(np.abs(corr)))
+        if worst * math.sqrt(rows) > z_crit:
+            return {
+                "path": path,
+                "problem": f"coordinates are correlated ({label})",
+                "max |corr|": worst,
+                "threshold": z_crit / math.sqrt(rows),
+            }
+    dependence = _copies_dependence(samples, z_crit)
+    return None if dependence is None else {"path": path, **dependence}
+
+
+def _against_reference(
+    path: str, pooled: NDArray[np.float64], reference: tuple[str, NDArray[np.float64]]
+) -> tuple[str, dict[str, Any] | None]:
+    """A path without a density against the first path's draws (two-sample KS): what was measured, and the evidence of a difference."""
+    from scipy import stats
+
+    sample_std = float(pooled.std())
+    ks2 = stats.ks_2samp(reference[1], pooled)
+    other_std = float(reference[1].std())
+    measured = f"two-sample KS p = {ks2.pvalue:.3g}, std {sample_std:.6g} ({reference[0]}: {other_std:.6g})"
+    if not ks2.pvalue < SIGNIFICANCE:
+        return measured, None
+    return measured, {
+        "path": path,
+        "problem": f"the path's noise differs from {reference[0]}'s",
+        "measured": f"{path}: std {sample_std:.6g}, {reference[0]}: std {other_std:.6g}",
+        "KS statistic": float(ks2.statistic),
+        "p-value": float(ks2.pvalue),
+    }
+
+
+def _against_density(
+    path: str, pooled: NDArray[np.float64], cdf_parts: tuple[Any, float, float], z_crit: float, scale: float
+) -> tuple[str, dict[str, Any] | None]:
+    """A path's draws against the density: its mean (a z-test), then the KS fit; what was measured, and the evidence of a misfit."""
+    from scipy import stats
+
+    cdf, mean, std = cdf_parts
+    sample_mean = float(pooled.mean())
+    if abs(sample_mean - mean) > z_crit * std / math.sqrt(pooled.size):
+        evidence = {
+            "path": path,
+            "problem": "mean differs from the density's",
+            "sample mean": sample_mean,
+            "density mean": mean,
+        }
+        return f"mean {sample_mean:.6g} (density {mean:.6g})", evidence
+    sample_std = float(pooled.std())
+    ks = stats.kstest(pooled, cdf)
+    ratio = sample_std / std if std > 0 else math.nan
+    measured = f"KS p = {ks.pvalue:.3g}, std {sample_std:.6g} (density {std:.6g})"
+    if not ks.pvalue < SIGNIFICANCE:
+        return measured, None
+    evidence = {
+        "path": path,
+        "measured": f"{path}: std {sample_std:.6g}, density: {std:.6g}",
+        "KS statistic": float(ks.statistic),
+        "p-value": float(ks.pvalue),
+        "std ratio": ratio,
+    }
+    if abs(math.log(ratio)) > 0.01:
+        evidence["likely cause"] = _scale_diagnosis(ratio, scale)
+    return measured, evidence
+
+
+def _divergence_point(
+    context: CheckContext,
+    log_density: Any,
+    samples: NDArray[np.float64],
+    path: str,
+    order: float,
+    y: float,
+    z_crit: float,
+) -> tuple[str | None, dict[str, Any], str | None]:
+    """One (order, r/scale) point on one path: why it fails (or ``None``), the evidence, and a warning if not tight."""
+    mechanism = context.mechanism
+    shift = y * mechanism.scale
+    # In log space throughout: (order - 1) D overflows exp() beyond 709 (an l_inf formula for d >= 710 coordinates).
+    exponents = (order - 1.0) * (log_density(samples) - log_density(samples - shift))
+    peak = float(np.max(exponents))
+    scaled = np.exp(exponents - peak)
+    mean, half = float(scaled.mean()), z_crit * float(scaled.std(ddof=1)) / math.sqrt(scaled.size)
+    log_estimate = peak + math.log(mean)
+    log_low = peak + math.log(mean - half) if mean > half else -math.inf
+    log_high = peak + math.log(mean + half)
+    closed = float(mechanism.divergence(order, shift))
+    log_closed = (order - 1.0) * closed
+    evidence = {
+        "path": path,
+        "order": order,
+        "r": shift,
+        "shift": [shift],
+        "closed_form": closed,
+        "sampled": log_estimate / (order - 1.0),
+        "log-moment interval": [log_low, log_high],
+        "closed-form log-moment": log_closed,
+    }
+    if log_closed < log_low:
+        return "the closed form is below what the samples show", evidence, None
+    log_true = (order - 1.0) * float(context.derived.at(order, shift, mechanism.scale))
+    if not (log_low <= log_true <= log_high):
+        evidence["density log-moment"] = log_true
+        return "the samples disagree with the density's divergence (sampler and density differ)", evidence, None
+    if log_closed > log_high:
+        warning = (
+            f"not tight for a one-coordinate shift at order={order:g}, r={shift:g}: closed form {closed:.6g}, "
+            f"sampled {log_estimate / (order - 1.0):.6g}"
+        )
+        return None, evidence, warning
+    return None, evidence, None
 
 
 #: Distances between copies (rows) whose correlation is tested: neighbours, and the next few (a period-2 pattern, say).
@@ -312,7 +375,6 @@ def check_sampler_divergence(context: CheckContext) -> CheckResult:
         [(1.5, 0.5), (2.0, 1.0)] if context.quick else [(1.5, 0.25), (1.5, 1.0), (2.0, 0.5), (2.0, 1.0), (3.0, 0.5)]
     )
     z_crit = float(stats.norm.isf(SIGNIFICANCE / 2))
-    derived = context.derived
     method = (
         f"Monte Carlo over up to {count * COORDINATES} draws on each of {len(paths)} path(s), {len(points)} points (order, r/scale): "
         f"E_P[(p/q)^(order-1)] with a {1 - SIGNIFICANCE:.5f} normal interval vs exp((order-1) D), compared in log space"
@@ -324,44 +386,11 @@ def check_sampler_divergence(context: CheckContext) -> CheckResult:
             return CheckResult(name, Verdict.FAIL, method, problem)
         samples = drawn.ravel()
         for order, y in points:
-            shift = y * mechanism.scale
-            # In log space throughout: (order - 1) D overflows exp() beyond 709 (an l_inf formula for d >= 710 coordinates).
-            exponents = (order - 1.0) * (log_density(samples) - log_density(samples - shift))
-            peak = float(np.max(exponents))
-            scaled = np.exp(exponents - peak)
-            mean, half = float(scaled.mean()), z_crit * float(scaled.std(ddof=1)) / math.sqrt(scaled.size)
-            log_estimate = peak + math.log(mean)
-            log_low = peak + math.log(mean - half) if mean > half else -math.inf
-            log_high = peak + math.log(mean + half)
-            closed = float(mechanism.divergence(order, shift))
-            log_closed = (order - 1.0) * closed
-            evidence = {
-                "path": path.name,
-                "order": order,
-                "r": shift,
-                "shift": [shift],
-                "closed_form": closed,
-                "sampled": log_estimate / (order - 1.0),
-                "log-moment interval": [log_low, log_high],
-                "closed-form log-moment": log_closed,
-            }
-            if log_closed < log_low:
-                return CheckResult(
-                    name, Verdict.FAIL, f"{method}: the closed form is below what the samples show", evidence
-                )
-            log_true = (order - 1.0) * float(derived.at(order, shift, mechanism.scale))
-            if not (log_low <= log_true <= log_high):
-                evidence["density log-moment"] = log_true
-                return CheckResult(
-                    name,
-                    Verdict.FAIL,
-                    f"{method}: the samples disagree with the density's divergence (sampler and density differ)",
-                    evidence,
-                )
-            if log_closed > log_high and path is paths[0]:
-                warnings.append(
-                    f"not tight for a one-coordinate shift at order={order:g}, r={shift:g}: closed form {closed:.6g}, sampled {log_estimate / (order - 1.0):.6g}"
-                )
+            failure, evidence, warning = _divergence_point(context, log_density, samples, path.name, order, y, z_crit)
+            if failure is not None:
+                return CheckResult(name, Verdict.FAIL, f"{method}: {failure}", evidence)
+            if warning is not None and path is paths[0]:
+                warnings.append(warning)
     return CheckResult(
         name,
         Verdict.PASS,

@@ -239,38 +239,46 @@ def _add_certify(sub: Any) -> None:
         default=32,
         help="inputs certified together, a chunk (default: 32); with --radii, the chunks shared out among torchrun's ranks",
     )
-    ce.add_argument(
+    _add_sequential_options(ce)
+    ce.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    ce.set_defaults(func=_cmd_certify)
+
+
+def _add_sequential_options(parser: Any) -> None:
+    """The options of ``certify --radii`` (sequential certification), in a help group of their own."""
+    group = parser.add_argument_group(
+        "sequential certification", "with --radii, each input draws samples until every radius is decided"
+    )
+    group.add_argument(
         "--radii",
         type=float_list,
         help="decide certification at these radii (comma-separated, increasing) sequentially: each input draws samples until a confidence sequence decides every radius, or --budget runs out",
     )
-    ce.add_argument("--budget", type=int, help="with --radii: most estimation samples per input (default: 100000)")
-    ce.add_argument(
+    group.add_argument("--budget", type=int, help="with --radii: most estimation samples per input (default: 100000)")
+    group.add_argument(
         "--extended-budget",
         type=int,
         help="with --radii: inputs still undecided at --budget go on, up to this many samples, for the radii they would be certified at by then if their estimate were the truth (default: none)",
     )
-    ce.add_argument(
+    group.add_argument(
         "--bound",
         choices=["renyi", "tight"],
         help="with --radii: the certificate whose radius the thresholds come from (default: renyi)",
     )
-    ce.add_argument(
+    group.add_argument(
         "--p2-mode",
         choices=["runner-up", "complement"],
         help="with --radii: bound the runner-up class (default) or take p2 = 1 - p1",
     )
-    ce.add_argument(
+    group.add_argument(
         "--inputs-at-once", type=int, help="with --radii: undecided inputs sharing the model's batches (default: 128)"
     )
-    ce.add_argument(
+    group.add_argument(
         "--decision-test",
         choices=["ordered", "two-sided"],
         help="with --radii --p2-mode complement: one-sided e-processes per radius at the full alpha, certified in increasing order (default), "
         "or every radius from one two-sided confidence sequence (the rule before)",
     )
-    ce.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    ce.set_defaults(func=_cmd_certify)
 
 
 def _add_predict(sub: Any) -> None:

@@ -187,8 +187,13 @@ def certify_dataset_at(
     inputs_per_call = check_positive_int(inputs_per_call, "inputs_per_call")
     inputs_at_once = check_positive_int(inputs_at_once, "inputs_at_once")
     budget = check_positive_int(budget, "budget")
-    extended_budget = check_extended_budget(extended_budget, budget)
-    n0 = check_positive_int(n0, "n0")
+    options = {
+        "budget": budget,
+        "extended_budget": check_extended_budget(extended_budget, budget),
+        "n0": check_positive_int(n0, "n0"),
+        "bound": bound,
+        "p2_mode": p2_mode,
+    }
     rule = decision_rule(
         smoothed.mechanism, radii, bound, p2_mode, check_alpha(alpha), smoothed.num_classes, decision_test
     )  # bad radii refused before any file is touched
@@ -199,43 +204,44 @@ def certify_dataset_at(
         method="sequential",
         radii=radii,
         alpha=alpha,
-        budget=budget,
-        extended_budget=extended_budget,
-        n0=n0,
-        bound=bound,
-        p2_mode=p2_mode,
+        **options,
         seed=seed,
         inputs_per_call=inputs_per_call,
     )
     # The threshold form's default since issue 27 (records made before hold no decision_test: the two-sided rule).
     if rule.ordered:
         settings["decision_test"] = "ordered"
-    device = model_device(smoothed.model)
+    stream_options = {**options, "inputs_at_once": inputs_at_once, "decision_test": decision_test}
 
     def certify_stream(chunks: list[range], done: dict[int, Any], bar: Any) -> Iterator[dict[str, Any]]:
         indices = [i for chunk in chunks for i in chunk if i not in done]
-        for start in range(0, len(indices), _STREAM_CALL):  # one call per slice: its inputs stream through the pool
-            part = indices[start : start + _STREAM_CALL]
-            x = data.inputs(part)
-            answers = smoothed.certify_at_stream(
-                x if device is None else x.to(device),
-                radii,
-                alpha,
-                seeds=[seed + i for i in part],
-                budget=budget,
-                extended_budget=extended_budget,
-                n0=n0,
-                bound=bound,
-                p2_mode=p2_mode,
-                inputs_at_once=inputs_at_once,
-                decision_test=decision_test,
-            )
-            for k, answer in answers:  # each recorded as it is decided: a kill later in the call loses none of them
-                if bar is not None:
-                    bar.update(1)
-                yield _sequential_record(answer, part[k], int(data.y[part[k]]), lattice=smoothed.grid is not None)
+        return _stream_records(smoothed, data, indices, bar, radii, alpha, seed, stream_options)
 
     return run_records(smoothed, data, path, settings, inputs_per_call, resume, progress, certify_stream, overwrite)
+
+
+def _stream_records(
+    smoothed: Smoothed,
+    data: LabelledData,
+    indices: list[int],
+    bar: Any,
+    radii: list[float],
+    alpha: float,
+    seed: int,
+    options: dict[str, Any],
+) -> Iterator[dict[str, Any]]:
+    """The sequential records of ``indices`` (input ``i`` with key ``seed + i``), each yielded as it is decided."""
+    device = model_device(smoothed.model)
+    for start in range(0, len(indices), _STREAM_CALL):  # one call per slice: its inputs stream through the pool
+        part = indices[start : start + _STREAM_CALL]
+        x = data.inputs(part)
+        answers = smoothed.certify_at_stream(
+            x if device is None else x.to(device), radii, alpha, seeds=[seed + i for i in part], **options
+        )
+        for k, answer in answers:  # each recorded as it is decided: a kill later in the call loses none of them
+            if bar is not None:
+                bar.update(1)
+            yield _sequential_record(answer, part[k], int(data.y[part[k]]), lattice=smoothed.grid is not None)
 
 
 #: Inputs per :meth:`Smoothed.certify_at_stream` call in :func:`certify_dataset_at` (its pool streams through them;

@@ -76,11 +76,28 @@ def train_trades(
     >>> result.method, len(result.accuracies)
     ('trades', 1)
     """
-    import torch
-    from art.attacks.evasion import ProjectedGradientDescent
-    from art.defences.trainer import AdversarialTrainerTRADESPyTorch
-    from art.estimators.classification import PyTorchClassifier
+    _check_trades_options(norm, eps, beta, lr)
+    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
+    attack_steps = check_positive_int(attack_steps, "attack_steps")
+    data = as_labelled_data(data)
+    x, y = data.inputs(slice(None)).cpu().numpy().astype(np.float32), data.y.cpu().numpy()
+    trainer, classifier = _art_trainer(model, data, norm, eps, beta, lr, batch_size, attack_steps)
+    result = TrainingResult(model=model, method="trades")
+    start = time.perf_counter()
+    with numpy_seeded(seed), _quiet_art_epochs(), progress_bar(epochs, "train TRADES", "epoch", progress) as bar:
+        for _ in range(epochs):
+            trainer.fit(x, y, nb_epochs=1, batch_size=batch_size)
+            predictions = classifier.predict(x, batch_size=1024).argmax(axis=1)
+            result.accuracies.append(float((predictions == y).mean()))
+            if bar is not None:
+                bar.update(1)
+    result.seconds = time.perf_counter() - start
+    model.eval()
+    return result
 
+
+def _check_trades_options(norm: float, eps: float, beta: float, lr: float) -> None:
+    """Refuse a norm other than 1 or 2, a non-positive ``eps`` or ``lr``, a negative ``beta``."""
     if norm not in (1, 2):
         raise ValueError(f"norm must be 1 or 2, got {norm!r}")
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
@@ -89,10 +106,17 @@ def train_trades(
         raise ValueError(f"beta must be finite and >= 0, got {beta!r}")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be > 0, got {lr!r}")
-    epochs, batch_size = check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size")
-    attack_steps = check_positive_int(attack_steps, "attack_steps")
-    data = as_labelled_data(data)
-    x, y = data.inputs(slice(None)).cpu().numpy().astype(np.float32), data.y.cpu().numpy()
+
+
+def _art_trainer(
+    model: Any, data: LabelledData, norm: float, eps: float, beta: float, lr: float, batch_size: int, attack_steps: int
+) -> tuple[Any, Any]:
+    """ART's TRADES trainer around ``model`` (Adam at ``lr``, inputs in [0, 1]) against its PGD, and the classifier."""
+    import torch
+    from art.attacks.evasion import ProjectedGradientDescent
+    from art.defences.trainer import AdversarialTrainerTRADESPyTorch
+    from art.estimators.classification import PyTorchClassifier
+
     classifier = PyTorchClassifier(
         model=model,
         loss=torch.nn.CrossEntropyLoss(),
@@ -112,16 +136,4 @@ def train_trades(
         batch_size=batch_size,
         verbose=False,
     )
-    trainer = AdversarialTrainerTRADESPyTorch(classifier, attack, beta=float(beta))
-    result = TrainingResult(model=model, method="trades")
-    start = time.perf_counter()
-    with numpy_seeded(seed), _quiet_art_epochs(), progress_bar(epochs, "train TRADES", "epoch", progress) as bar:
-        for _ in range(epochs):
-            trainer.fit(x, y, nb_epochs=1, batch_size=batch_size)
-            predictions = classifier.predict(x, batch_size=1024).argmax(axis=1)
-            result.accuracies.append(float((predictions == y).mean()))
-            if bar is not None:
-                bar.update(1)
-    result.seconds = time.perf_counter() - start
-    model.eval()
-    return result
+    return AdversarialTrainerTRADESPyTorch(classifier, attack, beta=float(beta)), classifier

@@ -29,16 +29,13 @@ from ..._progress import progress_bar
 from .compare_report import write_comparison_report
 from .demo import noise_key
 from ..certify import certify_dataset
-from ..plots import norm_name
 from ..summary import certified_accuracy
 from ...registry import get_mechanism
 from ...smoothing import Smoothed
 from ..attacks import ATTACKS, empirical_robustness
 from ..data import load_digits
-from ..lipschitz import deterministic_certify, lipschitz_mlp, train_lipschitz
-from ..models import build_model
-from ..trades import train_trades
-from ..training import train
+from ..lipschitz import deterministic_certify
+from .compare_training import train_all
 
 __all__ = ["CompareSettings", "ComparisonResult", "run_comparison"]
 
@@ -160,47 +157,12 @@ def run_comparison(
     }
     stages = 2 + 3 * len(settings.noises) + 2 * len(norms)
     with progress_bar(stages, "compare", "stage", progress, leave=True) as bar:
-        models, times = _train_all(settings, train_data, norms, progress, bar)
+        models, times = train_all(settings, train_data, norms, progress, bar)
         summary["training_seconds"] = times
         undefended = models[("standard", None)]
-        results: dict[str, dict[str, Any]] = {}
-        for noise in settings.noises:
-            key, mechanism = noise_key(*noise), get_mechanism(noise[0], scale=noise[1])
-            results[key] = {
-                "noise": noise[0],
-                "scale": noise[1],
-                "norm": float(mechanism.norm),
-                "eps": eps_by_noise[key],
-                "models": {},
-            }
-            for method in ("standard", "augmentation", "stability"):
-                model = models[(method, None if method == "standard" else key)]
-                results[key]["models"][method] = _smoothed_entry(
-                    model,
-                    mechanism,
-                    method,
-                    key,
-                    undefended,
-                    settings,
-                    train_data,
-                    test_data,
-                    attack_data,
-                    out,
-                    progress,
-                )
-                if bar is not None:
-                    bar.update(1)
-        for norm in norms:
-            keys = [k for k in results if results[k]["norm"] == norm]
-            eps = sorted({e for k in keys for e in results[k]["eps"]})
-            for method in ("trades", "lipschitz"):
-                entry = _deterministic_entry(
-                    models[(method, norm)], method, norm, eps, undefended, settings, test_data, attack_data, progress
-                )
-                for k in keys:
-                    results[k]["models"][method] = _restricted(entry, results[k]["eps"])
-                if bar is not None:
-                    bar.update(1)
+        data = (train_data, test_data, attack_data)
+        results = _smoothed_results(models, undefended, settings, data, eps_by_noise, out, progress, bar)
+        _add_deterministic_results(results, models, undefended, settings, data, norms, progress, bar)
     summary["results"] = results
     summary["seconds"] = time.perf_counter() - start
     report = write_comparison_report(out, summary)
@@ -208,84 +170,61 @@ def run_comparison(
     return ComparisonResult(report=report, summary=summary, seconds=summary["seconds"])
 
 
-def _train_all(
-    settings: CompareSettings, train_data: Any, norms: list[float], progress: bool | None, bar: Any
-) -> tuple[dict[tuple[str, Any], Any], dict[str, Any]]:
-    """Every model, keyed ``(method, noise key)`` for the smoothed ones and ``(method, norm)`` for TRADES and 1-Lipschitz; and the timings."""
-    import torch
-
-    models: dict[tuple[str, Any], Any] = {}
-    times: dict[str, Any] = {"stability": {}, "trades": {}, "augmentation": {}, "standard": None, "lipschitz": None}
-
-    def fresh() -> Any:
-        torch.manual_seed(settings.seed)
-        return build_model(settings.model, train_data.input_shape, train_data.num_classes)
-
-    models[("standard", None)] = fresh()
-    times["standard"] = train(
-        models[("standard", None)],
-        train_data,
-        method="standard",
-        epochs=settings.epochs,
-        seed=settings.seed,
-        progress=progress,
-    ).seconds
-    for name, scale in settings.noises:
-        key, mechanism = noise_key(name, scale), get_mechanism(name, scale=scale)
-        for method in ("augmentation", "stability"):
-            runs = []
-            for run in range(settings.timing_runs if method == "stability" else 1):
-                model = fresh()
-                runs.append(
-                    train(
-                        model,
-                        train_data,
-                        mechanism,
-                        method=method,
-                        epochs=settings.epochs,
-                        seed=settings.seed,
-                        progress=progress,
-                    ).seconds
-                )
-                if run == 0:
-                    models[(method, key)] = model
-            times[method][key] = runs
-    if bar is not None:
-        bar.update(1)
-    for norm in norms:
-        runs = []
-        for run in range(settings.timing_runs):
-            model = fresh()
-            result = train_trades(
-                model,
-                train_data,
-                norm=norm,
-                eps=settings.trades_eps,
-                epochs=settings.epochs,
-                beta=settings.trades_beta,
-                attack_steps=settings.trades_attack_steps,
-                seed=settings.seed,
-                progress=progress,
+def _smoothed_results(
+    models: dict[tuple[str, Any], Any],
+    undefended: Any,
+    settings: CompareSettings,
+    data: tuple[Any, Any, Any],
+    eps_by_noise: dict[str, list[float]],
+    out: Path,
+    progress: bool | None,
+    bar: Any,
+) -> dict[str, dict[str, Any]]:
+    """Per noise, the entries of the three smoothed models (standard, augmentation, stability), certified and attacked."""
+    train_data, test_data, attack_data = data
+    results: dict[str, dict[str, Any]] = {}
+    for noise in settings.noises:
+        key, mechanism = noise_key(*noise), get_mechanism(noise[0], scale=noise[1])
+        results[key] = {
+            "noise": noise[0],
+            "scale": noise[1],
+            "norm": float(mechanism.norm),
+            "eps": eps_by_noise[key],
+            "models": {},
+        }
+        for method in ("standard", "augmentation", "stability"):
+            model = models[(method, None if method == "standard" else key)]
+            results[key]["models"][method] = _smoothed_entry(
+                model, mechanism, method, key, undefended, settings, train_data, test_data, attack_data, out, progress
             )
-            runs.append(result.seconds)
-            if run == 0:
-                models[("trades", norm)] = model
-        times["trades"][norm_name(norm)] = runs
-    torch.manual_seed(settings.seed)
-    lipschitz, seconds = train_lipschitz(
-        lipschitz_mlp(train_data.input_shape, train_data.num_classes),
-        train_data,
-        epochs=settings.epochs,
-        tau=settings.lipschitz_tau,
-        seed=settings.seed,
-        progress=progress,
-    )
-    times["lipschitz"] = seconds
-    for norm in norms:  # one network: its l2 radius is also an l1 radius
-        models[("lipschitz", norm)] = lipschitz
-    if bar is not None:
-        bar.update(1)
-    return models, times
+            if bar is not None:
+                bar.update(1)
+    return results
+
+
+def _add_deterministic_results(
+    results: dict[str, dict[str, Any]],
+    models: dict[tuple[str, Any], Any],
+    undefended: Any,
+    settings: CompareSettings,
+    data: tuple[Any, Any, Any],
+    norms: list[float],
+    progress: bool | None,
+    bar: Any,
+) -> None:
+    """Add TRADES and the 1-Lipschitz network, certified once per norm, to every noise of that norm in ``results``."""
+    _, test_data, attack_data = data
+    for norm in norms:
+        keys = [k for k in results if results[k]["norm"] == norm]
+        eps = sorted({e for k in keys for e in results[k]["eps"]})
+        for method in ("trades", "lipschitz"):
+            entry = _deterministic_entry(
+                models[(method, norm)], method, norm, eps, undefended, settings, test_data, attack_data, progress
+            )
+            for k in keys:
+                results[k]["models"][method] = _restricted(entry, results[k]["eps"])
+            if bar is not None:
+                bar.update(1)
 
 
 def _attack(

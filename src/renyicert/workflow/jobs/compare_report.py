@@ -277,49 +277,17 @@ def _masking_claim(summary: dict[str, Any], settings: dict[str, Any]) -> list[st
 def write_comparison_report(out: str | Path, summary: dict[str, Any]) -> Path:
     """Write ``compare.md`` and ``compare-<noise>.png`` into ``out``; returns the report's path."""
     out = Path(out)
-    settings = summary["settings"]
-    sections = [
-        "# renyicert compare: randomized smoothing against TRADES and a 1-Lipschitz network on scikit-learn's digits",
-        "",
-        f"Every model has the demo's architecture (`{settings['model']}`; the 1-Lipschitz one its spectrally normalised twin) and trains on the same "
-        f"{summary['train_size']} images for {settings['epochs']} epochs of Adam. Clean accuracy is on all {summary['test_size']} test images; certified and "
-        f"empirical accuracy in the tables are on the first {summary['attack_inputs']} (the attacked ones), certified at radius r and attacked at eps = r. "
-        f"Smoothed models: `n0 = {settings['n0']}`, `n = {settings['n']}`, `alpha = {settings['alpha']}`, the majority vote of {settings['vote_samples']} "
-        f"noisy copies judges each adversarial example. Empirical accuracy is under the strongest attack: an image counts as broken if any of "
-        f"{', '.join(settings['attacks'])} broke it; `pgd-long` is PGD with {settings['long_restarts']} random starts of {settings['long_steps']} steps "
-        f"({settings['long_soft_samples']} noise draw per step on smoothed models). TRADES: ART's trainer, beta = {settings['trades_beta']:g}, PGD of "
-        f"{settings['trades_attack_steps']} steps at eps = {settings['trades_eps']:g} in the noise's norm.",
-        "",
-        "## Training cost",
-        "",
-    ]
     cost_table, cost_claims = _cost_lines(summary)
-    sections += cost_table + [""]
     checks = consistency_failures(summary["results"])
-    for noise, noise_result in summary["results"].items():
-        norm = float(noise_result["norm"])
-        plot_comparison(
-            noise_result["models"],
-            out / f"compare-{noise}.png",
-            noise,
-            str(noise_result["noise"]),
-            norm,
-            settings["alpha"],
-        )
-        sections += [
-            f"## {noise} ({norm_name(norm)})",
-            "",
-            comparison_table(noise_result, summary["training_seconds"], noise),
-            "",
-            f"![smoothing vs the 1-Lipschitz network](compare-{noise}.png)",
-            "",
-            "Empirical robust accuracy per attack:",
-            "",
-            _attack_table(noise_result),
-            "",
-        ]
-    sections += ["## The paper's claims, as they came out here", "", *_claims(summary, cost_claims), ""]
-    sections += [
+    sections = [
+        *_introduction(summary),
+        *cost_table,
+        "",
+        *(line for noise, result in summary["results"].items() for line in _noise_lines(out, summary, noise, result)),
+        "## The paper's claims, as they came out here",
+        "",
+        *_claims(summary, cost_claims),
+        "",
         "## Consistency check",
         "",
         "Certified accuracy must never exceed empirical robust accuracy on the same images at radius = eps (every model with a certificate, every bound).",
@@ -341,6 +309,51 @@ def write_comparison_report(out: str | Path, summary: dict[str, Any]) -> Path:
     path = out / "compare.md"
     path.write_text("\n".join(sections))
     return path
+
+
+def _introduction(summary: dict[str, Any]) -> list[str]:
+    """The report's title, what every model shares, and the training cost's heading."""
+    settings = summary["settings"]
+    return [
+        "# renyicert compare: randomized smoothing against TRADES and a 1-Lipschitz network on scikit-learn's digits",
+        "",
+        f"Every model has the demo's architecture (`{settings['model']}`; the 1-Lipschitz one its spectrally normalised twin) and trains on the same "
+        f"{summary['train_size']} images for {settings['epochs']} epochs of Adam. Clean accuracy is on all {summary['test_size']} test images; certified and "
+        f"empirical accuracy in the tables are on the first {summary['attack_inputs']} (the attacked ones), certified at radius r and attacked at eps = r. "
+        f"Smoothed models: `n0 = {settings['n0']}`, `n = {settings['n']}`, `alpha = {settings['alpha']}`, the majority vote of {settings['vote_samples']} "
+        f"noisy copies judges each adversarial example. Empirical accuracy is under the strongest attack: an image counts as broken if any of "
+        f"{', '.join(settings['attacks'])} broke it; `pgd-long` is PGD with {settings['long_restarts']} random starts of {settings['long_steps']} steps "
+        f"({settings['long_soft_samples']} noise draw per step on smoothed models). TRADES: ART's trainer, beta = {settings['trades_beta']:g}, PGD of "
+        f"{settings['trades_attack_steps']} steps at eps = {settings['trades_eps']:g} in the noise's norm.",
+        "",
+        "## Training cost",
+        "",
+    ]
+
+
+def _noise_lines(out: Path, summary: dict[str, Any], noise: str, noise_result: dict[str, Any]) -> list[str]:
+    """One noise's section (its table, its plot, written to ``compare-{noise}.png``, and its attacks table)."""
+    norm = float(noise_result["norm"])
+    plot_comparison(
+        noise_result["models"],
+        out / f"compare-{noise}.png",
+        noise,
+        str(noise_result["noise"]),
+        norm,
+        summary["settings"]["alpha"],
+    )
+    return [
+        f"## {noise} ({norm_name(norm)})",
+        "",
+        comparison_table(noise_result, summary["training_seconds"], noise),
+        "",
+        f"![smoothing vs the 1-Lipschitz network](compare-{noise}.png)",
+        "",
+        "Empirical robust accuracy per attack:",
+        "",
+        _attack_table(noise_result),
+        "",
+    ]
 
 
 def comparison_curves(entries: dict[str, dict[str, Any]], mechanism: str) -> dict[str, tuple[Any, Any]]:

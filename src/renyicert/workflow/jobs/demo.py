@@ -201,6 +201,18 @@ def _train_models(
     return models
 
 
+def _smoothed(model: Any, mechanism: Any, data: Any, settings: DemoSettings, progress: bool | None) -> Smoothed:
+    """``model`` smoothed by ``mechanism`` for inputs shaped as ``data``'s, at the demo's batch size."""
+    return Smoothed(
+        model,
+        mechanism,
+        data.num_classes,
+        input_shape=data.input_shape,
+        batch_size=settings.batch_size,
+        progress=progress,
+    )
+
+
 def _certify_and_attack(
     model: Any,
     noise: tuple[str, float],
@@ -216,14 +228,7 @@ def _certify_and_attack(
 ) -> dict[str, Any]:
     """Certify the test set and attack its first inputs with one smoothed model; its entry of the summary."""
     mechanism = get_mechanism(noise[0], scale=noise[1])
-    smoothed = Smoothed(
-        model,
-        mechanism,
-        train_data.num_classes,
-        input_shape=train_data.input_shape,
-        batch_size=settings.batch_size,
-        progress=progress,
-    )
+    smoothed = _smoothed(model, mechanism, train_data, settings, progress)
     path = out / "records" / f"{noise_key(*noise)}-{method}.jsonl"
     tick = time.perf_counter()
     records = certify_dataset(
@@ -241,25 +246,12 @@ def _certify_and_attack(
     if stages is not None:
         stages.update(1)
     stage_seconds["certify"] += time.perf_counter() - tick
-    attack_data = test_data.subset(min(settings.attack_inputs, len(test_data)))
-    eps = [round(m * noise[1], 6) for m in settings.eps_multiples]
-    attacks = [a for a in settings.attacks if a != "transfer" or undefended is not None]
     tick = time.perf_counter()
-    robustness = empirical_robustness(
-        smoothed,
-        attack_data,
-        eps,
-        attacks=attacks,
-        undefended=undefended,
-        vote_samples=settings.vote_samples,
-        boundary_iterations=settings.boundary_iterations,
-        seed=settings.seed,
-        progress=progress,
-    )
+    eps, robustness = _attack(smoothed, noise, undefended, settings, test_data, progress)
     stage_seconds["attack"] += time.perf_counter() - tick
     if stages is not None:
         stages.update(1)
-    attacked = records[: len(attack_data)]
+    attacked = records[: robustness.inputs]
     return {
         "noise": noise[0],
         "scale": noise[1],
@@ -282,6 +274,32 @@ def _certify_and_attack(
     }
 
 
+def _attack(
+    smoothed: Smoothed,
+    noise: tuple[str, float],
+    undefended: Any,
+    settings: DemoSettings,
+    test_data: Any,
+    progress: bool | None,
+) -> tuple[list[float], Any]:
+    """The attacks on the first ``settings.attack_inputs`` test inputs at ``eps`` = multiples of the noise scale."""
+    attack_data = test_data.subset(min(settings.attack_inputs, len(test_data)))
+    eps = [round(m * noise[1], 6) for m in settings.eps_multiples]
+    attacks = [a for a in settings.attacks if a != "transfer" or undefended is not None]
+    robustness = empirical_robustness(
+        smoothed,
+        attack_data,
+        eps,
+        attacks=attacks,
+        undefended=undefended,
+        vote_samples=settings.vote_samples,
+        boundary_iterations=settings.boundary_iterations,
+        seed=settings.seed,
+        progress=progress,
+    )
+    return eps, robustness
+
+
 def _certify_sequentially(
     model: Any,
     noise: tuple[str, float],
@@ -295,14 +313,7 @@ def _certify_sequentially(
 ) -> dict[str, Any]:
     """Sequential certification of the test set at ``radii``; the summary entry (its records are written beside the fixed-n ones)."""
     mechanism = get_mechanism(noise[0], scale=noise[1])
-    smoothed = Smoothed(
-        model,
-        mechanism,
-        test_data.num_classes,
-        input_shape=test_data.input_shape,
-        batch_size=settings.batch_size,
-        progress=progress,
-    )
+    smoothed = _smoothed(model, mechanism, test_data, settings, progress)
     path = out / "records" / f"{noise_key(*noise)}-{method}-sequential.jsonl"
     tick = time.perf_counter()
     records = certify_dataset_at(

@@ -212,6 +212,27 @@ def _noise_section(
     """One noise's section: its three plots, the per-bound table and the attacks table; failed consistency checks go to ``checks``."""
     norm = norm_name(float(entries[0]["norm"]))
     mechanism = str(entries[0]["noise"])
+    _plot_methods_and_bounds(out, noise, entries, grid, norm, mechanism)
+    attack_rows, empirical_curves = _attack_rows(noise, entries, checks)
+    _plot_empirical(out, noise, entries, norm, empirical_curves)
+    return [
+        f"## {noise} ({norm})",
+        "",
+        f"![certified accuracy by method](certified-{noise}.png)",
+        "",
+        f"![bounds compared](bounds-{noise}.png)",
+        "",
+        *_bound_table(entries, grid, mechanism),
+        *_attack_table(entries, settings, attack_rows),
+        f"![certified vs empirical](empirical-{noise}.png)",
+        "",
+    ]
+
+
+def _plot_methods_and_bounds(
+    out: Path, noise: str, entries: list[dict[str, Any]], grid: list[float], norm: str, mechanism: str
+) -> None:
+    """``certified-{noise}.png`` (the Rényi curve of each method) and ``bounds-{noise}.png`` (every bound of the best one)."""
     radii = curve_radii([e["_records"] for e in entries])
     curves = {METHOD_LABELS[e["method"]]: (radii, certified_accuracy(e["_records"], radii, "renyi")) for e in entries}
     plot_certified_accuracy(
@@ -232,14 +253,10 @@ def _noise_section(
         note=TENG_NOTE if mechanism == "laplace" and "tight" in offered else None,
         dashed=[bound_label("best", mechanism)],
     )
-    sections = [
-        f"## {noise} ({norm})",
-        "",
-        f"![certified accuracy by method](certified-{noise}.png)",
-        "",
-        f"![bounds compared](bounds-{noise}.png)",
-        "",
-    ]
+
+
+def _bound_table(entries: list[dict[str, Any]], grid: list[float], mechanism: str) -> list[str]:
+    """The certified accuracy of every method under every bound it offers, from the same counts."""
     bound_rows = [
         [
             METHOD_LABELS[e["method"]],
@@ -250,13 +267,16 @@ def _noise_section(
         for b in RECORD_BOUNDS
         if e["_records"][0][f"radius_{b}"] is not None
     ]
-    sections += [
+    return [
         "Certified accuracy per bound (same counts):",
         "",
         markdown_table(["method", "bound", *(f"r = {r:g}" for r in grid)], bound_rows),
         "",
     ]
-    attack_rows, empirical_curves = _attack_rows(noise, entries, checks)
+
+
+def _attack_table(entries: list[dict[str, Any]], settings: dict[str, Any], attack_rows: list[list[str]]) -> list[str]:
+    """Empirical robust accuracy next to certified accuracy on the same images, at radius = eps."""
     certified_names = [f"certified ({b})" for b in RECORD_BOUNDS if b in entries[0]["certified_on_attacked"]]
     header = [
         "method",
@@ -265,13 +285,19 @@ def _noise_section(
         *(f"{a}" for a in entries[0]["empirical"]["accuracy"] if a != "all"),
         "all attacks",
     ]
-    sections += [
+    return [
         f"Empirical robust accuracy on the first {entries[0]['empirical']['inputs']} test images (majority vote of "
         f"{settings['vote_samples']} noisy copies on the attack's output) next to certified accuracy on the same images at radius = eps:",
         "",
         markdown_table(header, attack_rows),
         "",
     ]
+
+
+def _plot_empirical(
+    out: Path, noise: str, entries: list[dict[str, Any]], norm: str, empirical_curves: dict[str, Any]
+) -> None:
+    """``empirical-{noise}.png``: the certified curve on the attacked images next to the empirical curves."""
     radii_fine = curve_radii([e["_records"][: e["empirical"]["inputs"]] for e in entries])
     overlay = {
         f"{METHOD_LABELS[e['method']]}: certified (Rényi)": (
@@ -287,7 +313,6 @@ def _noise_section(
         norm=norm,
         empirical=empirical_curves,
     )
-    return sections + [f"![certified vs empirical](empirical-{noise}.png)", ""]
 
 
 def _attack_rows(
