@@ -79,3 +79,43 @@ def test_a_lower_bound_never_rounds_to_one_even_at_alpha_next_to_one() -> None:
     alpha = np.nextafter(1.0, 0.0)
     bound = float(clopper_pearson_lower(2, 2, alpha))
     assert bound < 1.0 and bound <= alpha**0.5
+
+
+def test_failed_lattice_copies_count_in_n_and_for_every_class_but_the_top_one() -> None:
+    from scipy.stats import beta
+
+    def lower(k: int, n: int, a: float) -> float:
+        return float(beta.ppf(a, k, n - k + 1))
+
+    def upper(k: int, n: int, a: float) -> float:
+        return float(beta.ppf(1 - a, k + 1, n - k))
+
+    alpha = 0.01
+    # Three classes, two, and one: the failed copies join n always, and the runner-up where there is one.
+    cases = [([90, 3, 2], 5, alpha / 4, 3 + 5), ([90, 5], 5, alpha / 2, 5 + 5), ([95], 5, alpha / 2, 0)]
+    for counts, failed, other_alpha, runner_up in cases:
+        n = sum(counts) + failed
+        p1, p2 = top_two_bounds(np.array([counts]), np.array([0]), alpha, "runner-up", np.array([failed]))
+        assert p1[0] == pytest.approx(lower(counts[0], n, alpha / 2), rel=1e-12)
+        assert p2[0] == pytest.approx(min(upper(runner_up, n, other_alpha), 1 - p1[0]), rel=1e-12)
+        p1, p2 = top_two_bounds(np.array([counts]), np.array([0]), alpha, "complement", [failed])
+        assert p1[0] == pytest.approx(lower(counts[0], n, alpha), rel=1e-12) and p2[0] == 1 - p1[0]
+    # No failed copies is failed = 0, per row.
+    counts = np.array([[90, 3, 2], [50, 45, 0]])
+    assert np.array_equal(
+        np.array(top_two_bounds(counts, np.array([0, 1]), alpha)),
+        np.array(top_two_bounds(counts, np.array([0, 1]), alpha, "runner-up", np.array([0, 0]))),
+    )
+    with_failed = top_two_bounds(counts, np.array([0, 1]), alpha, "runner-up", np.array([0, 4]))
+    alone = top_two_bounds(counts[1:], np.array([1]), alpha, "runner-up", np.array([4]))
+    assert with_failed[0][1] == alone[0][0] and with_failed[1][1] == alone[1][0]
+
+
+def test_the_runner_up_split_ignores_the_top_class_and_never_goes_below_zero() -> None:
+    from renyicert.confidence import runner_up_split
+
+    top, runner_up, top_alpha, other_alpha = runner_up_split(np.array([[100, 0, 0], [3, 9, 9]]), np.array([0, 2]), 0.01)
+    assert top.tolist() == [100, 9] and runner_up.tolist() == [0, 9] and (top_alpha, other_alpha) == (0.005, 0.0025)
+    top, runner_up, top_alpha, other_alpha = runner_up_split(np.array([[5], [7]]), np.array([0, 0]), 0.01)
+    assert top.tolist() == [5, 7] and runner_up.tolist() == [0, 0] and (top_alpha, other_alpha) == (0.005, 0.005)
+    assert runner_up_split(np.array([[4, 6]]), np.array([0]), 0.01)[1:] == (np.array([6]), 0.005, 0.005)

@@ -103,3 +103,32 @@ def test_the_import_rules_catch_a_wrong_import(tmp_path: Path) -> None:
     lines = _imports(wrong, "renyicert.cli")
     assert [module for _, module, _ in lines] == ["renyicert.workflow.certify", "renyicert.workflow"]
     assert [n for _, _, names in lines for n in names if n.startswith("_")] == ["_private"]
+
+
+#: Functions allowed over MAX_FUNCTION_LINES, "path:name": a Triton kernel is one @triton.jit function, the loop
+#: the hardware runs (as the C++ kernel is one file), defined inside a builder so that TRITON_INTERPRET is read at
+#: first use; the builder holds the kernel's lines too.
+LONG_FUNCTIONS = {
+    "_engine/sampler.py:_triton_kernel",  # builds noisy_rows_kernel
+    "_engine/sampler.py:noisy_rows_kernel",  # Philox draws, the transform, the batch write
+    "_engine/lattice_sampler.py:_triton_kernel",  # builds the lattice kernel: draws, the thresholds' guide table
+}
+#: The longest a function's code may be, not counting its docstring (numpy docstrings with an example run long).
+MAX_FUNCTION_LINES = 60
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines -= first.end_lineno - first.lineno + 1  # type: ignore[operator]
+    return lines
+
+
+def test_no_function_is_over_60_lines_of_code_but_the_kernels() -> None:
+    long = {}
+    for path in sorted(SOURCE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > MAX_FUNCTION_LINES:
+                long[f"{path.relative_to(SOURCE).as_posix()}:{node.name}"] = _code_lines(node)
+    assert set(long) == LONG_FUNCTIONS, f"functions over {MAX_FUNCTION_LINES} lines of code: {long}"

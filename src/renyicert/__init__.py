@@ -17,9 +17,12 @@ Examples
 from __future__ import annotations
 
 from .budget import renyi_budget
+from .certificate import ABSTAIN, Certificate
 from .checker import CheckReport, CheckResult, Verdict, check, verify_comparison_bounds
+from .comparison_radii import pixeldp_radius, tight_radius
 from .hookspecs import hookimpl
 from .mechanism import Mechanism
+from .radii import probability_threshold
 from .registry import (
     DuplicateMechanismError,
     MechanismInfo,
@@ -32,10 +35,7 @@ from .registry import (
     unregister,
 )
 from .sequential import SequentialCertificate
-from .certificate import ABSTAIN, Certificate
 from .smoothing import Smoothed
-from .comparison_radii import pixeldp_radius, tight_radius
-from .radii import probability_threshold
 from .solver import RadiusResult, certified_radius, radius_at_order
 
 __version__ = "0.1.0"

@@ -34,9 +34,9 @@ This module is pure numpy: it is the numerical floor of the solver.
 
 from __future__ import annotations
 
-import numpy as np
 from typing import Any
 
+import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["PairBudget", "renyi_budget"]

@@ -53,7 +53,6 @@ from .confidence_sequence import ABOVE, BELOW, UNDECIDED
 from .lattice import failure_adjusted
 from .sequential_rule import OUT_OF_BUDGET, DecisionRule, in_order
 
-
 __all__ = ["FIRST_BLOCK", "SequentialCertificate", "certify_stream", "check_extended_budget", "decision_points"]
 
 #: Estimation samples before the first decision, and the smallest step between two decisions.

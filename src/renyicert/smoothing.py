@@ -28,12 +28,13 @@ from ._engine.engine import VoteEngine, noise_keys
 from ._engine.tuning import AUTO_BATCH_SIZES
 from ._torch import model_device
 from ._validation import check_alpha, check_batch_size, check_flag, check_positive_int
-from .confidence import P2_MODES, top_two_bounds
-from .mechanism import Mechanism
-from .registry import resolve_mechanism
 from .certificate import ABSTAIN, Certificate, split_failures
-from .smoothing_sequential import SequentialMethods
+from .confidence import P2_MODES, top_two_bounds
+from .lattice import grid_integers, lattice_noise
+from .mechanism import Mechanism
 from .radii import best_radii, check_bound, radii_where_certified, require_offered
+from .registry import resolve_mechanism
+from .smoothing_sequential import SequentialMethods
 
 __all__ = ["AUTO_BATCH_SIZES", "Smoothed"]
 
@@ -150,7 +151,6 @@ class Smoothed(SequentialMethods):
         import torch
 
         from ._logits import LogitsOf
-        from .lattice import lattice_noise
 
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -195,8 +195,6 @@ class Smoothed(SequentialMethods):
             self.input_shape = self._infer_input_shape(x)
         self._check_dimension()
         if self.grid is not None:
-            from .lattice import grid_integers
-
             x = (grid_integers(x, self.grid, self.round_off_grid).to(x.dtype) / self.grid).to(x.device)
         shape = tuple(x.shape)
         if shape == self.input_shape:

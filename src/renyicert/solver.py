@@ -28,10 +28,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from ._torch import like_inputs
 from ._validation import as_float_array, check_probabilities, first_bad
 from .budget import PairBudget
 from .inversion import SMALLEST_BUDGET, radius_from_budget
-from ._torch import like_inputs
 from .mechanism import Mechanism, check_mechanism
 
 __all__ = ["RadiusResult", "certified_radius", "radius_at_order"]

@@ -221,6 +221,18 @@ def test_recertify_at_the_records_alpha_gives_them_back_and_at_another_alpha_wha
         ({"selected": True}, "the class the selection chose is not recorded"),
         ({"selected": "0"}, "the class the selection chose is not recorded"),
         ({"n": 7}, "its counts sum to 10, its n is 7"),
+        *(
+            (
+                {key: value},
+                r"record 1 \(index 3\) is a sequential record .*depended on them, so no fixed-n Clopper-Pearson bound "
+                r"holds for them; certify again \(at a new alpha, with new noise\)$",
+            )
+            for key, value in (("certified", [True]), ("undecided", [False]), ("samples", 10), ("successes", 9))
+        ),
+        ({"failed": True}, r"'failed' \(lattice copies whose draw failed\) must be a non-negative integer, got True"),
+        ({"failed": -1}, "'failed' .* must be a non-negative integer, got -1"),
+        ({"failed": "1"}, "'failed' .* must be a non-negative integer, got '1'"),
+        ({"failed": 1}, "its counts sum to 10 and 1 failed, its n is 10"),
     ],
 )
 def test_recertify_refuses_records_it_cannot_recompute(change: dict, match: str) -> None:  # type: ignore[type-arg]
@@ -234,6 +246,30 @@ def test_recertify_refuses_records_it_cannot_recompute(change: dict, match: str)
         recertify_records([record], renyicert.get_mechanism("gaussian", scale=0.25), 0.01)
     with pytest.raises(ValueError, match="alpha must be in"):
         recertify_records([record], renyicert.get_mechanism("gaussian", scale=0.25), 1.5)
+
+
+def test_recertify_refuses_a_record_that_is_not_a_dict() -> None:
+    from renyicert.workflow.certify import recertify_records
+
+    with pytest.raises(ValueError, match=r"^record 2 \(index None\): a record must be a dict, got a list$"):
+        recertify_records(
+            [{"index": 3, "selected": 0, "counts": [9, 1]}, [9, 1]],
+            renyicert.get_mechanism("gaussian", scale=0.25),
+            0.01,
+        )
+
+
+def test_recertify_counts_a_lattice_records_failed_copies_against_every_other_class() -> None:
+    from renyicert.confidence import top_two_bounds
+    from renyicert.workflow.certify import recertify_records
+
+    gaussian = renyicert.get_mechanism("gaussian", scale=0.25)
+    record = {"index": 0, "label": 0, "prediction": 0, "selected": 0, "counts": [90, 3, 2], "failed": 5, "n": 100}
+    (again,) = recertify_records([record], gaussian, 0.01)
+    p1, p2 = top_two_bounds(np.array([[90, 3, 2]]), np.array([0]), 0.01, "runner-up", np.array([5]))
+    assert (again["p1_lower"], again["p2_upper"]) == (float(p1[0]), float(p2[0]))
+    (none_failed,) = recertify_records([dict(record, failed=0, n=95)], gaussian, 0.01)
+    assert again["p2_upper"] > none_failed["p2_upper"] and again["radius_renyi"] < none_failed["radius_renyi"]
 
 
 def test_recertify_reads_older_records_and_mechanisms_without_comparison_bounds() -> None:
@@ -410,3 +446,33 @@ def test_the_radius_grid_of_tiny_radii_has_no_nan_column() -> None:
     for largest in (3e-320, 5e-324, 1e-9):
         grid = radius_grid([{"correct": True, "radius_renyi": largest}])
         assert grid[0] == 0.0 and all(b > a for a, b in zip(grid, grid[1:])) and grid[-1] <= largest, (largest, grid)
+
+
+def test_recertify_takes_a_plugins_comparison_bound_as_best_only_once_it_is_verified() -> None:
+    from renyicert.workflow.certify import recertify_records
+
+    class ThirdParty(type(renyicert.get_mechanism("gaussian", scale=1.0))):  # type: ignore[misc]
+        name = "third-party-gaussian-recertified"
+
+    record = {"index": 0, "label": 0, "prediction": 0, "selected": 0, "counts": [990, 10], "n": 1000}
+    built_in = recertify_records([record], renyicert.get_mechanism("gaussian", scale=0.25), 0.001)[0]
+    assert built_in["radius_tight"] > built_in["radius_renyi"] and built_in["best_bound"] == "tight"
+    mechanism = ThirdParty(0.25)
+    (unverified,) = recertify_records([record], mechanism, 0.001)
+    assert unverified["radius_tight"] == built_in["radius_tight"]  # computed and reported ...
+    assert (
+        unverified["best_bound"] == "renyi" and unverified["radius_best"] == unverified["radius_renyi"]
+    )  # ... not taken
+    mechanism._verified_bounds = frozenset({"tight"})
+    (verified,) = recertify_records([record], mechanism, 0.001)
+    assert verified["best_bound"] == "tight" and verified["radius_best"] == built_in["radius_tight"]
+
+
+def test_checked_record_takes_the_best_only_from_the_bounds_the_settings_name() -> None:
+    from renyicert.workflow.records import checked_record
+
+    # A plugin's unverified tight radius is recorded but was not taken as the best (best_of = ("renyi",)).
+    record = {"correct": True, "radius_renyi": 0.4, "radius_tight": 0.6, "radius_best": 0.4, "best_bound": "renyi"}
+    assert checked_record(dict(record), "r", best_of=("renyi",)) == record
+    with pytest.raises(ValueError, match=r"^r: radius_best = 0\.4 \('renyi'\) is not the largest .*0\.6 \('tight'\)$"):
+        checked_record(dict(record), "r")

@@ -35,6 +35,7 @@ from typing import Any
 from .native import native_count_then_fill, native_ops
 from .noise_checks import check_transform
 from .philox import randint4x
+from .votes import NativeBatchStep
 
 __all__ = ["FusedSampler", "fused_noise_kind", "noisy_rows_reference"]
 
@@ -337,8 +338,6 @@ class FusedSampler:
         ``row_input``/``row_sample`` hold the phase's rows in whole batches of
         ``out``'s size; the step's votes go to ``counts`` (``voters * classes``).
         """
-        from .votes import NativeBatchStep
-
         if out.device.type != "cpu" or not self._native_fits(out, x):
             return None
         function = native_count_then_fill()

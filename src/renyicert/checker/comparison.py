@@ -37,6 +37,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..inversion import invert_divergence
+from .norm_ball import sparse_sizes
+
 __all__ = ["pixeldp_from_divergence", "pixeldp_problem", "tight_radius_problem"]
 
 #: ``(p1, p2)`` at which the comparison bounds are checked.
@@ -62,8 +65,6 @@ def pixeldp_from_divergence(mechanism: Any, p1: float, p2: float, delta: float) 
     >>> round(pixeldp_from_divergence(laplace, 0.9, 0.1, 1e-5), 6)  # pure DP: b log(p1/p2) / 2
     0.549306
     """
-    from ..inversion import invert_divergence
-
     best = 0.0
     if mechanism.has_max_divergence and p1 > p2 > 0.0:
         pure = 0.5 * (math.log(p1) - math.log(p2))  # delta = 0: p1 > e^(2 eps) p2, with eps = D(inf, L)
@@ -108,8 +109,6 @@ def _shift_plan(
     mechanism: Any, dimension: int | None, worst: list[NDArray[np.float64]], quick: bool
 ) -> list[tuple[str, NDArray[np.float64]]]:
     """Unit shifts (``||u||_norm = 1``, only the non-zero coordinates kept) to test the tight radius along."""
-    from .norm_ball import sparse_sizes
-
     norm = float(mechanism.norm)
     dims = [dimension] if dimension is not None else ([1, 2, 16, 1024] if quick else [1, 2, 4, 16, 64, 256, 1024])
     plan: list[tuple[str, NDArray[np.float64]]] = []

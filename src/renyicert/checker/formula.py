@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .derivation import MP_DIGITS, symbols
 from .results import CheckContext, CheckResult, Verdict
 
 __all__ = ["QUADRATURE_RTOL", "SYMBOLIC_RTOL", "check_closed_form", "plugin_divergence"]
@@ -149,8 +150,6 @@ def _implementation_mismatch(
     import mpmath
     import sympy
 
-    from .derivation import MP_DIGITS, symbols
-
     sym = symbols()
     closed = sympy.sympify(context.mechanism._eval_symbolic_divergence(1 + sym["t"], sym["d"], sym["scale"]))
     function = sympy.lambdify((sym["t"], sym["d"], sym["scale"]), closed, modules="mpmath")
@@ -176,8 +175,6 @@ def _implementation_mismatch(
 def _symbolic_comparison(context: CheckContext) -> tuple[Verdict, str, bool] | None:
     """``(PASS, method, tight)`` when sympy proves the closed form equal to or above the derived one; else ``None``."""
     import sympy
-
-    from .derivation import symbols
 
     sym = symbols()
     derived = context.derived.expression

@@ -30,6 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from .._engine.engine import VoteEngine
+from .._engine.native import native_ops
+from ..lattice import GUIDE_BITS, THRESHOLD_SHIFT, lattice_noise
+from .derivation import log_density_expression, symbols
+from .paths import triton_importable
 from .results import CheckContext, CheckResult, Verdict
 
 __all__ = ["GRIDS", "VERIFY_DIGITS", "check_lattice"]
@@ -50,8 +55,6 @@ def _cdf_against_density(context: CheckContext) -> str | None:
     if not mechanism.has_density:
         return None
     import sympy
-
-    from .derivation import log_density_expression, symbols
 
     sym = symbols()
     expression = log_density_expression(mechanism).subs(sym["scale"], mechanism.scale)
@@ -89,8 +92,6 @@ def _cdf_against_sample(context: CheckContext) -> tuple[str | None, float]:
 def _threshold_problems(noise: Any) -> tuple[str | None, dict[str, Any]]:
     """Check one lattice's thresholds exactly; ``(problem or None, evidence)``."""
     import mpmath
-
-    from ..lattice import GUIDE_BITS, THRESHOLD_SHIFT
 
     ends = noise.ends
     if ends.dtype != np.int64 or ends.ndim != 1 or ends.size == 0:
@@ -146,8 +147,6 @@ def _path_draws(
 ) -> tuple[Any, Any]:
     """``(atoms (rows, coordinates), failed flags)`` of an input at mid-grid drawn through the engine on ``backend``."""
     import torch
-
-    from .._engine.engine import VoteEngine
 
     engine = VoteEngine(torch.nn.Identity(), noise.mechanism, 1, backend=backend, lattice=noise)
     k = noise.grid // 2
@@ -269,10 +268,6 @@ def _grid_problem(
     Returns what failed (``None`` if nothing) and the evidence; the paths that could not be drawn here go to ``limits``.
     """
     import torch
-
-    from .._engine.native import native_ops
-    from ..lattice import lattice_noise
-    from .paths import triton_importable
 
     mechanism = context.mechanism
     noise = lattice_noise(mechanism, grid)

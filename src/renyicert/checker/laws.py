@@ -10,9 +10,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-
 from .formula import plugin_divergence
 from .results import CheckContext, CheckResult, Verdict
+from .strategies import distances, orders
 
 __all__ = ["check_laws", "location_scale_problem"]
 
@@ -30,7 +30,8 @@ class _LawBroken(Exception):
 
 def _run_law(law: Any, strategies: list[Any], max_examples: int, seed: int) -> dict[str, Any] | None:
     """Run ``law(*examples)`` under hypothesis; the shrunk counterexample, or ``None``."""
-    from hypothesis import HealthCheck, Verbosity, given, seed as hypothesis_seed, settings
+    from hypothesis import HealthCheck, Verbosity, given, settings
+    from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
     @settings(
@@ -56,8 +57,6 @@ def _run_law(law: Any, strategies: list[Any], max_examples: int, seed: int) -> d
 
 def check_laws(context: CheckContext) -> CheckResult:
     """Property-based laws of a divergence (hypothesis): zero, sign, monotonicity, limits, scale."""
-    from .strategies import distances, orders
-
     mechanism = context.mechanism
     examples = 100 if context.quick else 500
     far = distances(max_value=50 * mechanism.scale)

@@ -15,7 +15,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..solver import certified_radius
+from .comparison import DELTAS, PAIRS, SIGNIFICANCE, pixeldp_problem, tight_radius_problem
 from .results import CheckContext, CheckResult, Verdict
+from .sampler import numeric_log_density
 
 __all__ = ["check_optional_methods"]
 
@@ -167,8 +170,6 @@ def _tight_soundness_problem(context: CheckContext) -> dict[str, Any] | None:
     from scipy.integrate import quad
     from scipy.optimize import brentq
 
-    from .sampler import numeric_log_density
-
     mechanism = context.mechanism
     log_density = numeric_log_density(mechanism)
 
@@ -251,8 +252,6 @@ def _shortcut_failure(mechanism: Any, checked: list[str]) -> _Failure | None:
 
 def _comparison_failure(context: CheckContext, checked: list[str], missing: list[str]) -> _Failure | None:
     """The comparison bounds against the laws of a certificate, the Rényi radius and, where they can be, their worst cases."""
-    from ..solver import certified_radius
-
     mechanism = context.mechanism
     # The Rényi radius from the divergence alone (the shortcuts were checked before).
     renyi = np.asarray(certified_radius(mechanism, _P1, 1.0 - _P1).radius)
@@ -276,9 +275,6 @@ def _comparison_failure(context: CheckContext, checked: list[str], missing: list
 
 def _tight_soundness_failure(context: CheckContext, checked: list[str], missing: list[str]) -> _Failure | None:
     """``_tight_radius`` against the Neyman-Pearson worst case: exactly along an axis, by Monte Carlo over the norm ball."""
-    from .comparison import SIGNIFICANCE, tight_radius_problem
-    from .sampler import numeric_log_density
-
     mechanism = context.mechanism
     found = _tight_soundness_problem(context)
     if found is not None:
@@ -311,8 +307,6 @@ def _tight_soundness_failure(context: CheckContext, checked: list[str], missing:
 
 def _pixeldp_failure(mechanism: Any, checked: list[str], missing: list[str]) -> _Failure | None:
     """``_pixeldp_radius`` against the PixelDP radius the verified divergence proves."""
-    from .comparison import DELTAS, PAIRS, pixeldp_problem
-
     found = pixeldp_problem(mechanism)
     if found is not None:
         return "_pixeldp_radius against the radius the verified divergence proves (Rényi-DP to (eps, delta)-DP)", found

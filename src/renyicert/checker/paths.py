@@ -22,6 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._engine.engine import VoteEngine
+from .._engine.native import native_ops
+from .._engine.sampler import fused_noise_kind
+
 __all__ = ["NoisePath", "noise_paths"]
 
 
@@ -58,8 +62,6 @@ def _sample_draw(mechanism: Any, device: str = "cpu") -> Callable[[int, int, int
 def _engine_draw(mechanism: Any, backend: str, device: str = "cpu") -> Callable[[int, int, int], NDArray[np.float64]]:
     """Copies of a zero input through a vote engine on ``backend``: the noise itself, as certify adds it (float32)."""
     import torch
-
-    from .._engine.engine import VoteEngine
 
     def draw(count: int, coordinates: int, seed: int) -> NDArray[np.float64]:
         engine = VoteEngine(torch.nn.Identity(), mechanism, 1, backend=backend)
@@ -117,9 +119,6 @@ def noise_paths(mechanism: Any, include_interpreted_triton: bool = True) -> tupl
     in a fresh interpreter (a few seconds; left out with ``include_interpreted_triton=False``).
     """
     import torch
-
-    from .._engine.native import native_ops
-    from .._engine.sampler import fused_noise_kind
 
     paths = [NoisePath("sample()", _sample_draw(mechanism))]
     notes: list[str] = []

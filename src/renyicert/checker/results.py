@@ -13,6 +13,7 @@ from typing import Any
 
 from .._json import dumps
 from ..mechanism import Mechanism
+from .derivation import derive_divergence
 
 __all__ = ["CheckContext", "CheckReport", "CheckResult", "Verdict"]
 
@@ -211,7 +212,5 @@ class CheckContext:
     def derived(self) -> Any:
         """The divergence derived from the density (:class:`renyicert.checker.derivation.DerivedDivergence`), computed once."""
         if self._derived is None:
-            from .derivation import derive_divergence
-
             self._derived = derive_divergence(self.mechanism)
         return self._derived

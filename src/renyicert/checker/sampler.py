@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .derivation import log_density_expression, symbols
 from .results import CheckContext, CheckResult, Verdict
 
 __all__ = ["check_sampler_density", "check_sampler_divergence"]
@@ -30,8 +31,6 @@ _DRAWN_ROWS = {True: 50_000, False: 250_000}
 def numeric_log_density(mechanism: Any) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
     """The one-coordinate log-density at the mechanism's scale as a numpy function."""
     import sympy
-
-    from .derivation import log_density_expression, symbols
 
     sym = symbols()
     function = sympy.lambdify(

@@ -42,19 +42,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..mechanism import Mechanism
+from ..radii import offered_bounds
 from ..registry import resolve_mechanism
+from .formula import check_closed_form
+from .lattice import check_lattice
+from .laws import check_laws
+from .norm_ball import check_norm_ball
+from .optional import check_optional_methods
 from .results import CheckContext, CheckReport, CheckResult
+from .sampler import check_sampler_density, check_sampler_divergence
 
 __all__ = ["CHECKS", "check", "verify_comparison_bounds"]
 
 
 def _registry() -> dict[str, Callable[[CheckContext], CheckResult]]:
-    from .formula import check_closed_form
-    from .laws import check_laws
-    from .norm_ball import check_norm_ball
-    from .lattice import check_lattice
-    from .optional import check_optional_methods
-    from .sampler import check_sampler_density, check_sampler_divergence
 
     return {
         "closed-form": check_closed_form,
@@ -177,8 +178,6 @@ def verify_comparison_bounds(
     >>> report.passed, best_bounds(verified)
     (True, ('renyi', 'tight', 'pixeldp'))
     """
-    from ..radii import offered_bounds
-
     report = check(mechanism, quick=quick, seed=seed, checks=["closed-form", "norm-ball", "optional-methods"])
     comparison = tuple(bound for bound in offered_bounds(mechanism) if bound != "renyi")
     if not report.passed or not comparison:

@@ -177,6 +177,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .attacks import ATTACKS, DEFAULT_ATTACKS, RobustnessResult, empirical_robustness
     from .certify import certify_dataset, certify_dataset_at, predict_dataset, recertify_records
+    from .checkpoints import load_checkpoint, save_checkpoint
     from .data import LabelledData, load_data, load_digits
     from .distributed import join_torchrun
     from .inputs import (
@@ -191,7 +192,6 @@ if TYPE_CHECKING:
         smoothed_classifier,
         stored_mechanism,
     )
-    from .checkpoints import load_checkpoint, save_checkpoint
     from .models import build_model
     from .plots import TENG_NOTE, bound_label, norm_name, plot_certified_accuracy
     from .records import RECORDS_FORMAT, RecordWriter, read_records, read_settings, write_csv

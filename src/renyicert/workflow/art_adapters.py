@@ -49,7 +49,6 @@ def numpy_seeded(seed: int) -> Iterator[None]:
 
 def art_classifier(module: Any, input_shape: tuple[int, ...], num_classes: int) -> Any:
     import torch
-
     from art.estimators.classification import PyTorchClassifier
 
     device = model_device(module)

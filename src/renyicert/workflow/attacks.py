@@ -56,9 +56,9 @@ from numpy.typing import NDArray
 from .._progress import progress_bar
 from .._torch import model_device
 from .._validation import check_positive_int
-from .data import LabelledData
 from ..smoothing import Smoothed
 from .art_adapters import Float32Module, art_classifier, numpy_seeded
+from .data import LabelledData
 from .pgd import SmoothedSoftClassifier, SmoothedVoteClassifier, norms, pgd_with_restarts, sparse_l1_pgd
 
 __all__ = ["ATTACKS", "DEFAULT_ATTACKS", "RobustnessResult", "empirical_robustness", "onto_grid"]

@@ -36,11 +36,11 @@ from numpy.typing import NDArray
 
 from .._torch import model_device
 from .._validation import check_alpha, check_positive_int
+from ..certificate import ABSTAIN
 from ..confidence import top_two_bounds
 from ..radii import best_bounds, radii_where_certified
 from ..sequential import SequentialCertificate, check_extended_budget
 from ..sequential_rule import decision_rule
-from ..certificate import ABSTAIN
 from ..smoothing import Smoothed
 from .data import LabelledData, as_labelled_data
 from .records import upgrade_record, with_best

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._validation import check_positive_int
+from .streamed import StreamedData
 
 __all__ = [
     "DIGITS_SHAPE",
@@ -149,8 +150,6 @@ def as_labelled_data(source: Any, num_classes: int | None = None) -> LabelledDat
     """
     import numpy as np
     import torch
-
-    from .streamed import StreamedData
 
     if isinstance(source, (LabelledData, StreamedData)):
         return source  # type: ignore[return-value]

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .._validation import check_positive_int
 from .cifar import load_cifar10
 from .streamed import StreamedData, files_digest
 
@@ -139,8 +140,6 @@ def load_image_folder(folder: str | Path, image_size: int | None = None) -> Stre
     (2, (3, 6, 6), [0, 1], 1.0)
     """
     from PIL import Image
-
-    from .._validation import check_positive_int
 
     folder = Path(folder)
     if image_size is not None:

@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-
 __all__ = ["RecordsLock", "barrier", "chunk_indices", "init_from_environment", "join_torchrun", "rank_and_world"]
 
 

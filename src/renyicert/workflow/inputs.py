@@ -18,13 +18,13 @@ from ..mechanism import Mechanism
 from ..radii import best_bounds, offered_bounds
 from ..registry import build_mechanism, mechanism_class
 from ..smoothing import Smoothed
+from .checkpoints import load_checkpoint
 from .data import LabelledData, load_data, load_digits, parse_input_range
 from .datasets import open_data
-from .checkpoints import load_checkpoint
 from .models import build_model
-from .weights import load_weights
 from .plots import norm_name
 from .published import published_checkpoint_or_none
+from .weights import load_weights
 
 __all__ = [
     "check_checkpoint_path",

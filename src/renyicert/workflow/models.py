@@ -17,7 +17,9 @@ import inspect
 import math
 from typing import Any
 
+from .._logits import logits_of
 from .._torch import torch_nn
+from .zoo import PUBLISHED_ARCHITECTURES, published_model
 
 __all__ = ["CifarResNet", "DigitsCNN", "DigitsMLP", "BUILT_IN_MODELS", "build_model", "check_model_shapes", "resnet20"]
 
@@ -154,8 +156,6 @@ def _published(arch: str) -> Any:
     """A factory of the model zoo for Cohen et al.'s ``arch`` (:mod:`renyicert.workflow.zoo`), with their normalisation in front."""
 
     def build(input_shape: tuple[int, ...] = (3, 32, 32), num_classes: int = 10) -> Any:
-        from .zoo import PUBLISHED_ARCHITECTURES, published_model
-
         _, shape, classes, _ = PUBLISHED_ARCHITECTURES[arch]
         if (
             tuple(input_shape) != shape and arch != "resnet50"
@@ -256,8 +256,6 @@ def check_model_shapes(
     model whose forward the meta device cannot run is tried on real zeros.
     """
     import torch
-
-    from .._logits import logits_of
 
     was_training = model.training
     model.eval()

@@ -19,8 +19,8 @@ from .._progress import progress_bar
 from ..radii import best_bounds, offered_bounds
 from ..smoothing import Smoothed
 from . import distributed
-from .data import LabelledData
 from .checkpoints import mechanism_parameters, model_sha256
+from .data import LabelledData
 from .records import (
     RECORDS_FORMAT,
     RecordWriter,

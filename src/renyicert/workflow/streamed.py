@@ -14,6 +14,8 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from .._validation import check_positive_int
+
 __all__ = ["StreamedData", "files_digest"]
 
 
@@ -108,8 +110,6 @@ class StreamedData:
 
     def subset(self, count: int | None) -> StreamedData:
         """The first ``count`` inputs (all of them for ``None``)."""
-        from .._validation import check_positive_int
-
         if count is None:
             return self
         count = check_positive_int(count, "count")

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..radii import RECORD_BOUNDS
 from ..certificate import ABSTAIN
+from ..radii import RECORD_BOUNDS
 from .summary import SequentialSummary, certified_accuracy, radius_grid, summarize_certified
 
 __all__ = [

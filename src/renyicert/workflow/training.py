@@ -25,8 +25,8 @@ from typing import Any
 from .._progress import progress_bar
 from .._torch import model_device
 from .._validation import check_positive_int
-from .data import LabelledData, as_labelled_data
 from ..mechanism import Mechanism
+from .data import LabelledData, as_labelled_data
 
 __all__ = [
     "DEFAULT_GAMMA",

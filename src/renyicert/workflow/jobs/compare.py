@@ -26,16 +26,16 @@ from typing import Any
 
 from ..._json import dumps
 from ..._progress import progress_bar
-from .compare_report import write_comparison_report
-from .demo import noise_key
-from ..certify import certify_dataset
-from ..summary import certified_accuracy
 from ...registry import get_mechanism
 from ...smoothing import Smoothed
 from ..attacks import ATTACKS, empirical_robustness
+from ..certify import certify_dataset
 from ..data import load_digits
 from ..lipschitz import deterministic_certify
+from ..summary import certified_accuracy
+from .compare_report import write_comparison_report
 from .compare_training import train_all
+from .demo import noise_key
 
 __all__ = ["CompareSettings", "ComparisonResult", "run_comparison"]
 

@@ -23,14 +23,14 @@ from typing import Any
 from ..._json import dumps
 from ..._progress import progress_bar
 from ...radii import RECORD_BOUNDS
-from ..certify import certify_dataset, certify_dataset_at
-from ..records import write_csv
-from ..summary import certified_accuracy, radius_grid, summarize_sequential
 from ...registry import get_mechanism
 from ...smoothing import Smoothed
 from ..attacks import empirical_robustness
+from ..certify import certify_dataset, certify_dataset_at
 from ..data import load_digits
 from ..models import build_model
+from ..records import write_csv
+from ..summary import certified_accuracy, radius_grid, summarize_sequential
 from ..training import DEFAULT_GAMMA, train
 from .report import write_report
 
