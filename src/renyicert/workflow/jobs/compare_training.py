@@ -68,6 +68,17 @@ def _fresh_model(settings: CompareSettings, train_data: Any) -> Any:
     return build_model(settings.model, train_data.input_shape, train_data.num_classes)
 
 
+def _timed_runs(settings: CompareSettings, train_data: Any, count: int, train_one: Any) -> tuple[Any, list[float]]:
+    """``count`` trainings from fresh weights (``train_one(model)`` returns its seconds): the first model, every run's seconds."""
+    kept, seconds = None, []
+    for run in range(count):
+        model = _fresh_model(settings, train_data)
+        seconds.append(train_one(model))
+        if run == 0:
+            kept = model
+    return kept, seconds
+
+
 def _train_noise_models(
     settings: CompareSettings,
     train_data: Any,
@@ -79,23 +90,20 @@ def _train_noise_models(
     for name, scale in settings.noises:
         key, mechanism = noise_key(name, scale), get_mechanism(name, scale=scale)
         for method in ("augmentation", "stability"):
-            runs = []
-            for run in range(settings.timing_runs if method == "stability" else 1):
-                model = _fresh_model(settings, train_data)
-                runs.append(
-                    train(
-                        model,
-                        train_data,
-                        mechanism,
-                        method=method,
-                        epochs=settings.epochs,
-                        seed=settings.seed,
-                        progress=progress,
-                    ).seconds
-                )
-                if run == 0:
-                    models[(method, key)] = model
-            times[method][key] = runs
+
+            def train_one(model: Any, mechanism: Any = mechanism, method: str = method) -> float:
+                return train(
+                    model,
+                    train_data,
+                    mechanism,
+                    method=method,
+                    epochs=settings.epochs,
+                    seed=settings.seed,
+                    progress=progress,
+                ).seconds
+
+            count = settings.timing_runs if method == "stability" else 1
+            models[(method, key)], times[method][key] = _timed_runs(settings, train_data, count, train_one)
 
 
 def _train_trades_models(
@@ -108,10 +116,9 @@ def _train_trades_models(
 ) -> None:
     """TRADES per norm, ``settings.timing_runs`` times for its timing (the first run's model is kept)."""
     for norm in norms:
-        runs = []
-        for run in range(settings.timing_runs):
-            model = _fresh_model(settings, train_data)
-            result = train_trades(
+
+        def train_one(model: Any, norm: float = norm) -> float:
+            return train_trades(
                 model,
                 train_data,
                 norm=norm,
@@ -121,8 +128,8 @@ def _train_trades_models(
                 attack_steps=settings.trades_attack_steps,
                 seed=settings.seed,
                 progress=progress,
-            )
-            runs.append(result.seconds)
-            if run == 0:
-                models[("trades", norm)] = model
-        times["trades"][norm_name(norm)] = runs
+            ).seconds
+
+        models[("trades", norm)], times["trades"][norm_name(norm)] = _timed_runs(
+            settings, train_data, settings.timing_runs, train_one
+        )
